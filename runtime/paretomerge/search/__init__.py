@@ -1,0 +1,27 @@
+"""Multi-objective Bayesian optimisation of merge weights, usable for any black box.
+
+>>> from paretomerge.search import optimize
+>>> result = optimize(objective, dim=37, strategy="sip-map-saas", layer_profile=profile)
+"""
+
+from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.config import STRATEGY_NAMES, SearchConfig
+from paretomerge.search.optimize import ObjectiveError, OptimizeResult, optimize
+from paretomerge.search.optimizer import AskTellOptimizer, Trial
+from paretomerge.search.pareto import hypervolume, hypervolume_history, pareto_mask
+from paretomerge.search.surrogates import NutsSettings
+
+__all__ = [
+    "STRATEGY_NAMES",
+    "AcquisitionSettings",
+    "AskTellOptimizer",
+    "NutsSettings",
+    "ObjectiveError",
+    "OptimizeResult",
+    "SearchConfig",
+    "Trial",
+    "hypervolume",
+    "hypervolume_history",
+    "optimize",
+    "pareto_mask",
+]

@@ -1,0 +1,192 @@
+"""Search strategies: how a strategy groups the variables and proposes new points.
+
+A strategy sees the search space ``[0, 1]^k`` of its grouping (see :mod:`.space`) and
+returns candidates there; the optimiser expands them to decision vectors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from botorch.models.model import Model
+from torch.quasirandom import SobolEngine
+
+from paretomerge.partition import partition_layers
+from paretomerge.search.acquisition import propose_by_nehvi
+from paretomerge.search.config import SearchConfig
+from paretomerge.search.prior import (
+    normalize_profile,
+    sip_initial_lengthscales,
+    sip_saas_prior_scales,
+)
+from paretomerge.search.space import Grouping, tied_grouping
+from paretomerge.search.surrogates import fit_map_saas_gp, fit_matern_gp, fit_saas_gp
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    """What a strategy may use to propose ``q`` points, all in its search space.
+
+    ``X`` ``(n, k)`` and ``Y`` ``(n, m)`` are the finished evaluations; ``X_pending``
+    ``(p, k)`` the points still being evaluated and those that failed; ``position`` the
+    index of the first new trial (for quasi-random sequences); ``seed`` is derived from
+    the run's seed and ``position``. ``warm_start`` holds the surrogate's raw
+    hyperparameters from the previous proposal (JSON lists by parameter name), and a
+    strategy that uses it stores the new ones there.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_pending: np.ndarray
+    q: int
+    position: int
+    seed: int
+    warm_start: dict[str, list]
+
+
+def sobol_points(dim: int, seed: int, start: int, count: int) -> np.ndarray:
+    """Points ``start .. start+count-1`` of the scrambled Sobol sequence of ``seed``."""
+    engine = SobolEngine(dim, scramble=True, seed=seed)
+    if start:
+        engine.fast_forward(start)
+    return engine.draw(count, dtype=torch.double).numpy()
+
+
+class Strategy(ABC):
+    """How to group the decision variables and propose points in the grouped space."""
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.grouping = self.make_grouping()
+
+    def make_grouping(self) -> Grouping:
+        return Grouping.identity(self.config.dim)
+
+    @abstractmethod
+    def propose(self, context: ProposalContext) -> np.ndarray:
+        """``(q, k)`` new points in ``[0, 1]^k``."""
+
+
+class RandomStrategy(Strategy):
+    """Independent uniform points."""
+
+    def propose(self, context: ProposalContext) -> np.ndarray:
+        rng = np.random.default_rng(context.seed)
+        return rng.random((context.q, self.grouping.search_dim))
+
+
+class SobolStrategy(Strategy):
+    """The scrambled Sobol sequence, continued from the initial design."""
+
+    def propose(self, context: ProposalContext) -> np.ndarray:
+        start = context.position - len(self.config.initial_solutions)
+        return sobol_points(self.grouping.search_dim, self.config.seed, start, context.q)
+
+
+class BayesianStrategy(Strategy):
+    """A surrogate of every objective, fitted to the data, and qLogNEHVI over it."""
+
+    def propose(self, context: ProposalContext) -> np.ndarray:
+        X = torch.as_tensor(context.X, dtype=torch.double)
+        Y = torch.as_tensor(context.Y, dtype=torch.double)
+        model = self.fit(X, Y, context.seed, context.warm_start)
+        X_pending = torch.as_tensor(context.X_pending, dtype=torch.double)
+        return propose_by_nehvi(
+            model,
+            X_baseline=X,
+            ref_point=torch.as_tensor(self.config.ref_point, dtype=torch.double),
+            q=context.q,
+            X_pending=X_pending if len(X_pending) else None,
+            settings=self.config.acquisition,
+            seed=context.seed,
+        ).numpy()
+
+    @abstractmethod
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+        """A fitted model of ``Y`` ``(n, m)`` given ``X`` ``(n, k)``."""
+
+    def importance(self) -> np.ndarray:
+        """Importance of each search variable in ``[0, 1]``; extra variables count as 1."""
+        weights = normalize_profile(self.config.layer_profile)
+        return np.concatenate([weights, np.ones(self.config.extra_variables)])
+
+
+class GPStrategy(BayesianStrategy):
+    """MAP Matern-5/2 ARD GP ("plain BoTorch")."""
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+        return fit_matern_gp(X, Y, warm_start=warm_start)
+
+
+class SipGPStrategy(BayesianStrategy):
+    """SIP-BMM's reference scheme: every fit starts from lengthscales set by importance."""
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+        return fit_matern_gp(X, Y, initial_lengthscales=sip_initial_lengthscales(self.importance()))
+
+
+class SaasStrategy(BayesianStrategy):
+    """Fully Bayesian SAAS GP (NUTS); with ``use_prior`` the SIP prior scales inside it."""
+
+    use_prior = False
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+        scales = sip_saas_prior_scales(self.importance()) if self.use_prior else None
+        return fit_saas_gp(X, Y, prior_scales=scales, nuts=self.config.nuts, seed=seed)
+
+
+class SipSaasStrategy(SaasStrategy):
+    use_prior = True
+
+
+class SipMapSaasStrategy(BayesianStrategy):
+    """MAP SAAS GP with the SIP prior: the practical default on CPU."""
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+        scales = sip_saas_prior_scales(self.importance())
+        return fit_map_saas_gp(X, Y, prior_scales=scales, warm_start=warm_start)
+
+
+class ModelLevelStrategy(GPStrategy):
+    """One scalar for every merge weight (the classic model-level merge), by GP + qLogNEHVI."""
+
+    def make_grouping(self) -> Grouping:
+        return tied_grouping(self.config.dim, range(self.config.num_weights))
+
+
+class BamboStrategy(GPStrategy):
+    """BAMBO: layers cut into contiguous blocks by the DP, one weight per block.
+
+    The head variable and any extra variables stay blocks of their own.
+    """
+
+    def make_grouping(self) -> Grouping:
+        config = self.config
+        num_layers = config.num_weights - 1
+        importance = normalize_profile(config.layer_profile)
+        partition = partition_layers(
+            importance[:num_layers],
+            config.num_blocks,
+            config.partition_strategy,
+            config.partition_alpha,
+            config.partition_beta,
+        )
+        own = range(config.num_blocks, config.num_blocks + 1 + config.extra_variables)
+        return Grouping((*partition.labels.tolist(), *own))
+
+
+STRATEGIES: dict[str, Callable[[SearchConfig], Strategy]] = {
+    "random": RandomStrategy,
+    "sobol": SobolStrategy,
+    "model-level": ModelLevelStrategy,
+    "gp": GPStrategy,
+    "sip-gp": SipGPStrategy,
+    "saas": SaasStrategy,
+    "sip-saas": SipSaasStrategy,
+    "sip-map-saas": SipMapSaasStrategy,
+    "bambo": BamboStrategy,
+}

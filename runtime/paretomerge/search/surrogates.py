@@ -1,0 +1,223 @@
+"""Surrogate models: one GP per objective, fitted to data in the unit cube.
+
+All builders take ``X`` of shape ``(n, k)`` in ``[0, 1]^k`` and ``Y`` of shape ``(n, m)``
+(raw objective values, maximised) as double tensors, and return a fitted BoTorch model
+whose posterior is on the raw scale of ``Y`` (outcome standardisation is inside the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from botorch.fit import fit_fully_bayesian_model_nuts, fit_gpytorch_mll
+from botorch.models import ModelListGP, SingleTaskGP
+from botorch.models.fully_bayesian import SaasFullyBayesianSingleTaskGP, SaasPyroModel
+from botorch.models.map_saas import (
+    add_saas_prior,
+    get_gaussian_likelihood_with_gamma_prior,
+    get_mean_module_with_normal_prior,
+)
+from botorch.models.model import Model
+from botorch.models.transforms.input import Normalize
+from botorch.models.transforms.outcome import Standardize
+from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+from botorch.utils.constraints import LogTransformedInterval
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import HalfCauchyPrior
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """NUTS budget for the fully Bayesian SAAS GP.
+
+    BoTorch's defaults (512 warm-up, 256 samples, thinning 16) take minutes per fit on
+    two CPU cores at n=88, d=37; these caps keep a fit well under a minute while still
+    retaining ``num_samples / thinning`` posterior draws for the acquisition.
+    """
+
+    warmup_steps: int = 128
+    num_samples: int = 64
+    thinning: int = 8
+    max_tree_depth: int = 5
+
+
+def _bounds(dim: int) -> torch.Tensor:
+    return torch.stack([torch.zeros(dim), torch.ones(dim)]).double()
+
+
+def _fit_map(model: SingleTaskGP, warm_start: dict[str, list] | None) -> SingleTaskGP:
+    """MAP fit by L-BFGS-B, started from ``warm_start`` when it fits this model.
+
+    ``warm_start`` maps raw hyperparameter names to values (nested lists). A fit started
+    from the previous proposal's optimum needs about half the iterations of a cold one;
+    the new optimum is written back, so the caller can keep it (as JSON) for the next.
+    """
+    if warm_start is not None:
+        current = dict(model.named_parameters())
+        if warm_start and all(
+            name in current and tuple(current[name].shape) == np.shape(values)
+            for name, values in warm_start.items()
+        ):
+            with torch.no_grad():
+                for name, values in warm_start.items():
+                    current[name].copy_(torch.as_tensor(values, dtype=current[name].dtype))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    if warm_start is not None:
+        warm_start.clear()
+        warm_start.update({name: p.detach().tolist() for name, p in model.named_parameters()})
+    return model
+
+
+def fit_matern_gp(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    initial_lengthscales: np.ndarray | None = None,
+    warm_start: dict[str, list] | None = None,
+) -> SingleTaskGP:
+    """MAP-fitted Matern-5/2 ARD GP, one batch member per objective ("plain BoTorch").
+
+    BoTorch's current defaults apart from the kernel: dimension-scaled log-normal
+    lengthscale prior (Hvarfner et al. 2024; the older Gamma(3, 6) prior collapses every
+    lengthscale to ~0.33 in 37 dimensions and leaves the GP with nothing learnt),
+    log-normal noise prior, input normalisation and outcome standardisation.
+
+    Args:
+        X: ``(n, k)`` inputs in ``[0, 1]^k``.
+        Y: ``(n, m)`` objective values.
+        initial_lengthscales: optional ``(k,)`` starting lengthscales for the MAP fit
+            (SIP-BMM's prior); the fit starts there and is free to move.
+        warm_start: previous hyperparameters to start from, updated in place (see
+            :func:`_fit_map`).
+    """
+    num_objectives = Y.shape[-1]
+    batch_shape = torch.Size([num_objectives]) if num_objectives > 1 else torch.Size()
+    model = SingleTaskGP(
+        X,
+        Y,
+        covar_module=get_covar_module_with_dim_scaled_prior(
+            X.shape[-1], batch_shape=batch_shape, use_rbf_kernel=False
+        ),
+        input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
+        outcome_transform=Standardize(num_objectives),
+    )
+    if initial_lengthscales is not None:
+        model.covar_module.lengthscale = torch.as_tensor(
+            initial_lengthscales, dtype=X.dtype
+        ).expand_as(model.covar_module.lengthscale)
+    return _fit_map(model, warm_start)
+
+
+def add_sip_saas_prior(kernel: MaternKernel, prior_scales: np.ndarray | None) -> MaternKernel:
+    r"""BoTorch's MAP SAAS prior with a per-dimension half-Cauchy scale.
+
+    ``tau ~ HC(0.1)`` and ``tau / l_j^2 ~ HC(s_j)``; ``s_j = 1`` everywhere is BoTorch's
+    MAP SAAS. ``prior_scales`` (shape ``(k,)``) comes from
+    :func:`paretomerge.search.prior.sip_saas_prior_scales`.
+    """
+    add_saas_prior(kernel, tau=None, log_scale=True)
+    if prior_scales is not None:
+        closure, setting_closure = kernel._priors["inv_lengthscale_prior"][1:]
+        kernel.register_prior(
+            "inv_lengthscale_prior",
+            HalfCauchyPrior(torch.as_tensor(prior_scales, dtype=kernel.raw_lengthscale.dtype)),
+            closure,
+            setting_closure,
+        )
+    return kernel
+
+
+def fit_map_saas_gp(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    prior_scales: np.ndarray | None = None,
+    warm_start: dict[str, list] | None = None,
+) -> SingleTaskGP:
+    """MAP-fitted Matern-5/2 GP under the (SIP-)SAAS prior, one batch member per objective.
+
+    Args:
+        X: ``(n, k)`` inputs in ``[0, 1]^k``.
+        Y: ``(n, m)`` objective values.
+        prior_scales: ``(k,)`` half-Cauchy scales of ``tau / l_j^2``; ``None`` is plain
+            MAP SAAS.
+        warm_start: previous hyperparameters to start from, updated in place.
+    """
+    num_objectives = Y.shape[-1]
+    batch_shape = torch.Size([num_objectives]) if num_objectives > 1 else torch.Size()
+    base_kernel = MaternKernel(nu=2.5, ard_num_dims=X.shape[-1], batch_shape=batch_shape).to(X)
+    add_sip_saas_prior(base_kernel, prior_scales)
+    model = SingleTaskGP(
+        X,
+        Y,
+        mean_module=get_mean_module_with_normal_prior(batch_shape=batch_shape),
+        covar_module=ScaleKernel(
+            base_kernel,
+            outputscale_constraint=LogTransformedInterval(1e-2, 1e4, initial_value=10),
+            batch_shape=batch_shape,
+        ),
+        likelihood=get_gaussian_likelihood_with_gamma_prior(batch_shape=batch_shape),
+        input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
+        outcome_transform=Standardize(num_objectives),
+    ).to(X)
+    return _fit_map(model, warm_start)
+
+
+class SipSaasPyroModel(SaasPyroModel):
+    """NumPyro SAAS model whose inverse squared lengthscales have per-dimension scales."""
+
+    prior_scales: np.ndarray | None = None
+
+    def sample_lengthscale(self, dim: int, alpha: float = 0.1):
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as dist
+
+        if self.prior_scales is None:
+            return super().sample_lengthscale(dim, alpha)
+        tausq = numpyro.sample("kernel_tausq", dist.HalfCauchy(jnp.array(alpha)))
+        inv_length_sq = numpyro.sample(
+            "_kernel_inv_length_sq", dist.HalfCauchy(jnp.asarray(self.prior_scales))
+        )
+        inv_length_sq = numpyro.deterministic("kernel_inv_length_sq", tausq * inv_length_sq)
+        return numpyro.deterministic("lengthscale", 1.0 / jnp.sqrt(inv_length_sq))
+
+
+class SipSaasFullyBayesianGP(SaasFullyBayesianSingleTaskGP):
+    """BoTorch's fully Bayesian SAAS GP with the SIP prior inside its NumPyro model."""
+
+    _pyro_model_class = SipSaasPyroModel
+
+    def __init__(self, X: torch.Tensor, Y: torch.Tensor, prior_scales: np.ndarray | None):
+        super().__init__(
+            X,
+            Y,
+            input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
+            outcome_transform=Standardize(1),
+        )
+        self.pyro_model.prior_scales = prior_scales
+
+
+def fit_saas_gp(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    prior_scales: np.ndarray | None = None,
+    nuts: NutsSettings = NutsSettings(),
+    seed: int = 0,
+) -> Model:
+    """Fully Bayesian (SIP-)SAAS GP per objective, fitted by NUTS; a ``ModelListGP``."""
+    models = []
+    for j in range(Y.shape[-1]):
+        model = SipSaasFullyBayesianGP(X, Y[:, j : j + 1], prior_scales)
+        fit_fully_bayesian_model_nuts(
+            model,
+            warmup_steps=nuts.warmup_steps,
+            num_samples=nuts.num_samples,
+            thinning=nuts.thinning,
+            max_tree_depth=nuts.max_tree_depth,
+            disable_progbar=True,
+            seed=seed + j,
+        )
+        models.append(model)
+    return ModelListGP(*models)

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from paretomerge.checkpoint import INDEX_FILE, Checkpoint
+from paretomerge.layout import TensorLayout
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -25,9 +27,6 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
-
-from paretomerge.checkpoint import INDEX_FILE, Checkpoint
-from paretomerge.layout import TensorLayout
 
 VOCAB_SIZE = 128
 ARCHITECTURES = {
@@ -83,7 +82,7 @@ def make_base(
     model = model_cls(config).to(dtype)
     # Norm weights start at exactly 1; give them spread so merges of them are testable.
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.ndim == 1:
                 parameter.add_(0.1 * torch.randn_like(parameter))
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}

@@ -108,9 +108,7 @@ class Checkpoint:
         elif (self.path / SINGLE_FILE).is_file():
             weight_map = None
         else:
-            raise CheckpointError(
-                f"model {self.path} has neither {SINGLE_FILE} nor {INDEX_FILE}"
-            )
+            raise CheckpointError(f"model {self.path} has neither {SINGLE_FILE} nor {INDEX_FILE}")
 
         shard_names = sorted(set(weight_map.values())) if weight_map else [SINGLE_FILE]
         tensors: dict[str, TensorInfo] = {}
@@ -168,6 +166,8 @@ def _shard_header(shard: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
             length = int.from_bytes(stream.read(8), "little")
             header = json.loads(stream.read(length))
     except (OSError, ValueError) as error:
-        raise CheckpointError(f"shard {shard} is not a readable safetensors file: {error}")
+        raise CheckpointError(
+            f"shard {shard} is not a readable safetensors file: {error}"
+        ) from error
     header.pop("__metadata__", None)
     return {name: (entry["dtype"], tuple(entry["shape"])) for name, entry in header.items()}

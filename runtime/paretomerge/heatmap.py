@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in pods
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from paretomerge.importance import STATISTICS, ImportanceProfile, min_max_normalize  # noqa: E402
-from paretomerge.partition import BlockPartition  # noqa: E402
+from paretomerge.importance import STATISTICS, ImportanceProfile, min_max_normalize
+from paretomerge.partition import BlockPartition
 
 
 def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
@@ -29,9 +29,10 @@ def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
     ]
     if len(profile.experts) > 1:
         rows += [
-            (f"frobenius: {Path(e.model.path).name}", min_max_normalize(
-                e.statistics["frobenius"].layers
-            ))
+            (
+                f"frobenius: {Path(e.model.path).name}",
+                min_max_normalize(e.statistics["frobenius"].layers),
+            )
             for e in profile.experts
         ]
     partition = None
@@ -42,8 +43,10 @@ def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
         normalized = min_max_normalize(profile.layers)
         block_mass = [normalized[a:b].sum() for a, b in partition.bounds]
         rows.append(
-            (f"blocks ({profile.partition.strategy})",
-             partition.expand(min_max_normalize(block_mass))),
+            (
+                f"blocks ({profile.partition.strategy})",
+                partition.expand(min_max_normalize(block_mass)),
+            ),
         )
 
     num_layers = profile.num_layers

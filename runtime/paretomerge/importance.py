@@ -115,9 +115,7 @@ def min_max_normalize(values: Sequence[float]) -> np.ndarray:
     return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
 
-def compute_profile(
-    base_path: str | Path, expert_paths: Sequence[str | Path]
-) -> ImportanceProfile:
+def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -> ImportanceProfile:
     """Measure the importance profile of ``expert_paths`` against ``base_path``.
 
     Raises:
@@ -168,9 +166,7 @@ def compute_profile(
             statistics[statistic] = StatisticProfile(
                 layers=[means[layer] for layer in range(layout.num_layers)], head=means["head"]
             )
-        expert_profiles.append(
-            ExpertProfile(model=ModelIdentity.of(expert), statistics=statistics)
-        )
+        expert_profiles.append(ExpertProfile(model=ModelIdentity.of(expert), statistics=statistics))
 
     mean_statistics = {
         statistic: StatisticProfile(
@@ -230,9 +226,7 @@ def tensor_statistics(
 def _raise_if_not_finite(model: Checkpoint, name: str, tensor: torch.Tensor) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise CheckpointError(f"tensor {name} of model {model.path} has non-finite values")
-    raise CheckpointError(
-        f"tensor {name} of model {model.path}: its norms overflow float32"
-    )
+    raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow float32")
 
 
 def partition_profile(

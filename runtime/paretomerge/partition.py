@@ -63,9 +63,7 @@ class BlockPartition:
         """Per-layer values from per-block values: layer ``l`` gets ``block_values[labels[l]]``."""
         values = np.asarray(block_values, dtype=float)
         if values.shape != (self.num_blocks,):
-            raise ValueError(
-                f"expected {self.num_blocks} block values, got shape {values.shape}"
-            )
+            raise ValueError(f"expected {self.num_blocks} block values, got shape {values.shape}")
         return values[self.labels]
 
 

@@ -14,15 +14,16 @@ final norm and ``lm_head``. With several experts each one is reported, and the p
 own values are the mean over experts. The default statistic, ``frobenius``, is the one
 the SIP prior and the BAMBO partition use (DESIGN.md).
 
-Tensors are streamed one at a time (see :mod:`paretomerge.checkpoint`), so memory stays
-at a small multiple of the largest tensor: one tensor of each model plus two float32
-working copies.
+Tensors are streamed one at a time (see :mod:`paretomerge.checkpoint`) and reduced in
+cache-sized chunks, so memory stays within about one tensor of each model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ from paretomerge.layout import TensorLayout
 from paretomerge.partition import PartitionStrategy, partition_layers
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
+# 256 Ki float32 values (1 MiB) per operand: small enough to stay in a core's cache.
+CHUNK_ELEMENTS = 1 << 18
 DEFAULT_STATISTIC = "frobenius"
 
 
@@ -141,17 +144,18 @@ def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -
     # sums[k][statistic][group] and counts for the means over tensors.
     sums = [{s: dict.fromkeys(groups, 0.0) for s in STATISTICS} for _ in experts]
     relative_counts = [dict.fromkeys(groups, 0) for _ in experts]
-    for name in sorted(n for n, r in roles.items() if r is not None):
-        group = roles[name]
-        base_tensor = base.read(name)
-        for k, expert in enumerate(experts):
-            stats = tensor_statistics(base, expert, name, base_tensor, expert.read(name))
-            for statistic in ("frobenius", "l1", "linf"):
-                sums[k][statistic][group] += stats[statistic]
-            if stats["relative"] is not None:
-                sums[k]["relative"][group] += stats["relative"]
-                relative_counts[k][group] += 1
-        del base_tensor
+    with _single_torch_thread():
+        for name in sorted(n for n, r in roles.items() if r is not None):
+            group = roles[name]
+            base_tensor = base.read(name)
+            for k, expert in enumerate(experts):
+                stats = tensor_statistics(base, expert, name, base_tensor, expert.read(name))
+                for statistic in ("frobenius", "l1", "linf"):
+                    sums[k][statistic][group] += stats[statistic]
+                if stats["relative"] is not None:
+                    sums[k]["relative"][group] += stats["relative"]
+                    relative_counts[k][group] += 1
+            del base_tensor
 
     expert_profiles = []
     for k, expert in enumerate(experts):
@@ -198,35 +202,54 @@ def tensor_statistics(
     base_tensor: torch.Tensor,
     expert_tensor: torch.Tensor,
 ) -> dict[str, float | None]:
-    """The four statistics of ``D = expert_tensor - base_tensor`` (float32).
+    """The four statistics of ``D = expert_tensor - base_tensor``.
 
-    ``relative`` is ``None`` when the base tensor is all zeros.
+    Works through the flattened tensors in chunks of :data:`CHUNK_ELEMENTS`, converted
+    to float32 while they sit in cache; sums accumulate in float64. ``relative`` is
+    ``None`` when the base tensor is all zeros.
 
     Raises:
         CheckpointError: either tensor holds a NaN or an infinity (named with its model).
     """
-    base32 = base_tensor.to(torch.float32)
-    base_norm = float(torch.linalg.vector_norm(base32))
-    if not np.isfinite(base_norm):
-        _raise_if_not_finite(base, name, base32)
-    delta = expert_tensor.to(torch.float32)
-    delta.sub_(base32).abs_()  # |D|: every statistic below is a function of it
-    del base32
-    stats: dict[str, float | None] = {
-        "frobenius": float(torch.linalg.vector_norm(delta)),
-        "l1": float(delta.sum()),
-        "linf": float(delta.max()) if delta.numel() else 0.0,
-    }
-    if not all(np.isfinite(v) for v in stats.values()):
+    flat_base, flat_expert = base_tensor.reshape(-1), expert_tensor.reshape(-1)
+    base_sq = delta_sq = l1 = linf = 0.0
+    for start in range(0, flat_base.numel(), CHUNK_ELEMENTS):
+        base32 = flat_base[start : start + CHUNK_ELEMENTS].to(torch.float32)
+        delta = flat_expert[start : start + CHUNK_ELEMENTS].to(torch.float32) - base32
+        base_sq += float(torch.dot(base32, base32))
+        delta_sq += float(torch.dot(delta, delta))
+        l1 += float(torch.linalg.vector_norm(delta, 1))
+        low, high = torch.aminmax(delta)
+        linf = max(linf, -float(low), float(high))
+    if not np.isfinite(base_sq):
+        _raise_if_not_finite(base, name, base_tensor)
+    if not np.isfinite(delta_sq + l1 + linf):
         _raise_if_not_finite(expert, name, expert_tensor)
-    stats["relative"] = stats["frobenius"] / base_norm if base_norm > 0 else None
-    return stats
+    frobenius, base_norm = delta_sq**0.5, base_sq**0.5
+    return {
+        "frobenius": frobenius,
+        "l1": l1,
+        "linf": linf,
+        "relative": frobenius / base_norm if base_norm > 0 else None,
+    }
 
 
-def _raise_if_not_finite(model: Checkpoint, name: str, tensor: torch.Tensor) -> None:
+def _raise_if_not_finite(model: Checkpoint, name: str, tensor: torch.Tensor) -> NoReturn:
     if not bool(torch.isfinite(tensor).all()):
         raise CheckpointError(f"tensor {name} of model {model.path} has non-finite values")
-    raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow float32")
+    raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
+
+
+@contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: the chunk operations are too small to gain from
+    more, and on a busy machine each multi-threaded op would wait at a thread barrier."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def partition_profile(

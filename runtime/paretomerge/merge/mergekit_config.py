@@ -11,8 +11,9 @@ weight, the source parameter is a list of conditional values: first the head wei
 filtered on each head tensor's exact name, then the layer weight with no filter.
 mergekit filters by substring, so every filter is checked to match no other tensor.
 
-Merging is computed in float32 and written in the base's dtype when all its tensors
-share one (bf16 stays bf16).
+No ``dtype`` is set: mergekit computes each tensor in its stored dtype and writes the
+base's (bf16 stays bf16). Computing bf16 models in float32 instead would change the
+result by at most about one bf16 rounding step, at twice the memory traffic.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from mergekit.config import (
 from paretomerge.checkpoint import Checkpoint, CheckpointError
 from paretomerge.layout import TensorLayout
 from paretomerge.merge.plan import EPSILON_METHODS, GAMMA_METHODS, MergePlan
-
-# safetensors dtype codes -> the names mergekit's `dtype`/`out_dtype` accept.
-_DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 
 
 def build_configuration(
@@ -70,16 +68,11 @@ def build_configuration(
             for ref in expert_refs
         ]
         slices.append(OutputSliceDefinition(sources=sources))
-
-    dtypes = {info.dtype for info in base.tensors.values()}
-    out_dtype = _DTYPE_NAMES.get(dtypes.pop()) if len(dtypes) == 1 else None
     return MergeConfiguration(
         merge_method=plan.method,
         base_model=base_ref,
         slices=slices,
         parameters=_method_parameters(plan) or None,
-        dtype="float32" if out_dtype else None,
-        out_dtype=out_dtype,
     )
 
 

@@ -113,7 +113,7 @@ def make_expert(
         if not item.name.endswith(".safetensors"):
             shutil.copy(item, path / item.name)
     shards: dict[Path, dict[str, torch.Tensor]] = {}
-    for name, info in checkpoint.tensors.items():
+    for name, info in sorted(checkpoint.tensors.items()):  # noise independent of sharding
         tensor = checkpoint.read(name)
         role = layout.role(name)
         amount = scales.get(role, scale) if isinstance(role, int) else scale

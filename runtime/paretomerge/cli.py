@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from paretomerge import __version__
@@ -29,3 +32,135 @@ def main(
     ),
 ) -> None:
     """ParetoMerge command line."""
+
+
+def _fail(error: Exception) -> typer.Exit:
+    """Report a user-facing error on stderr; the caller raises the returned exit."""
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(code=1)
+
+
+def _parse_floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=option
+        ) from None
+
+
+BaseOption = Annotated[Path, typer.Option("--base", help="Base model directory.")]
+ExpertOption = Annotated[
+    list[Path], typer.Option("--expert", help="Expert model directory (repeatable).")
+]
+
+
+@app.command()
+def importance(
+    base: BaseOption,
+    expert: ExpertOption,
+    out: Annotated[Path, typer.Option("--out", help="Profile JSON to write.")],
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Heatmap PNG to write [default: the profile's path with .png]."),
+    ] = None,
+    blocks: Annotated[
+        int, typer.Option(min=1, help="Blocks of the partition drawn (at most the layer count).")
+    ] = 8,
+    strategy: Annotated[
+        str, typer.Option(help="Partition strategy: variance, balance, hybrid, uniform.")
+    ] = "hybrid",
+    alpha: Annotated[float, typer.Option(help="Hybrid partition: homogeneity weight.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="Hybrid partition: balance weight.")] = 0.005,
+) -> None:
+    """Measure the per-layer task-vector profile of experts against a base (streamed)."""
+    from paretomerge.checkpoint import CheckpointError
+    from paretomerge.heatmap import plot_profile
+    from paretomerge.importance import compute_profile, partition_profile
+
+    try:
+        profile = compute_profile(base, expert)
+        profile.partition = partition_profile(
+            profile, min(blocks, profile.num_layers), strategy, alpha, beta
+        )
+    except (CheckpointError, ValueError) as error:
+        raise _fail(error) from error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profile.write(out)
+    plot_path = plot or out.with_suffix(".png")
+    plot_profile(profile, plot_path)
+    typer.echo(f"wrote {out} and {plot_path}")
+
+
+@app.command()
+def merge(
+    base: BaseOption,
+    expert: ExpertOption,
+    method: Annotated[str, typer.Option("--method", help="Merge method (mergekit name).")],
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help=(
+                "Comma-separated weights: one per layer then one for embeddings, final norm "
+                "and lm_head (L+1); one per block then the head's, with --block-starts "
+                "(K+1); or a single model-level weight."
+            ),
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output model directory (new or empty).")],
+    block_starts: Annotated[
+        str | None, typer.Option(help="First layer of every block, e.g. 0,9,18,27.")
+    ] = None,
+    density: Annotated[
+        float | None, typer.Option(help="Sparsifying methods: fraction of entries kept.")
+    ] = None,
+    epsilon: Annotated[float | None, typer.Option(help="della, della_linear: epsilon.")] = None,
+    gamma: Annotated[
+        float | None, typer.Option(help="breadcrumbs, breadcrumbs_ties: outlier fraction.")
+    ] = None,
+    normalize: Annotated[
+        bool, typer.Option("--normalize/--no-normalize", help="Divide by the weights' sum.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of DARE/DELLA's random drops.")] = 0,
+    device: Annotated[str, typer.Option(help="Where to compute (cpu, cuda).")] = "cpu",
+    shard_size: Annotated[int, typer.Option(min=1, help="Output shard size in bytes.")] = 1 << 30,
+    async_write: Annotated[
+        bool,
+        typer.Option("--async-write/--no-async-write", help="Write shards in background threads."),
+    ] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
+) -> None:
+    """Merge experts into a base with per-layer, per-block or model-level weights."""
+    from paretomerge.checkpoint import Checkpoint, CheckpointError
+    from paretomerge.merge import (
+        ExecutionOptions,
+        merge_models,
+        plan_from_block_weights,
+        plan_from_weights,
+    )
+    from paretomerge.partition import BlockPartition
+
+    values = _parse_floats(weights, "--weights")
+    parameters = {
+        "density": density,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "normalize": normalize,
+        "seed": seed,
+    }
+    try:
+        num_layers = Checkpoint(base).num_layers
+        if block_starts is None:
+            plan = plan_from_weights(base, expert, method, values, num_layers, **parameters)
+        else:
+            starts = [int(s) for s in _parse_floats(block_starts, "--block-starts")]
+            partition = BlockPartition(starts=tuple(starts), num_layers=num_layers)
+            plan = plan_from_block_weights(base, expert, method, values, partition, **parameters)
+        options = ExecutionOptions(
+            device=device, out_shard_bytes=shard_size, async_write=async_write, num_threads=threads
+        )
+        merge_models(plan, out, options)
+    except (CheckpointError, ValueError, FileExistsError) as error:
+        raise _fail(error) from error
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,271 @@
+"""The structural importance profile: how far each layer of an expert moved from the base.
+
+For a base ``B`` and experts ``E_1..E_m`` with task vectors ``D_k = W_{E_k} - W_B``, every
+tensor ``t`` gives four statistics (computed in float32):
+
+    frobenius  ||D_t||_F = sqrt(sum D_t^2)
+    l1         ||D_t||_1 = sum |D_t|
+    linf       ||D_t||_inf = max |D_t|
+    relative   ||D_t||_F / ||W_B,t||_F      (tensors with a zero base are left out)
+
+The value of a statistic for layer ``l`` is the mean of the per-tensor values over the
+tensors of layer ``l``; the head variable gets the same mean over the embeddings, the
+final norm and ``lm_head``. With several experts each one is reported, and the profile's
+own values are the mean over experts. The default statistic, ``frobenius``, is the one
+the SIP prior and the BAMBO partition use (DESIGN.md).
+
+Tensors are streamed one at a time (see :mod:`paretomerge.checkpoint`) and reduced in
+cache-sized chunks, so memory stays within about one tensor of each model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
+from paretomerge.layout import TensorLayout
+from paretomerge.partition import PartitionStrategy, partition_layers
+
+STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
+# 256 Ki float32 values (1 MiB) per operand: small enough to stay in a core's cache.
+CHUNK_ELEMENTS = 1 << 18
+DEFAULT_STATISTIC = "frobenius"
+
+
+class ModelIdentity(BaseModel):
+    """What a profile was measured on, from the model's config and shard headers."""
+
+    path: str
+    architecture: str
+    model_type: str | None
+    num_layers: int
+    hidden_size: int | None
+    dtypes: list[str]
+    num_tensors: int
+    num_bytes: int
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> ModelIdentity:
+        return cls(
+            path=str(checkpoint.path.resolve()),
+            architecture=checkpoint.architecture,
+            model_type=checkpoint.config.get("model_type"),
+            num_layers=checkpoint.num_layers,
+            hidden_size=checkpoint.config.get("hidden_size"),
+            dtypes=sorted({info.dtype for info in checkpoint.tensors.values()}),
+            num_tensors=len(checkpoint.tensors),
+            num_bytes=checkpoint.total_bytes,
+        )
+
+
+class StatisticProfile(BaseModel):
+    """One statistic: a value per layer (``len == num_layers``) and one for the head."""
+
+    layers: list[float]
+    head: float
+
+
+class ExpertProfile(BaseModel):
+    model: ModelIdentity
+    statistics: dict[str, StatisticProfile]
+
+
+class PartitionRecord(BaseModel):
+    """The block partition of the normalised default statistic drawn on the heatmap."""
+
+    strategy: str
+    alpha: float
+    beta: float
+    starts: list[int]
+    bounds: list[tuple[int, int]]
+
+
+class ImportanceProfile(BaseModel):
+    """The profile written by ``paretomerge importance``.
+
+    ``layers`` and ``head`` hold ``statistic`` (Frobenius norm of the task vector, mean
+    over a layer's tensors, mean over experts); ``statistics`` holds every statistic as
+    the mean over experts, and ``experts`` each expert's own values.
+    """
+
+    statistic: str = DEFAULT_STATISTIC
+    layers: list[float]
+    head: float
+    statistics: dict[str, StatisticProfile]
+    experts: list[ExpertProfile]
+    base: ModelIdentity
+    num_layers: int
+    tensors_per_layer: list[int]
+    head_tensors: list[str]
+    unassigned_tensors: list[str]
+    partition: PartitionRecord | None = None
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+def min_max_normalize(values: Sequence[float]) -> np.ndarray:
+    """``(v - min) / (max - min)``, shape ``(n,)``; all zeros when the values are equal."""
+    v = np.asarray(values, dtype=float)
+    span = v.max() - v.min()
+    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
+
+
+def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -> ImportanceProfile:
+    """Measure the importance profile of ``expert_paths`` against ``base_path``.
+
+    Raises:
+        CheckpointError: an unreadable or incomplete checkpoint; experts whose
+            architecture, layer count, tensor names or shapes differ from the base; a
+            non-finite tensor. The message names the model and the tensor.
+    """
+    if not expert_paths:
+        raise CheckpointError("at least one expert model is needed")
+    base = Checkpoint(base_path)
+    experts = [Checkpoint(path) for path in expert_paths]
+    for expert in experts:
+        check_compatible(base, expert)
+    layout = TensorLayout.of(base)
+
+    roles = {name: layout.role(name) for name in base.tensors}
+    groups: list[int | str] = [*range(layout.num_layers), "head"]
+    members = {group: [n for n, r in roles.items() if r == group] for group in groups}
+    for layer in range(layout.num_layers):
+        if not members[layer]:
+            raise CheckpointError(f"model {base.path}: layer {layer} has no tensors")
+
+    # sums[k][statistic][group] and counts for the means over tensors.
+    sums = [{s: dict.fromkeys(groups, 0.0) for s in STATISTICS} for _ in experts]
+    relative_counts = [dict.fromkeys(groups, 0) for _ in experts]
+    with _single_torch_thread():
+        for name in sorted(n for n, r in roles.items() if r is not None):
+            group = roles[name]
+            base_tensor = base.read(name)
+            for k, expert in enumerate(experts):
+                stats = tensor_statistics(base, expert, name, base_tensor, expert.read(name))
+                for statistic in ("frobenius", "l1", "linf"):
+                    sums[k][statistic][group] += stats[statistic]
+                if stats["relative"] is not None:
+                    sums[k]["relative"][group] += stats["relative"]
+                    relative_counts[k][group] += 1
+            del base_tensor
+
+    expert_profiles = []
+    for k, expert in enumerate(experts):
+        statistics = {}
+        for statistic in STATISTICS:
+            counts = (
+                relative_counts[k]
+                if statistic == "relative"
+                else {g: len(members[g]) for g in groups}
+            )
+            means = {g: sums[k][statistic][g] / counts[g] if counts[g] else 0.0 for g in groups}
+            statistics[statistic] = StatisticProfile(
+                layers=[means[layer] for layer in range(layout.num_layers)], head=means["head"]
+            )
+        expert_profiles.append(ExpertProfile(model=ModelIdentity.of(expert), statistics=statistics))
+
+    mean_statistics = {
+        statistic: StatisticProfile(
+            layers=np.mean(
+                [p.statistics[statistic].layers for p in expert_profiles], axis=0
+            ).tolist(),
+            head=float(np.mean([p.statistics[statistic].head for p in expert_profiles])),
+        )
+        for statistic in STATISTICS
+    }
+    default = mean_statistics[DEFAULT_STATISTIC]
+    return ImportanceProfile(
+        layers=default.layers,
+        head=default.head,
+        statistics=mean_statistics,
+        experts=expert_profiles,
+        base=ModelIdentity.of(base),
+        num_layers=layout.num_layers,
+        tensors_per_layer=[len(members[layer]) for layer in range(layout.num_layers)],
+        head_tensors=sorted(members["head"]),
+        unassigned_tensors=sorted(n for n, r in roles.items() if r is None),
+    )
+
+
+def tensor_statistics(
+    base: Checkpoint,
+    expert: Checkpoint,
+    name: str,
+    base_tensor: torch.Tensor,
+    expert_tensor: torch.Tensor,
+) -> dict[str, float | None]:
+    """The four statistics of ``D = expert_tensor - base_tensor``.
+
+    Works through the flattened tensors in chunks of :data:`CHUNK_ELEMENTS`, converted
+    to float32 while they sit in cache; sums accumulate in float64. ``relative`` is
+    ``None`` when the base tensor is all zeros.
+
+    Raises:
+        CheckpointError: either tensor holds a NaN or an infinity (named with its model).
+    """
+    flat_base, flat_expert = base_tensor.reshape(-1), expert_tensor.reshape(-1)
+    base_sq = delta_sq = l1 = linf = 0.0
+    for start in range(0, flat_base.numel(), CHUNK_ELEMENTS):
+        base32 = flat_base[start : start + CHUNK_ELEMENTS].to(torch.float32)
+        delta = flat_expert[start : start + CHUNK_ELEMENTS].to(torch.float32) - base32
+        base_sq += float(torch.dot(base32, base32))
+        delta_sq += float(torch.dot(delta, delta))
+        l1 += float(torch.linalg.vector_norm(delta, 1))
+        low, high = torch.aminmax(delta)
+        linf = max(linf, -float(low), float(high))
+    if not np.isfinite(base_sq):
+        _raise_if_not_finite(base, name, base_tensor)
+    if not np.isfinite(delta_sq + l1 + linf):
+        _raise_if_not_finite(expert, name, expert_tensor)
+    frobenius, base_norm = delta_sq**0.5, base_sq**0.5
+    return {
+        "frobenius": frobenius,
+        "l1": l1,
+        "linf": linf,
+        "relative": frobenius / base_norm if base_norm > 0 else None,
+    }
+
+
+def _raise_if_not_finite(model: Checkpoint, name: str, tensor: torch.Tensor) -> NoReturn:
+    if not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(f"tensor {name} of model {model.path} has non-finite values")
+    raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
+
+
+@contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: the chunk operations are too small to gain from
+    more, and on a busy machine each multi-threaded op would wait at a thread barrier."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def partition_profile(
+    profile: ImportanceProfile,
+    num_blocks: int,
+    strategy: PartitionStrategy = "hybrid",
+    alpha: float = 1.0,
+    beta: float = 0.005,
+) -> PartitionRecord:
+    """Partition the layers by the min-max normalised default statistic (BAMBO)."""
+    values = min_max_normalize(profile.layers)
+    partition = partition_layers(values, num_blocks, strategy, alpha, beta)
+    return PartitionRecord(
+        strategy=strategy,
+        alpha=alpha,
+        beta=beta,
+        starts=list(partition.starts),
+        bounds=partition.bounds,
+    )

@@ -6,9 +6,10 @@ import json
 
 import torch
 from conftest import NUM_LAYERS
+from typer.testing import CliRunner
+
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
+from tiny_models import drop_shard, make_base, make_expert
+
 from paretomerge.checkpoint import Checkpoint, CheckpointError
 from paretomerge.importance import compute_profile, min_max_normalize, partition_profile
 from paretomerge.layout import TensorLayout
-from safetensors.torch import save_file
-from tiny_models import drop_shard, make_base, make_expert
 
 NUM_LAYERS = 12
 

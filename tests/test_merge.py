@@ -10,6 +10,9 @@ import torch
 import yaml
 from conftest import NUM_LAYERS
 from mergekit.config import MergeConfiguration
+from tiny_models import drop_shard, make_base, make_expert
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from paretomerge.checkpoint import Checkpoint, CheckpointError
 from paretomerge.layout import TensorLayout
 from paretomerge.merge import (
@@ -21,8 +24,6 @@ from paretomerge.merge import (
     plan_from_weights,
 )
 from paretomerge.partition import BlockPartition
-from tiny_models import drop_shard, make_base, make_expert
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 LAYER_WEIGHTS = [0.1, 0.9, 0.35, 0.0, 1.0, 0.6]
 HEAD_WEIGHT = 0.75

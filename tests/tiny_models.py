@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from paretomerge.checkpoint import INDEX_FILE, Checkpoint
-from paretomerge.layout import TensorLayout
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -27,6 +25,9 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
+
+from paretomerge.checkpoint import INDEX_FILE, Checkpoint
+from paretomerge.layout import TensorLayout
 
 VOCAB_SIZE = 128
 ARCHITECTURES = {

@@ -84,3 +84,17 @@ def test_merge_errors_are_reported(models, tmp_path):
          "--out", str(tmp_path / "p.json")],
     )  # fmt: skip
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_search_demo_prints_a_pareto_table():
+    result = runner.invoke(app, ["search-demo", "--budget", "12", "--strategy", "bambo"])
+    assert result.exit_code == 0, result.output
+    assert "bambo: hypervolume" in result.output
+    assert "model-level: hypervolume" in result.output
+    assert "Pareto set found by bambo" in result.output
+
+
+def test_search_demo_rejects_unknown_strategy():
+    result = runner.invoke(app, ["search-demo", "--budget", "12", "--strategy", "bayes"])
+    assert result.exit_code == 1
+    assert "strategy 'bayes' is unknown" in result.output

@@ -23,6 +23,7 @@ from paretomerge.merge import (
     plan_from_block_weights,
     plan_from_weights,
 )
+from paretomerge.merge.plan import SPARSIFYING_METHODS
 from paretomerge.partition import BlockPartition
 
 LAYER_WEIGHTS = [0.1, 0.9, 0.35, 0.0, 1.0, 0.6]
@@ -167,15 +168,7 @@ def test_stochastic_methods_are_seeded(models, tmp_path, method):
     assert merged_bytes(4, "c") != first
 
 
-SPARSIFYING = [
-    "ties",
-    "dare_ties",
-    "dare_linear",
-    "breadcrumbs",
-    "breadcrumbs_ties",
-    "della",
-    "della_linear",
-]
+SPARSIFYING = sorted(SPARSIFYING_METHODS)
 
 
 def changed_fraction(merged: Checkpoint, base: Checkpoint, names) -> float:

@@ -183,8 +183,8 @@ def main() -> None:
             for r in pool.imap_unordered(worker, jobs):
                 results.append(r)
                 print(f"done {r['strategy']} {r['problem']} seed {r['seed']}", flush=True)
-        if args.out:
-            Path(args.out).write_text(json.dumps({"results": results}))
+                if args.out:  # after every run, so that a stopped benchmark keeps its runs
+                    Path(args.out).write_text(json.dumps({"results": results}))
 
     print(
         f"\nbudget {BUDGET} = {INITIAL} + {(BUDGET - INITIAL) // BATCH} x {BATCH}, d = {DIM}; "

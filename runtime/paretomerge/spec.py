@@ -1,0 +1,482 @@
+"""The ``ParetoMergeRun``: one typed model of the run file.
+
+The same manifest is ``kubectl apply``-ed on a cluster and given to ``paretomerge run``
+locally; this module is its single definition. Field names are camelCase in the file
+(``initialPoints``) and snake_case in Python (``initial_points``). The CRD's OpenAPI
+schema is generated from these classes, so the API server rejects what pydantic rejects
+field by field; :func:`semantic_problems` adds the checks that span several fields, and
+the operator and the CLI both report them.
+
+Paths (models, benchmark data) are relative to the run's volume: a PVC on a cluster, a
+directory locally. They may not be absolute and may not climb out with ``..``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from paretomerge.merge.plan import SPARSIFYING_METHODS, MergeMethodName
+from paretomerge.partition import PARTITION_STRATEGIES
+from paretomerge.search.config import PROFILE_STRATEGIES
+
+API_GROUP = "paretomerge.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "ParetoMergeRun"
+BUILTIN_BENCHMARKS = ("gpqa_diamond", "aime25")
+MAX_PATH_LENGTH = 1024
+MAX_NAME_LENGTH = 253
+
+
+def _inside_volume(path: str) -> str:
+    parts = PurePosixPath(path).parts
+    if path.startswith("/") or path.startswith("\\") or (parts and ":" in parts[0]):
+        raise ValueError(f"{path!r} must be relative to the run's volume, not absolute")
+    if ".." in parts:
+        raise ValueError(f"{path!r} must not leave the run's volume ('..')")
+    if not parts or parts == (".",):
+        raise ValueError("must name a file or directory inside the run's volume")
+    return path
+
+
+VolumePath = Annotated[
+    str, Field(min_length=1, max_length=MAX_PATH_LENGTH), AfterValidator(_inside_volume)
+]
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
+StrategyName = Literal[
+    "random", "sobol", "model-level", "gp", "sip-gp", "saas", "sip-saas", "sip-map-saas", "bambo"
+]
+PartitionStrategyName = Literal["variance", "balance", "hybrid", "uniform"]
+assert set(PartitionStrategyName.__args__) == set(PARTITION_STRATEGIES)
+
+
+class SpecModel(BaseModel):
+    """camelCase in files, snake_case in code, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# --- models and merge ---------------------------------------------------------------------
+
+
+class ModelRef(SpecModel):
+    """A Hugging Face model directory (safetensors) on the run's volume."""
+
+    path: VolumePath
+
+
+class ModelsSpec(SpecModel):
+    """The base (the "instruct" model) and the experts merged into it."""
+
+    base: ModelRef
+    experts: list[ModelRef] = Field(min_length=1, max_length=16)
+
+
+class BlocksSpec(SpecModel):
+    """The BAMBO partition of layers into contiguous blocks (granularity ``block``).
+
+    The DP minimises ``sum_blocks alpha * SSE(B) + beta * (sum_B v - S/k)^2`` over the
+    normalised importance ``v``; ``variance`` is ``alpha=1, beta=0``, ``balance`` the
+    opposite, ``hybrid`` uses both as given.
+    """
+
+    count: int = Field(default=8, ge=1, le=1024)
+    strategy: PartitionStrategyName = "hybrid"
+    alpha: float = Field(default=1.0, ge=0.0)
+    beta: float = Field(default=0.005, ge=0.0)
+
+
+class MergeSpec(SpecModel):
+    """How a decision vector becomes a merged model (mergekit)."""
+
+    method: MergeMethodName = "task_arithmetic"
+    granularity: Literal["layer", "block", "model"] = "layer"
+    blocks: BlocksSpec = BlocksSpec()
+    density: float | None = Field(default=None, gt=0.0, le=1.0)
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+class AcquisitionSpec(SpecModel):
+    """qLogNEHVI's optimisation budget (see :class:`paretomerge.search.AcquisitionSettings`)."""
+
+    num_restarts: int = Field(default=4, ge=1, le=64)
+    raw_samples: int = Field(default=256, ge=1, le=8192)
+    mc_samples: int = Field(default=128, ge=1, le=4096)
+
+
+class SearchSpec(SpecModel):
+    """The multi-objective search over merge weights.
+
+    ``budget`` counts every candidate evaluated (initial design included), anchors not.
+    ``initialSolutions`` are scalars: each fills every merge weight.
+    """
+
+    strategy: StrategyName = "sip-map-saas"
+    budget: int = Field(default=88, ge=1, le=10_000)
+    initial_points: int = Field(default=8, ge=1, le=10_000)
+    batch_size: int = Field(default=4, ge=1, le=256)
+    initial_solutions: list[UnitInterval] = Field(default=[0.55, 0.8], max_length=64)
+    reference_point: list[float] = Field(default=[-0.2, -0.2], min_length=1, max_length=8)
+    weight_range: tuple[float, float] = (0.0, 1.0)
+    density_range: tuple[UnitInterval, UnitInterval] | None = (0.7, 0.9)
+    acquisition: AcquisitionSpec = AcquisitionSpec()
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+
+
+# --- objectives and evaluation ------------------------------------------------------------
+
+
+class BenchmarkSpec(SpecModel):
+    """One benchmark.
+
+    ``builtin`` benchmarks are evalscope's own definitions (``gpqa_diamond``, ``aime25``),
+    read offline from ``path``: a directory holding ``train.jsonl`` (gpqa_diamond) or
+    ``test.jsonl`` (aime25); default ``datasets/<name>``. ``jsonl`` benchmarks are the
+    user's own file at ``path`` in one of two formats: ``multiple_choice`` (``question``,
+    ``choices``, ``answer`` a letter) or ``numeric`` (``question``, ``answer`` a number).
+    """
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
+    type: Literal["builtin", "jsonl"] = "builtin"
+    path: VolumePath | None = None
+    format: Literal["multiple_choice", "numeric"] | None = None
+
+    @property
+    def data_path(self) -> str:
+        """Where the data lives on the volume (a directory for builtin benchmarks)."""
+        return self.path if self.path is not None else f"datasets/{self.name}"
+
+
+class ObjectivesSpec(SpecModel):
+    """The benchmarks behind f1 (accuracy) and f2 (output tokens), each averaged over them."""
+
+    benchmarks: list[BenchmarkSpec] = Field(min_length=1, max_length=32)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class SamplingSpec(SpecModel):
+    """Sampling settings sent with every request."""
+
+    temperature: float = Field(default=0.6, ge=0.0, le=5.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=20, ge=-1)
+
+
+class SecretKeyRef(SpecModel):
+    """A key of a Kubernetes Secret (locally: an environment variable of that name)."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    key: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+
+
+class EndpointSpec(SpecModel):
+    """An OpenAI-compatible server the user already runs (engine ``endpoint``)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    model: str | None = Field(default=None, max_length=MAX_PATH_LENGTH)
+    api_key_secret: SecretKeyRef | None = None
+
+
+class EvaluationSpec(SpecModel):
+    """How a model is served and queried.
+
+    ``sampling`` applies to the expert and to every merge (the thinking settings),
+    ``baseSampling`` to the base (the instruct settings). ``maxModelLen`` defaults to
+    ``maxTokens + 3000`` (room for the prompt).
+    """
+
+    engine: Literal["vllm", "transformers", "endpoint"] = "vllm"
+    endpoint: EndpointSpec | None = None
+    max_tokens: int = Field(default=35000, ge=1, le=1_000_000)
+    max_model_len: int | None = Field(default=None, ge=1)
+    sampling: SamplingSpec = SamplingSpec()
+    base_sampling: SamplingSpec = SamplingSpec(temperature=0.7, top_p=0.8, top_k=20)
+    concurrency: int = Field(default=32, ge=1, le=1024)
+    timeout_seconds: int = Field(default=3600, ge=1)
+
+    @property
+    def model_len(self) -> int:
+        return self.max_model_len or self.max_tokens + 3000
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+class StorageSpec(SpecModel):
+    """The run's volume: a PVC holding the models, the data and the run directories."""
+
+    claim_name: str = Field(
+        default="paretomerge-models", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    )
+    runs_path: VolumePath = "runs"
+
+
+class ResourcesSpec(SpecModel):
+    """What a candidate pod asks for."""
+
+    gpus: int = Field(default=1, ge=0, le=64)
+    gpu_resource: str = Field(
+        default="nvidia.com/gpu",
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    memory: str = Field(default="64Gi", pattern=r"^[0-9]+(\.[0-9]+)?([EPTGMk]i?|[eE][0-9]+)?$")
+    cpu: str = Field(default="8", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+
+
+class ExecutionSpec(SpecModel):
+    """Where and how candidates run, and when a run gives up."""
+
+    parallelism: int = Field(default=4, ge=1, le=256)
+    max_failed_candidates: int = Field(default=8, ge=0)
+    candidate_retries: int = Field(default=1, ge=0, le=10)
+    keep_merged_models: Literal["none", "pareto", "all"] = "pareto"
+    storage: StorageSpec = StorageSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    node_selector: dict[str, str] = {}
+    tolerations: list[dict[str, Any]] = []
+    affinity: dict[str, Any] | None = None
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    active_deadline_seconds: int = Field(default=6 * 3600, ge=60)
+    hub_token_secret: SecretKeyRef | None = None
+
+
+class RunSpec(SpecModel):
+    models: ModelsSpec
+    merge: MergeSpec = MergeSpec()
+    search: SearchSpec = SearchSpec()
+    objectives: ObjectivesSpec
+    evaluation: EvaluationSpec = EvaluationSpec()
+    execution: ExecutionSpec = ExecutionSpec()
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata a run file uses; the rest is kept, not checked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str | None = Field(default=None, max_length=63)
+
+
+class ParetoMergeRun(SpecModel):
+    """A whole run manifest (``status`` is the operator's and is ignored here)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    api_version: Literal["paretomerge.io/v1alpha1"]
+    kind: Literal["ParetoMergeRun"]
+    metadata: ObjectMeta
+    spec: RunSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem of a run file: the field at fault (``spec.search.batchSize``) and why."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class SpecError(ValueError):
+    """A run file with problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[SpecProblem], source: str = "run file"):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} is invalid ({len(problems)} problem(s)):\n{lines}")
+
+
+def _field_name(loc: tuple[str | int, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    """Problems that span several fields (the schema checks each field on its own)."""
+    search, merge = spec.search, spec.merge
+    if search.batch_size > search.budget:
+        yield SpecProblem(
+            "spec.search.batchSize",
+            f"{search.batch_size} is above the budget ({search.budget})",
+        )
+    if search.initial_points > search.budget:
+        yield SpecProblem(
+            "spec.search.initialPoints",
+            f"{search.initial_points} is above the budget ({search.budget})",
+        )
+    if len(search.initial_solutions) > search.initial_points:
+        yield SpecProblem(
+            "spec.search.initialSolutions",
+            f"{len(search.initial_solutions)} solutions do not fit in initialPoints "
+            f"({search.initial_points})",
+        )
+    if len(search.reference_point) != 2:
+        yield SpecProblem(
+            "spec.search.referencePoint",
+            f"needs 2 values (accuracy f1, tokens f2), got {len(search.reference_point)}",
+        )
+    low, high = search.weight_range
+    if not low < high:
+        yield SpecProblem("spec.search.weightRange", f"[{low}, {high}] is empty: need low < high")
+    if search.density_range is not None and not search.density_range[0] <= search.density_range[1]:
+        yield SpecProblem(
+            "spec.search.densityRange", f"{list(search.density_range)} needs low <= high"
+        )
+    if search.density_range is not None and search.density_range[0] <= 0.0:
+        yield SpecProblem("spec.search.densityRange", "a density must be above 0")
+    if merge.density is not None and merge.method not in SPARSIFYING_METHODS:
+        yield SpecProblem(
+            "spec.merge.density",
+            f"applies to sparsifying methods only ({', '.join(sorted(SPARSIFYING_METHODS))}), "
+            f"not {merge.method}",
+        )
+    yield from _strategy_problems(spec)
+    yield from _model_problems(spec.models)
+    yield from _benchmark_problems(spec.objectives)
+    yield from _evaluation_problems(spec.evaluation)
+
+
+def _strategy_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    strategy, granularity = spec.search.strategy, spec.merge.granularity
+    if strategy == "bambo" and granularity != "block":
+        yield SpecProblem(
+            "spec.merge.granularity", "strategy bambo searches block weights: set it to block"
+        )
+    if granularity == "block" and strategy != "bambo":
+        yield SpecProblem(
+            "spec.search.strategy", f"granularity block is searched by bambo, not {strategy}"
+        )
+    if strategy == "model-level" and granularity != "model":
+        yield SpecProblem(
+            "spec.merge.granularity", "strategy model-level searches one weight: set it to model"
+        )
+    if granularity == "model" and strategy in PROFILE_STRATEGIES:
+        yield SpecProblem(
+            "spec.search.strategy",
+            f"{strategy} needs per-layer weights; granularity model has one weight",
+        )
+
+
+def _model_problems(models: ModelsSpec) -> Iterator[SpecProblem]:
+    base = str(PurePosixPath(models.base.path))
+    seen: dict[str, int] = {}
+    for i, expert in enumerate(models.experts):
+        path = str(PurePosixPath(expert.path))
+        if path == base:
+            yield SpecProblem(f"spec.models.experts[{i}].path", f"{path!r} is the base model")
+        if path in seen:
+            yield SpecProblem(
+                f"spec.models.experts[{i}].path",
+                f"{path!r} repeats spec.models.experts[{seen[path]}]",
+            )
+        seen.setdefault(path, i)
+
+
+def _benchmark_problems(objectives: ObjectivesSpec) -> Iterator[SpecProblem]:
+    seen: dict[str, int] = {}
+    for i, benchmark in enumerate(objectives.benchmarks):
+        where = f"spec.objectives.benchmarks[{i}]"
+        if benchmark.name in seen:
+            yield SpecProblem(
+                f"{where}.name", f"{benchmark.name!r} repeats benchmarks[{seen[benchmark.name]}]"
+            )
+        seen.setdefault(benchmark.name, i)
+        if benchmark.type == "builtin":
+            if benchmark.name not in BUILTIN_BENCHMARKS:
+                yield SpecProblem(
+                    f"{where}.name",
+                    f"{benchmark.name!r} is not a builtin benchmark "
+                    f"({', '.join(BUILTIN_BENCHMARKS)}); for your own data set type: jsonl",
+                )
+            if benchmark.format is not None:
+                yield SpecProblem(f"{where}.format", "applies to jsonl benchmarks only")
+        else:
+            if benchmark.path is None:
+                yield SpecProblem(f"{where}.path", "a jsonl benchmark needs the path of its file")
+            if benchmark.format is None:
+                yield SpecProblem(
+                    f"{where}.format", "a jsonl benchmark needs multiple_choice or numeric"
+                )
+
+
+def _evaluation_problems(evaluation: EvaluationSpec) -> Iterator[SpecProblem]:
+    if evaluation.engine == "endpoint" and evaluation.endpoint is None:
+        yield SpecProblem("spec.evaluation.endpoint", "engine endpoint needs endpoint.url")
+    if evaluation.engine != "endpoint" and evaluation.endpoint is not None:
+        yield SpecProblem("spec.evaluation.endpoint", f"is not used by engine {evaluation.engine}")
+    if evaluation.max_model_len is not None and evaluation.max_model_len <= evaluation.max_tokens:
+        yield SpecProblem(
+            "spec.evaluation.maxModelLen",
+            f"{evaluation.max_model_len} leaves no room for the prompt above maxTokens "
+            f"({evaluation.max_tokens})",
+        )
+
+
+def parse_run(data: Any, source: str = "run file") -> ParetoMergeRun:
+    """Validate a manifest (already parsed from YAML/JSON) and return the typed run.
+
+    Raises:
+        SpecError: every problem found, each naming its field. Field-level problems are
+            reported all at once; the cross-field ones once every field is valid.
+    """
+    if not isinstance(data, dict):
+        raise SpecError([SpecProblem("(document)", "must be a mapping")], source)
+    try:
+        run = ParetoMergeRun.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            SpecProblem(
+                _field_name(e["loc"]) or "(document)", e["msg"].removeprefix("Value error, ")
+            )
+            for e in error.errors()
+        ]
+        raise SpecError(problems, source) from None
+    problems = list(semantic_problems(run.spec))
+    if problems:
+        raise SpecError(problems, source)
+    return run
+
+
+def load_run(path: str | Path) -> ParetoMergeRun:
+    """Read and validate a run file (YAML or JSON)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise SpecError(
+            [SpecProblem("(file)", f"cannot read {path}: {error}")], str(path)
+        ) from None
+    except yaml.YAMLError as error:
+        raise SpecError([SpecProblem("(file)", f"not valid YAML: {error}")], str(path)) from None
+    return parse_run(data, str(path))
+
+
+def dump_run(run: ParetoMergeRun) -> dict[str, Any]:
+    """The manifest as plain data with camelCase names and every default filled in."""
+    return json.loads(run.model_dump_json(by_alias=True, exclude_none=True))

@@ -166,6 +166,164 @@ def merge(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def run(
+    run_file: Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")],
+    volume: Annotated[
+        Path | None,
+        typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
+) -> None:
+    """Run a ParetoMergeRun on this machine (local executor); resumes an interrupted run."""
+    from paretomerge.controller import Controller, run_directory
+    from paretomerge.executors import LocalExecutor
+    from paretomerge.progress import RunProgress
+    from paretomerge.spec import SpecError, load_run
+
+    try:
+        manifest = load_run(run_file)
+    except SpecError as error:
+        raise _fail(error) from error
+    volume = (volume or run_file.parent).resolve()
+    executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
+    with RunProgress(manifest) as progress:
+        controller = Controller(
+            manifest, volume, executor, on_update=progress.update, poll_seconds=poll
+        )
+        try:
+            state = controller.run_to_end()
+        finally:
+            executor.close()
+    run_dir = volume / run_directory(manifest)
+    if state.phase != "Succeeded":
+        raise _fail(RuntimeError(f"run {manifest.name} {state.phase}: {state.message}"))
+    _print_report(run_dir, [])
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory (runs/NAME on its volume).")],
+    baseline: Annotated[
+        list[Path] | None,
+        typer.Option(help="Run directory of a baseline (e.g. model-level) run to overlay."),
+    ] = None,
+) -> None:
+    """Print the Pareto set of a run and write its plots."""
+    _print_report(run_dir, baseline or [])
+
+
+def _print_report(run_dir: Path, baselines: list[Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from paretomerge.report import RunDirectory, write_plots
+
+    try:
+        directory = RunDirectory.open(run_dir)
+        others = [RunDirectory.open(path) for path in baselines]
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(error) from error
+    state = directory.state
+    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
+    table = Table(title=f"{directory.run.name}: Pareto set ({state.phase})")
+    for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
+        table.add_column(column, justify="right")
+    for name in benchmarks:
+        table.add_column(f"{name} acc", justify="right")
+        table.add_column(f"{name} tokens", justify="right")
+    space = directory.space()
+    for point, candidate in enumerate(directory.pareto()):
+        weights = candidate.variables[: space.num_weights]
+        table.add_row(
+            str(point),
+            candidate.id,
+            f"{candidate.objectives[0]:.3f}",
+            f"{candidate.objectives[1]:.3f}",
+            f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
+            *[
+                value
+                for name in benchmarks
+                for value in (
+                    f"{candidate.scores[name]['accuracy']:.3f}",
+                    f"{candidate.scores[name]['mean_output_tokens']:.1f}",
+                )
+            ],
+        )
+    for role, anchor in state.anchors.items():
+        table.add_row(
+            role,
+            "(anchor)",
+            "0.000" if role == "base" else "1.000",
+            "1.000" if role == "base" else "0.000",
+            "",
+            *[
+                value
+                for name in benchmarks
+                for value in (
+                    f"{anchor.scores[name]['accuracy']:.3f}",
+                    f"{anchor.scores[name]['mean_output_tokens']:.1f}",
+                )
+            ],
+        )
+    console = Console()
+    console.print(table)
+    failed = state.count("failed")
+    console.print(
+        f"{state.count('succeeded')} evaluated, {failed} failed; hypervolume "
+        f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}"
+    )
+    for path in write_plots(directory, others):
+        console.print(f"wrote {path}")
+    console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
+
+
+@app.command()
+def materialize(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory.")],
+    point: Annotated[int, typer.Option(help="Row of pareto.csv (its point column).")],
+    out: Annotated[Path, typer.Option(help="Model directory to write (new or empty).")],
+) -> None:
+    """Re-create a member of the Pareto set as a model directory."""
+    from paretomerge.checkpoint import CheckpointError
+    from paretomerge.merge import merge_models
+    from paretomerge.report import RunDirectory
+
+    try:
+        directory = RunDirectory.open(run_dir)
+        plan = directory.merge_task(point).plan
+        volume = directory.volume
+        plan = plan.model_copy(
+            update={
+                "base": str(volume / plan.base),
+                "experts": [str(volume / e) for e in plan.experts],
+            }
+        )
+        merge_models(plan, out)
+    except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
+        raise _fail(error) from error
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def task(
+    task_file: Annotated[Path, typer.Argument(help="task.json written by a controller.")],
+    volume: Annotated[Path, typer.Option(help="Local path of the run's volume.")],
+    stage: Annotated[
+        str, typer.Option(help="merge, evaluate or all (Kubernetes runs the two apart).")
+    ] = "all",
+) -> None:
+    """Carry out one task of a run (what local subprocesses and candidate Jobs run)."""
+    from paretomerge.tasks import TaskFailure, run_task
+
+    if stage not in ("merge", "evaluate", "all"):
+        raise typer.BadParameter("expected merge, evaluate or all", param_hint="--stage")
+    try:
+        run_task(task_file, volume, stage)
+    except TaskFailure as error:
+        raise _fail(error) from error
+
+
 @app.command("search-demo")
 def search_demo(
     strategy: Annotated[str, typer.Option(help="Strategy to demonstrate.")] = "sip-map-saas",

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-PartitionStrategy = Literal["variance", "balance", "hybrid", "uniform"]
-PARTITION_STRATEGIES: tuple[str, ...] = ("variance", "balance", "hybrid", "uniform")
+from paretomerge.vocabulary import PARTITION_STRATEGIES, PartitionStrategy
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,13 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from paretomerge.merge.plan import SPARSIFYING_METHODS, MergeMethodName
-from paretomerge.partition import PARTITION_STRATEGIES
-from paretomerge.search.config import PROFILE_STRATEGIES
+from paretomerge.vocabulary import (
+    PROFILE_STRATEGIES,
+    SPARSIFYING_METHODS,
+    MergeMethodName,
+    PartitionStrategy,
+    StrategyName,
+)
 
 API_GROUP = "paretomerge.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -50,11 +54,6 @@ VolumePath = Annotated[
     str, Field(min_length=1, max_length=MAX_PATH_LENGTH), AfterValidator(_inside_volume)
 ]
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
-StrategyName = Literal[
-    "random", "sobol", "model-level", "gp", "sip-gp", "saas", "sip-saas", "sip-map-saas", "bambo"
-]
-PartitionStrategyName = Literal["variance", "balance", "hybrid", "uniform"]
-assert set(PartitionStrategyName.__args__) == set(PARTITION_STRATEGIES)
 
 
 class SpecModel(BaseModel):
@@ -90,7 +89,7 @@ class BlocksSpec(SpecModel):
     """
 
     count: int = Field(default=8, ge=1, le=1024)
-    strategy: PartitionStrategyName = "hybrid"
+    strategy: PartitionStrategy = "hybrid"
     alpha: float = Field(default=1.0, ge=0.0)
     beta: float = Field(default=0.005, ge=0.0)
 
@@ -344,6 +343,12 @@ def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
     low, high = search.weight_range
     if not low < high:
         yield SpecProblem("spec.search.weightRange", f"[{low}, {high}] is empty: need low < high")
+    for i, weight in enumerate(search.initial_solutions):
+        if low < high and not low <= weight <= high:
+            yield SpecProblem(
+                f"spec.search.initialSolutions[{i}]",
+                f"{weight} is outside weightRange [{low}, {high}]",
+            )
     if search.density_range is not None and not search.density_range[0] <= search.density_range[1]:
         yield SpecProblem(
             "spec.search.densityRange", f"{list(search.density_range)} needs low <= high"

@@ -30,25 +30,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from paretomerge.partition import BlockPartition
-
-MergeMethodName = Literal[
-    "linear",
-    "task_arithmetic",
-    "ties",
-    "dare_ties",
-    "dare_linear",
-    "breadcrumbs",
-    "breadcrumbs_ties",
-    "della",
-    "della_linear",
-]
-MERGE_METHODS: tuple[str, ...] = MergeMethodName.__args__
-SPARSIFYING_METHODS = frozenset(
-    {"ties", "dare_ties", "dare_linear", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"}
+from paretomerge.vocabulary import (
+    EPSILON_METHODS,
+    GAMMA_METHODS,
+    MERGE_METHODS,
+    SPARSIFYING_METHODS,
+    STOCHASTIC_METHODS,
+    MergeMethodName,
 )
-STOCHASTIC_METHODS = frozenset({"dare_ties", "dare_linear", "della", "della_linear"})
-EPSILON_METHODS = frozenset({"della", "della_linear"})
-GAMMA_METHODS = frozenset({"breadcrumbs", "breadcrumbs_ties"})
+
+__all__ = [
+    "EPSILON_METHODS",
+    "GAMMA_METHODS",
+    "MERGE_METHODS",
+    "SPARSIFYING_METHODS",
+    "STOCHASTIC_METHODS",
+    "MergePlan",
+    "plan_from_block_weights",
+    "plan_from_weights",
+]
+
 
 Granularity = Literal["layer", "block", "model"]
 

@@ -8,22 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from paretomerge.partition import PARTITION_STRATEGIES
 from paretomerge.search.acquisition import AcquisitionSettings
 from paretomerge.search.surrogates import NutsSettings
+from paretomerge.vocabulary import PARTITION_STRATEGIES, PROFILE_STRATEGIES, STRATEGY_NAMES
 
-STRATEGY_NAMES: tuple[str, ...] = (
-    "random",
-    "sobol",
-    "model-level",
-    "gp",
-    "sip-gp",
-    "saas",
-    "sip-saas",
-    "sip-map-saas",
-    "bambo",
-)
-PROFILE_STRATEGIES = frozenset({"sip-gp", "sip-saas", "sip-map-saas", "bambo"})
+__all__ = ["PROFILE_STRATEGIES", "STRATEGY_NAMES", "SearchConfig", "expand_initial_solutions"]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from botorch.models.model import Model
 from torch.quasirandom import SobolEngine
 
-from paretomerge.partition import partition_layers
+from paretomerge.partition import BlockPartition, partition_layers
 from paretomerge.search.acquisition import propose_by_nehvi
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.prior import (
@@ -166,17 +166,26 @@ class BamboStrategy(GPStrategy):
 
     def make_grouping(self) -> Grouping:
         config = self.config
-        num_layers = config.num_weights - 1
-        importance = normalize_profile(config.layer_profile)
-        partition = partition_layers(
-            importance[:num_layers],
-            config.num_blocks,
-            config.partition_strategy,
-            config.partition_alpha,
-            config.partition_beta,
-        )
+        partition = bambo_partition(config)
         own = range(config.num_blocks, config.num_blocks + 1 + config.extra_variables)
         return Grouping((*partition.labels.tolist(), *own))
+
+
+def bambo_partition(config: SearchConfig) -> BlockPartition:
+    """The blocks BAMBO searches: the DP over the layers' normalised importance.
+
+    The layers are the first ``num_weights - 1`` merge weights (the last is the head);
+    ``config.layer_profile`` is min-max normalised over every merge weight first.
+    """
+    num_layers = config.num_weights - 1
+    importance = normalize_profile(config.layer_profile)
+    return partition_layers(
+        importance[:num_layers],
+        config.num_blocks,
+        config.partition_strategy,
+        config.partition_alpha,
+        config.partition_beta,
+    )
 
 
 STRATEGIES: dict[str, Callable[[SearchConfig], Strategy]] = {

@@ -1,0 +1,99 @@
+"""The anchor cache: base and expert evaluations reused across runs.
+
+An anchor is keyed by a hash of the model's files, of the benchmark data, and of every
+evaluation setting that can change its scores (engine, token limits, sampling, questions
+per benchmark). The cache lives on the run's volume, so every run that sees the same
+volume shares it. Hashing an 8 GB model takes seconds, so file digests are remembered by
+path, size and modification time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
+
+CACHE_DIR = ".paretomerge"
+HASH_CHUNK_BYTES = 16 << 20
+
+
+def anchor_key(
+    model_dir: Path,
+    evaluation: EvaluationSpec,
+    objectives: ObjectivesSpec,
+    sampling: SamplingSpec,
+    volume: Path,
+) -> str:
+    """A hex key that changes whenever the anchor's scores could."""
+    settings = {
+        "engine": evaluation.engine,
+        "endpoint": evaluation.endpoint.url if evaluation.endpoint else None,
+        "max_tokens": evaluation.max_tokens,
+        "max_model_len": evaluation.model_len,
+        "sampling": sampling.model_dump(),
+        "objectives": objectives.model_dump(),
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(tree_digest(model_dir, volume).encode())
+    for benchmark in objectives.benchmarks:
+        data = volume / benchmark.data_path
+        digest.update(tree_digest(data, volume).encode() if data.exists() else b"missing")
+    return digest.hexdigest()
+
+
+def tree_digest(path: Path, volume: Path) -> str:
+    """SHA-256 over the names and contents of the files under ``path`` (or of the file)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    memo_path = volume / CACHE_DIR / "file-digests.json"
+    memo = _read_json(memo_path) or {}
+    digest = hashlib.sha256()
+    changed = False
+    for file in files:
+        stat = file.stat()
+        signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+        entry = memo.get(str(file))
+        if entry is None or entry["signature"] != signature:
+            entry = {"signature": signature, "sha256": _file_sha256(file)}
+            memo[str(file)] = entry
+            changed = True
+        relative = file.relative_to(path) if path.is_dir() else Path(file.name)
+        digest.update(f"{relative}\0{entry['sha256']}\n".encode())
+    if changed:
+        _write_json(memo_path, memo)
+    return digest.hexdigest()
+
+
+def cached_scores(volume: Path, key: str) -> dict[str, Any] | None:
+    """The benchmark scores stored under ``key``, or ``None``."""
+    entry = _read_json(volume / CACHE_DIR / "anchors" / f"{key}.json")
+    return entry["scores"] if isinstance(entry, dict) and "scores" in entry else None
+
+
+def store_scores(volume: Path, key: str, model: str, scores: dict[str, Any]) -> None:
+    _write_json(volume / CACHE_DIR / "anchors" / f"{key}.json", {"model": model, "scores": scores})
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(temporary, path)

@@ -1,0 +1,124 @@
+"""The run directory's artifacts, rewritten after every finished evaluation.
+
+Names follow the reference code where it has them:
+
+- ``decision_variables.npy`` ``(n, d)``: merge weights (and density) of the ``n``
+  evaluated candidates, in evaluation order;
+- ``objectives.npy`` ``(n, 2)``: their ``(f1, f2)``, both maximised;
+- ``results.json``: anchors and every candidate, failed ones with their reasons;
+- ``pareto.csv``: the non-dominated candidates, most accurate first, ``point`` numbering
+  them for ``paretomerge materialize --point``;
+- ``hypervolume.json``: hypervolume after each evaluation, and the reference point.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.search import pareto_mask
+
+DECISION_VARIABLES_FILE = "decision_variables.npy"
+OBJECTIVES_FILE = "objectives.npy"
+RESULTS_FILE = "results.json"
+PARETO_FILE = "pareto.csv"
+HYPERVOLUME_FILE = "hypervolume.json"
+
+
+def pareto_candidates(state: RunState) -> list[CandidateRecord]:
+    """The non-dominated evaluated candidates, most accurate (highest f1) first."""
+    done = [c for c in state.candidates if c.status == "succeeded"]
+    if not done:
+        return []
+    mask = pareto_mask(np.array([c.objectives for c in done]))
+    front = [c for c, keep in zip(done, mask, strict=True) if keep]
+    return sorted(front, key=lambda c: (-c.objectives[0], -c.objectives[1], c.id))
+
+
+def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> None:
+    done = [c for c in state.candidates if c.status == "succeeded"]
+    _atomic_npy(
+        run_dir / DECISION_VARIABLES_FILE,
+        np.array([c.variables for c in done], dtype=float).reshape(-1, space.dim),
+    )
+    _atomic_npy(
+        run_dir / OBJECTIVES_FILE,
+        np.array([c.objectives for c in done], dtype=float).reshape(-1, 2),
+    )
+    results = {
+        "run": state.run,
+        "variables": space.variable_names(),
+        "anchors": {role: a.model_dump() for role, a in state.anchors.items()},
+        "candidates": [c.model_dump() for c in state.candidates],
+    }
+    _atomic_text(run_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
+    _atomic_text(run_dir / PARETO_FILE, pareto_table(state, space, run_dir.name))
+    history = {
+        "reference_point": list(space.spec.search.reference_point),
+        "evaluations": list(range(1, len(state.hypervolume) + 1)),
+        "hypervolume": state.hypervolume,
+    }
+    _atomic_text(run_dir / HYPERVOLUME_FILE, json.dumps(history, indent=1) + "\n")
+
+
+def pareto_table(state: RunState, space: DecisionSpace, run_dir_name: str) -> str:
+    """``pareto.csv``'s content."""
+    benchmarks = [b.name for b in space.spec.objectives.benchmarks]
+    weight_count = space.num_weights
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "point",
+            "candidate",
+            "f1",
+            "f2",
+            *[f"{name}_{metric}" for name in benchmarks for metric in ("accuracy", "tokens")],
+            "weight_mean",
+            "weight_min",
+            "weight_max",
+            "variables",
+            "merge_task",
+        ]
+    )
+    for point, candidate in enumerate(pareto_candidates(state)):
+        weights = np.asarray(candidate.variables[:weight_count])
+        writer.writerow(
+            [
+                point,
+                candidate.id,
+                f"{candidate.objectives[0]:.6g}",
+                f"{candidate.objectives[1]:.6g}",
+                *[
+                    f"{candidate.scores[name][metric]:.6g}"
+                    for name in benchmarks
+                    for metric in ("accuracy", "mean_output_tokens")
+                ],
+                f"{weights.mean():.4f}",
+                f"{weights.min():.4f}",
+                f"{weights.max():.4f}",
+                " ".join(f"{v:.4f}" for v in candidate.variables),
+                f"candidates/{candidate.id}/task.json",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _atomic_npy(path: Path, array: np.ndarray) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        np.save(handle, array)
+    os.replace(temporary, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

@@ -1,0 +1,167 @@
+"""Run tasks as subprocesses on this machine (the default, and what the tests use).
+
+Each attempt is ``python -m paretomerge task TASK.json --volume VOLUME`` in a session of
+its own, logging to ``attempt-<k>.log`` in the task's work directory, its PID recorded in
+``attempt-<k>.pid``. A controller that restarts adopts attempts whose process is still
+alive instead of starting them again, and learns the outcome of adopted attempts from the
+files they leave (``result.json`` or ``error.json``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from paretomerge.executors.base import Executor, TaskOutcome
+from paretomerge.tasks import (
+    ERROR_FILE,
+    RESULT_FILE,
+    TASK_FILE,
+    EvaluateTask,
+    ProfileTask,
+    read_error,
+)
+
+POLL_SECONDS = 0.2
+LOG_TAIL_CHARS = 1500
+
+
+@dataclass
+class _Attempt:
+    task: ProfileTask | EvaluateTask
+    attempt: int
+    pid: int
+    started: float
+    process: subprocess.Popen | None  # None when adopted from an earlier controller
+
+
+class LocalExecutor(Executor):
+    """Subprocesses on this machine.
+
+    Args:
+        volume: the local directory that plays the run's volume.
+        deadline_seconds: an attempt running longer is killed and fails.
+        env: extra environment variables for the tasks.
+    """
+
+    def __init__(self, volume: Path, deadline_seconds: float, env: dict[str, str] | None = None):
+        self.volume = volume
+        self.deadline_seconds = deadline_seconds
+        self.env = {**os.environ, **(env or {})}
+        self._attempts: dict[str, _Attempt] = {}
+
+    def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
+        if task.id in self._attempts:
+            raise RuntimeError(f"task {task.id} is already running")
+        work_dir = self.volume / task.work_dir
+        command = self.command(task, attempt)
+        with open(work_dir / f"attempt-{attempt}.log", "wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,  # a Ctrl-C of the controller is its alone to handle
+            )
+        (work_dir / f"attempt-{attempt}.pid").write_text(str(process.pid))
+        self._attempts[task.id] = _Attempt(task, attempt, process.pid, time.monotonic(), process)
+
+    def command(self, task: ProfileTask | EvaluateTask, attempt: int) -> list[str]:
+        """The command line of an attempt."""
+        task_file = self.volume / task.work_dir / TASK_FILE
+        return [
+            sys.executable,
+            "-m",
+            "paretomerge",
+            "task",
+            str(task_file),
+            "--volume",
+            str(self.volume),
+        ]
+
+    def adopt(self, task: ProfileTask | EvaluateTask, attempt: int) -> bool:
+        """Follow ``attempt`` of ``task`` if an earlier controller started it and it still
+        runs, or finished it without anyone collecting the outcome; ``False`` otherwise."""
+        work_dir = self.volume / task.work_dir
+        pid_file = work_dir / f"attempt-{attempt}.pid"
+        finished = (work_dir / RESULT_FILE).exists() or (work_dir / ERROR_FILE).exists()
+        if not pid_file.exists() or not (finished or _runs_task(int(pid_file.read_text()), task)):
+            return False
+        pid = int(pid_file.read_text())
+        self._attempts[task.id] = _Attempt(task, attempt, pid, time.monotonic(), None)
+        return True
+
+    def wait(self, timeout: float) -> list[TaskOutcome]:
+        deadline = time.monotonic() + timeout
+        while True:
+            outcomes = [o for o in map(self._outcome, list(self._attempts.values())) if o]
+            for outcome in outcomes:
+                del self._attempts[outcome.task_id]
+            if outcomes or time.monotonic() >= deadline or not self._attempts:
+                return outcomes
+            time.sleep(POLL_SECONDS)
+
+    def _outcome(self, attempt: _Attempt) -> TaskOutcome | None:
+        work_dir = self.volume / attempt.task.work_dir
+        if attempt.process is not None:
+            code = attempt.process.poll()
+        else:
+            code = None if _runs_task(attempt.pid, attempt.task) else 0
+        if code is None:
+            if time.monotonic() - attempt.started > self.deadline_seconds:
+                self._kill(attempt)
+                return TaskOutcome(
+                    attempt.task.id,
+                    attempt.attempt,
+                    False,
+                    f"deadline exceeded ({self.deadline_seconds:.0f} s)",
+                )
+            return None
+        if code == 0 and (work_dir / RESULT_FILE).exists():
+            return TaskOutcome(attempt.task.id, attempt.attempt, True)
+        reason = read_error(attempt.task, self.volume)
+        if reason is None:
+            log = _tail(work_dir / f"attempt-{attempt.attempt}.log")
+            reason = f"exited with code {code} and no result; log tail:\n{log}"
+        return TaskOutcome(attempt.task.id, attempt.attempt, False, reason)
+
+    def running(self) -> dict[str, int]:
+        return {task_id: a.attempt for task_id, a in self._attempts.items()}
+
+    def cancel(self, task_id: str) -> None:
+        attempt = self._attempts.pop(task_id, None)
+        if attempt is not None:
+            self._kill(attempt)
+
+    @staticmethod
+    def _kill(attempt: _Attempt) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(attempt.pid, signal.SIGKILL)  # the task and its server, if any
+        if attempt.process is not None:
+            attempt.process.wait()
+
+
+def _runs_task(pid: int, task: ProfileTask | EvaluateTask) -> bool:
+    """Whether process ``pid`` is alive and is the attempt of ``task`` (PIDs get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and any(
+        part.endswith(f"{task.work_dir}/{TASK_FILE}".encode()) for part in cmdline
+    )
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+    except OSError:
+        return "(no log)"

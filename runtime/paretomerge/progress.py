@@ -1,0 +1,67 @@
+"""Live progress of a local run: evaluations done / budget, running, hypervolume, ETA."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from paretomerge.controller.state import RunState
+from paretomerge.spec import ParetoMergeRun
+
+
+def eta_seconds(state: RunState, budget: int, parallelism: int) -> float | None:
+    """Remaining candidates times their mean duration, spread over the workers."""
+    durations = [
+        c.seconds.get("merge", 0.0) + c.seconds.get("evaluate", 0.0)
+        for c in state.candidates
+        if c.status == "succeeded"
+    ]
+    if not durations:
+        return None
+    remaining = max(0, budget - state.finished)
+    return remaining * (sum(durations) / len(durations)) / parallelism
+
+
+class RunProgress:
+    """A rich progress bar fed with the controller's state after every checkpoint."""
+
+    def __init__(self, run: ParetoMergeRun, console: Console | None = None):
+        self.run = run
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[phase]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("running {task.fields[running]}"),
+            TextColumn("HV {task.fields[hv]}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task(
+            run.name, total=run.spec.search.budget, phase="Pending", running=0, hv="-", eta="-"
+        )
+        self._last_message = ""
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def update(self, state: RunState) -> None:
+        spec = self.run.spec
+        eta = eta_seconds(state, spec.search.budget, spec.execution.parallelism)
+        self.progress.update(
+            self.task,
+            completed=state.finished,
+            phase=state.phase,
+            running=state.count("running"),
+            hv=f"{state.hypervolume[-1]:.4f}" if state.hypervolume else "-",
+            eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-",
+        )
+        if state.message and state.message != self._last_message:
+            self.progress.console.log(f"{state.phase}: {state.message}")
+            self._last_message = state.message

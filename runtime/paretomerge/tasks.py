@@ -1,0 +1,256 @@
+"""The units of work a controller hands to an executor, and how each one is carried out.
+
+A task is a small typed value written as ``task.json`` into its own work directory on
+the run's volume; whoever runs it (a local subprocess, a container of a Kubernetes Job)
+calls :func:`run_task` with the volume's local path, and the task leaves ``result.json``
+(or ``error.json``) beside it. Every path in a task is relative to the volume, so the
+same file works wherever the volume is mounted.
+
+- :class:`ProfileTask`: the importance profile of the experts against the base (CPU).
+- :class:`EvaluateTask`: evaluate a model; with a merge plan, merge it first (a
+  candidate), without one evaluate the model as it is (an anchor). On Kubernetes the
+  merge runs in an init container and the evaluation in the main one (``stage``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from paretomerge.merge.plan import MergePlan
+from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
+
+TASK_FILE = "task.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+PROFILE_FILE = "profile.json"
+MERGED_DIR = "merged"
+# Kubernetes shows this file's content as the container's termination message.
+TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
+Stage = Literal["merge", "evaluate", "all"]
+
+
+class TaskBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    work_dir: VolumePath
+
+
+class ProfileTask(TaskBase):
+    """Measure the per-layer divergence profile (``profile.json`` in the work dir)."""
+
+    kind: Literal["profile"] = "profile"
+    base: VolumePath
+    experts: list[VolumePath]
+
+
+class EvaluateTask(TaskBase):
+    """Evaluate ``model``, or the merge of ``plan`` (paths in the plan are volume-relative).
+
+    ``keep_merged`` keeps the merged weights in ``<work_dir>/merged`` after the
+    evaluation; otherwise they are deleted (a 4B model is 8 GB).
+    """
+
+    kind: Literal["evaluate"] = "evaluate"
+    role: Literal["base", "expert", "merged"]
+    model: VolumePath | None = None
+    plan: MergePlan | None = None
+    keep_merged: bool = False
+    evaluation: EvaluationSpec
+    objectives: ObjectivesSpec
+
+    @property
+    def sampling(self) -> SamplingSpec:
+        if self.role == "base":
+            return self.evaluation.base_sampling
+        return self.evaluation.sampling
+
+
+Task = Annotated[ProfileTask | EvaluateTask, Field(discriminator="kind")]
+TASK_ADAPTER: TypeAdapter[Task] = TypeAdapter(Task)
+
+
+class TaskFailure(RuntimeError):
+    """A task that could not be completed; ``stage`` says where (merge, evaluate, ...)."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+        self.message = message
+
+
+def write_task(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
+    """Write ``task.json`` into a fresh work directory (earlier attempts' files removed)."""
+    work_dir = volume / task.work_dir
+    for name in (RESULT_FILE, ERROR_FILE):
+        (work_dir / name).unlink(missing_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / TASK_FILE
+    _write_json_atomic(path, json.loads(task.model_dump_json()))
+    return path
+
+
+def read_task(path: Path) -> ProfileTask | EvaluateTask:
+    return TASK_ADAPTER.validate_json(path.read_text())
+
+
+def read_result(task: ProfileTask | EvaluateTask, volume: Path) -> dict[str, Any] | None:
+    """The task's ``result.json``, or ``None`` when it has none (yet)."""
+    path = volume / task.work_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
+    path = volume / task.work_dir / ERROR_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("message")
+
+
+def run_task(task_file: Path, volume: Path, stage: Stage = "all") -> dict[str, Any] | None:
+    """Carry out the task in ``task_file`` and write its result (or error) file.
+
+    Returns:
+        The result written, or ``None`` after the merge stage alone.
+
+    Raises:
+        TaskFailure: after writing ``error.json`` with the stage and the reason.
+    """
+    task = read_task(task_file)
+    work_dir = volume / task.work_dir
+    try:
+        if isinstance(task, ProfileTask):
+            result = _run_profile(task, volume)
+        else:
+            result = _run_evaluate(task, volume, stage)
+    except TaskFailure as failure:
+        _write_json_atomic(work_dir / ERROR_FILE, {"stage": failure.stage, "message": str(failure)})
+        _write_termination_message(f"failed: {failure}")
+        raise
+    if result is not None:
+        _write_json_atomic(work_dir / RESULT_FILE, result)
+        _write_termination_message(_summary(result))
+    return result
+
+
+def _run_profile(task: ProfileTask, volume: Path) -> dict[str, Any]:
+    from paretomerge.checkpoint import CheckpointError
+    from paretomerge.importance import compute_profile
+
+    started = time.monotonic()
+    try:
+        profile = compute_profile(volume / task.base, [volume / e for e in task.experts])
+    except (CheckpointError, OSError, ValueError) as error:
+        raise TaskFailure("profile", str(error)) from error
+    profile.write(volume / task.work_dir / PROFILE_FILE)
+    return {
+        "task": task.id,
+        "kind": task.kind,
+        "layers": profile.layers,
+        "head": profile.head,
+        "seconds": {"profile": time.monotonic() - started},
+    }
+
+
+def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> dict[str, Any] | None:
+    work_dir = volume / task.work_dir
+    merged = work_dir / MERGED_DIR
+    seconds: dict[str, float] = {}
+    if task.plan is not None and stage in ("merge", "all"):
+        seconds["merge"] = _merge(task.plan, volume, merged)
+        if stage == "merge":
+            return None
+    model_dir = merged if task.plan is not None else volume / (task.model or "")
+    if task.plan is None and task.model is None:
+        raise TaskFailure("evaluate", "the task names neither a model nor a merge plan")
+    if not model_dir.is_dir():
+        raise TaskFailure("evaluate", f"model directory {model_dir} does not exist")
+    started = time.monotonic()
+    try:
+        from paretomerge.evaluate import evaluate_model
+
+        evaluation = evaluate_model(
+            model_dir,
+            evaluation=task.evaluation,
+            objectives=task.objectives,
+            sampling=task.sampling,
+            volume=volume,
+            work_dir=work_dir / "eval",
+        )
+    except Exception as error:
+        raise TaskFailure("evaluate", _describe(error)) from error
+    finally:
+        if task.plan is not None and not task.keep_merged:
+            shutil.rmtree(merged, ignore_errors=True)
+    seconds["evaluate"] = time.monotonic() - started
+    return {
+        "task": task.id,
+        "kind": task.kind,
+        "role": task.role,
+        "evaluation": evaluation.to_dict(),
+        "merged_model": str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
+        "seconds": seconds,
+    }
+
+
+def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
+    from paretomerge.checkpoint import CheckpointError
+    from paretomerge.merge import merge_models
+
+    shutil.rmtree(out, ignore_errors=True)  # a half-written merge of an earlier attempt
+    local_plan = plan.model_copy(
+        update={"base": str(volume / plan.base), "experts": [str(volume / e) for e in plan.experts]}
+    )
+    started = time.monotonic()
+    try:
+        merge_models(local_plan, out)
+    except (CheckpointError, OSError, ValueError) as error:
+        raise TaskFailure("merge", str(error)) from error
+    except Exception as error:
+        raise TaskFailure("merge", _describe(error)) from error
+    return time.monotonic() - started
+
+
+def _describe(error: BaseException) -> str:
+    """The error's type and message, and where it came from when the message is bare."""
+    text = f"{type(error).__name__}: {error}"
+    if not str(error):
+        frame = traceback.extract_tb(error.__traceback__)[-1:]
+        text += "".join(f" at {f.filename}:{f.lineno}" for f in frame)
+    return text
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result.get("kind") == "profile":
+        return f"profile: {len(result['layers'])} layers"
+    scores = result["evaluation"]["scores"]
+    parts = [
+        f"{name} acc={s['accuracy']:.3f} tok={s['mean_output_tokens']:.0f}"
+        for name, s in scores.items()
+    ]
+    return "ok: " + ", ".join(parts)
+
+
+def _write_termination_message(message: str) -> None:
+    path = os.environ.get(TERMINATION_LOG_ENV)
+    if path:
+        with open(path, "w") as handle:  # Kubernetes keeps at most 4 KiB of it
+            handle.write(message[:4000])
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)

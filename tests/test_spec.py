@@ -1,0 +1,152 @@
+"""The run spec: defaults, round trips, and errors that name their field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paretomerge.spec import SpecError, dump_run, load_run, parse_run
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+MINIMAL = {
+    "apiVersion": "paretomerge.io/v1alpha1",
+    "kind": "ParetoMergeRun",
+    "metadata": {"name": "tiny"},
+    "spec": {
+        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
+        "objectives": {
+            "benchmarks": [
+                {"name": "arith", "type": "jsonl", "path": "data/a.jsonl", "format": "numeric"}
+            ]
+        },
+    },
+}
+
+
+def with_changes(*changes: tuple[str, object]) -> dict:
+    """MINIMAL with ``("spec.search.budget", 3)``-style changes (``None`` deletes)."""
+    data = copy.deepcopy(MINIMAL)
+    for dotted, value in changes:
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+        if value is None:
+            del node[last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def problems_of(data: dict) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        parse_run(data)
+    return {p.field: p.message for p in info.value.problems}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_run_files_are_valid_and_round_trip(path: Path) -> None:
+    run = load_run(path)
+    assert parse_run(dump_run(run)) == run
+
+
+def test_defaults_follow_the_design() -> None:
+    spec = parse_run(MINIMAL).spec
+    assert spec.search.strategy == "sip-map-saas"
+    assert (spec.search.budget, spec.search.initial_points, spec.search.batch_size) == (88, 8, 4)
+    assert spec.search.reference_point == [-0.2, -0.2]
+    assert spec.evaluation.model_len == 35000 + 3000
+    assert (spec.evaluation.base_sampling.temperature, spec.evaluation.base_sampling.top_p) == (
+        0.7,
+        0.8,
+    )
+    assert spec.execution.keep_merged_models == "pareto"
+
+
+CASES = [
+    (("spec.search.budget", "many"), "spec.search.budget"),
+    (("spec.search.budget", 0), "spec.search.budget"),
+    (("spec.search.strategy", "simulated-annealing"), "spec.search.strategy"),
+    (("spec.merge.method", "slerp"), "spec.merge.method"),
+    (("spec.merge.density", 1.5), "spec.merge.density"),
+    (("spec.models.experts", []), "spec.models.experts"),
+    (("spec.models.base", None), "spec.models.base"),
+    (("spec.models.base.path", "/etc/models"), "spec.models.base.path"),
+    (("spec.models.base.path", "models/../../etc"), "spec.models.base.path"),
+    (("spec.search.initialSolutions", [0.5, 1.5]), "spec.search.initialSolutions[1]"),
+    (("spec.evaluation.engine", "tgi"), "spec.evaluation.engine"),
+    (("spec.execution.keepMergedModels", "some"), "spec.execution.keepMergedModels"),
+    (
+        ("spec.execution.resources", {"gpuResource": "NVIDIA GPU"}),
+        "spec.execution.resources.gpuResource",
+    ),
+    (("spec.execution.parallelism", -1), "spec.execution.parallelism"),
+    (("spec.search.unknownField", 1), "spec.search.unknownField"),
+    (("metadata.name", "Not_A_DNS_Name"), "metadata.name"),
+    (("kind", "Job"), "kind"),
+    (("spec.objectives.benchmarks.0.name", "x" * 300), "spec.objectives.benchmarks[0].name"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), CASES, ids=[c[1] for c in CASES])
+def test_a_bad_field_is_named(change: tuple[str, object], field: str) -> None:
+    assert field in problems_of(with_changes(change))
+
+
+SEMANTIC_CASES = [
+    ([("spec.search.budget", 4), ("spec.search.batchSize", 5)], "spec.search.batchSize"),
+    ([("spec.search.budget", 4), ("spec.search.initialPoints", 6)], "spec.search.initialPoints"),
+    ([("spec.search.referencePoint", [-0.2, -0.2, -0.2])], "spec.search.referencePoint"),
+    ([("spec.search.weightRange", [0.8, 0.2])], "spec.search.weightRange"),
+    (
+        [("spec.search.weightRange", [0.0, 0.5]), ("spec.search.initialSolutions", [0.8])],
+        "spec.search.initialSolutions[0]",
+    ),
+    (
+        [("spec.models.experts", [{"path": "models/e"}, {"path": "models/e"}])],
+        "spec.models.experts[1].path",
+    ),
+    ([("spec.models.experts", [{"path": "models/base"}])], "spec.models.experts[0].path"),
+    ([("spec.objectives.benchmarks.0.path", None)], "spec.objectives.benchmarks[0].path"),
+    ([("spec.objectives.benchmarks.0.format", None)], "spec.objectives.benchmarks[0].format"),
+    ([("spec.objectives.benchmarks.0.type", "builtin")], "spec.objectives.benchmarks[0].name"),
+    ([("spec.merge.density", 0.5)], "spec.merge.density"),
+    ([("spec.search.strategy", "bambo")], "spec.merge.granularity"),
+    ([("spec.merge.granularity", "model")], "spec.search.strategy"),
+    ([("spec.evaluation.engine", "endpoint")], "spec.evaluation.endpoint"),
+    (
+        [("spec.evaluation.maxModelLen", 100), ("spec.evaluation.maxTokens", 200)],
+        "spec.evaluation.maxModelLen",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), SEMANTIC_CASES, ids=[c[1] for c in SEMANTIC_CASES])
+def test_a_cross_field_problem_is_named(changes: list, field: str) -> None:
+    assert field in problems_of(with_changes(*changes))
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = problems_of(
+        with_changes(
+            ("spec.search.budget", 0),
+            ("spec.merge.method", "slerp"),
+            ("spec.models.base.path", "/abs"),
+        )
+    )
+    assert {"spec.search.budget", "spec.merge.method", "spec.models.base.path"} <= set(problems)
+
+
+def test_load_run_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "run.yaml"
+    bad.write_text(yaml.safe_dump(with_changes(("spec.search.budget", -3))))
+    with pytest.raises(SpecError, match=r"run\.yaml.*\n.*spec\.search\.budget"):
+        load_run(bad)
+    bad.write_text("spec: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_run(bad)

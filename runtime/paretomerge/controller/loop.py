@@ -207,8 +207,11 @@ class Controller:
     def _start(self, task, attempts: int, *, resume: bool) -> int:
         """Start the next attempt of ``task``, or on resume adopt its last one (running,
         or finished while no controller was there). Returns the attempts started."""
-        if resume and self.executor.adopt(task, attempts - 1):
-            return attempts
+        if resume:
+            # The newest attempt may have started after the last checkpoint was written.
+            for attempt in (attempts, attempts - 1):
+                if attempt >= 0 and self.executor.adopt(task, attempt):
+                    return attempt + 1
         write_task(task, self.volume)
         self.executor.submit(task, attempts)
         return attempts + 1

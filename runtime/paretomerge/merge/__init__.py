@@ -3,15 +3,14 @@
 Build a :class:`MergePlan` (from per-layer, block or model-level weights), then run it
 with :func:`merge_models`; :func:`build_configuration` shows the mergekit configuration
 a plan becomes without running it.
+
+Plans are light; mergekit (and torch behind it) is imported only when something from
+``execute`` or ``mergekit_config`` is first used, so that processes which only pass
+plans around (the operator, the controller) start fast.
 """
 
-from paretomerge.merge.execute import (
-    MERGEKIT_CONFIG_FILE,
-    PLAN_FILE,
-    ExecutionOptions,
-    merge_models,
-)
-from paretomerge.merge.mergekit_config import build_configuration
+from importlib import import_module
+
 from paretomerge.merge.plan import (
     MERGE_METHODS,
     SPARSIFYING_METHODS,
@@ -20,6 +19,14 @@ from paretomerge.merge.plan import (
     plan_from_block_weights,
     plan_from_weights,
 )
+
+_LAZY = {
+    "MERGEKIT_CONFIG_FILE": "paretomerge.merge.execute",
+    "PLAN_FILE": "paretomerge.merge.execute",
+    "ExecutionOptions": "paretomerge.merge.execute",
+    "merge_models": "paretomerge.merge.execute",
+    "build_configuration": "paretomerge.merge.mergekit_config",
+}
 
 __all__ = [
     "MERGEKIT_CONFIG_FILE",
@@ -34,3 +41,9 @@ __all__ = [
     "plan_from_block_weights",
     "plan_from_weights",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,116 @@
+"""A stand-in for GPU evaluation: runs a task with synthetic scores, as a subprocess.
+
+``python fake_tasks.py TASK.json --volume DIR`` carries out profile tasks for real and
+scores evaluate tasks from their merge weights instead of serving a model: accuracy
+rises with the weights (early layers count more), output tokens rise with their mean.
+The base (all weights 0) and the expert (all 1) anchor the scale. It writes the same
+``result.json`` / ``error.json`` as ``paretomerge task``.
+
+Environment: ``FAKE_FAIL`` lists ``task:attempt`` pairs that crash (``*`` for every
+attempt), e.g. ``c0002:0,c0005:*``; ``FAKE_SECONDS`` makes each evaluation take longer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from paretomerge.executors import LocalExecutor
+from paretomerge.spec import load_run
+from paretomerge.tasks import (
+    ERROR_FILE,
+    RESULT_FILE,
+    EvaluateTask,
+    read_task,
+    run_task,
+)
+
+
+def synthetic_scores(layer_weights: list[float], head_weight: float, benchmarks: list[str]):
+    w = np.asarray(layer_weights)
+    emphasis = np.linspace(2.0, 0.5, len(w))
+    capability = float(emphasis @ w / emphasis.sum())
+    verbosity = float(np.mean(np.append(w, head_weight)) ** 1.5)
+    return {
+        name: {
+            "accuracy": 0.2 + 0.6 * capability ** (1.0 + 0.3 * k),
+            "accuracy_stderr": 0.05,
+            "mean_output_tokens": 20.0 + 200.0 * verbosity,
+            "thinking_closed": 1.0,
+            "n": 30,
+        }
+        for k, name in enumerate(benchmarks)
+    }
+
+
+def should_fail(task_id: str, attempt: int) -> bool:
+    for item in filter(None, os.environ.get("FAKE_FAIL", "").split(",")):
+        name, which = item.split(":")
+        if name == task_id and which in ("*", str(attempt)):
+            return True
+    return False
+
+
+def main(task_file: Path, volume: Path) -> int:
+    task = read_task(task_file)
+    work_dir = volume / task.work_dir
+    attempt = len(list(work_dir.glob("attempt-*.pid"))) - 1
+    time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
+    if should_fail(task.id, attempt):
+        print(f"injected crash of {task.id} attempt {attempt}", file=sys.stderr)
+        return 3
+    if not isinstance(task, EvaluateTask):
+        run_task(task_file, volume)
+        return 0
+    if task.plan is not None:
+        weights, head = task.plan.layer_weights, task.plan.head_weight
+    else:
+        num_layers = len(
+            json.loads((work_dir.parent.parent / "profile" / RESULT_FILE).read_text())["layers"]
+        )
+        value = 0.0 if task.role == "base" else 1.0
+        weights, head = [value] * num_layers, value
+    benchmarks = [b.name for b in task.objectives.benchmarks]
+    result = {
+        "task": task.id,
+        "kind": task.kind,
+        "role": task.role,
+        "evaluation": {"scores": synthetic_scores(weights, head, benchmarks), "seconds": 0.0},
+        "merged_model": None,
+        "seconds": {"evaluate": 0.01},
+    }
+    (work_dir / ERROR_FILE).unlink(missing_ok=True)
+    (work_dir / RESULT_FILE).write_text(json.dumps(result))
+    return 0
+
+
+class FakeExecutor(LocalExecutor):
+    """The local executor, running this script instead of ``paretomerge task``."""
+
+    def command(self, task, attempt: int) -> list[str]:
+        task_file = self.volume / task.work_dir / "task.json"
+        return [sys.executable, __file__, str(task_file), "--volume", str(self.volume)]
+
+
+def run_controller(run_file: Path, volume: Path) -> str:
+    """Run a whole run with fake evaluations; returns the final phase."""
+    from paretomerge.controller import Controller  # BoTorch: only in the controller process
+
+    run = load_run(run_file)
+    executor = FakeExecutor(volume, deadline_seconds=120)
+    try:
+        return Controller(run, volume, executor, poll_seconds=0.05).run_to_end().phase
+    finally:
+        executor.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        print(run_controller(Path(sys.argv[2]), Path(sys.argv[3])))
+        sys.exit(0)
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[3])))

@@ -1,0 +1,237 @@
+"""The controller's loop on real processes, with synthetic scores in place of a GPU.
+
+Tasks run as subprocesses through the local executor (``fake_tasks.py`` scores a merge
+from its weights); profile tasks are real. The end-to-end test with real merges and
+real generation is ``test_local_run.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from fake_tasks import FakeExecutor, run_controller
+from tiny_models import make_base, make_expert
+
+from paretomerge.controller import Controller, RunState
+from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
+from paretomerge.controller.space import DecisionSpace
+from paretomerge.search import hypervolume_history, pareto_mask
+from paretomerge.spec import parse_run
+
+TESTS = Path(__file__).parent
+NUM_LAYERS = 4
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Path:
+    """A volume template holding a 4-layer base and an expert that differs in every layer."""
+    root = tmp_path_factory.mktemp("pair")
+    base = make_base(root / "base", num_layers=NUM_LAYERS, seed=0)
+    make_expert(base, root / "expert", range(NUM_LAYERS), True, seed=1)
+    return root
+
+
+def manifest(name: str = "fake", **search) -> dict:
+    return {
+        "apiVersion": "paretomerge.io/v1alpha1",
+        "kind": "ParetoMergeRun",
+        "metadata": {"name": name},
+        "spec": {
+            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
+            "search": {
+                "strategy": "sip-map-saas",
+                "budget": 8,
+                "initialPoints": 4,
+                "initialSolutions": [0.5],
+                "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
+                **search,
+            },
+            "objectives": {
+                "benchmarks": [
+                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"},
+                    {"name": "two", "type": "jsonl", "path": "data/two.jsonl", "format": "numeric"},
+                ]
+            },
+            "evaluation": {"engine": "transformers", "maxTokens": 64},
+            "execution": {"parallelism": 2, "maxFailedCandidates": 2, "candidateRetries": 1},
+        },
+    }
+
+
+@pytest.fixture
+def volume(tmp_path: Path, pair: Path) -> Path:
+    (tmp_path / "models").symlink_to(pair)
+    return tmp_path
+
+
+def write_run(volume: Path, data: dict) -> Path:
+    path = volume / f"{data['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_in_process(volume: Path, data: dict, env: dict[str, str] | None = None) -> RunState:
+    old = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        run = parse_run(data)
+        executor = FakeExecutor(volume, deadline_seconds=120)
+        try:
+            return Controller(run, volume, executor, poll_seconds=0.05).run_to_end()
+        finally:
+            executor.close()
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -> None:
+    state = run_in_process(volume, manifest())
+    assert state.phase == "Succeeded", state.message
+    assert state.count("succeeded") == 8 and state.count("failed") == 0
+    run_dir = volume / "runs" / "fake"
+    objectives = np.load(run_dir / "objectives.npy")
+    variables = np.load(run_dir / "decision_variables.npy")
+    assert objectives.shape == (8, 2) and variables.shape == (8, NUM_LAYERS + 1)
+    assert variables[0].tolist() == pytest.approx([0.5] * (NUM_LAYERS + 1))  # the user's solution
+    history = json.loads((run_dir / "hypervolume.json").read_text())["hypervolume"]
+    assert history == pytest.approx(hypervolume_history(objectives, np.array([-0.2, -0.2])))
+    front = (run_dir / "pareto.csv").read_text().splitlines()[1:]
+    assert len(front) == pareto_mask(objectives).sum() >= 1
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
+    # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
+    assert state.anchors["base"].scores["one"]["accuracy"] == pytest.approx(0.2)
+    assert state.anchors["expert"].scores["one"]["accuracy"] == pytest.approx(0.8)
+
+
+def test_anchors_are_cached_across_runs(volume: Path) -> None:
+    first = run_in_process(volume, manifest("first", budget=4))
+    second = run_in_process(volume, manifest("second", budget=4))
+    assert not first.anchors["base"].cached and not first.anchors["expert"].cached
+    assert second.anchors["base"].cached and second.anchors["expert"].cached
+    assert not (volume / "runs" / "second" / "anchors").exists()
+    assert second.anchors["base"].scores == first.anchors["base"].scores
+
+
+def test_failed_candidates_are_retried_then_recorded_never_scored(volume: Path) -> None:
+    state = run_in_process(volume, manifest(), env={"FAKE_FAIL": "c0002:0,c0003:*"})
+    assert state.phase == "Succeeded", state.message
+    retried, failed = state.candidate("c0002"), state.candidate("c0003")
+    assert retried.status == "succeeded" and retried.attempts == 2 and len(retried.reasons) == 1
+    assert failed.status == "failed" and failed.attempts == 2 and failed.objectives is None
+    assert "injected crash" in failed.reasons[-1]
+    assert state.finished == 8 and state.count("succeeded") == 7
+    assert len(np.load(volume / "runs" / "fake" / "objectives.npy")) == 7
+    trials = state.optimizer["trials"]
+    assert trials[2]["status"] == "failed" and trials[2]["y"] is None
+
+
+def test_a_run_fails_past_max_failed_candidates(volume: Path) -> None:
+    data = manifest()
+    data["spec"]["execution"]["maxFailedCandidates"] = 1
+    state = run_in_process(volume, data, env={"FAKE_FAIL": "c0001:*,c0002:*,c0003:*"})
+    assert state.phase == "Failed"
+    assert "maxFailedCandidates (1)" in state.message and "injected crash" in state.message
+    assert state.count("failed") == 2
+    assert state.count("running") <= 2  # stopped at once; nothing left running
+    leftover = subprocess.run(["pgrep", "-f", str(volume / "runs")], capture_output=True)
+    assert leftover.stdout == b""
+
+
+def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
+    base = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
+    expert = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 300.0}}
+    with pytest.raises(AnchorError, match="gsm: the expert is no more accurate"):
+        check_anchors(base, expert, ["gsm"])
+    expert = {"gsm": {"accuracy": 0.9, "mean_output_tokens": 80.0}}
+    with pytest.raises(AnchorError, match="gsm: the expert writes no more tokens"):
+        check_anchors(base, expert, ["gsm"])
+
+
+def test_objectives_put_the_base_at_0_1_and_the_expert_at_1_0() -> None:
+    base = {"a": {"accuracy": 0.2, "mean_output_tokens": 50.0}}
+    expert = {"a": {"accuracy": 0.6, "mean_output_tokens": 250.0}}
+    assert normalised_objectives(base, base, expert, ["a"]) == pytest.approx((0.0, 1.0))
+    assert normalised_objectives(expert, base, expert, ["a"]) == pytest.approx((1.0, 0.0))
+    middle = {"a": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
+    assert normalised_objectives(middle, base, expert, ["a"]) == pytest.approx((0.75, 0.75))
+
+
+def test_the_decision_space_of_each_granularity() -> None:
+    profile = (0.1, 0.9, 0.2, 0.8, 0.5)
+    layer = parse_run(manifest(weightRange=[0.2, 0.6])).spec
+    space = DecisionSpace(layer, NUM_LAYERS, profile)
+    assert space.dim == 5 and space.search_config().initial_solutions == ((0.75,) * 5,)
+    plan = space.plan([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert plan.layer_weights == pytest.approx([0.2, 0.3, 0.4, 0.5]) and plan.head_weight == 0.6
+
+    block = manifest(strategy="bambo")
+    block["spec"]["merge"] = {
+        "granularity": "block",
+        "blocks": {"count": 2, "strategy": "variance"},
+    }
+    space = DecisionSpace(parse_run(block).spec, NUM_LAYERS, profile)
+    plan = space.plan([0.1, 0.1, 0.7, 0.7, 0.3])
+    assert plan.granularity == "block" and plan.block_starts == list(space.partition().starts)
+
+    model = manifest(strategy="model-level")
+    model["spec"]["merge"] = {"method": "ties", "granularity": "model"}
+    space = DecisionSpace(parse_run(model).spec, NUM_LAYERS, profile)
+    assert space.dim == 2 and space.variable_names() == ["weight", "density"]
+    plan = space.plan([0.5, 1.0])
+    assert plan.layer_weights == [0.5] * NUM_LAYERS and plan.density == pytest.approx(0.9)
+
+
+def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
+    volume: Path,
+) -> None:
+    data = manifest(budget=10)
+    run_file = write_run(volume, data)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "FAKE_SECONDS": "0.5",
+    }
+    controller = subprocess.Popen(
+        [sys.executable, str(TESTS / "fake_tasks.py"), "run", str(run_file), str(volume)],
+        env=env,
+        start_new_session=True,
+    )
+    checkpoint = volume / "runs" / "fake" / "checkpoint.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if checkpoint.exists():
+            state = RunState.model_validate_json(checkpoint.read_text())
+            if state.count("succeeded") >= 4:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the controller made no progress")
+    os.kill(controller.pid, signal.SIGKILL)  # the controller only: its tasks run on
+    controller.wait()
+
+    os.environ["FAKE_SECONDS"] = "0.5"
+    try:
+        assert run_controller(run_file, volume) == "Succeeded"
+    finally:
+        del os.environ["FAKE_SECONDS"]
+    state = RunState.load(volume / "runs" / "fake")
+    assert state.count("succeeded") == 10 and len(state.candidates) == 10
+    for candidate in state.candidates:
+        pids = list((volume / "runs" / "fake" / "candidates" / candidate.id).glob("attempt-*.pid"))
+        assert len(pids) == 1, f"{candidate.id} ran {len(pids)} times"
+    assert len(pareto_candidates(state)) >= 1

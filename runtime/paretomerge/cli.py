@@ -380,3 +380,55 @@ def search_demo(
             " ".join(f"{w:.2f}" for w in x[:8]),
         )
     console.print(table)
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory to evaluate.")],
+    run: Annotated[Path, typer.Option("--run", help="Run file (ParetoMergeRun YAML).")],
+    volume: Annotated[Path, typer.Option("--volume", help="The run's volume (data paths).")],
+    role: Annotated[
+        str, typer.Option("--role", help="base (baseSampling), expert or merged (sampling).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Result JSON to write.")],
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Server log and evalscope outputs [default: next to --out]."),
+    ] = None,
+) -> None:
+    """Serve a model and score it on the run's benchmarks (accuracy, output tokens)."""
+    import json
+
+    from paretomerge.evaluate import (
+        BenchmarkDataError,
+        EvalscopeOutputError,
+        ServingError,
+        evaluate_model,
+    )
+    from paretomerge.spec import SpecError, load_run
+
+    if role not in ("base", "expert", "merged"):
+        raise typer.BadParameter(
+            f"expected base, expert or merged, got {role!r}", param_hint="--role"
+        )
+    try:
+        spec = load_run(run).spec
+        evaluation = spec.evaluation
+        result = evaluate_model(
+            model_dir,
+            evaluation=evaluation,
+            objectives=spec.objectives,
+            sampling=evaluation.base_sampling if role == "base" else evaluation.sampling,
+            volume=volume,
+            work_dir=work_dir or out.with_name(f"{out.stem}-work"),
+        )
+    except (SpecError, BenchmarkDataError, ServingError, EvalscopeOutputError) as error:
+        raise _fail(error) from error
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    for score in result.scores.values():
+        typer.echo(
+            f"{score.name}: accuracy {score.accuracy:.3f} ± {score.accuracy_stderr:.3f}, "
+            f"{score.mean_output_tokens:.1f} output tokens, n={score.n}"
+        )
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,81 @@
+"""Evaluation of one model: served behind an OpenAI-compatible endpoint, queried by evalscope.
+
+::
+
+    result = evaluate_model(
+        model_dir,
+        evaluation=run.spec.evaluation,
+        objectives=run.spec.objectives,
+        sampling=run.spec.evaluation.sampling,  # base_sampling for the base model
+        volume=Path("/data"),
+        work_dir=Path("/data/runs/x/candidate-3/eval"),
+    )
+    result.scores["aime25"].accuracy, result.scores["aime25"].mean_output_tokens
+
+Steps: check and convert every benchmark's data (:mod:`.benchmarks`), serve the model
+(:mod:`.serving`: ``vllm serve``, the built-in transformers server, or the user's
+endpoint), run each benchmark through evalscope (:mod:`.evalscope_task`), and aggregate
+the per-sample records (:mod:`.scoring`). ``work_dir`` receives the server's log
+(``server.log``), the converted user data (``data/``) and evalscope's outputs and logs
+per benchmark (``benchmarks/<name>/``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from paretomerge.evaluate.benchmarks import BenchmarkDataError, prepare_benchmarks
+from paretomerge.evaluate.evalscope_task import EvalscopeOutputError, run_benchmark
+from paretomerge.evaluate.scoring import BenchmarkScore, EvaluationResult, score_benchmark
+from paretomerge.evaluate.serving import ServingError, serve
+from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
+
+__all__ = [
+    "BenchmarkDataError",
+    "BenchmarkScore",
+    "EvalscopeOutputError",
+    "EvaluationResult",
+    "ServingError",
+    "evaluate_model",
+]
+
+
+def evaluate_model(
+    model_dir: Path,
+    *,
+    evaluation: EvaluationSpec,
+    objectives: ObjectivesSpec,
+    sampling: SamplingSpec,
+    volume: Path,
+    work_dir: Path,
+) -> EvaluationResult:
+    """Score the model in ``model_dir`` on every benchmark of ``objectives``.
+
+    Benchmark paths are relative to ``volume``; ``objectives.limit`` caps the questions
+    per benchmark; every request carries ``sampling`` and ``evaluation.max_tokens``.
+    ``seconds`` in the result is the whole call's wall-clock time, serving included.
+
+    Raises:
+        BenchmarkDataError: missing or malformed data (raised before serving).
+        ServingError: the model could not be served (with the server log's tail).
+        EvalscopeOutputError: evalscope's outputs lack a review or token usage.
+    """
+    started = time.monotonic()
+    work_dir = Path(work_dir)
+    benchmarks = prepare_benchmarks(objectives.benchmarks, Path(volume), work_dir / "data")
+    scores = {}
+    with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
+        for benchmark in benchmarks:
+            records = run_benchmark(
+                benchmark,
+                served,
+                sampling=sampling,
+                max_tokens=evaluation.max_tokens,
+                limit=objectives.limit,
+                concurrency=evaluation.concurrency,
+                timeout_s=evaluation.timeout_seconds,
+                out_dir=work_dir / "benchmarks" / benchmark.name,
+            )
+            scores[benchmark.name] = score_benchmark(benchmark.name, records)
+    return EvaluationResult(scores=scores, seconds=time.monotonic() - started)

@@ -176,6 +176,10 @@ def run(
     poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
 ) -> None:
     """Run a ParetoMergeRun on this machine (local executor); resumes an interrupted run."""
+    _run_locally(run_file, (volume or run_file.parent).resolve(), poll)
+
+
+def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     from paretomerge.controller import Controller, run_directory
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgress
@@ -185,7 +189,6 @@ def run(
         manifest = load_run(run_file)
     except SpecError as error:
         raise _fail(error) from error
-    volume = (volume or run_file.parent).resolve()
     executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
     with RunProgress(manifest) as progress:
         controller = Controller(
@@ -199,6 +202,35 @@ def run(
     if state.phase != "Succeeded":
         raise _fail(RuntimeError(f"run {manifest.name} {state.phase}: {state.message}"))
     _print_report(run_dir, [])
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Directory for the models, the run file and the run.")
+    ] = Path("paretomerge-demo"),
+    budget: Annotated[int, typer.Option(min=2, help="Candidate merges to evaluate.")] = 12,
+    parallelism: Annotated[int, typer.Option(min=1, help="Candidates evaluated at once.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the models, the data and the search.")] = 0,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Questions per evaluation [default: all 40].")
+    ] = None,
+) -> None:
+    """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
+
+    Trains the pair (about a minute, once), then runs the demo run file like `run`:
+    importance profile, anchors, and candidates merged by mergekit and evaluated through
+    evalscope on the built-in transformers server. The run directory is OUT/runs/demo.
+    """
+    from rich.console import Console
+
+    from paretomerge.demo.runner import prepare_demo
+
+    console = Console()
+    with console.status("building the demo's instruct/thinking pair..."):
+        run_file = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
+    console.print(f"run file: {run_file}")
+    _run_locally(run_file, out.resolve(), poll=0.5)
 
 
 @app.command()

@@ -338,6 +338,14 @@ def materialize(
 
 
 @app.command()
+def crd() -> None:
+    """Print the ParetoMergeRun CustomResourceDefinition (generated from the run spec)."""
+    from paretomerge.crd import render_crd
+
+    typer.echo(render_crd(), nl=False)
+
+
+@app.command()
 def task(
     task_file: Annotated[Path, typer.Argument(help="task.json written by a controller.")],
     volume: Annotated[Path, typer.Option(help="Local path of the run's volume.")],

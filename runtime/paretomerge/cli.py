@@ -200,7 +200,12 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
             executor.close()
     run_dir = volume / run_directory(manifest)
     if state.phase != "Succeeded":
-        raise _fail(RuntimeError(f"run {manifest.name} {state.phase}: {state.message}"))
+        raise _fail(
+            RuntimeError(
+                f"run {manifest.name} {state.phase}: {state.message} (a finished run is not "
+                f"run again: remove {run_dir / 'checkpoint.json'} to start it over)"
+            )
+        )
     _print_report(run_dir, [])
 
 
@@ -343,6 +348,28 @@ def crd() -> None:
     from paretomerge.crd import render_crd
 
     typer.echo(render_crd(), nl=False)
+
+
+@app.command()
+def controller(
+    run: Annotated[str, typer.Option("--run", help="The ParetoMergeRun, as NAMESPACE/NAME.")],
+    volume: Annotated[
+        Path, typer.Option(help="Where the run's volume is mounted in this pod.")
+    ] = Path("/data"),
+) -> None:
+    """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status."""
+    from paretomerge.kube import run_controller
+    from paretomerge.spec import SpecError
+
+    namespace, _, name = run.partition("/")
+    if not namespace or not name:
+        raise typer.BadParameter("expected NAMESPACE/NAME", param_hint="--run")
+    try:
+        state = run_controller(namespace, name, volume)
+    except SpecError as error:
+        raise _fail(error) from error
+    # A run that ended Failed is an outcome, told in its status: the pod must not restart.
+    typer.echo(f"run {run} {state.phase}: {state.message}")
 
 
 @app.command()

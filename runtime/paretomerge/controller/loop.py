@@ -96,8 +96,8 @@ class Controller:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
         state = RunState.load(self.run_dir) or RunState(run=self.run.name)
-        if state.phase == "Succeeded":
-            return state
+        if state.phase in ("Succeeded", "Failed"):
+            return state  # an outcome: a restarted controller must not extend it
         try:
             self._profile(state)
             self._anchor(state)

@@ -1,0 +1,44 @@
+"""A run's controller Job ran out of restarts: the run fails with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from paretomerge.executors.kubernetes import COMPONENT_LABEL, RUN_LABEL
+from paretomerge.status import condition, merge_conditions
+from paretomerge_operator import api
+from paretomerge_operator.resources import CONTROLLER
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={COMPONENT_LABEL: CONTROLLER})
+def controller_job_changed(body: kopf.Body, type: str, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    conditions = body.get("status", {}).get("conditions") or []
+    failed = [c for c in conditions if c.get("type") == "Failed" and c.get("status") == "True"]
+    if not failed:
+        return
+    run_name = body.metadata.labels[RUN_LABEL]
+    run = api.read_run(body.metadata.namespace, run_name)
+    if run is None or run.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return
+    reason = failed[0].get("reason", "Failed")
+    message = (
+        f"the controller failed {body.get('status', {}).get('failed', 0)} time(s) and was "
+        f"not restarted again ({reason}: {failed[0].get('message', '')}); see the logs of "
+        f"the pods of job {body.metadata.name}"
+    )
+    api.patch_run_status(
+        body.metadata.namespace,
+        run_name,
+        {
+            "phase": "Failed",
+            "message": message,
+            "conditions": merge_conditions(
+                run.get("status", {}).get("conditions", []),
+                [condition("Failed", True, reason, message)],
+            ),
+        },
+    )

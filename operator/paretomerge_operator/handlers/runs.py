@@ -1,0 +1,95 @@
+"""A run is created, resumed after an operator restart, or its spec is edited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from paretomerge.kube import PLURAL, VERSION
+from paretomerge.spec import API_GROUP, SpecError, parse_run
+from paretomerge.status import condition, merge_conditions
+from paretomerge_operator import api
+from paretomerge_operator.resources import (
+    controller_job,
+    controller_role,
+    controller_role_binding,
+    controller_service_account,
+)
+
+
+def _reject(body: kopf.Body, error: SpecError) -> None:
+    """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
+    message = str(error)
+    previous = list(body.get("status", {}).get("conditions", []))
+    api.patch_run_status(
+        body.metadata.namespace,
+        body.metadata.name,
+        {
+            "phase": "Failed",
+            "message": message,
+            "observedGeneration": body.metadata.get("generation"),
+            "conditions": merge_conditions(
+                previous,
+                [
+                    condition("Valid", False, "InvalidSpec", message),
+                    condition("Failed", True, "InvalidSpec", message),
+                ],
+            ),
+        },
+    )
+    kopf.warn(body, reason="InvalidSpec", message=message)
+
+
+@kopf.on.resume(API_GROUP, VERSION, PLURAL)
+@kopf.on.create(API_GROUP, VERSION, PLURAL)
+def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
+    """Validate the run and start its controller (once: names are deterministic)."""
+    if body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return
+    try:
+        run = parse_run(dict(body), f"{body.metadata.namespace}/{body.metadata.name}")
+    except SpecError as error:
+        _reject(body, error)
+        raise kopf.PermanentError(str(error)) from None
+    manifest = dict(body)
+    for make in (controller_service_account, controller_role, controller_role_binding):
+        api.create_if_absent(make(run, manifest))
+    created = api.create_if_absent(controller_job(run, manifest, memo.settings))
+    if created:
+        kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")
+        logger.info("controller Job created")
+    if not body.get("status", {}).get("phase"):
+        api.patch_run_status(
+            body.metadata.namespace,
+            body.metadata.name,
+            {
+                "phase": "Pending",
+                "message": "waiting for the controller",
+                "observedGeneration": body.metadata.get("generation"),
+                "conditions": merge_conditions(
+                    [], [condition("Valid", True, "SpecAccepted", "the spec is valid")]
+                ),
+            },
+        )
+
+
+@kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec")
+def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
+    """An edit while running: the controller picks up budget and parallelism itself; an
+    invalid edit is reported (and ignored by the controller)."""
+    if old is None or body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return
+    previous = list(body.get("status", {}).get("conditions", []))
+    try:
+        parse_run(dict(body))
+    except SpecError as error:
+        update = condition("Valid", False, "InvalidEdit", f"the edit is ignored: {error}")
+        kopf.warn(body, reason="InvalidEdit", message=str(error))
+    else:
+        update = condition("Valid", True, "SpecAccepted", "the spec is valid")
+    api.patch_run_status(
+        body.metadata.namespace,
+        body.metadata.name,
+        {"conditions": merge_conditions(previous, [update])},
+    )

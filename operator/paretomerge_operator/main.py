@@ -1,0 +1,66 @@
+"""``paretomerge-operator``: registers the handlers and runs kopf.
+
+Out of cluster it uses the current kubeconfig; the Helm chart's Deployment runs the same
+command in the cluster. ``--standalone`` skips peering (tests, one replica without the
+peering CRD); otherwise replicas coordinate through kopf's peering so only one acts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import kopf
+
+from paretomerge_operator import api
+from paretomerge_operator.handlers import controller_jobs, runs  # noqa: F401 - registers
+from paretomerge_operator.settings import OperatorSettings
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    api.configure()
+    memo.settings = OperatorSettings.from_environment()
+    settings.posting.level = 20  # INFO and above become Events
+    settings.watching.server_timeout = 300
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="paretomerge-operator",
+        description="The ParetoMerge operator: runs ParetoMergeRun resources.",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="Namespace to watch (repeatable); every namespace when none is given.",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true", help="No peering with other operator replicas."
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="Liveness endpoint URL (default: %(default)s).",
+    )
+    parser.add_argument("--peering", default="paretomerge", help="Peering object's name.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    asyncio.run(
+        kopf.operator(
+            standalone=arguments.standalone,
+            peering_name=arguments.peering,
+            namespaces=arguments.namespace or None,
+            clusterwide=not arguments.namespace,
+            liveness_endpoint=arguments.liveness,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The controller pod's side of Kubernetes: read its run, write its status, run the loop.
+
+``paretomerge controller --run NAMESPACE/NAME`` runs :func:`run_controller`: the same
+:class:`~paretomerge.controller.Controller` as a local run, with the Kubernetes executor,
+the volume mounted at ``/data``, the budget and parallelism re-read from the resource on
+every iteration (users may edit them while it runs), and the status patched after every
+checkpoint. A controller that restarts resumes from the checkpoint on the volume and
+adopts the candidate Jobs that are still running.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from paretomerge.controller import Controller, Limits, RunState, run_directory
+from paretomerge.executors.kubernetes import Images, KubernetesExecutor
+from paretomerge.spec import API_GROUP, SpecError, parse_run
+from paretomerge.status import run_status
+
+VERSION = "v1alpha1"
+PLURAL = "paretomergeruns"
+RUNTIME_IMAGE_ENV = "PARETOMERGE_RUNTIME_IMAGE"
+EVAL_IMAGE_ENV = "PARETOMERGE_EVAL_IMAGE"
+API_RETRIES = 8
+T = TypeVar("T")
+
+
+def load_kube_config() -> None:
+    """A kubeconfig when ``KUBECONFIG`` is set (tests, out of cluster), else the pod's
+    own ServiceAccount."""
+    from kubernetes import config
+
+    if os.environ.get("KUBECONFIG"):
+        config.load_kube_config()
+    else:
+        config.load_incluster_config()
+
+
+def with_retries(call: Callable[[], T], what: str) -> T:
+    """``call()``, retried with backoff on server errors and lost connections (an API
+    server that restarts), not on client errors."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    for attempt in range(API_RETRIES):
+        try:
+            return call()
+        except ApiException as error:
+            if error.status is not None and error.status < 500 and error.status != 429:
+                raise
+            failure = error
+        except (HTTPError, OSError) as error:
+            failure = error
+        time.sleep(min(30.0, 0.5 * 2**attempt))
+    raise RuntimeError(f"{what}: the API server did not answer ({failure})")
+
+
+class RunResource:
+    """One ParetoMergeRun in the API: read it, patch its status."""
+
+    def __init__(self, namespace: str, name: str):
+        from kubernetes import client
+
+        self.namespace, self.name = namespace, name
+        self.api = client.CustomObjectsApi()
+
+    def read(self) -> dict[str, Any]:
+        return with_retries(
+            lambda: self.api.get_namespaced_custom_object(
+                API_GROUP, VERSION, self.namespace, PLURAL, self.name
+            ),
+            f"reading {self.namespace}/{self.name}",
+        )
+
+    def patch_status(self, status: dict[str, Any]) -> None:
+        """A merge patch of ``status``: no resourceVersion, so no conflict with other
+        writers, and fields it does not name are left alone."""
+        with_retries(
+            lambda: self.api.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
+            ),
+            f"patching the status of {self.namespace}/{self.name}",
+        )
+
+
+def run_controller(namespace: str, name: str, volume: Path) -> RunState:
+    from kubernetes import client
+
+    load_kube_config()
+    resource = RunResource(namespace, name)
+    run_object = resource.read()
+    run = parse_run(run_object, f"{namespace}/{name}")
+    images = Images(
+        runtime=os.environ.get(RUNTIME_IMAGE_ENV, "paretomerge:runtime"),
+        eval=os.environ.get(EVAL_IMAGE_ENV, "paretomerge:eval"),
+    )
+    executor = KubernetesExecutor(
+        run, run_object, volume, images, client.BatchV1Api(), client.CoreV1Api()
+    )
+    latest = {
+        "object": run_object,
+        "limits": Limits(run.spec.search.budget, run.spec.execution.parallelism),
+    }
+
+    def limits() -> Limits:
+        current = resource.read()
+        try:
+            spec = parse_run(current).spec
+        except SpecError:
+            return latest["limits"]  # an invalid edit changes nothing; the operator says why
+        latest["object"] = current
+        latest["limits"] = Limits(spec.search.budget, spec.execution.parallelism)
+        return latest["limits"]
+
+    def publish(state: RunState) -> None:
+        current = latest["object"]
+        resource.patch_status(
+            run_status(
+                state,
+                run_directory(run),
+                current["metadata"].get("generation"),
+                current.get("status", {}).get("conditions", []),
+            )
+        )
+
+    controller = Controller(run, volume, executor, on_update=publish, limits=limits)
+    return controller.run_to_end()

@@ -1,0 +1,111 @@
+"""A ParetoMergeRun's ``status``, built from the controller's state.
+
+Written by the controller after every checkpoint (and by the operator for the phases it
+owns). It stays compact enough for budgets of several hundred evaluations within the
+API server's object size limit (about 1.5 MB): each finished evaluation is one short row
+``[id, status, f1, f2]``; weights and raw scores are kept for the Pareto set only, and
+everything else is in the run directory on the volume (``status.runDirectory``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.state import RunState
+
+CONDITION_TYPES = ("Valid", "Running", "Succeeded", "Failed")
+# Beyond this many evaluations the compact rows stay in the run directory only.
+MAX_STATUS_EVALUATIONS = 2000
+
+
+def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
+    """A Kubernetes-style condition (``lastTransitionTime`` now)."""
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def merge_conditions(
+    previous: list[dict[str, str]], updates: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """``previous`` with ``updates`` applied; a condition keeps its transition time while
+    its status does not change."""
+    by_type = {c["type"]: dict(c) for c in previous}
+    for update in updates:
+        old = by_type.get(update["type"])
+        if old is not None and old["status"] == update["status"]:
+            update = {**update, "lastTransitionTime": old["lastTransitionTime"]}
+        by_type[update["type"]] = update
+    return [by_type[t] for t in CONDITION_TYPES if t in by_type] + [
+        c for t, c in by_type.items() if t not in CONDITION_TYPES
+    ]
+
+
+def run_status(
+    state: RunState,
+    run_directory: str,
+    generation: int | None,
+    previous_conditions: list[dict[str, str]] = (),
+) -> dict[str, Any]:
+    """The status object for ``state``."""
+    front = pareto_candidates(state)
+    finished = [c for c in state.candidates if c.status != "running"]
+    done = state.phase in ("Succeeded", "Failed")
+    updates = [
+        condition("Running", not done, state.phase, state.message or state.phase),
+        condition("Succeeded", state.phase == "Succeeded", state.phase, state.message),
+        condition("Failed", state.phase == "Failed", state.phase, state.message),
+    ]
+    status: dict[str, Any] = {
+        "phase": state.phase,
+        "message": state.message,
+        "observedGeneration": generation,
+        "runDirectory": run_directory,
+        "finished": state.finished,
+        "running": state.count("running"),
+        "succeeded": state.count("succeeded"),
+        "failed": state.count("failed"),
+        "paretoSize": len(front),
+        "hypervolume": state.hypervolume[-1] if state.hypervolume else 0.0,
+        "hypervolumeHistory": [round(v, 6) for v in state.hypervolume],
+        "anchors": {
+            role: {"model": a.model, "cached": a.cached, "scores": _short_scores(a.scores)}
+            for role, a in state.anchors.items()
+        },
+        "pareto": [
+            {
+                "id": c.id,
+                "f1": round(c.objectives[0], 6),
+                "f2": round(c.objectives[1], 6),
+                "weights": [round(v, 4) for v in c.variables],
+                "scores": _short_scores(c.scores),
+                "mergeTask": f"{run_directory}/candidates/{c.id}/task.json",
+            }
+            for c in front
+        ],
+        "conditions": merge_conditions(list(previous_conditions), updates),
+    }
+    if len(finished) <= MAX_STATUS_EVALUATIONS:
+        status["evaluations"] = [
+            [c.id, c.status, *(round(v, 6) for v in c.objectives or ())] for c in finished
+        ]
+    else:
+        status["evaluations"] = None
+        status["evaluationsIn"] = f"{run_directory}/results.json"
+    return status
+
+
+def _short_scores(scores: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "accuracy": round(s["accuracy"], 6),
+            "meanOutputTokens": round(s["mean_output_tokens"], 2),
+        }
+        for name, s in (scores or {}).items()
+    }

@@ -4,7 +4,8 @@ Written by the controller after every checkpoint (and by the operator for the ph
 owns). It stays compact enough for budgets of several hundred evaluations within the
 API server's object size limit (about 1.5 MB): each finished evaluation is one short row
 ``[id, status, f1, f2]``; weights and raw scores are kept for the Pareto set only, and
-everything else is in the run directory on the volume (``status.runDirectory``).
+everything else is in the run directory on the volume (``status.runDirectory``). The rows
+carry each candidate's stage durations, which the operator turns into metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from paretomerge.controller.artifacts import pareto_candidates
-from paretomerge.controller.state import RunState
+from paretomerge.controller.state import CandidateRecord, RunState
 
 CONDITION_TYPES = ("Valid", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
@@ -91,14 +92,43 @@ def run_status(
         ],
         "conditions": merge_conditions(list(previous_conditions), updates),
     }
+    status["evaluationColumns"] = list(EVALUATION_COLUMNS)
     if len(finished) <= MAX_STATUS_EVALUATIONS:
-        status["evaluations"] = [
-            [c.id, c.status, *(round(v, 6) for v in c.objectives or ())] for c in finished
-        ]
+        status["evaluations"] = [_evaluation_row(c) for c in finished]
     else:
         status["evaluations"] = None
         status["evaluationsIn"] = f"{run_directory}/results.json"
     return status
+
+
+EVALUATION_COLUMNS = (
+    "id",
+    "status",
+    "f1",
+    "f2",
+    "mergeSeconds",
+    "evaluateSeconds",
+    "proposalSeconds",
+    "attempts",
+)
+
+
+def _evaluation_row(candidate: CandidateRecord) -> list[Any]:
+    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (``None`` where a
+    failed candidate has no value)."""
+    f1, f2 = candidate.objectives or (None, None)
+    seconds = candidate.seconds
+    return [
+        candidate.id,
+        candidate.status,
+        None if f1 is None else round(f1, 6),
+        None if f2 is None else round(f2, 6),
+        *(
+            round(seconds[k], 3) if k in seconds else None
+            for k in ("merge", "evaluate", "proposal")
+        ),
+        candidate.attempts,
+    ]
 
 
 def _short_scores(scores: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, float]]:

@@ -2,7 +2,8 @@
 
 Out of cluster it uses the current kubeconfig; the Helm chart's Deployment runs the same
 command in the cluster. ``--standalone`` skips peering (tests, one replica without the
-peering CRD); otherwise replicas coordinate through kopf's peering so only one acts.
+peering CRD); otherwise replicas coordinate through kopf's peering so only one acts. ``--metrics-port`` serves the Prometheus metrics of
+:mod:`paretomerge_operator.metrics`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import kopf
 
 from paretomerge_operator import api
-from paretomerge_operator.handlers import controller_jobs, runs  # noqa: F401 - registers
+from paretomerge_operator.handlers import controller_jobs, progress, runs  # noqa: F401 - registers
+from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.settings import OperatorSettings
 
 
@@ -24,6 +26,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.settings = OperatorSettings.from_environment()
     settings.posting.level = 20  # INFO and above become Events
     settings.watching.server_timeout = 300
+    if memo.metrics_port:
+        memo.metrics.serve(memo.metrics_port)
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +50,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="Liveness endpoint URL (default: %(default)s).",
     )
     parser.add_argument("--peering", default="paretomerge", help="Peering object's name.")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="Port of the Prometheus /metrics endpoint; 0 disables it (default: %(default)s).",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             namespaces=arguments.namespace or None,
             clusterwide=not arguments.namespace,
             liveness_endpoint=arguments.liveness,
+            memo=kopf.Memo(metrics=OperatorMetrics(), metrics_port=arguments.metrics_port),
         )
     )
 

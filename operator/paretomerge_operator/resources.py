@@ -6,6 +6,7 @@ call) finds them instead of making a second controller.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from paretomerge.executors.kubernetes import (
@@ -16,7 +17,13 @@ from paretomerge.executors.kubernetes import (
     owner_reference,
     restricted_security_context,
 )
-from paretomerge.kube import EVAL_IMAGE_ENV, RUNTIME_IMAGE_ENV
+from paretomerge.kube import (
+    EVAL_IMAGE_ENV,
+    IMAGE_PULL_POLICY_ENV,
+    IMAGE_PULL_SECRETS_ENV,
+    RUN_DEFAULTS_ENV,
+    RUNTIME_IMAGE_ENV,
+)
 from paretomerge.spec import API_GROUP, ParetoMergeRun
 from paretomerge_operator.settings import OperatorSettings
 
@@ -104,6 +111,9 @@ def controller_job(
         "env": [
             {"name": RUNTIME_IMAGE_ENV, "value": settings.runtime_image},
             {"name": EVAL_IMAGE_ENV, "value": settings.eval_image},
+            {"name": IMAGE_PULL_POLICY_ENV, "value": settings.image_pull_policy},
+            {"name": IMAGE_PULL_SECRETS_ENV, "value": ",".join(settings.image_pull_secrets)},
+            {"name": RUN_DEFAULTS_ENV, "value": json.dumps(settings.run_defaults)},
             {"name": "HOME", "value": "/tmp"},
             {"name": "MPLCONFIGDIR", "value": "/tmp"},
         ],
@@ -135,6 +145,7 @@ def controller_job(
                         "fsGroup": 1000,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "imagePullSecrets": [{"name": s} for s in settings.image_pull_secrets],
                     "containers": [container],
                     "volumes": [
                         {

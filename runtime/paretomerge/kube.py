@@ -6,10 +6,15 @@ the volume mounted at ``/data``, the budget and parallelism re-read from the res
 every iteration (users may edit them while it runs), and the status patched after every
 checkpoint. A controller that restarts resumes from the checkpoint on the volume and
 adopts the candidate Jobs that are still running.
+
+What a cluster owner sets once (Helm values) reaches the controller as environment
+variables from the operator: the images, their pull policy and pull secrets, and run
+defaults — a partial ``spec.execution`` whose fields fill those a run leaves out or empty.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -18,13 +23,16 @@ from typing import Any, TypeVar
 
 from paretomerge.controller import Controller, Limits, RunState, run_directory
 from paretomerge.executors.kubernetes import Images, KubernetesExecutor
-from paretomerge.spec import API_GROUP, SpecError, parse_run
+from paretomerge.spec import API_GROUP, ExecutionSpec, SpecError, parse_run
 from paretomerge.status import run_status
 
 VERSION = "v1alpha1"
 PLURAL = "paretomergeruns"
 RUNTIME_IMAGE_ENV = "PARETOMERGE_RUNTIME_IMAGE"
 EVAL_IMAGE_ENV = "PARETOMERGE_EVAL_IMAGE"
+IMAGE_PULL_POLICY_ENV = "PARETOMERGE_IMAGE_PULL_POLICY"
+IMAGE_PULL_SECRETS_ENV = "PARETOMERGE_IMAGE_PULL_SECRETS"  # comma-separated Secret names
+RUN_DEFAULTS_ENV = "PARETOMERGE_RUN_DEFAULTS"  # JSON: a partial spec.execution
 API_RETRIES = 8
 T = TypeVar("T")
 
@@ -38,6 +46,36 @@ def load_kube_config() -> None:
         config.load_kube_config()
     else:
         config.load_incluster_config()
+
+
+def image_pull_secrets_from_environment() -> tuple[str, ...]:
+    return tuple(filter(None, os.environ.get(IMAGE_PULL_SECRETS_ENV, "").split(",")))
+
+
+def run_defaults_from_environment() -> dict[str, Any]:
+    """The cluster's run defaults; invalid ones fail here, at startup, not in every run."""
+    defaults = json.loads(os.environ.get(RUN_DEFAULTS_ENV) or "{}")
+    ExecutionSpec.model_validate(defaults)
+    return defaults
+
+
+def with_run_defaults(manifest: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with ``spec.execution`` filled from ``defaults`` where the run leaves a
+    field out or empty (``{}``, ``[]``, null); nested objects are filled field by field."""
+    spec = manifest.get("spec") or {}
+    execution = _fill(spec.get("execution") or {}, defaults)
+    return {**manifest, "spec": {**spec, "execution": execution}}
+
+
+def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    filled = dict(values)
+    for key, default in defaults.items():
+        value = filled.get(key)
+        if isinstance(value, dict) and value and isinstance(default, dict):
+            filled[key] = _fill(value, default)
+        elif value is None or value == {} or value == []:
+            filled[key] = default
+    return filled
 
 
 def with_retries(call: Callable[[], T], what: str) -> T:
@@ -93,10 +131,13 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
     load_kube_config()
     resource = RunResource(namespace, name)
     run_object = resource.read()
-    run = parse_run(run_object, f"{namespace}/{name}")
+    defaults = run_defaults_from_environment()
+    run = parse_run(with_run_defaults(run_object, defaults), f"{namespace}/{name}")
     images = Images(
         runtime=os.environ.get(RUNTIME_IMAGE_ENV, "paretomerge:runtime"),
         eval=os.environ.get(EVAL_IMAGE_ENV, "paretomerge:eval"),
+        pull_policy=os.environ.get(IMAGE_PULL_POLICY_ENV, "IfNotPresent"),
+        pull_secrets=image_pull_secrets_from_environment(),
     )
     executor = KubernetesExecutor(
         run, run_object, volume, images, client.BatchV1Api(), client.CoreV1Api()
@@ -109,7 +150,7 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
     def limits() -> Limits:
         current = resource.read()
         try:
-            spec = parse_run(current).spec
+            spec = parse_run(with_run_defaults(current, defaults)).spec
         except SpecError:
             return latest["limits"]  # an invalid edit changes nothing; the operator says why
         latest["object"] = current

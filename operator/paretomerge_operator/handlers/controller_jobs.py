@@ -9,10 +9,12 @@ import kopf
 from paretomerge.executors.kubernetes import COMPONENT_LABEL, RUN_LABEL
 from paretomerge.status import condition, merge_conditions
 from paretomerge_operator import api
+from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import CONTROLLER
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={COMPONENT_LABEL: CONTROLLER})
+@counting_errors
 def controller_job_changed(body: kopf.Body, type: str, **_: Any) -> None:
     if type == "DELETED":
         return

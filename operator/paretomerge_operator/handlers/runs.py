@@ -6,10 +6,11 @@ from typing import Any
 
 import kopf
 
-from paretomerge.kube import PLURAL, VERSION
+from paretomerge.kube import PLURAL, VERSION, with_run_defaults
 from paretomerge.spec import API_GROUP, SpecError, parse_run
 from paretomerge.status import condition, merge_conditions
 from paretomerge_operator import api
+from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import (
     controller_job,
     controller_role,
@@ -43,12 +44,16 @@ def _reject(body: kopf.Body, error: SpecError) -> None:
 
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
 @kopf.on.create(API_GROUP, VERSION, PLURAL)
+@counting_errors
 def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
     """Validate the run and start its controller (once: names are deterministic)."""
     if body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
         return
     try:
-        run = parse_run(dict(body), f"{body.metadata.namespace}/{body.metadata.name}")
+        run = parse_run(
+            with_run_defaults(dict(body), memo.settings.run_defaults),
+            f"{body.metadata.namespace}/{body.metadata.name}",
+        )
     except SpecError as error:
         _reject(body, error)
         raise kopf.PermanentError(str(error)) from None
@@ -75,6 +80,7 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
 
 
 @kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec")
+@counting_errors
 def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
     """An edit while running: the controller picks up budget and parallelism itself; an
     invalid edit is reported (and ignored by the controller)."""

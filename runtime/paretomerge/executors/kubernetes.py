@@ -33,11 +33,12 @@ MAX_NAME = 63
 
 @dataclass(frozen=True)
 class Images:
-    """The two images a cluster owner sets once (Helm values)."""
+    """The two images a cluster owner sets once (Helm values), how to pull them."""
 
     runtime: str
     eval: str
     pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
 
 
 def job_name(run_name: str, task_id: str, attempt: int) -> str:
@@ -155,6 +156,8 @@ def task_job(
         "nodeSelector": dict(execution.node_selector),
         "tolerations": list(execution.tolerations),
     }
+    if images.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": secret} for secret in images.pull_secrets]
     if execution.affinity:
         pod_spec["affinity"] = execution.affinity
     if execution.priority_class_name:

@@ -1,0 +1,204 @@
+"""The operator's Prometheus metrics, learnt from the runs' status.
+
+Every name starts with ``paretomerge_``, durations are in seconds, counters end in
+``_total``. Labels stay low-cardinality: ``namespace`` and ``run`` (plus ``phase``,
+``outcome``, ``stage``, ``handler`` from small fixed sets), never a candidate id.
+
+:class:`OperatorMetrics` owns its registry (the one the operator serves on
+``--metrics-port``) and remembers, per run, which evaluation rows it has counted, so an
+event repeated by the API server never counts a row twice within one process. After an
+operator restart the counters start from zero and every row in the status is counted
+again once: each counter then holds the run's total, and Prometheus sees a counter reset.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any, TypeVar
+
+import kopf
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    start_http_server,
+)
+
+from paretomerge.status import EVALUATION_COLUMNS
+
+RUN_LABELS = ("namespace", "run")
+OUTCOMES = ("succeeded", "failed", "retried")
+STAGES = ("merge", "evaluate")
+# A candidate merges in minutes and evaluates in up to hours (vLLM, 35k-token answers).
+CANDIDATE_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
+# A proposal is a GP fit plus qLogNEHVI: below a second on small runs, minutes for SAAS.
+PROPOSAL_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_COLUMN = {name: index for index, name in enumerate(EVALUATION_COLUMNS)}
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What one status update says about a run (the fields the metrics need)."""
+
+    phase: str | None
+    budget: int | None
+    finished: int
+    running: int
+    pareto_size: int
+    hypervolume: float
+    evaluations: list[list[Any]]
+
+    @classmethod
+    def from_body(cls, spec: dict[str, Any], status: dict[str, Any]) -> RunProgress:
+        return cls(
+            phase=status.get("phase") or None,
+            budget=(spec.get("search") or {}).get("budget"),
+            finished=status.get("finished") or 0,
+            running=status.get("running") or 0,
+            pareto_size=status.get("paretoSize") or 0,
+            hypervolume=status.get("hypervolume") or 0.0,
+            evaluations=status.get("evaluations") or [],
+        )
+
+
+class OperatorMetrics:
+    """The operator's metrics in their own registry, and what has been counted."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        info = Info("paretomerge_build", "The running operator's version.", registry=self.registry)
+        info.info({"version": version("paretomerge")})
+        self.runs = self._add(Gauge, "paretomerge_runs", "Runs by phase.", ("namespace", "phase"))
+        self.evaluations = self._add(
+            Counter,
+            "paretomerge_evaluations_total",
+            "Finished candidate evaluations by outcome; retried counts extra attempts.",
+            (*RUN_LABELS, "outcome"),
+        )
+        self.finished = self._add(
+            Gauge, "paretomerge_run_evaluations_finished", "Evaluations finished.", RUN_LABELS
+        )
+        self.running = self._add(
+            Gauge, "paretomerge_run_evaluations_running", "Evaluations running.", RUN_LABELS
+        )
+        self.budget = self._add(
+            Gauge, "paretomerge_run_budget_evaluations", "The run's evaluation budget.", RUN_LABELS
+        )
+        self.hypervolume = self._add(
+            Gauge, "paretomerge_run_hypervolume", "Hypervolume of the Pareto set.", RUN_LABELS
+        )
+        self.pareto_size = self._add(
+            Gauge, "paretomerge_run_pareto_size", "Merges in the Pareto set.", RUN_LABELS
+        )
+        self.candidate_seconds = self._add(
+            Histogram,
+            "paretomerge_candidate_duration_seconds",
+            "Duration of a candidate's stage (merge, evaluate).",
+            (*RUN_LABELS, "stage"),
+            buckets=CANDIDATE_BUCKETS,
+        )
+        self.proposal_seconds = self._add(
+            Histogram,
+            "paretomerge_proposal_duration_seconds",
+            "Time to propose one candidate (surrogate fit and acquisition).",
+            RUN_LABELS,
+            buckets=PROPOSAL_BUCKETS,
+        )
+        self.reconcile_errors = self._add(
+            Counter,
+            "paretomerge_reconcile_errors_total",
+            "Exceptions raised by the operator's handlers (each retry counts).",
+            ("handler",),
+        )
+        self._counted: dict[tuple[str, str], set[str]] = {}
+        self._phases: dict[tuple[str, str], str] = {}
+
+    def _add(self, kind: type, name: str, documentation: str, labels: Iterable[str], **options):
+        return kind(name, documentation, tuple(labels), registry=self.registry, **options)
+
+    def observe(self, namespace: str, run: str, progress: RunProgress) -> None:
+        """Update the gauges and count the evaluation rows not counted before."""
+        key = (namespace, run)
+        self._set_phase(key, progress.phase)
+        labels = {"namespace": namespace, "run": run}
+        self.finished.labels(**labels).set(progress.finished)
+        self.running.labels(**labels).set(progress.running)
+        self.hypervolume.labels(**labels).set(progress.hypervolume)
+        self.pareto_size.labels(**labels).set(progress.pareto_size)
+        if progress.budget is not None:
+            self.budget.labels(**labels).set(progress.budget)
+        counted = self._counted.setdefault(key, set())
+        for row in progress.evaluations:
+            if row[_COLUMN["id"]] not in counted:
+                counted.add(row[_COLUMN["id"]])
+                self._count_row(labels, row)
+
+    def _count_row(self, labels: dict[str, str], row: list[Any]) -> None:
+        outcome = row[_COLUMN["status"]]
+        if outcome in OUTCOMES:
+            self.evaluations.labels(**labels, outcome=outcome).inc()
+        retries = (row[_COLUMN["attempts"]] or 1) - 1
+        if retries > 0:
+            self.evaluations.labels(**labels, outcome="retried").inc(retries)
+        for stage in STAGES:
+            seconds = row[_COLUMN[f"{stage}Seconds"]]
+            if seconds is not None:
+                self.candidate_seconds.labels(**labels, stage=stage).observe(seconds)
+        if row[_COLUMN["proposalSeconds"]] is not None:
+            self.proposal_seconds.labels(**labels).observe(row[_COLUMN["proposalSeconds"]])
+
+    def _set_phase(self, key: tuple[str, str], phase: str | None) -> None:
+        previous = self._phases.get(key)
+        if phase == previous:
+            return
+        if previous is not None:
+            self.runs.labels(namespace=key[0], phase=previous).dec()
+        if phase is None:
+            self._phases.pop(key, None)
+        else:
+            self._phases[key] = phase
+            self.runs.labels(namespace=key[0], phase=phase).inc()
+
+    def forget(self, namespace: str, run: str) -> None:
+        """A deleted run: its series go, and it no longer counts in its phase."""
+        key = (namespace, run)
+        self._set_phase(key, None)
+        self._counted.pop(key, None)
+        per_run = (self.finished, self.running, self.budget, self.hypervolume, self.pareto_size)
+        for metric in (*per_run, self.proposal_seconds):
+            metric.remove(namespace, run)  # a no-op for series never observed
+        for outcome in OUTCOMES:
+            self.evaluations.remove(namespace, run, outcome)
+        for stage in STAGES:
+            self.candidate_seconds.remove(namespace, run, stage)
+
+    def serve(self, port: int) -> None:
+        """Serve ``/metrics`` on ``port`` in a background thread."""
+        start_http_server(port, registry=self.registry)
+
+
+def counting_errors(handler: Handler) -> Handler:
+    """Count the exceptions ``handler`` raises in ``memo.metrics``, then re-raise them for
+    kopf to retry. An invalid spec (:class:`kopf.PermanentError`) is the user's error,
+    reported on the run, and not counted."""
+
+    @functools.wraps(handler)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except kopf.PermanentError:
+            raise
+        except Exception:
+            kwargs["memo"].metrics.reconcile_errors.labels(handler=handler.__name__).inc()
+            raise
+
+    return counted  # type: ignore[return-value]

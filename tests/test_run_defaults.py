@@ -1,0 +1,95 @@
+"""A cluster's run defaults (Helm values) fill what a run leaves out, on both sides: the
+operator's controller Job and the controller's candidate Jobs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from paretomerge_operator.resources import controller_job
+from paretomerge_operator.settings import OperatorSettings
+from pydantic import ValidationError
+
+from paretomerge.executors.kubernetes import Images, task_job
+from paretomerge.kube import (
+    IMAGE_PULL_SECRETS_ENV,
+    RUN_DEFAULTS_ENV,
+    run_defaults_from_environment,
+    with_run_defaults,
+)
+from paretomerge.spec import parse_run
+from paretomerge.tasks import ProfileTask
+
+DEFAULTS = {
+    "storage": {"claimName": "shared-models"},
+    "resources": {"gpuResource": "amd.com/gpu"},
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def manifest(execution: dict | None = None) -> dict:
+    spec = {
+        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
+        "objectives": {"benchmarks": [{"name": "aime25"}]},
+    }
+    if execution is not None:
+        spec["execution"] = execution
+    return {
+        "apiVersion": "paretomerge.io/v1alpha1",
+        "kind": "ParetoMergeRun",
+        "metadata": {"name": "r", "namespace": "team-a", "uid": "1"},
+        "spec": spec,
+    }
+
+
+def test_defaults_fill_what_the_run_leaves_out_or_empty() -> None:
+    run = parse_run(with_run_defaults(manifest({"nodeSelector": {}}), DEFAULTS))
+    execution = run.spec.execution
+    assert execution.storage.claim_name == "shared-models"
+    assert execution.resources.gpu_resource == "amd.com/gpu"
+    assert execution.resources.gpus == 1  # a field of neither keeps the spec's default
+    assert execution.node_selector == {"pool": "gpu"}
+    assert execution.tolerations[0]["key"] == "gpu"
+
+
+def test_what_the_run_sets_wins() -> None:
+    own = {
+        "storage": {"claimName": "mine", "runsPath": "out"},
+        "resources": {"gpus": 2},
+        "nodeSelector": {"pool": "h100"},
+        "tolerations": [{"key": "mine", "operator": "Exists"}],
+    }
+    run = parse_run(with_run_defaults(manifest(own), DEFAULTS))
+    execution = run.spec.execution
+    assert (execution.storage.claim_name, execution.storage.runs_path) == ("mine", "out")
+    assert (execution.resources.gpus, execution.resources.gpu_resource) == (2, "amd.com/gpu")
+    assert execution.node_selector == {"pool": "h100"}
+    assert [t["key"] for t in execution.tolerations] == ["mine"]
+    assert "execution" not in manifest()["spec"]  # the manifest itself is not changed
+
+
+def test_defaults_reach_the_controller_and_its_candidate_jobs(monkeypatch) -> None:
+    monkeypatch.setenv(RUN_DEFAULTS_ENV, json.dumps(DEFAULTS))
+    monkeypatch.setenv(IMAGE_PULL_SECRETS_ENV, "registry-a,registry-b")
+    settings = OperatorSettings.from_environment()
+    run = parse_run(with_run_defaults(manifest(), settings.run_defaults))
+    job = controller_job(run, manifest(), settings)
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert json.loads(env[RUN_DEFAULTS_ENV]) == DEFAULTS
+    assert env[IMAGE_PULL_SECRETS_ENV] == "registry-a,registry-b"
+    assert pod["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shared-models"
+
+    images = Images("rt:1", "ev:1", pull_secrets=settings.image_pull_secrets)
+    task = ProfileTask(id="profile", work_dir="runs/r/profile", base="b", experts=["e"])
+    candidate = task_job(task, 0, run, manifest(), images)["spec"]["template"]["spec"]
+    assert candidate["nodeSelector"] == {"pool": "gpu"}
+    assert candidate["imagePullSecrets"][1] == {"name": "registry-b"}
+
+
+def test_invalid_defaults_fail_at_startup(monkeypatch) -> None:
+    monkeypatch.setenv(RUN_DEFAULTS_ENV, json.dumps({"resources": {"gpus": -1}}))
+    with pytest.raises(ValidationError):
+        run_defaults_from_environment()

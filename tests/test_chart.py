@@ -10,11 +10,11 @@ from pathlib import Path
 import helm_python as helm
 import pytest
 import yaml
-from paretomerge_operator.metrics import OperatorMetrics
-from paretomerge_operator.resources import controller_role
 
 from paretomerge.kube import RUN_DEFAULTS_ENV, run_defaults_from_environment
 from paretomerge.spec import parse_run
+from paretomerge_operator.metrics import OperatorMetrics
+from paretomerge_operator.resources import controller_role
 
 ROOT = Path(__file__).parent.parent
 CHART = ROOT / "charts" / "paretomerge"

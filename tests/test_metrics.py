@@ -6,13 +6,13 @@ from importlib.metadata import version
 from types import SimpleNamespace
 
 import pytest
-from paretomerge_operator.handlers.progress import run_changed
-from paretomerge_operator.handlers.runs import spec_edited
-from paretomerge_operator.metrics import OperatorMetrics
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from paretomerge.status import EVALUATION_COLUMNS
+from paretomerge_operator.handlers.progress import run_changed
+from paretomerge_operator.handlers.runs import spec_edited
+from paretomerge_operator.metrics import OperatorMetrics
 
 
 def row(candidate: str, status: str, merge=30.0, evaluate=600.0, proposal=1.5, attempts=1):

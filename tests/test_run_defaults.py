@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from paretomerge_operator.resources import controller_job
-from paretomerge_operator.settings import OperatorSettings
 from pydantic import ValidationError
 
 from paretomerge.executors.kubernetes import Images, task_job
@@ -19,6 +17,8 @@ from paretomerge.kube import (
 )
 from paretomerge.spec import parse_run
 from paretomerge.tasks import ProfileTask
+from paretomerge_operator.resources import controller_job
+from paretomerge_operator.settings import OperatorSettings
 
 DEFAULTS = {
     "storage": {"claimName": "shared-models"},

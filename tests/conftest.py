@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -29,3 +30,14 @@ def models(tmp_path_factory) -> dict:
             ],
         }
     return built
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory) -> Path:
+    """The demo's trained instruct/thinking pair and benchmark (``instruct/``, ``thinking/``,
+    ``benchmark.jsonl``), built once per session."""
+    from paretomerge.demo.pair import build_demo_pair
+
+    directory = tmp_path_factory.mktemp("demo-models")
+    build_demo_pair(directory)
+    return directory

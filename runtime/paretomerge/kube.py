@@ -125,6 +125,39 @@ class RunResource:
         )
 
 
+class RunFollower:
+    """Keeps up with a run while it goes on: the budget and parallelism users may edit,
+    the generation and conditions the status must carry."""
+
+    def __init__(self, resource: RunResource, run_object: dict[str, Any], defaults: dict):
+        self.resource = resource
+        self.run_object = run_object
+        self.defaults = defaults
+        run = parse_run(with_run_defaults(run_object, defaults))
+        self.latest_limits = Limits(run.spec.search.budget, run.spec.execution.parallelism)
+        self.run_dir = run_directory(run)
+
+    def limits(self) -> Limits:
+        """The limits of the resource as it is now; an invalid edit changes nothing (the
+        operator reports it)."""
+        current = self.resource.read()
+        try:
+            spec = parse_run(with_run_defaults(current, self.defaults)).spec
+        except SpecError:
+            return self.latest_limits
+        self.run_object = current
+        self.latest_limits = Limits(spec.search.budget, spec.execution.parallelism)
+        return self.latest_limits
+
+    def publish(self, state: RunState) -> None:
+        metadata, status = self.run_object["metadata"], self.run_object.get("status", {})
+        self.resource.patch_status(
+            run_status(
+                state, self.run_dir, metadata.get("generation"), status.get("conditions", [])
+            )
+        )
+
+
 def run_controller(namespace: str, name: str, volume: Path) -> RunState:
     from kubernetes import client
 
@@ -142,31 +175,8 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
     executor = KubernetesExecutor(
         run, run_object, volume, images, client.BatchV1Api(), client.CoreV1Api()
     )
-    latest = {
-        "object": run_object,
-        "limits": Limits(run.spec.search.budget, run.spec.execution.parallelism),
-    }
-
-    def limits() -> Limits:
-        current = resource.read()
-        try:
-            spec = parse_run(with_run_defaults(current, defaults)).spec
-        except SpecError:
-            return latest["limits"]  # an invalid edit changes nothing; the operator says why
-        latest["object"] = current
-        latest["limits"] = Limits(spec.search.budget, spec.execution.parallelism)
-        return latest["limits"]
-
-    def publish(state: RunState) -> None:
-        current = latest["object"]
-        resource.patch_status(
-            run_status(
-                state,
-                run_directory(run),
-                current["metadata"].get("generation"),
-                current.get("status", {}).get("conditions", []),
-            )
-        )
-
-    controller = Controller(run, volume, executor, on_update=publish, limits=limits)
+    follower = RunFollower(resource, run_object, defaults)
+    controller = Controller(
+        run, volume, executor, on_update=follower.publish, limits=follower.limits
+    )
     return controller.run_to_end()

@@ -1,0 +1,223 @@
+"""The operator on a real control plane: kubectl apply a run, get a Pareto set.
+
+The API server, the Job controller and the scheduler are real (``tests/k8s``); a node
+simulator plays the kubelet and runs every container's command as a local process. The
+run is ``examples/tiny-cpu.yaml`` on the demo's trained pair: the controller pod, the
+profile, anchor and candidate Jobs all run the real ``paretomerge`` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from k8s.control_plane import ControlPlane, KubectlError, free_port, wait_until
+from k8s.node_simulator import NodeSimulator
+
+from paretomerge.crd import CRD_NAME
+
+pytest_plugins = ["k8s.fixtures"]
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+ROOT = Path(__file__).parent.parent
+CRD_FILE = ROOT / "crds" / "paretomergeruns.paretomerge.io.yaml"
+EXAMPLE = ROOT / "examples" / "tiny-cpu.yaml"
+CLAIM = "paretomerge-models"
+RUN_SECONDS = 900
+
+
+@pytest.fixture(scope="module")
+def crd(k8s_cluster: ControlPlane) -> None:
+    k8s_cluster.kubectl("apply", "-f", str(CRD_FILE))
+    k8s_cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}")
+
+
+@pytest.fixture
+def volume(tmp_path: Path, demo_models: Path) -> Path:
+    """The run's volume: the demo pair under models/ (read-only use), runs written beside."""
+    root = tmp_path / "volume"
+    root.mkdir()
+    (root / "models").symlink_to(demo_models)
+    return root
+
+
+@pytest.fixture
+def node(k8s_cluster: ControlPlane, tmp_path: Path, volume: Path, monkeypatch) -> Iterator:
+    # Pod processes run `paretomerge ...`: the one of this environment.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with NodeSimulator(k8s_cluster, tmp_path / "node", gpus=1, claims={CLAIM: volume}) as node:
+        yield node
+
+
+@pytest.fixture
+def operator(k8s_cluster: ControlPlane, crd, k8s_namespace: str, tmp_path: Path) -> Iterator:
+    """``paretomerge-operator --standalone`` watching the test's namespace."""
+    health = free_port()
+    log = open(tmp_path / "operator.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "paretomerge-operator"),
+            "--standalone",
+            "--namespace",
+            k8s_namespace,
+            "--liveness",
+            f"http://127.0.0.1:{health}/healthz",
+            "--metrics-port",
+            "0",
+        ],
+        env={**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _healthy(health), "the operator's liveness endpoint", timeout=60)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+        print((tmp_path / "operator.log").read_text()[-6000:])  # shown when a test fails
+
+
+def _healthy(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def manifest(namespace: str, **search) -> dict:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["metadata"]["namespace"] = namespace
+    data["spec"]["search"].update(search)
+    return data
+
+
+def status(cluster: ControlPlane, namespace: str, name: str) -> dict:
+    return cluster.get("pmr", name, "-n", namespace).get("status", {})
+
+
+def wait_for_phase(cluster: ControlPlane, namespace: str, name: str, timeout: float) -> dict:
+    wait_until(
+        lambda: status(cluster, namespace, name).get("phase") in ("Succeeded", "Failed"),
+        f"run {namespace}/{name} to finish",
+        timeout=timeout,
+        every=2,
+    )
+    return status(cluster, namespace, name)
+
+
+def candidate_jobs(cluster: ControlPlane, namespace: str) -> list[dict]:
+    jobs = cluster.get(
+        "jobs", "-n", namespace, "-l", "app.kubernetes.io/component=merged-evaluation"
+    )
+    return jobs.get("items", [])
+
+
+def test_a_run_applied_with_kubectl_ends_with_a_pareto_set(
+    k8s_cluster: ControlPlane, k8s_namespace: str, node: NodeSimulator, operator
+) -> None:
+    node.create_claim(k8s_namespace, CLAIM)
+    run = manifest(k8s_namespace)
+    k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+    final = wait_for_phase(k8s_cluster, k8s_namespace, "tiny-cpu", RUN_SECONDS)
+    assert final["phase"] == "Succeeded", final.get("message")
+    budget = run["spec"]["search"]["budget"]
+    assert final["finished"] == final["succeeded"] == budget and final["failed"] == 0
+    assert final["paretoSize"] == len(final["pareto"]) >= 1
+    assert len(final["evaluations"]) == budget
+    assert {"base", "expert"} == set(final["anchors"])
+    assert len(candidate_jobs(k8s_cluster, k8s_namespace)) == budget
+    succeeded = next(c for c in final["conditions"] if c["type"] == "Succeeded")
+    assert succeeded["status"] == "True"
+
+    table = k8s_cluster.kubectl("get", "pmr", "-n", k8s_namespace).stdout.splitlines()
+    assert table[0].split()[:7] == [
+        "NAME",
+        "PHASE",
+        "DONE",
+        "BUDGET",
+        "PARETO",
+        "HYPERVOLUME",
+        "AGE",
+    ]
+    row = table[1].split()
+    assert row[:5] == ["tiny-cpu", "Succeeded", str(budget), str(budget), str(len(final["pareto"]))]
+    described = k8s_cluster.kubectl("describe", "pmr", "tiny-cpu", "-n", k8s_namespace).stdout
+    assert "ControllerStarted" in described
+
+
+def test_the_api_server_rejects_a_malformed_run_naming_the_field(
+    k8s_cluster: ControlPlane, crd, k8s_namespace: str
+) -> None:
+    run = manifest(k8s_namespace)
+    run["spec"]["search"]["budget"] = "many"
+    with pytest.raises(KubectlError, match=r"spec\.search\.budget"):
+        k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+    run["spec"]["search"]["budget"] = 3
+    run["spec"]["merge"]["method"] = "slerp"
+    with pytest.raises(KubectlError, match=r"spec\.merge\.method"):
+        k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"batchSize": 9}, "spec.search.batchSize"),
+        ({"referencePoint": [-0.2, -0.2, -0.2]}, "spec.search.referencePoint"),
+    ],
+)
+def test_a_run_the_schema_lets_through_ends_failed_with_the_field_named(
+    k8s_cluster: ControlPlane, k8s_namespace: str, operator, change: dict, field: str
+) -> None:
+    k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest(k8s_namespace, **change)))
+    final = wait_for_phase(k8s_cluster, k8s_namespace, "tiny-cpu", 60)
+    assert final["phase"] == "Failed" and field in final["message"]
+    valid = next(c for c in final["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False" and field in valid["message"]
+    assert not k8s_cluster.get("jobs", "-n", k8s_namespace).get("items")
+    events = k8s_cluster.kubectl("get", "events", "-n", k8s_namespace).stdout
+    assert "InvalidSpec" in events
+
+
+def test_a_killed_controller_is_restarted_and_counts_every_evaluation_once(
+    k8s_cluster: ControlPlane, k8s_namespace: str, node: NodeSimulator, operator
+) -> None:
+    node.create_claim(k8s_namespace, CLAIM)
+    run = manifest(k8s_namespace, budget=4)
+    k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
+    wait_until(
+        lambda: status(k8s_cluster, k8s_namespace, "tiny-cpu").get("succeeded", 0) >= 1,
+        "a first evaluation",
+        timeout=RUN_SECONDS,
+        every=2,
+    )
+    pattern = f"paretomerge controller --run {k8s_namespace}/tiny-cpu"
+    killed = subprocess.run(["pkill", "-KILL", "-f", pattern], check=False)
+    assert killed.returncode == 0, "no controller process to kill"
+    time.sleep(1)
+    final = wait_for_phase(k8s_cluster, k8s_namespace, "tiny-cpu", RUN_SECONDS)
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert final["succeeded"] == 4 and len(final["evaluations"]) == 4
+    jobs = candidate_jobs(k8s_cluster, k8s_namespace)
+    assert sorted(j["metadata"]["labels"]["paretomerge.io/task"] for j in jobs) == [
+        "c0001",
+        "c0002",
+        "c0003",
+        "c0004",
+    ]
+    controller = k8s_cluster.get("job", "tiny-cpu-controller", "-n", k8s_namespace)
+    assert controller["status"].get("failed", 0) >= 1  # the killed pod, replaced

@@ -75,6 +75,11 @@ def wait_until(check: Callable[[], object], what: str, timeout: float = 60, ever
         time.sleep(every)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the kernel's choice)."""
+    return free_ports(1)[0]
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports on 127.0.0.1 that are free now (the kernel's choice;
     all held open while choosing, so none comes twice)."""

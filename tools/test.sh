@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: install into .venv (idempotent), lint, test.
+# The k8s tests build their control plane on first use (tools/k8s/build.sh, 7-11 min, cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install.sh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,7 +40,8 @@ def why_unbuildable() -> str | None:
         return "no apt-get: the control plane is built from Debian packages"
     if os.geteuid() == 0:
         return None
-    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], check=False).returncode == 0:
+    sudo = ["sudo", "-n", "true"]
+    if shutil.which("sudo") and subprocess.run(sudo, capture_output=True).returncode == 0:
         return None
     return "apt-get needs root or password-less sudo"
 
@@ -75,9 +77,17 @@ def wait_until(check: Callable[[], object], what: str, timeout: float = 60, ever
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that are free now (the kernel's choice;
+    all held open while choosing, so none comes twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,7 @@ def start(directory: Path, bin_dir: Path) -> ControlPlane:
     with their state under ``directory``; return once the API serves and the default
     ServiceAccount has its token. Raise ``RuntimeError`` (with ``up.sh``'s output) on failure,
     after stopping whatever had started."""
-    api_port, etcd_port, etcd_peer_port = free_port(), free_port(), free_port()
+    api_port, etcd_port, etcd_peer_port = free_ports(3)
     plane = ControlPlane(directory=directory, bin_dir=bin_dir, api_port=api_port)
     env = {
         **os.environ,

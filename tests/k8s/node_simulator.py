@@ -35,12 +35,22 @@ Status: the Pod goes Pending -> Running -> Succeeded/Failed with container statu
 ``finishedAt``). The message is the container's termination message file (at most
 ``MAX_MESSAGE_BYTES``); with ``terminationMessagePolicy: FallbackToLogsOnError`` and an
 empty file, a failed container's message is its log tail. ``activeDeadlineSeconds`` kills
-the Pod and fails it with reason ``DeadlineExceeded``. Unlike a kubelet, which waits and
-retries, the simulator fails a Pod it cannot set up (a missing Secret or key, a volume type
-it does not know) at once, with reason ``NodeSimulatorError``. A Pod that is deleted (or gets a
+the Pod and fails it with reason ``DeadlineExceeded``. A Pod that is deleted (or gets a
 ``deletionTimestamp``) has its process groups killed (SIGTERM, SIGKILL after
-``KILL_GRACE_SECONDS``) and is then removed with ``gracePeriodSeconds=0``. Each
-container's output goes to ``log_path(namespace, pod, container)``.
+``KILL_GRACE_SECONDS``) and is then removed with ``gracePeriodSeconds=0``. Unlike a
+kubelet, which waits and retries, the simulator fails a Pod it cannot set up (a missing
+Secret or key, a volume type it does not know) at once, with reason ``NodeSimulatorError``.
+
+Not simulated: images, resource limits at run time (requests and limits only count for
+scheduling), which GPU a Pod gets (no ``CUDA_VISIBLE_DEVICES``), probes, ports and
+Services, securityContext, read-only mounts, node heartbeats.
+
+Use::
+
+    with NodeSimulator(cluster, tmp_path / "node", gpus=1, claims={"models": models_dir}) as node:
+        node.create_claim("ns", "models")  # a bound PVC, so the scheduler admits its Pods
+        ...
+        node.logs("ns", "pod-name", "container-name")
 """
 
 from __future__ import annotations

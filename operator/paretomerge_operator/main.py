@@ -50,6 +50,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="Liveness endpoint URL (default: %(default)s).",
     )
     parser.add_argument("--peering", default="paretomerge", help="Peering object's name.")
+    parser.add_argument("--verbose", action="store_true", help="Log kopf's debug messages.")
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -61,11 +62,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
+    kopf.configure(verbose=arguments.verbose)
     asyncio.run(
         kopf.operator(
             standalone=arguments.standalone,
-            peering_name=arguments.peering,
-            namespaces=arguments.namespace or None,
+            # A peering name makes peering mandatory, even for a standalone operator.
+            peering_name=None if arguments.standalone else arguments.peering,
+            namespaces=arguments.namespace or (),
             clusterwide=not arguments.namespace,
             liveness_endpoint=arguments.liveness,
             memo=kopf.Memo(metrics=OperatorMetrics(), metrics_port=arguments.metrics_port),

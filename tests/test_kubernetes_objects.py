@@ -63,7 +63,7 @@ def test_a_candidate_job_merges_in_an_init_container_and_evaluates_on_gpus() -> 
     (merge,), (evaluate,) = pod["initContainers"], pod["containers"]
     assert merge["image"] == "rt:1" and merge["args"] == ["--stage", "merge"]
     assert evaluate["image"] == "ev:1" and evaluate["args"] == ["--stage", "evaluate"]
-    assert evaluate["resources"]["limits"]["amd.com/gpu"] == 2
+    assert evaluate["resources"]["limits"]["amd.com/gpu"] == "2"
     assert "amd.com/gpu" not in merge["resources"]["limits"]
     assert pod["nodeSelector"] == {"gpu": "h100"} and pod["priorityClassName"] == "batch-low"
     assert pod["tolerations"][0]["key"] == "gpu"

@@ -94,7 +94,7 @@ def task_job(
     def container(container_name: str, image: str, stage: str, gpu: bool) -> dict[str, Any]:
         limits: dict[str, Any] = {"memory": execution.resources.memory}
         if gpu and execution.resources.gpus:
-            limits[execution.resources.gpu_resource] = execution.resources.gpus
+            limits[execution.resources.gpu_resource] = str(execution.resources.gpus)
         env = [
             {"name": "PARETOMERGE_TERMINATION_LOG", "value": TERMINATION_LOG},
             {"name": "HF_HUB_OFFLINE", "value": "1"},

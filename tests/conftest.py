@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -32,12 +34,40 @@ def models(tmp_path_factory) -> dict:
     return built
 
 
+@dataclass(frozen=True)
+class DemoBuild:
+    """The session's demo pair, its progress lines, and torch's state around the build."""
+
+    pair: Any
+    lines: list[str]
+    threads: tuple[int, int]  # before, after
+    rng_unchanged: bool
+
+
 @pytest.fixture(scope="session")
-def demo_models(tmp_path_factory) -> Path:
-    """The demo's trained instruct/thinking pair and benchmark (``instruct/``, ``thinking/``,
-    ``benchmark.jsonl``), built once per session."""
+def demo_build(tmp_path_factory) -> DemoBuild:
+    """The demo's trained instruct/thinking pair and its 40-question benchmark, built once
+    per session (``instruct/``, ``thinking/``, ``benchmark.jsonl``); ``PARETOMERGE_DEMO_PAIR_DIR``
+    names a directory to reuse instead."""
+    import torch
+
     from paretomerge.demo.pair import build_demo_pair
 
-    directory = tmp_path_factory.mktemp("demo-models")
-    build_demo_pair(directory)
-    return directory
+    lines: list[str] = []
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    # A developer may point this at a pair built before (it is rebuilt there if stale);
+    # CI leaves it unset and trains once per session.
+    directory = os.environ.get("PARETOMERGE_DEMO_PAIR_DIR") or tmp_path_factory.mktemp("demo")
+    pair = build_demo_pair(Path(directory), progress=lines.append)
+    return DemoBuild(
+        pair=pair,
+        lines=lines,
+        threads=(threads, torch.get_num_threads()),
+        rng_unchanged=torch.equal(rng, torch.random.get_rng_state()),
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_models(demo_build: DemoBuild) -> Path:
+    """The directory of the demo pair (``instruct/``, ``thinking/``, ``benchmark.jsonl``)."""
+    return demo_build.pair.base.parent

@@ -1,6 +1,6 @@
 """The whole loop on this machine, for real: ``paretomerge demo`` and what it leaves.
 
-The demo pair is trained on the CPU, every candidate is merged by mergekit and evaluated
+The demo pair is trained on the CPU (once per session, shared), every candidate is merged by mergekit and evaluated
 through evalscope against the built-in transformers server in its own process.
 """
 
@@ -23,8 +23,9 @@ BUDGET = 4
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> tuple[Path, str]:
+def demo_run(tmp_path_factory, demo_models: Path) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo")
+    (out / "models").symlink_to(demo_models)  # the session's trained pair, reused as is
     result = CliRunner().invoke(
         app,
         ["demo", "--out", str(out), "--budget", str(BUDGET), "--parallelism", "2", "--limit", "16"],

@@ -214,12 +214,12 @@ def demo(
     out: Annotated[
         Path, typer.Option(help="Directory for the models, the run file and the run.")
     ] = Path("paretomerge-demo"),
-    budget: Annotated[int, typer.Option(min=2, help="Candidate merges to evaluate.")] = 12,
+    budget: Annotated[int, typer.Option(min=2, help="Candidate merges to evaluate.")] = 8,
     parallelism: Annotated[int, typer.Option(min=1, help="Candidates evaluated at once.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the models, the data and the search.")] = 0,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Questions per evaluation [default: all 40].")
-    ] = None,
+        int, typer.Option(min=1, max=40, help="Questions per evaluation (of 40).")
+    ] = 24,
 ) -> None:
     """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
 

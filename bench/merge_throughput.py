@@ -31,18 +31,22 @@ from pathlib import Path
 
 GIB = 1 << 30
 
-# Child processes: each prints one JSON line. ru_maxrss is in KiB on Linux.
+# Child processes: each prints one JSON line. The peak resident set is VmHWM of
+# /proc/self/status (kB), which starts afresh at exec; getrusage's ru_maxrss would not: it
+# is carried across fork and exec, so every child would report this process's own peak.
 _CHILD_PRELUDE = """
-import json, resource, sys, time
+import json, re, sys, time
+def peak_rss():
+    with open('/proc/self/status') as status:
+        return int(re.search(r'VmHWM:\\s+(\\d+) kB', status.read()).group(1)) * 1024
 t0 = time.perf_counter()
 {imports}
 t1 = time.perf_counter()
-rss_after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+rss_after_import = peak_rss()
 """
 _CHILD_EPILOGUE = """
 t2 = time.perf_counter()
-print(json.dumps({"startup_s": t1 - t0, "work_s": t2 - t1,
-    "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+print(json.dumps({"startup_s": t1 - t0, "work_s": t2 - t1, "peak_rss": peak_rss(),
     "rss_after_import": rss_after_import}))
 """
 

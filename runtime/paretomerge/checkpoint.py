@@ -4,6 +4,11 @@ A checkpoint directory holds ``config.json`` and either ``model.safetensors`` or
 listed in ``model.safetensors.index.json``. Tensor metadata (dtype, shape) comes from
 the shard headers without reading any tensor data.
 
+Two ways to read a tensor: :meth:`Checkpoint.read` loads it whole through safetensors,
+and :meth:`Checkpoint.read_chunks` streams its bytes with plain reads into one small
+reused buffer (no memory map, no page faults, no copy of the whole tensor), which is what
+reductions over whole models use.
+
 Why each tensor gets its own ``safe_open``: a safetensors handle memory-maps its whole
 shard, and every page it has touched stays in the process's resident set until the
 handle closes. Reading a multi-gigabyte shard through one handle would therefore make
@@ -37,6 +42,7 @@ class TensorInfo:
     shard: Path
     dtype: str  # safetensors dtype code, e.g. "BF16", "F32"
     shape: tuple[int, ...]
+    offset: int  # where its data starts in the shard file, in bytes
 
     @property
     def num_bytes(self) -> int:
@@ -47,6 +53,16 @@ class TensorInfo:
 
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1}
+_TORCH_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+}
 
 
 class Checkpoint:
@@ -94,6 +110,37 @@ class Checkpoint:
         with safe_open(info.shard, framework="pt") as handle:
             return handle.get_tensor(name)
 
+    def read_chunks(self, name: str, chunk_elements: int) -> Iterator[torch.Tensor]:
+        """The values of tensor ``name``, flattened, ``chunk_elements`` at a time.
+
+        Every chunk is a 1-D view into one buffer that the next chunk overwrites: use it
+        before asking for the next. The last chunk may be shorter.
+
+        Raises:
+            CheckpointError: the shard ends before the tensor's data does.
+        """
+        info = self.tensors[name]
+        if info.dtype not in _TORCH_DTYPES:
+            raise CheckpointError(f"tensor {name} of model {self.path} has dtype {info.dtype}")
+        itemsize = _DTYPE_BYTES[info.dtype]
+        count = info.num_bytes // itemsize
+        buffer = torch.empty(max(min(chunk_elements, count), 1), dtype=_TORCH_DTYPES[info.dtype])
+        raw = memoryview(buffer.view(torch.uint8).numpy())
+        with info.shard.open("rb", buffering=0) as stream:
+            stream.seek(info.offset)
+            for start in range(0, count, chunk_elements):
+                size = min(chunk_elements, count - start)
+                wanted, filled = size * itemsize, 0
+                while filled < wanted:
+                    got = stream.readinto(raw[filled:wanted])
+                    if not got:
+                        raise CheckpointError(
+                            f"tensor {name} of model {self.path}: shard {info.shard.name} "
+                            "ends before its data (a truncated file)"
+                        )
+                    filled += got
+                yield buffer[:size]
+
     def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Every tensor in name order, one at a time."""
         for name in sorted(self.tensors):
@@ -120,8 +167,10 @@ class Checkpoint:
                     f"model {self.path}: shard {shard_name} is missing "
                     f"(it holds {len(missing)} tensors, e.g. {missing[0]})"
                 )
-            for name, (dtype, shape) in _shard_header(shard).items():
-                tensors[name] = TensorInfo(name=name, shard=shard, dtype=dtype, shape=shape)
+            for name, (dtype, shape, offset) in _shard_header(shard).items():
+                tensors[name] = TensorInfo(
+                    name=name, shard=shard, dtype=dtype, shape=shape, offset=offset
+                )
 
         if weight_map:
             for name, shard_name in weight_map.items():
@@ -159,15 +208,36 @@ def check_compatible(base: Checkpoint, expert: Checkpoint) -> None:
             )
 
 
-def _shard_header(shard: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """``{name: (dtype, shape)}`` from a safetensors header (8-byte length, then JSON)."""
+def _shard_header(shard: Path) -> dict[str, tuple[str, tuple[int, ...], int]]:
+    """``{name: (dtype, shape, data offset in the file)}`` from a safetensors header
+    (8-byte length, then JSON with offsets relative to the end of the header).
+
+    Raises:
+        CheckpointError: an unreadable header, or tensor data that would lie beyond the
+            end of the file (a truncated shard).
+    """
     try:
         with shard.open("rb") as stream:
             length = int.from_bytes(stream.read(8), "little")
             header = json.loads(stream.read(length))
-    except (OSError, ValueError) as error:
+        file_size = shard.stat().st_size
+        header.pop("__metadata__", None)
+        entries = {
+            name: (
+                entry["dtype"],
+                tuple(entry["shape"]),
+                [8 + length + o for o in entry["data_offsets"]],
+            )
+            for name, entry in header.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(
-            f"shard {shard} is not a readable safetensors file: {error}"
+            f"shard {shard} is not a readable safetensors file: {error!r}"
         ) from error
-    header.pop("__metadata__", None)
-    return {name: (entry["dtype"], tuple(entry["shape"])) for name, entry in header.items()}
+    for name, (_, _, (_, end)) in entries.items():
+        if end > file_size:
+            raise CheckpointError(
+                f"shard {shard} is truncated: tensor {name} ends at byte {end}, "
+                f"the file has {file_size}"
+            )
+    return {name: (dtype, shape, start) for name, (dtype, shape, (start, _)) in entries.items()}

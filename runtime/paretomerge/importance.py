@@ -14,13 +14,17 @@ final norm and ``lm_head``. With several experts each one is reported, and the p
 own values are the mean over experts. The default statistic, ``frobenius``, is the one
 the SIP prior and the BAMBO partition use (DESIGN.md).
 
-Tensors are streamed one at a time (see :mod:`paretomerge.checkpoint`) and reduced in
-cache-sized chunks, so memory stays within about one tensor of each model.
+Tensors are streamed (see :mod:`paretomerge.checkpoint`) and reduced in cache-sized
+chunks by a few worker threads, each holding one tensor of each model at a time, so
+memory stays within a few tensors of each model.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -34,8 +38,11 @@ from paretomerge.layout import TensorLayout
 from paretomerge.partition import PartitionStrategy, partition_layers
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
-# 256 Ki float32 values (1 MiB) per operand: small enough to stay in a core's cache.
+# 256 Ki float32 values (1 MiB) per operand: both operands stay in a core's cache.
 CHUNK_ELEMENTS = 1 << 18
+# Tensors reduced at once: the reduction is bound by memory and the interpreter, so more
+# than a few threads gain nothing.
+MAX_WORKERS = 4
 DEFAULT_STATISTIC = "frobenius"
 
 
@@ -141,21 +148,25 @@ def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -
         if not members[layer]:
             raise CheckpointError(f"model {base.path}: layer {layer} has no tensors")
 
+    def statistics_of(name: str) -> list[dict[str, float | None]]:
+        return [tensor_statistics(base, expert, name) for expert in experts]
+
     # sums[k][statistic][group] and counts for the means over tensors.
     sums = [{s: dict.fromkeys(groups, 0.0) for s in STATISTICS} for _ in experts]
     relative_counts = [dict.fromkeys(groups, 0) for _ in experts]
-    with _single_torch_thread():
-        for name in sorted(n for n, r in roles.items() if r is not None):
+    names = sorted(n for n, r in roles.items() if r is not None)
+    # Each worker is one interpreter thread running torch on one intra-op thread (torch
+    # releases the GIL inside its kernels); map() keeps the names' order.
+    workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+    with _single_torch_thread(), ThreadPoolExecutor(workers) as pool:
+        for name, per_expert in zip(names, pool.map(statistics_of, names), strict=True):
             group = roles[name]
-            base_tensor = base.read(name)
-            for k, expert in enumerate(experts):
-                stats = tensor_statistics(base, expert, name, base_tensor, expert.read(name))
+            for k, stats in enumerate(per_expert):
                 for statistic in ("frobenius", "l1", "linf"):
                     sums[k][statistic][group] += stats[statistic]
                 if stats["relative"] is not None:
                     sums[k]["relative"][group] += stats["relative"]
                     relative_counts[k][group] += 1
-            del base_tensor
 
     expert_profiles = []
     for k, expert in enumerate(experts):
@@ -195,36 +206,44 @@ def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -
     )
 
 
-def tensor_statistics(
-    base: Checkpoint,
-    expert: Checkpoint,
-    name: str,
-    base_tensor: torch.Tensor,
-    expert_tensor: torch.Tensor,
-) -> dict[str, float | None]:
-    """The four statistics of ``D = expert_tensor - base_tensor``.
+def tensor_statistics(base: Checkpoint, expert: Checkpoint, name: str) -> dict[str, float | None]:
+    """The four statistics of ``D = W_expert - W_base`` for tensor ``name``.
 
-    Works through the flattened tensors in chunks of :data:`CHUNK_ELEMENTS`, converted
-    to float32 while they sit in cache; sums accumulate in float64. ``relative`` is
-    ``None`` when the base tensor is all zeros.
+    Streams both tensors in chunks of :data:`CHUNK_ELEMENTS` (plain reads, see
+    :meth:`Checkpoint.read_chunks`), copied into two float32 buffers that stay in cache and
+    reduced there in place (``|D|`` overwrites ``D`` once its square is summed); the
+    per-chunk partial results are added in float64. ``relative`` is ``None`` when the base
+    tensor is all zeros.
 
     Raises:
-        CheckpointError: either tensor holds a NaN or an infinity (named with its model).
+        CheckpointError: either tensor holds a NaN or an infinity (named with its model),
+            or its shard is truncated.
     """
-    flat_base, flat_expert = base_tensor.reshape(-1), expert_tensor.reshape(-1)
-    base_sq = delta_sq = l1 = linf = 0.0
-    for start in range(0, flat_base.numel(), CHUNK_ELEMENTS):
-        base32 = flat_base[start : start + CHUNK_ELEMENTS].to(torch.float32)
-        delta = flat_expert[start : start + CHUNK_ELEMENTS].to(torch.float32) - base32
-        base_sq += float(torch.dot(base32, base32))
-        delta_sq += float(torch.dot(delta, delta))
-        l1 += float(torch.linalg.vector_norm(delta, 1))
-        low, high = torch.aminmax(delta)
-        linf = max(linf, -float(low), float(high))
+    count = math.prod(base.tensors[name].shape)
+    if count == 0:
+        return {"frobenius": 0.0, "l1": 0.0, "linf": 0.0, "relative": None}
+    size = min(CHUNK_ELEMENTS, count)
+    base32, delta32 = torch.empty(size), torch.empty(size)
+    partials = []  # per chunk: sum B^2, sum D^2, sum |D|, max |D|
+    chunks = zip(
+        base.read_chunks(name, CHUNK_ELEMENTS),
+        expert.read_chunks(name, CHUNK_ELEMENTS),
+        strict=True,
+    )
+    for base_chunk, expert_chunk in chunks:
+        base_values, delta = base32[: base_chunk.numel()], delta32[: base_chunk.numel()]
+        base_values.copy_(base_chunk)
+        delta.copy_(expert_chunk).sub_(base_values)
+        squares = (torch.dot(base_values, base_values), torch.dot(delta, delta))
+        delta.abs_()
+        partials.append(torch.stack((*squares, delta.sum(), delta.amax())))
+    totals = torch.stack(partials).double()
+    base_sq, delta_sq, l1 = (float(v) for v in totals[:, :3].sum(dim=0))
+    linf = float(totals[:, 3].max())
     if not np.isfinite(base_sq):
-        _raise_if_not_finite(base, name, base_tensor)
+        _raise_if_not_finite(base, name)
     if not np.isfinite(delta_sq + l1 + linf):
-        _raise_if_not_finite(expert, name, expert_tensor)
+        _raise_if_not_finite(expert, name)
     frobenius, base_norm = delta_sq**0.5, base_sq**0.5
     return {
         "frobenius": frobenius,
@@ -234,8 +253,8 @@ def tensor_statistics(
     }
 
 
-def _raise_if_not_finite(model: Checkpoint, name: str, tensor: torch.Tensor) -> NoReturn:
-    if not bool(torch.isfinite(tensor).all()):
+def _raise_if_not_finite(model: Checkpoint, name: str) -> NoReturn:
+    if not bool(torch.isfinite(model.read(name)).all()):
         raise CheckpointError(f"tensor {name} of model {model.path} has non-finite values")
     raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
 

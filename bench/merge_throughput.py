@@ -12,7 +12,8 @@ plus noise in every tensor, then measures, in this one run and on the same page 
   of both models once (plain buffered reads of the shard files).
 
 Usage: ``python bench/merge_throughput.py [--workdir DIR] [--hidden 1024] [--layers 28]``.
-Targets (issue 3): merge <= 3 x copy; merge peak RSS <= 1 GiB + one model's size;
+Every step runs ``--repeats`` times (each in a fresh process) and its median run is
+reported. Targets (issue 3): merge <= 3 x copy; merge peak RSS <= 1 GiB + one model's size;
 importance <= 2 x reading both models.
 """
 
@@ -160,7 +161,21 @@ def run_child(code: str, args: dict) -> dict:
 def time_copy(source: Path, target: Path) -> float:
     start = time.perf_counter()
     subprocess.run(["cp", "-r", str(source), str(target)], check=True)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(target)
+    return elapsed
+
+
+def merge_once(merge_args: dict) -> dict:
+    result = run_child(MERGE_CHILD, merge_args)
+    shutil.rmtree(merge_args["out"])
+    return result
+
+
+def median_run(repeats: int, measure) -> dict:
+    """The run of ``measure()`` (a dict with ``work_s``) whose time is the median."""
+    runs = sorted((measure() for _ in range(repeats)), key=lambda r: r["work_s"])
+    return runs[len(runs) // 2]
 
 
 def main() -> None:
@@ -177,6 +192,9 @@ def main() -> None:
     parser.add_argument("--out-shard-mb", type=int, default=256, help="merge output shards")
     parser.add_argument("--async-write", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the merge")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each step; the median is reported"
+    )
     parser.add_argument(
         "--devices",
         default="cpu",
@@ -199,9 +217,10 @@ def main() -> None:
         )
         pair = {"base": str(base), "expert": str(expert)}
         run_child(READ_CHILD, pair)  # warm the page cache for every measurement below
-        read = run_child(READ_CHILD, pair)
-        copy_s = time_copy(base, workdir / "copy")
-        shutil.rmtree(workdir / "copy")
+        read = median_run(args.repeats, lambda: run_child(READ_CHILD, pair))
+        copy_s = median_run(args.repeats, lambda: {"work_s": time_copy(base, workdir / "copy")})[
+            "work_s"
+        ]
         rng = random.Random(0)
         weights = [rng.random() for _ in range(args.layers + 1)]
         merges = {}
@@ -218,9 +237,8 @@ def main() -> None:
                     "num_threads": args.threads,
                 },
             }
-            merges[device] = run_child(MERGE_CHILD, merge_args)
-            shutil.rmtree(workdir / "merged")
-        importance = run_child(IMPORTANCE_CHILD, pair)
+            merges[device] = median_run(args.repeats, lambda a=merge_args: merge_once(a))
+        importance = median_run(args.repeats, lambda: run_child(IMPORTANCE_CHILD, pair))
     finally:
         shutil.rmtree(workdir / "merged", ignore_errors=True)
         if args.workdir is None:

@@ -10,8 +10,9 @@ from safetensors.torch import save_file
 from tiny_models import drop_shard, make_base, make_expert
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError
-from paretomerge.importance import compute_profile, min_max_normalize, partition_profile
+from paretomerge.importance import compute_profile, partition_profile
 from paretomerge.layout import TensorLayout
+from paretomerge.partition import normalize_profile
 
 NUM_LAYERS = 12
 
@@ -119,7 +120,7 @@ def test_partition_and_normalisation(twelve_layers):
     root, base = twelve_layers
     expert = make_expert(base, root / "two-layers", layers=[3, 9], seed=9)
     profile = compute_profile(base, [expert])
-    normalized = min_max_normalize(profile.layers)
+    normalized = normalize_profile(profile.layers)
     assert normalized.max() == 1.0 and min(normalized[3], normalized[9]) > 0.9
     assert [v for layer, v in enumerate(normalized) if layer not in (3, 9)] == [0.0] * 10
     record = partition_profile(profile, 4, "variance")

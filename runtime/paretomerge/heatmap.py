@@ -17,21 +17,21 @@ matplotlib.use("Agg")  # files only: no display on servers and in pods
 import matplotlib.pyplot as plt
 import numpy as np
 
-from paretomerge.importance import STATISTICS, ImportanceProfile, min_max_normalize
-from paretomerge.partition import BlockPartition
+from paretomerge.importance import STATISTICS, ImportanceProfile
+from paretomerge.partition import BlockPartition, normalize_profile
 
 
 def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
     """Write the heatmap of ``profile`` (and of ``profile.partition`` if set) as a PNG."""
     rows: list[tuple[str, np.ndarray]] = [
-        (statistic, min_max_normalize(profile.statistics[statistic].layers))
+        (statistic, normalize_profile(profile.statistics[statistic].layers))
         for statistic in STATISTICS
     ]
     if len(profile.experts) > 1:
         rows += [
             (
                 f"frobenius: {Path(e.model.path).name}",
-                min_max_normalize(e.statistics["frobenius"].layers),
+                normalize_profile(e.statistics["frobenius"].layers),
             )
             for e in profile.experts
         ]
@@ -40,12 +40,12 @@ def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
         partition = BlockPartition(
             starts=tuple(profile.partition.starts), num_layers=profile.num_layers
         )
-        normalized = min_max_normalize(profile.layers)
+        normalized = normalize_profile(profile.layers)
         block_mass = [normalized[a:b].sum() for a, b in partition.bounds]
         rows.append(
             (
                 f"blocks ({profile.partition.strategy})",
-                partition.expand(min_max_normalize(block_mass)),
+                partition.expand(normalize_profile(block_mass)),
             ),
         )
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -35,7 +34,7 @@ from pydantic import BaseModel
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
 from paretomerge.layout import TensorLayout
-from paretomerge.partition import PartitionStrategy, partition_layers
+from paretomerge.partition import PartitionStrategy, normalize_profile, partition_layers
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
 # 256 Ki float32 values (1 MiB) per operand: both operands stay in a core's cache.
@@ -118,13 +117,6 @@ class ImportanceProfile(BaseModel):
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
 
 
-def min_max_normalize(values: Sequence[float]) -> np.ndarray:
-    """``(v - min) / (max - min)``, shape ``(n,)``; all zeros when the values are equal."""
-    v = np.asarray(values, dtype=float)
-    span = v.max() - v.min()
-    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
-
-
 def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -> ImportanceProfile:
     """Measure the importance profile of ``expert_paths`` against ``base_path``.
 
@@ -156,9 +148,11 @@ def compute_profile(base_path: str | Path, expert_paths: Sequence[str | Path]) -
     relative_counts = [dict.fromkeys(groups, 0) for _ in experts]
     names = sorted(n for n, r in roles.items() if r is not None)
     # Each worker is one interpreter thread running torch on one intra-op thread (torch
-    # releases the GIL inside its kernels); map() keeps the names' order.
+    # releases the GIL inside its kernels); map() keeps the names' order. The thread count
+    # is per OS thread (OpenMP), so every worker sets its own: one thread also makes each
+    # reduction, and so the profile, deterministic.
     workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
-    with _single_torch_thread(), ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         for name, per_expert in zip(names, pool.map(statistics_of, names), strict=True):
             group = roles[name]
             for k, stats in enumerate(per_expert):
@@ -259,18 +253,6 @@ def _raise_if_not_finite(model: Checkpoint, name: str) -> NoReturn:
     raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
 
 
-@contextmanager
-def _single_torch_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread: the chunk operations are too small to gain from
-    more, and on a busy machine each multi-threaded op would wait at a thread barrier."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def partition_profile(
     profile: ImportanceProfile,
     num_blocks: int,
@@ -279,7 +261,7 @@ def partition_profile(
     beta: float = 0.005,
 ) -> PartitionRecord:
     """Partition the layers by the min-max normalised default statistic (BAMBO)."""
-    values = min_max_normalize(profile.layers)
+    values = normalize_profile(profile.layers)
     partition = partition_layers(values, num_blocks, strategy, alpha, beta)
     return PartitionRecord(
         strategy=strategy,

@@ -18,36 +18,13 @@ from typing import Literal
 
 import numpy as np
 
-from paretomerge.partition import BlockPartition
+from paretomerge.partition import BlockPartition, normalize_profile
 
 # SIP-BMM's two lengthscale mappings (DESIGN.md).
 _THRESHOLD_LENGTHSCALES = ((0.9, 0.5), (0.7, 1.0))  # importance > t -> lengthscale
 _THRESHOLD_DEFAULT = 5.0
 _RANK_LENGTHSCALES = ((0.15, 0.5), (0.40, 1.0), (0.70, 2.0))  # top share -> lengthscale
 _RANK_DEFAULT = 5.0
-
-
-def normalize_profile(profile: Sequence[float]) -> np.ndarray:
-    """Min-max normalise a divergence profile to importance in ``[0, 1]``.
-
-    Args:
-        profile: shape ``(d,)``, finite values.
-
-    Returns:
-        ``(p - min p) / (max p - min p)``, shape ``(d,)``. A constant profile carries no
-        information and maps to ``0.5`` everywhere, which makes every SIP prior below
-        equal to its plain (importance-free) counterpart.
-    """
-    p = np.asarray(profile, dtype=float)
-    if p.ndim != 1 or p.size == 0:
-        raise ValueError(f"layer_profile must be a non-empty 1-D sequence, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        bad = np.flatnonzero(~np.isfinite(p)).tolist()
-        raise ValueError(f"layer_profile has non-finite values at positions {bad}")
-    span = p.max() - p.min()
-    if span <= 0:
-        return np.full_like(p, 0.5)
-    return (p - p.min()) / span
 
 
 def block_importance(layer_importance: Sequence[float], partition: BlockPartition) -> np.ndarray:

@@ -197,3 +197,31 @@ def test_missing_model_files(tmp_path):
         Checkpoint(tmp_path / "empty")
     with pytest.raises(CheckpointError, match="does not exist"):
         Checkpoint(tmp_path / "nowhere")
+
+
+def test_truncated_shard_names_the_shard_and_a_tensor_past_its_end(tmp_path):
+    base = make_base(tmp_path / "base", num_layers=2)
+    expert = make_expert(base, tmp_path / "expert", layers=[0])
+    shard = expert / "model.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=rf"shard {shard} is truncated: tensor \S+ ends"):
+        compute_profile(base, [expert])
+
+
+def test_a_shard_cut_while_it_is_read_is_reported(tmp_path):
+    base = make_base(tmp_path / "base", num_layers=2)
+    checkpoint = Checkpoint(base)
+    name = "model.layers.1.mlp.up_proj.weight"
+    info = checkpoint.tensors[name]
+    with info.shard.open("r+b") as stream:  # the header was read intact, then the file shrank
+        stream.truncate(info.offset + 10)
+    with pytest.raises(CheckpointError, match=rf"tensor {name} of model .*: shard .* ends before"):
+        list(checkpoint.read_chunks(name, 64))
+
+
+def test_chunks_stream_every_value_in_order(models):
+    checkpoint = Checkpoint(models["qwen3"]["base"])
+    for name in ("model.embed_tokens.weight", "model.norm.weight"):
+        whole = checkpoint.read(name).reshape(-1)
+        streamed = torch.cat([chunk.clone() for chunk in checkpoint.read_chunks(name, 100)])
+        assert torch.equal(streamed, whole)

@@ -33,4 +33,6 @@ def test_the_schema_is_structural_and_keeps_the_constraints() -> None:
     assert nodes["spec.models.experts"]["minItems"] == 1
     assert set(nodes["spec"]["required"]) == {"models", "objectives"}
     assert nodes["spec.execution.tolerations[]"]["x-kubernetes-preserve-unknown-fields"]
-    assert nodes["spec.execution.nodeSelector"]["additionalProperties"] == {"type": "string"}
+    assert nodes["spec.execution.nodeSelector"]["additionalProperties"]["maxLength"] == 63
+    # kept for the operator to name, not pruned in silence
+    assert nodes["spec.search"]["x-kubernetes-preserve-unknown-fields"] is True

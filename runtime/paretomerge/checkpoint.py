@@ -182,6 +182,13 @@ class Checkpoint:
         return tensors
 
 
+def non_finite_tensors(checkpoint: Checkpoint) -> Iterator[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity, in name order."""
+    for name, tensor in checkpoint.iter_tensors():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            yield name
+
+
 def check_compatible(base: Checkpoint, expert: Checkpoint) -> None:
     """Raise :class:`CheckpointError` unless ``expert`` has the base's architecture,
     layer count, tensor names and tensor shapes (dtypes may differ)."""

@@ -4,7 +4,8 @@ Kubernetes wants a *structural* OpenAPI v3.0 schema: every node typed, no ``$ref
 ``anyOf`` of types, booleans for ``exclusiveMinimum``. :func:`structural_schema` turns
 pydantic's JSON Schema of :class:`~paretomerge.spec.RunSpec` into one, keeping the enums,
 ranges, patterns, lengths and required fields, so that ``kubectl apply`` itself rejects a
-malformed run and names the field. ``crds/`` holds the rendered file; a test keeps it
+malformed run and names the field. Unknown fields are kept rather than pruned, so that
+the operator rejects a misspelt one by name (the cross-field checks are the operator's too). ``crds/`` holds the rendered file; a test keeps it
 equal to :func:`custom_resource_definition`.
 """
 
@@ -67,6 +68,9 @@ def structural_schema(schema: dict[str, Any], definitions: dict[str, Any]) -> di
                 name: structural_schema(node, definitions)
                 for name, node in schema["properties"].items()
             }
+            # Kept, not pruned: a mistyped field would otherwise vanish without a word;
+            # kept, the operator fails the run naming it (pydantic forbids extra fields).
+            out["x-kubernetes-preserve-unknown-fields"] = True
         elif isinstance(schema.get("additionalProperties"), dict):
             out["additionalProperties"] = structural_schema(
                 schema["additionalProperties"], definitions

@@ -37,6 +37,8 @@ KIND = "ParetoMergeRun"
 BUILTIN_BENCHMARKS = ("gpqa_diamond", "aime25")
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 253
+MAX_SECONDS = 30 * 24 * 3600  # a month: longer deadlines are typos (or overflow int64)
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
 def _inside_volume(path: str) -> str:
@@ -54,13 +56,20 @@ VolumePath = Annotated[
     str, Field(min_length=1, max_length=MAX_PATH_LENGTH), AfterValidator(_inside_volume)
 ]
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
+LabelValue = Annotated[
+    str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+]
 
 
 class SpecModel(BaseModel):
-    """camelCase in files, snake_case in code, unknown fields rejected."""
+    """camelCase in files, snake_case in code, unknown fields and NaN/infinity rejected."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 
@@ -161,7 +170,7 @@ class ObjectivesSpec(SpecModel):
     """The benchmarks behind f1 (accuracy) and f2 (output tokens), each averaged over them."""
 
     benchmarks: list[BenchmarkSpec] = Field(min_length=1, max_length=32)
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class SamplingSpec(SpecModel):
@@ -169,14 +178,14 @@ class SamplingSpec(SpecModel):
 
     temperature: float = Field(default=0.6, ge=0.0, le=5.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int = Field(default=20, ge=-1)
+    top_k: int = Field(default=20, ge=-1, le=100_000)
 
 
 class SecretKeyRef(SpecModel):
     """A key of a Kubernetes Secret (locally: an environment variable of that name)."""
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    key: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_SUBDOMAIN)
+    key: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
 class EndpointSpec(SpecModel):
@@ -198,11 +207,11 @@ class EvaluationSpec(SpecModel):
     engine: Literal["vllm", "transformers", "endpoint"] = "vllm"
     endpoint: EndpointSpec | None = None
     max_tokens: int = Field(default=35000, ge=1, le=1_000_000)
-    max_model_len: int | None = Field(default=None, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1, le=10_000_000)
     sampling: SamplingSpec = SamplingSpec()
     base_sampling: SamplingSpec = SamplingSpec(temperature=0.7, top_p=0.8, top_k=20)
     concurrency: int = Field(default=32, ge=1, le=1024)
-    timeout_seconds: int = Field(default=3600, ge=1)
+    timeout_seconds: int = Field(default=3600, ge=1, le=MAX_SECONDS)
 
     @property
     def model_len(self) -> int:
@@ -215,9 +224,7 @@ class EvaluationSpec(SpecModel):
 class StorageSpec(SpecModel):
     """The run's volume: a PVC holding the models, the data and the run directories."""
 
-    claim_name: str = Field(
-        default="paretomerge-models", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
-    )
+    claim_name: str = Field(default="paretomerge-models", pattern=DNS_SUBDOMAIN, max_length=253)
     runs_path: VolumePath = "runs"
 
 
@@ -238,16 +245,16 @@ class ExecutionSpec(SpecModel):
     """Where and how candidates run, and when a run gives up."""
 
     parallelism: int = Field(default=4, ge=1, le=256)
-    max_failed_candidates: int = Field(default=8, ge=0)
+    max_failed_candidates: int = Field(default=8, ge=0, le=10_000)
     candidate_retries: int = Field(default=1, ge=0, le=10)
     keep_merged_models: Literal["none", "pareto", "all"] = "pareto"
     storage: StorageSpec = StorageSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    node_selector: dict[str, str] = {}
+    node_selector: dict[str, LabelValue] = {}
     tolerations: list[dict[str, Any]] = []
     affinity: dict[str, Any] | None = None
-    priority_class_name: str | None = Field(default=None, max_length=253)
-    active_deadline_seconds: int = Field(default=6 * 3600, ge=60)
+    priority_class_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN)
+    active_deadline_seconds: int = Field(default=6 * 3600, ge=60, le=MAX_SECONDS)
     hub_token_secret: SecretKeyRef | None = None
 
 

@@ -218,7 +218,31 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
         raise TaskFailure("merge", str(error)) from error
     except Exception as error:
         raise TaskFailure("merge", _describe(error)) from error
+    _check_finite(local_plan, out)
     return time.monotonic() - started
+
+
+def _check_finite(plan: MergePlan, merged: Path) -> None:
+    """A merge of a model holding NaN or infinities is not a candidate: fail, naming the
+    tensor and the model it came from, rather than let the evaluation score garbage."""
+    import torch
+
+    from paretomerge.checkpoint import Checkpoint, non_finite_tensors
+
+    name = next(non_finite_tensors(Checkpoint(merged)), None)
+    if name is None:
+        return
+    shutil.rmtree(merged, ignore_errors=True)
+    sources = [
+        model
+        for model in (plan.base, *plan.experts)
+        if not bool(torch.isfinite(Checkpoint(model).read(name)).all())
+    ]
+    raise TaskFailure(
+        "merge",
+        f"merged tensor {name} has non-finite values (NaN or inf in "
+        f"{', '.join(sources) or 'no input model: the merge itself overflowed'})",
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -100,14 +100,19 @@ def task_job(
             {"name": "HF_HUB_OFFLINE", "value": "1"},
             {"name": "HF_HOME", "value": f"{SCRATCH_MOUNT}/hf"},
         ]
-        if execution.hub_token_secret is not None:
-            reference = execution.hub_token_secret
-            env.append(
-                {
-                    "name": "HF_TOKEN",
-                    "valueFrom": {"secretKeyRef": {"name": reference.name, "key": reference.key}},
-                }
-            )
+        # Secrets by reference only: the kubelet resolves them, no manifest holds a value.
+        secrets = {"HF_TOKEN": execution.hub_token_secret}
+        endpoint = task.evaluation.endpoint if isinstance(task, EvaluateTask) else None
+        if stage != "merge" and endpoint is not None and endpoint.api_key_secret is not None:
+            secrets[endpoint.api_key_secret.key] = endpoint.api_key_secret
+        env += [
+            {
+                "name": variable,
+                "valueFrom": {"secretKeyRef": {"name": reference.name, "key": reference.key}},
+            }
+            for variable, reference in secrets.items()
+            if reference is not None
+        ]
         return {
             "name": container_name,
             "image": image,

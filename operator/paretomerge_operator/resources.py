@@ -54,7 +54,8 @@ def controller_service_account(run: ParetoMergeRun, body: dict[str, Any]) -> dic
 
 def controller_role(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]:
     """Least privilege for one run's controller: its own run and status (by name), Jobs
-    and Pods in its namespace (Jobs cannot be restricted by name before they exist)."""
+    and Pods in its namespace (Jobs cannot be restricted by name before they exist), only
+    the verbs the controller uses; no Secrets (pods get them from the kubelet)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -75,9 +76,9 @@ def controller_role(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]
             {
                 "apiGroups": ["batch"],
                 "resources": ["jobs"],
-                "verbs": ["create", "get", "list", "delete"],
+                "verbs": ["create", "get", "delete"],
             },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         ],
     }
 

@@ -107,6 +107,17 @@ def test_the_spec_rejects_each_run_naming_the_field(run: InvalidRun) -> None:
     assert not any(secret in str(info.value) for secret in INLINE_SECRETS)
 
 
+def test_nan_and_infinity_are_refused_where_yaml_allows_them() -> None:
+    """YAML has ``.nan`` and ``.inf`` (JSON, and so a cluster, has neither)."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["spec"]["search"]["referencePoint"] = [float("nan"), -0.2]
+    data["spec"]["merge"]["blocks"] = {"beta": float("inf")}
+    with pytest.raises(SpecError) as info:
+        parse_run(data)
+    fields = {problem.field for problem in info.value.problems}
+    assert fields == {"spec.search.referencePoint[0]", "spec.merge.blocks.beta"}
+
+
 @pytest.mark.parametrize(
     "run",
     [r for r in SPEC_RUNS if r.name in ("batch-size-above-budget", "base-path-climbs-out")],
@@ -266,6 +277,7 @@ def test_the_cluster_refuses_or_fails_every_invalid_run_and_serves_a_valid_one(
     k8s_cluster: ControlPlane,
     k8s_namespace: str,
     operator,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     expected: dict[str, InvalidRun] = {}
     refused: dict[str, str] = {}
@@ -302,6 +314,10 @@ def test_the_cluster_refuses_or_fails_every_invalid_run_and_serves_a_valid_one(
         assert not any(secret in message for secret in INLINE_SECRETS), run.name
     print("\n".join(table))
     assert refused and accepted  # both layers take part
+    # A secret written inline is refused without being repeated where others read.
+    events = k8s_cluster.kubectl("get", "events", "-n", k8s_namespace, "-o", "json").stdout
+    operator_log = (tmp_path / "operator.log").read_text(errors="replace")
+    assert not any(secret in events + operator_log for secret in INLINE_SECRETS)
 
     # The operator kept serving: the valid run has its controller Job; no invalid one has.
     jobs = k8s_cluster.get("jobs", "-n", k8s_namespace).get("items", [])

@@ -33,11 +33,13 @@ from test_operator import (  # noqa: F401 - fixtures
     wait_for_phase,
 )
 
-from paretomerge.executors.kubernetes import COMPONENT_LABEL
+from paretomerge.executors.kubernetes import COMPONENT_LABEL, Images, task_job
+from paretomerge.merge.plan import MergePlan
+from paretomerge.spec import EndpointSpec, parse_run
+from paretomerge.tasks import EvaluateTask
 from paretomerge_operator.resources import controller_name
 
 pytest_plugins = ["k8s.fixtures"]
-pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 RUN = "tiny-cpu"
 COMPONENTS = {"controller", "profile", "base-evaluation", "expert-evaluation", "merged-evaluation"}
@@ -102,6 +104,41 @@ def files_containing(root: Path, text: bytes) -> list[str]:
     return found
 
 
+def test_an_endpoint_api_key_reaches_only_the_evaluation_and_by_reference() -> None:
+    run = parse_run(manifest("team-a"))
+    endpoint = {
+        "url": "http://llm:8000/v1",
+        "apiKeySecret": {"name": "llm-api", "key": "LLM_API_KEY"},
+    }
+    evaluation = run.spec.evaluation.model_copy(
+        update={"engine": "endpoint", "endpoint": EndpointSpec.model_validate(endpoint)}
+    )
+    plan = MergePlan(
+        base="models/instruct",
+        experts=["models/thinking"],
+        method="task_arithmetic",
+        granularity="model",
+        layer_weights=[0.5],
+        head_weight=0.5,
+    )
+    task = EvaluateTask(
+        id="c0001",
+        work_dir="runs/tiny-cpu/candidates/c0001",
+        role="merged",
+        plan=plan,
+        evaluation=evaluation,
+        objectives=run.spec.objectives,
+    )
+    body = {**manifest("team-a"), "metadata": {"name": RUN, "namespace": "team-a", "uid": "1"}}
+    pod = task_job(task, 0, run, body, Images("rt", "ev"))["spec"]["template"]["spec"]
+    (merge,), (evaluate,) = pod["initContainers"], pod["containers"]
+    reference = {"secretKeyRef": {"name": "llm-api", "key": "LLM_API_KEY"}}
+    assert {"name": "LLM_API_KEY", "valueFrom": reference} in evaluate["env"]
+    assert "LLM_API_KEY" not in json.dumps(merge)
+
+
+@pytest.mark.k8s
+@pytest.mark.slow
 def test_pods_are_restricted_rbac_is_least_privilege_and_secrets_stay_secret(
     k8s_cluster: ControlPlane,
     k8s_namespace: str,

@@ -28,7 +28,7 @@ from test_operator import crd, manifest, operator  # noqa: F401 - fixtures
 from tiny_models import drop_shard, make_base, make_expert
 from typer.testing import CliRunner
 
-from paretomerge.checkpoint import Checkpoint
+from paretomerge.checkpoint import Checkpoint, non_finite_tensors
 from paretomerge.cli import app
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import SpecError, parse_run
@@ -254,6 +254,15 @@ def test_a_bad_expert_fails_the_candidate_merge_naming_it(
     )
     _fails_naming(task, volume, "merge", pattern)
     assert not (volume / task.work_dir / "merged").exists()
+
+
+def test_huge_finite_values_are_not_taken_for_non_finite_ones(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    huge = torch.full((1000,), 3e38)  # its sum overflows float32
+    broken = huge.clone()
+    broken[7] = float("-inf")
+    save_file({"huge": huge, "broken": broken}, tmp_path / "model.safetensors")
+    assert list(non_finite_tensors(Checkpoint(tmp_path), chunk_elements=64)) == ["broken"]
 
 
 def test_the_shards_of_the_sharded_base_are_intact(sharded_base: Path) -> None:

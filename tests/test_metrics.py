@@ -156,7 +156,16 @@ def test_a_status_without_rows_or_phase_sets_the_gauges_only(memo) -> None:
     assert (
         samples[("paretomerge_run_evaluations_finished", labels(namespace="team-a", run="r"))] == 0
     )
-    assert not any(name == "paretomerge_evaluations_total" for name, _ in samples)
+    # Counters and histograms start at 0, so a first failure shows in increase().
+    run = {"namespace": "team-a", "run": "r"}
+    for outcome in ("succeeded", "failed", "retried"):
+        assert samples[("paretomerge_evaluations_total", labels(**run, outcome=outcome))] == 0
+    for stage in ("merge", "evaluate"):
+        duration = "paretomerge_candidate_duration_seconds_count"
+        assert samples[(duration, labels(**run, stage=stage))] == 0
+    assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 0
+    for handler in ("start_run", "spec_edited", "controller_job_changed", "run_changed"):
+        assert samples[("paretomerge_reconcile_errors_total", labels(handler=handler))] == 0
     assert not any(name == "paretomerge_runs" and ("namespace", "n") in s for name, s in samples)
 
 

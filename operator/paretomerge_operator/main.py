@@ -14,8 +14,10 @@ from typing import Any
 
 import kopf
 
-from paretomerge_operator import api
-from paretomerge_operator.handlers import controller_jobs, progress, runs  # noqa: F401 - registers
+from paretomerge_operator import (
+    api,
+    handlers,  # noqa: F401 - registers every handler
+)
 from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.settings import OperatorSettings
 

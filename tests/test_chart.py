@@ -83,6 +83,9 @@ def test_the_operator_deployment_is_hardened_and_probed() -> None:
     assert env["PARETOMERGE_RUNTIME_IMAGE"] == container["image"]
     assert env["PARETOMERGE_EVAL_IMAGE"].endswith(":0.1.0-eval")
     assert env["PARETOMERGE_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert (
+        "PARETOMERGE_IMAGE_PULL_SECRETS" not in env
+    )  # none: no empty value for the server to drop
     assert pod["serviceAccountName"] == "pm-paretomerge"
 
 

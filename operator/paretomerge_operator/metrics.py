@@ -163,6 +163,11 @@ class OperatorMetrics:
         outcome = row[_COLUMN["status"]]
         if outcome in OUTCOMES:
             self.evaluations.labels(**labels, outcome=outcome).inc()
+        if len(row) != len(_COLUMN):
+            # An API server that drops nulls from arrays in merge patches (Kubernetes before
+            # 1.21, kubernetes#98080) shortens a row with a missing value, shifting every
+            # column after it: only its id and status, never null, still stand.
+            return
         retries = (row[_COLUMN["attempts"]] or 1) - 1
         if retries > 0:
             self.evaluations.labels(**labels, outcome="retried").inc(retries)

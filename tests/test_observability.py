@@ -47,7 +47,7 @@ RUN = "observed"
 RUN_SECONDS = 600
 GRANTED_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 # Grafana's variables, as the dashboard would fill them for this test's run.
-PANEL_RANGE = {"$__range": "1h", "$__rate_interval": "5m", "${__range}": "1h"}
+PANEL_RANGE = {"$__range": "1h", "$__rate_interval": "5m"}
 
 # A minimal ServiceMonitor CRD (the test control plane has no prometheus-operator): the
 # fields the chart sets, typed as prometheus-operator types them, and nothing else, so a

@@ -82,7 +82,7 @@ def main(task_file: Path, volume: Path) -> int:
         "role": task.role,
         "evaluation": {"scores": synthetic_scores(weights, head, benchmarks), "seconds": 0.0},
         "merged_model": None,
-        "seconds": {"evaluate": 0.01},
+        "seconds": {"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
     }
     (work_dir / ERROR_FILE).unlink(missing_ok=True)
     (work_dir / RESULT_FILE).write_text(json.dumps(result))

@@ -4,59 +4,29 @@ default values and the other shapes a cluster owner picks."""
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import helm_python as helm
 import pytest
-import yaml
+from helm_chart import (
+    CHART,
+    DASHBOARD,
+    MONITORED,
+    NAMESPACE,
+    NAMESPACED,
+    OWNER_SET,
+    ROOT,
+    VALUE_SETS,
+    crds,
+    dashboard_expressions,
+    of_kind,
+    render,
+)
+from promql import PromQLSyntaxError, metric_names
 
 from paretomerge.kube import RUN_DEFAULTS_ENV, run_defaults_from_environment
 from paretomerge.spec import parse_run
 from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.resources import controller_role
-
-ROOT = Path(__file__).parent.parent
-CHART = ROOT / "charts" / "paretomerge"
-DASHBOARD = CHART / "dashboards" / "paretomerge.json"
-NAMESPACE = "paretomerge-system"
-
-NAMESPACED = {"watchNamespaces": ["team-a", "team-b"], "storage": {"create": True}}
-MONITORED = {
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}},
-    "grafanaDashboard": {"enabled": True, "namespace": "monitoring"},
-}
-OWNER_SET = {
-    "images": {"pullSecrets": ["registry"], "pullPolicy": "Always"},
-    "runDefaults": {
-        "gpuResource": "amd.com/gpu",
-        "nodeSelector": {"pool": "gpu"},
-        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-}
-VALUE_SETS = {
-    "default": {},
-    "namespaced": NAMESPACED,
-    "standalone": {"operator": {"standalone": True}},
-    "monitored": MONITORED,
-    "owner-set": OWNER_SET,
-}
-
-
-def render(values: dict | None = None) -> list[dict]:
-    with helm.Chart.load(CHART) as chart:
-        manifests = chart.render(values, name="pm", namespace=NAMESPACE, is_install=True)
-    return [
-        document
-        for path, text in sorted(manifests.items())
-        if not path.endswith("NOTES.txt")
-        for document in yaml.safe_load_all(text)
-        if document
-    ]
-
-
-def of_kind(objects: list[dict], kind: str) -> list[dict]:
-    return [o for o in objects if o["kind"] == kind]
 
 
 def operator_container(objects: list[dict]) -> dict:
@@ -113,6 +83,9 @@ def test_the_operator_deployment_is_hardened_and_probed() -> None:
     assert env["PARETOMERGE_RUNTIME_IMAGE"] == container["image"]
     assert env["PARETOMERGE_EVAL_IMAGE"].endswith(":0.1.0-eval")
     assert env["PARETOMERGE_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert (
+        "PARETOMERGE_IMAGE_PULL_SECRETS" not in env
+    )  # none: no empty value for the server to drop
     assert pod["serviceAccountName"] == "pm-paretomerge"
 
 
@@ -238,8 +211,7 @@ def test_the_chart_ships_the_generated_crd_unchanged() -> None:
         "kopfpeerings.kopf.dev.yaml",
         generated.name,
     ]
-    with helm.Chart.load(CHART) as chart:
-        names = {yaml.safe_load_all(c["data"]).__next__()["metadata"]["name"] for c in chart.crds}
+    names = {crd["metadata"]["name"] for crd in crds()}
     assert "paretomergeruns.paretomerge.io" in names
 
 
@@ -261,22 +233,6 @@ def test_the_values_schema_rejects_bad_values(values: dict) -> None:
             chart.render(values, name="pm", namespace=NAMESPACE)
 
 
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
-PROMQL_WORDS |= {"and", "or", "unless", "offset", "inf", "nan"}
-
-
-def metric_names(expression: str) -> set[str]:
-    """The metric names a PromQL expression reads: identifiers that are not functions,
-    keywords, label names in matchers or groupings, durations or strings."""
-    if match := re.fullmatch(r"label_values\((\w+)(\{.*\})?,\s*\w+\)", expression):
-        return {match.group(1)}
-    expression = re.sub(r'"[^"]*"', "", expression)
-    expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expression)
-    expression = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expression)
-    names = re.findall(r"(?<![\w$.])([a-zA-Z_:][\w:]*)\b(?!\s*\()", expression)
-    return {name for name in names if name.lower() not in PROMQL_WORDS}
-
-
 def exposed_names(metrics: OperatorMetrics) -> set[str]:
     suffixes = {
         "counter": ["_total"],
@@ -291,15 +247,31 @@ def exposed_names(metrics: OperatorMetrics) -> set[str]:
     }
 
 
-def dashboard_expressions() -> list[str]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
-    variables = dashboard["templating"]["list"]
-    return queries + [v["query"]["query"] for v in variables if v["type"] == "query"]
+@pytest.mark.parametrize(
+    ("expression", "names"),
+    [
+        ("sum by (le) (rate(a_bucket{x=~'y', le!=\"1\"}[5m])) / b", {"a_bucket", "b"}),
+        ("sum(rate(a[$__rate_interval])) without (job) > bool 0.5e3", {"a"}),
+        ("a offset 1h30m and on(job) group_left(instance) b{__name__=~'x'}", {"a", "b"}),
+        ('{__name__="a:b:rate5m"} or max_over_time(c[5m:1m] @ start()) - inf', {"a:b:rate5m", "c"}),
+        (
+            'count_values("version", paretomerge_build_info) # the "build" info',
+            {"paretomerge_build_info"},
+        ),
+        ('histogram_quantile(0.9, sum by (le) (x_bucket{run=~"${run}"}))', {"x_bucket"}),
+    ],
+)
+def test_metric_names_are_told_from_labels_functions_and_keywords(expression, names) -> None:
+    assert metric_names(expression) == names
+
+
+@pytest.mark.parametrize("expression", ["sum(rate(a[5m])", "a{x='y'", "a]", "a ; b"])
+def test_a_malformed_expression_is_refused(expression) -> None:
+    with pytest.raises(PromQLSyntaxError, match="in "):
+        metric_names(expression)
 
 
 def test_the_dashboard_reads_only_metrics_the_operator_exposes() -> None:
-    assert metric_names("sum by (le) (rate(a_bucket{x=~'y'}[5m])) / b") == {"a_bucket", "b"}
     exposed = exposed_names(OperatorMetrics())
     read = set().union(*map(metric_names, dashboard_expressions()))
     assert read and read <= exposed, read - exposed

@@ -156,8 +156,33 @@ def test_a_status_without_rows_or_phase_sets_the_gauges_only(memo) -> None:
     assert (
         samples[("paretomerge_run_evaluations_finished", labels(namespace="team-a", run="r"))] == 0
     )
-    assert not any(name == "paretomerge_evaluations_total" for name, _ in samples)
+    # Counters and histograms start at 0, so a first failure shows in increase().
+    run = {"namespace": "team-a", "run": "r"}
+    for outcome in ("succeeded", "failed", "retried"):
+        assert samples[("paretomerge_evaluations_total", labels(**run, outcome=outcome))] == 0
+    for stage in ("merge", "evaluate"):
+        duration = "paretomerge_candidate_duration_seconds_count"
+        assert samples[(duration, labels(**run, stage=stage))] == 0
+    assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 0
+    for handler in ("start_run", "spec_edited", "controller_job_changed", "run_changed"):
+        assert samples[("paretomerge_reconcile_errors_total", labels(handler=handler))] == 0
     assert not any(name == "paretomerge_runs" and ("namespace", "n") in s for name, s in samples)
+
+
+def test_a_row_shortened_by_the_api_server_counts_its_outcome_only(memo) -> None:
+    """Kubernetes before 1.21 drops the nulls of arrays in merge patches: the row of a
+    failed candidate loses f1 and f2 and its later columns shift."""
+    short = [
+        v for v in row("c0001", "failed", merge=30.0, evaluate=None, attempts=3) if v is not None
+    ]
+    run_changed(body=body("r", "Running", [short, row("c0002", "succeeded")]), type=None, memo=memo)
+    samples = scrape(memo)
+    run = {"namespace": "team-a", "run": "r"}
+    assert samples[("paretomerge_evaluations_total", labels(**run, outcome="failed"))] == 1
+    assert samples[("paretomerge_evaluations_total", labels(**run, outcome="retried"))] == 0
+    duration = "paretomerge_candidate_duration_seconds_count"
+    assert samples[(duration, labels(**run, stage="merge"))] == 1  # the full row's only
+    assert samples[("paretomerge_reconcile_errors_total", labels(handler="run_changed"))] == 0
 
 
 def test_handler_exceptions_are_counted_and_raised(memo) -> None:

@@ -14,8 +14,10 @@ from typing import Any
 
 import kopf
 
-from paretomerge_operator import api
-from paretomerge_operator.handlers import controller_jobs, progress, runs  # noqa: F401 - registers
+from paretomerge_operator import (
+    api,
+    handlers,  # noqa: F401 - registers every handler
+)
 from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.settings import OperatorSettings
 
@@ -63,8 +65,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     kopf.configure(verbose=arguments.verbose)
+    settings = kopf.OperatorSettings()
+    # A namespaced operator (the chart's Roles) may not list namespaces or CRDs cluster-wide:
+    # without this, kopf retries those lists with errors in the log before it falls back to
+    # the named namespaces and the CRDs present at startup, which is all it needs.
+    settings.scanning.disabled = bool(arguments.namespace)
     asyncio.run(
         kopf.operator(
+            settings=settings,
             standalone=arguments.standalone,
             # A peering name makes peering mandatory, even for a standalone operator.
             peering_name=None if arguments.standalone else arguments.peering,

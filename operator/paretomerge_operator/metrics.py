@@ -42,6 +42,9 @@ PROPOSAL_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _COLUMN = {name: index for index, name in enumerate(EVALUATION_COLUMNS)}
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+# Names of the handlers wrapped by ``counting_errors``, filled as their modules are imported
+# (importing ``paretomerge_operator.handlers`` imports them all).
+COUNTED_HANDLERS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,10 @@ class OperatorMetrics:
             "Exceptions raised by the operator's handlers (each retry counts).",
             ("handler",),
         )
+        # Series exist at 0 before their first event: a series first scraped at 1 would
+        # hide that event from increase() and rate(), and the dashboard would show no data.
+        for handler in sorted(COUNTED_HANDLERS):
+            self.reconcile_errors.labels(handler=handler)
         self._counted: dict[tuple[str, str], set[str]] = {}
         self._phases: dict[tuple[str, str], str] = {}
 
@@ -136,16 +143,31 @@ class OperatorMetrics:
         self.pareto_size.labels(**labels).set(progress.pareto_size)
         if progress.budget is not None:
             self.budget.labels(**labels).set(progress.budget)
+        if key not in self._counted:
+            self._start_series(labels)
         counted = self._counted.setdefault(key, set())
         for row in progress.evaluations:
             if row[_COLUMN["id"]] not in counted:
                 counted.add(row[_COLUMN["id"]])
                 self._count_row(labels, row)
 
+    def _start_series(self, labels: dict[str, str]) -> None:
+        """A run's counters and histograms at 0 (see ``__init__``)."""
+        for outcome in OUTCOMES:
+            self.evaluations.labels(**labels, outcome=outcome)
+        for stage in STAGES:
+            self.candidate_seconds.labels(**labels, stage=stage)
+        self.proposal_seconds.labels(**labels)
+
     def _count_row(self, labels: dict[str, str], row: list[Any]) -> None:
         outcome = row[_COLUMN["status"]]
         if outcome in OUTCOMES:
             self.evaluations.labels(**labels, outcome=outcome).inc()
+        if len(row) != len(_COLUMN):
+            # An API server that drops nulls from arrays in merge patches (Kubernetes before
+            # 1.21, kubernetes#98080) shortens a row with a missing value, shifting every
+            # column after it: only its id and status, never null, still stand.
+            return
         retries = (row[_COLUMN["attempts"]] or 1) - 1
         if retries > 0:
             self.evaluations.labels(**labels, outcome="retried").inc(retries)
@@ -190,6 +212,8 @@ def counting_errors(handler: Handler) -> Handler:
     """Count the exceptions ``handler`` raises in ``memo.metrics``, then re-raise them for
     kopf to retry. An invalid spec (:class:`kopf.PermanentError`) is the user's error,
     reported on the run, and not counted."""
+
+    COUNTED_HANDLERS.add(handler.__name__)
 
     @functools.wraps(handler)
     def counted(*args: Any, **kwargs: Any) -> Any:

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -71,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from .control_plane import ControlPlane, wait_until
+from .identity import write_token_kubeconfig
 from .rest import KubeApi, KubeApiError
 
 SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -664,30 +664,9 @@ class PodRunner(threading.Thread):
     def _write_kubeconfig(self, token: str) -> None:
         """A kubeconfig for the Pod's processes: this cluster, the ServiceAccount's token,
         the Pod's namespace."""
-        cluster = self.node.cluster
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "cluster",
-                    "cluster": {
-                        "server": cluster.api_url,
-                        "certificate-authority": str(cluster.ca_file),
-                    },
-                }
-            ],
-            "users": [{"name": "pod", "user": {"token": token}}],
-            "contexts": [
-                {
-                    "name": "pod",
-                    "context": {"cluster": "cluster", "user": "pod", "namespace": self.namespace},
-                }
-            ],
-            "current-context": "pod",
-        }
-        self.kubeconfig = self.directory / "kubeconfig"
-        self.kubeconfig.write_text(json.dumps(config, indent=1))
+        self.kubeconfig = write_token_kubeconfig(
+            self.node.cluster, token, self.namespace, self.directory / "kubeconfig"
+        )
 
     def _mounts_token(self, container: Obj) -> bool:
         """Whether the container mounts a ServiceAccount token."""

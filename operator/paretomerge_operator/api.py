@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from paretomerge.kube import PLURAL, VERSION, load_kube_config
+from paretomerge.kube import CONFLICT_RETRIES, PLURAL, VERSION, load_kube_config
 from paretomerge.spec import API_GROUP
 
 
@@ -45,15 +47,35 @@ def _create(manifest: dict[str, Any]) -> None:
         raise ValueError(f"the operator does not create {kind} objects")
 
 
-def patch_run_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch a run's status (no resourceVersion: never a conflict)."""
-    try:
-        client.CustomObjectsApi().patch_namespaced_custom_object_status(
-            API_GROUP, VERSION, namespace, PLURAL, name, {"status": status}
-        )
-    except ApiException as error:
-        if error.status != 404:  # a run deleted meanwhile has no status to write
-            raise
+def update_run_status(
+    namespace: str,
+    name: str,
+    make: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> None:
+    """Merge-patch a run's status with ``make(current status)`` (``None``: nothing to
+    write), against the resourceVersion it was made from: the controller writes the same
+    status (conditions are one list), so on a conflict the run is read and ``make`` asked
+    again, and no writer's change is lost. A run deleted meanwhile is left alone."""
+    api = client.CustomObjectsApi()
+    for _ in range(CONFLICT_RETRIES):
+        run = read_run(namespace, name)
+        if run is None:
+            return
+        status = make(run.get("status") or {})
+        if status is None:
+            return
+        body = {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]}}
+        try:
+            api.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, namespace, PLURAL, name, {**body, "status": status}
+            )
+            return
+        except ApiException as error:
+            if error.status == 404:
+                return
+            if error.status != 409:
+                raise
+    raise kopf.TemporaryError(f"the status of {namespace}/{name} keeps changing", delay=1)
 
 
 def read_run(namespace: str, name: str) -> dict[str, Any] | None:

@@ -271,6 +271,29 @@ class NodeSimulator:
         path = self.log_path(namespace, pod, container)
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def kill_container(
+        self, namespace: str, pod: str, container: str, sig: int = signal.SIGKILL
+    ) -> bool:
+        """Send ``sig`` to the process group of a running container, as an OOM kill or a
+        crash would end it; False when that container has no process now."""
+        for runner in list(self._runners.values()):
+            if (runner.namespace, runner.pod_name) == (namespace, pod):
+                with runner.lock:
+                    process = runner.processes.get(container)
+                if process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, sig)
+                        return True
+        return False
+
+    def running_pods(self) -> list[tuple[str, str]]:
+        """``(namespace, name)`` of every Pod whose processes run now."""
+        return [
+            (runner.namespace, runner.pod_name)
+            for runner in list(self._runners.values())
+            if runner.processes
+        ]
+
     def _register_node(self) -> None:
         """Create the Node, report it Ready with its capacity, and lift the not-ready taint
         that the API server sets on new Nodes (no node-lifecycle controller runs here)."""

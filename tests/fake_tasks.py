@@ -7,7 +7,8 @@ The base (all weights 0) and the expert (all 1) anchor the scale. It writes the 
 ``result.json`` / ``error.json`` as ``paretomerge task``.
 
 Environment: ``FAKE_FAIL`` lists ``task:attempt[:how]`` items (``*`` for every attempt),
-e.g. ``c0002:0,c0005:*:merge``; ``how`` is ``crash`` (the default: exit 3 with no error
+e.g. ``c0002:0,c0005:*:merge``; ``task`` is a task id or ``run/task``, either may be a
+glob (``doomed/c*``); ``how`` is ``crash`` (the default: exit 3 with no error
 file), ``merge`` (a merge error, recorded in ``error.json`` like a real one) or ``hang``
 (sleeps until the Job's ``activeDeadlineSeconds`` or the executor's deadline kills it).
 ``FAKE_SECONDS`` makes each evaluation take longer.
@@ -29,6 +30,7 @@ import shutil
 import stat
 import sys
 import time
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ from paretomerge.tasks import (
     ERROR_FILE,
     RESULT_FILE,
     EvaluateTask,
+    ProfileTask,
     read_task,
     run_task,
 )
@@ -61,11 +64,15 @@ def synthetic_scores(layer_weights: list[float], head_weight: float, benchmarks:
     }
 
 
-def injected_failure(task_id: str, attempt: int) -> str | None:
-    """How attempt ``attempt`` of ``task_id`` is to fail (see ``FAKE_FAIL``), or None."""
+def injected_failure(task, attempt: int) -> str | None:
+    """How attempt ``attempt`` of ``task`` is to fail (see ``FAKE_FAIL``), or None."""
+    # work_dir: <runs>/<run>/profile, or <runs>/<run>/{anchors,candidates}/<id>
+    parts = Path(task.work_dir).parts
+    run = parts[-2] if isinstance(task, ProfileTask) else parts[-3]
     for item in filter(None, os.environ.get("FAKE_FAIL", "").split(",")):
-        name, which, *how = item.split(":")
-        if name == task_id and which in ("*", str(attempt)):
+        pattern, which, *how = item.split(":")
+        matches = fnmatch(task.id, pattern) or fnmatch(f"{run}/{task.id}", pattern)
+        if matches and which in ("*", str(attempt)):
             return how[0] if how else "crash"
     return None
 
@@ -83,7 +90,7 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
     task = read_task(task_file)
     work_dir = volume / task.work_dir
     attempt = current_attempt(work_dir)
-    failure = injected_failure(task.id, attempt)
+    failure = injected_failure(task, attempt)
     if failure == "merge" and stage in ("merge", "all"):
         message = f"injected merge error of {task.id} attempt {attempt}"
         (work_dir / ERROR_FILE).write_text(json.dumps({"stage": "merge", "message": message}))
@@ -140,6 +147,38 @@ def run_controller(run_file: Path, volume: Path) -> str:
         return Controller(run, volume, executor, poll_seconds=0.05).run_to_end().phase
     finally:
         executor.close()
+
+
+def cluster_run(namespace: str, name: str, budget: int, parallelism: int, **execution) -> dict:
+    """A ParetoMergeRun for the test control plane whose candidates suit this fake: Sobol
+    proposals (no model fits), no GPU, small requests; ``execution`` adds fields."""
+    return {
+        "apiVersion": "paretomerge.io/v1alpha1",
+        "kind": "ParetoMergeRun",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
+            "search": {
+                "strategy": "sobol",
+                "budget": budget,
+                "initialPoints": 1,
+                "batchSize": 1,
+                "initialSolutions": [],
+            },
+            "objectives": {
+                "benchmarks": [
+                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
+                ]
+            },
+            "evaluation": {"engine": "transformers", "maxTokens": 64},
+            "execution": {
+                "parallelism": parallelism,
+                "keepMergedModels": "none",
+                "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
+                **execution,
+            },
+        },
+    }
 
 
 def write_paretomerge_shim(directory: Path) -> Path:

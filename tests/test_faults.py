@@ -302,7 +302,7 @@ def test_past_max_failed_candidates_and_after_deletion_no_job_or_pod_is_left(
             not jobs_of(k8s_cluster, k8s_namespace, "deleted", "")
             and not k8s_cluster.get(
                 "pods", "-n", k8s_namespace, "-l", "paretomerge.io/run=deleted"
-            )["items"]
+            ).get("items")
             and not pods_of(node, k8s_namespace, "deleted", ".+")
         ),
         "every Job and Pod of the deleted run to be gone",

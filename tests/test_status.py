@@ -8,7 +8,13 @@ import json
 import numpy as np
 
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
-from paretomerge.status import MAX_STATUS_EVALUATIONS, MAX_STATUS_PARETO, run_status
+from paretomerge.status import (
+    EVALUATION_COLUMNS,
+    MAX_STATUS_EVALUATIONS,
+    MAX_STATUS_PARETO,
+    NO_VALUE,
+    run_status,
+)
 
 API_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's request limit, what the API server stores
 DIM = 37  # Qwen3-4B: 36 layers and the head
@@ -76,3 +82,13 @@ def test_beyond_the_row_limit_the_status_names_where_the_rest_is() -> None:
 def test_a_small_front_is_whole_in_the_status_and_clears_the_pointer() -> None:
     status = run_status(finished_state(2), "runs/qwen3-4b", 3)
     assert len(status["pareto"]) == 2 and status["paretoIn"] is None
+
+
+def test_a_failed_candidate_row_has_no_nulls_the_api_server_would_drop() -> None:
+    state = finished_state(3)
+    state.candidates[1] = CandidateRecord(
+        id="c0002", x=[0.5] * DIM, variables=[0.5] * DIM, status="failed", reasons=["crash"]
+    )
+    rows = run_status(state, "runs/qwen3-4b", 3)["evaluations"]
+    assert all(len(row) == len(EVALUATION_COLUMNS) and None not in row for row in rows)
+    assert rows[1][:4] == ["c0002", "failed", NO_VALUE, NO_VALUE]

@@ -109,6 +109,9 @@ def run_status(
     return status
 
 
+# A row's missing value: the API server drops nulls inside lists, which would shift the
+# columns after them.
+NO_VALUE = "-"
 EVALUATION_COLUMNS = (
     "id",
     "status",
@@ -122,17 +125,17 @@ EVALUATION_COLUMNS = (
 
 
 def _evaluation_row(candidate: CandidateRecord) -> list[Any]:
-    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (``None`` where a
-    failed candidate has no value)."""
+    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (:data:`NO_VALUE`
+    where a failed candidate has no value)."""
     f1, f2 = candidate.objectives or (None, None)
     seconds = candidate.seconds
     return [
         candidate.id,
         candidate.status,
-        None if f1 is None else round(f1, 6),
-        None if f2 is None else round(f2, 6),
+        NO_VALUE if f1 is None else round(f1, 6),
+        NO_VALUE if f2 is None else round(f2, 6),
         *(
-            round(seconds[k], 3) if k in seconds else None
+            round(seconds[k], 3) if k in seconds else NO_VALUE
             for k in ("merge", "evaluate", "proposal")
         ),
         candidate.attempts,

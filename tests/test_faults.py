@@ -237,9 +237,12 @@ def test_controller_kills_failing_candidates_and_another_status_writer_lose_noth
     try:
         for kill in range(CONTROLLER_KILLS):
             # The first kill while profiling or anchoring, the others mid-search.
+            evaluations = 3 * kill
             wait_until(
-                lambda: run_status(k8s_cluster, k8s_namespace, name).get("finished", 0) >= 3 * kill,
-                f"{3 * kill} evaluations",
+                lambda n=evaluations: (
+                    run_status(k8s_cluster, k8s_namespace, name).get("finished", 0) >= n
+                ),
+                f"{evaluations} evaluations",
                 timeout=RUN_SECONDS,
             )
             pod = wait_until(

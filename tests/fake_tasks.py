@@ -6,16 +6,31 @@ rises with the weights (early layers count more), output tokens rise with their 
 The base (all weights 0) and the expert (all 1) anchor the scale. It writes the same
 ``result.json`` / ``error.json`` as ``paretomerge task``.
 
-Environment: ``FAKE_FAIL`` lists ``task:attempt`` pairs that crash (``*`` for every
-attempt), e.g. ``c0002:0,c0005:*``; ``FAKE_SECONDS`` makes each evaluation take longer.
+Environment: ``FAKE_FAIL`` lists ``task:attempt[:how]`` items (``*`` for every attempt),
+e.g. ``c0002:0,c0005:*:merge``; ``task`` is a task id or ``run/task``, either may be a
+glob (``doomed/c*``); ``how`` is ``crash`` (the default: exit 3 with no error
+file), ``merge`` (a merge error, recorded in ``error.json`` like a real one) or ``hang``
+(sleeps until the Job's ``activeDeadlineSeconds`` or the executor's deadline kills it).
+``FAKE_SECONDS`` makes each evaluation take longer.
+
+On the test control plane, :func:`write_paretomerge_shim` puts a ``paretomerge`` first on
+the node simulator's PATH that sends ``paretomerge task ...`` here (each stage of a
+candidate Job: ``--stage merge`` in the init container, ``--stage evaluate`` in the main
+one) and every other command (the controller) to the real one. The attempt of a Pod is
+read from its name (``<run>-<task>-a<attempt>-<suffix>``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+import shutil
+import stat
 import sys
 import time
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +41,7 @@ from paretomerge.tasks import (
     ERROR_FILE,
     RESULT_FILE,
     EvaluateTask,
+    ProfileTask,
     read_task,
     run_task,
 )
@@ -48,20 +64,44 @@ def synthetic_scores(layer_weights: list[float], head_weight: float, benchmarks:
     }
 
 
-def should_fail(task_id: str, attempt: int) -> bool:
+def injected_failure(task, attempt: int) -> str | None:
+    """How attempt ``attempt`` of ``task`` is to fail (see ``FAKE_FAIL``), or None."""
+    # work_dir: <runs>/<run>/profile, or <runs>/<run>/{anchors,candidates}/<id>
+    parts = Path(task.work_dir).parts
+    run = parts[-2] if isinstance(task, ProfileTask) else parts[-3]
     for item in filter(None, os.environ.get("FAKE_FAIL", "").split(",")):
-        name, which = item.split(":")
-        if name == task_id and which in ("*", str(attempt)):
-            return True
-    return False
+        pattern, which, *how = item.split(":")
+        matches = fnmatch(task.id, pattern) or fnmatch(f"{run}/{task.id}", pattern)
+        if matches and which in ("*", str(attempt)):
+            return how[0] if how else "crash"
+    return None
 
 
-def main(task_file: Path, volume: Path) -> int:
+def current_attempt(work_dir: Path) -> int:
+    """The attempt being run: from the Pod's name on the control plane, else from the
+    local executor's ``attempt-<k>.pid`` files."""
+    match = re.search(r"-a(\d+)-[a-z0-9]{5}$", os.environ.get("HOSTNAME", ""))
+    if match:
+        return int(match.group(1))
+    return len(list(work_dir.glob("attempt-*.pid"))) - 1
+
+
+def main(task_file: Path, volume: Path, stage: str = "all") -> int:
     task = read_task(task_file)
     work_dir = volume / task.work_dir
-    attempt = len(list(work_dir.glob("attempt-*.pid"))) - 1
+    attempt = current_attempt(work_dir)
+    failure = injected_failure(task, attempt)
+    if failure == "merge" and stage in ("merge", "all"):
+        message = f"injected merge error of {task.id} attempt {attempt}"
+        (work_dir / ERROR_FILE).write_text(json.dumps({"stage": "merge", "message": message}))
+        print(message, file=sys.stderr)
+        return 1
+    if stage == "merge":
+        return 0
     time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
-    if should_fail(task.id, attempt):
+    if failure == "hang":
+        time.sleep(24 * 3600)
+    if failure == "crash":
         print(f"injected crash of {task.id} attempt {attempt}", file=sys.stderr)
         return 3
     if not isinstance(task, EvaluateTask):
@@ -109,8 +149,64 @@ def run_controller(run_file: Path, volume: Path) -> str:
         executor.close()
 
 
+def cluster_run(namespace: str, name: str, budget: int, parallelism: int, **execution) -> dict:
+    """A ParetoMergeRun for the test control plane whose candidates suit this fake: Sobol
+    proposals (no model fits), no GPU, small requests; ``execution`` adds fields."""
+    return {
+        "apiVersion": "paretomerge.io/v1alpha1",
+        "kind": "ParetoMergeRun",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
+            "search": {
+                "strategy": "sobol",
+                "budget": budget,
+                "initialPoints": 1,
+                "batchSize": 1,
+                "initialSolutions": [],
+            },
+            "objectives": {
+                "benchmarks": [
+                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
+                ]
+            },
+            "evaluation": {"engine": "transformers", "maxTokens": 64},
+            "execution": {
+                "parallelism": parallelism,
+                "keepMergedModels": "none",
+                "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
+                **execution,
+            },
+        },
+    }
+
+
+def write_paretomerge_shim(directory: Path) -> Path:
+    """Write ``directory/paretomerge``: ``task`` goes to this script, everything else to
+    the real command of this environment. Returns ``directory`` (to put first on PATH)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    real = shutil.which("paretomerge", path=str(Path(sys.executable).parent))
+    shim = directory / "paretomerge"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = task ]; then shift; exec "{sys.executable}" "{__file__}" "$@"; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return directory
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="a fake `paretomerge task`")
+    parser.add_argument("task_file", type=Path)
+    parser.add_argument("--volume", type=Path, required=True)
+    parser.add_argument("--stage", default="all")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         print(run_controller(Path(sys.argv[2]), Path(sys.argv[3])))
         sys.exit(0)
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[3])))
+    arguments = parse_arguments(sys.argv[1:])
+    sys.exit(main(arguments.task_file, arguments.volume, arguments.stage))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,16 +18,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s.control_plane import ControlPlane, KubectlError, free_port, wait_until
+from k8s.control_plane import ControlPlane, KubectlError, wait_until
 from k8s.node_simulator import NodeSimulator
-
-from paretomerge.crd import CRD_NAME
+from operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
 
 pytest_plugins = ["k8s.fixtures"]
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 ROOT = Path(__file__).parent.parent
-CRD_FILE = ROOT / "crds" / "paretomergeruns.paretomerge.io.yaml"
 EXAMPLE = ROOT / "examples" / "tiny-cpu.yaml"
 CLAIM = "paretomerge-models"
 RUN_SECONDS = 900
@@ -36,8 +33,7 @@ RUN_SECONDS = 900
 
 @pytest.fixture(scope="module")
 def crd(k8s_cluster: ControlPlane) -> None:
-    k8s_cluster.kubectl("apply", "-f", str(CRD_FILE))
-    k8s_cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}")
+    install_crd(k8s_cluster)
 
 
 @pytest.fixture
@@ -61,42 +57,12 @@ def node(k8s_cluster: ControlPlane, tmp_path: Path, volume: Path, monkeypatch) -
 @pytest.fixture
 def operator(k8s_cluster: ControlPlane, crd, k8s_namespace: str, tmp_path: Path) -> Iterator:
     """``paretomerge-operator --standalone`` watching the test's namespace."""
-    health = free_port()
-    log = open(tmp_path / "operator.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "paretomerge-operator"),
-            "--standalone",
-            "--namespace",
-            k8s_namespace,
-            "--liveness",
-            f"http://127.0.0.1:{health}/healthz",
-            "--metrics-port",
-            "0",
-        ],
-        env={**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = OperatorProcess(k8s_cluster, tmp_path / "operator.log", (k8s_namespace,))
     try:
-        wait_until(lambda: _healthy(health), "the operator's liveness endpoint", timeout=60)
-        yield process
+        yield process.start()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
-        print((tmp_path / "operator.log").read_text()[-6000:])  # shown when a test fails
-
-
-def _healthy(port: int) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        process.stop()
+        print(process.log_tail())  # shown when a test fails
 
 
 def manifest(namespace: str, **search) -> dict:
@@ -104,20 +70,6 @@ def manifest(namespace: str, **search) -> dict:
     data["metadata"]["namespace"] = namespace
     data["spec"]["search"].update(search)
     return data
-
-
-def status(cluster: ControlPlane, namespace: str, name: str) -> dict:
-    return cluster.get("pmr", name, "-n", namespace).get("status", {})
-
-
-def wait_for_phase(cluster: ControlPlane, namespace: str, name: str, timeout: float) -> dict:
-    wait_until(
-        lambda: status(cluster, namespace, name).get("phase") in ("Succeeded", "Failed"),
-        f"run {namespace}/{name} to finish",
-        timeout=timeout,
-        every=2,
-    )
-    return status(cluster, namespace, name)
 
 
 def candidate_jobs(cluster: ControlPlane, namespace: str) -> list[dict]:
@@ -200,7 +152,7 @@ def test_a_killed_controller_is_restarted_and_counts_every_evaluation_once(
     run = manifest(k8s_namespace, budget=4)
     k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(run))
     wait_until(
-        lambda: status(k8s_cluster, k8s_namespace, "tiny-cpu").get("succeeded", 0) >= 1,
+        lambda: run_status(k8s_cluster, k8s_namespace, "tiny-cpu").get("succeeded", 0) >= 1,
         "a first evaluation",
         timeout=RUN_SECONDS,
         every=2,

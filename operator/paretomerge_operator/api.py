@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from paretomerge.kube import PLURAL, VERSION, load_kube_config
+from paretomerge.kube import CONFLICT_RETRIES, PLURAL, VERSION, load_kube_config
 from paretomerge.spec import API_GROUP
 
 
 def configure() -> None:
-    """Load credentials once at startup: a kubeconfig if set, else the pod's own."""
+    """Load credentials once at startup: a kubeconfig if set, else the pod's own. A first
+    call opens the connection and loads the client's models now, not in a run's first
+    reconcile (0.7 s measured)."""
     try:
         load_kube_config()
     except config.ConfigException:
         config.load_kube_config()
+    client.VersionApi(_client()).get_code()
+
+
+@functools.cache
+def _client() -> client.ApiClient:
+    """One client for every handler: its connection pool is reused (a client per call
+    costs a TLS handshake each)."""
+    return client.ApiClient()
 
 
 def create_if_absent(manifest: dict[str, Any]) -> bool:
@@ -34,31 +47,51 @@ def _create(manifest: dict[str, Any]) -> None:
     namespace = manifest["metadata"]["namespace"]
     kind = manifest["kind"]
     if kind == "Job":
-        client.BatchV1Api().create_namespaced_job(namespace, manifest)
+        client.BatchV1Api(_client()).create_namespaced_job(namespace, manifest)
     elif kind == "ServiceAccount":
-        client.CoreV1Api().create_namespaced_service_account(namespace, manifest)
+        client.CoreV1Api(_client()).create_namespaced_service_account(namespace, manifest)
     elif kind == "Role":
-        client.RbacAuthorizationV1Api().create_namespaced_role(namespace, manifest)
+        client.RbacAuthorizationV1Api(_client()).create_namespaced_role(namespace, manifest)
     elif kind == "RoleBinding":
-        client.RbacAuthorizationV1Api().create_namespaced_role_binding(namespace, manifest)
+        client.RbacAuthorizationV1Api(_client()).create_namespaced_role_binding(namespace, manifest)
     else:
         raise ValueError(f"the operator does not create {kind} objects")
 
 
-def patch_run_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch a run's status (no resourceVersion: never a conflict)."""
-    try:
-        client.CustomObjectsApi().patch_namespaced_custom_object_status(
-            API_GROUP, VERSION, namespace, PLURAL, name, {"status": status}
-        )
-    except ApiException as error:
-        if error.status != 404:  # a run deleted meanwhile has no status to write
-            raise
+def update_run_status(
+    namespace: str,
+    name: str,
+    make: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> None:
+    """Merge-patch a run's status with ``make(current status)`` (``None``: nothing to
+    write), against the resourceVersion it was made from: the controller writes the same
+    status (conditions are one list), so on a conflict the run is read and ``make`` asked
+    again, and no writer's change is lost. A run deleted meanwhile is left alone."""
+    api = client.CustomObjectsApi(_client())
+    for _ in range(CONFLICT_RETRIES):
+        run = read_run(namespace, name)
+        if run is None:
+            return
+        status = make(run.get("status") or {})
+        if status is None:
+            return
+        body = {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]}}
+        try:
+            api.patch_namespaced_custom_object_status(
+                API_GROUP, VERSION, namespace, PLURAL, name, {**body, "status": status}
+            )
+            return
+        except ApiException as error:
+            if error.status == 404:
+                return
+            if error.status != 409:
+                raise
+    raise kopf.TemporaryError(f"the status of {namespace}/{name} keeps changing", delay=1)
 
 
 def read_run(namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        return client.CustomObjectsApi().get_namespaced_custom_object(
+        return client.CustomObjectsApi(_client()).get_namespaced_custom_object(
             API_GROUP, VERSION, namespace, PLURAL, name
         )
     except ApiException as error:

@@ -41,6 +41,13 @@ CANDIDATE_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 2
 PROPOSAL_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _COLUMN = {name: index for index, name in enumerate(EVALUATION_COLUMNS)}
 
+
+def _number(row: list[Any], column: str) -> float | None:
+    """A row's number in ``column``; None for a missing value (``NO_VALUE`` or null)."""
+    value = row[_COLUMN[column]]
+    return value if isinstance(value, int | float) else None
+
+
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 # Names of the handlers wrapped by ``counting_errors``, filled as their modules are imported
 # (importing ``paretomerge_operator.handlers`` imports them all).
@@ -172,11 +179,12 @@ class OperatorMetrics:
         if retries > 0:
             self.evaluations.labels(**labels, outcome="retried").inc(retries)
         for stage in STAGES:
-            seconds = row[_COLUMN[f"{stage}Seconds"]]
+            seconds = _number(row, f"{stage}Seconds")
             if seconds is not None:
                 self.candidate_seconds.labels(**labels, stage=stage).observe(seconds)
-        if row[_COLUMN["proposalSeconds"]] is not None:
-            self.proposal_seconds.labels(**labels).observe(row[_COLUMN["proposalSeconds"]])
+        proposal = _number(row, "proposalSeconds")
+        if proposal is not None:
+            self.proposal_seconds.labels(**labels).observe(proposal)
 
     def _set_phase(self, key: tuple[str, str], phase: str | None) -> None:
         previous = self._phases.get(key)

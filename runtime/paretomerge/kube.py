@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from paretomerge.controller import Controller, Limits, RunState, run_directory
-from paretomerge.executors.kubernetes import Images, KubernetesExecutor
+from paretomerge.executors.kubernetes import Images, KubernetesExecutor, with_retries
 from paretomerge.spec import API_GROUP, ExecutionSpec, SpecError, parse_run
 from paretomerge.status import run_status
 
@@ -33,8 +31,7 @@ EVAL_IMAGE_ENV = "PARETOMERGE_EVAL_IMAGE"
 IMAGE_PULL_POLICY_ENV = "PARETOMERGE_IMAGE_PULL_POLICY"
 IMAGE_PULL_SECRETS_ENV = "PARETOMERGE_IMAGE_PULL_SECRETS"  # comma-separated Secret names
 RUN_DEFAULTS_ENV = "PARETOMERGE_RUN_DEFAULTS"  # JSON: a partial spec.execution
-API_RETRIES = 8
-T = TypeVar("T")
+CONFLICT_RETRIES = 20
 
 
 def load_kube_config() -> None:
@@ -78,25 +75,6 @@ def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return filled
 
 
-def with_retries(call: Callable[[], T], what: str) -> T:
-    """``call()``, retried with backoff on server errors and lost connections (an API
-    server that restarts), not on client errors."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    for attempt in range(API_RETRIES):
-        try:
-            return call()
-        except ApiException as error:
-            if error.status is not None and error.status < 500 and error.status != 429:
-                raise
-            failure = error
-        except (HTTPError, OSError) as error:
-            failure = error
-        time.sleep(min(30.0, 0.5 * 2**attempt))
-    raise RuntimeError(f"{what}: the API server did not answer ({failure})")
-
-
 class RunResource:
     """One ParetoMergeRun in the API: read it, patch its status."""
 
@@ -114,12 +92,15 @@ class RunResource:
             f"reading {self.namespace}/{self.name}",
         )
 
-    def patch_status(self, status: dict[str, Any]) -> None:
-        """A merge patch of ``status``: no resourceVersion, so no conflict with other
-        writers, and fields it does not name are left alone."""
+    def patch_status(self, status: dict[str, Any], resource_version: str | None = None) -> None:
+        """A merge patch of ``status``: fields it does not name are left alone. With
+        ``resource_version`` it applies only to that version of the run (409 otherwise)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         with_retries(
             lambda: self.api.patch_namespaced_custom_object_status(
-                API_GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
+                API_GROUP, VERSION, self.namespace, PLURAL, self.name, body
             ),
             f"patching the status of {self.namespace}/{self.name}",
         )
@@ -150,11 +131,27 @@ class RunFollower:
         return self.latest_limits
 
     def publish(self, state: RunState) -> None:
-        metadata, status = self.run_object["metadata"], self.run_object.get("status", {})
-        self.resource.patch_status(
-            run_status(
-                state, self.run_dir, metadata.get("generation"), status.get("conditions", [])
+        """Patch the status for ``state``. Conditions are a list that other writers (the
+        operator) change too: they are merged into the run's current ones and written
+        against its resourceVersion, read again and retried on a conflict, so no
+        writer's condition is lost."""
+        from kubernetes.client.exceptions import ApiException
+
+        generation = self.run_object["metadata"].get("generation")
+        for _ in range(CONFLICT_RETRIES):
+            current = self.resource.read()
+            status = run_status(
+                state, self.run_dir, generation, current.get("status", {}).get("conditions", [])
             )
+            try:
+                self.resource.patch_status(status, current["metadata"]["resourceVersion"])
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+        raise RuntimeError(
+            f"the status of {self.resource.namespace}/{self.resource.name} changed "
+            f"{CONFLICT_RETRIES} times while it was written"
         )
 
 

@@ -3,9 +3,13 @@
 Written by the controller after every checkpoint (and by the operator for the phases it
 owns). It stays compact enough for budgets of several hundred evaluations within the
 API server's object size limit (about 1.5 MB): each finished evaluation is one short row
-``[id, status, f1, f2]``; weights and raw scores are kept for the Pareto set only, and
-everything else is in the run directory on the volume (``status.runDirectory``). The rows
-carry each candidate's stage durations, which the operator turns into metrics.
+``[id, status, f1, f2, ...]``; weights and raw scores are kept for the Pareto set only,
+and everything else is in the run directory on the volume (``status.runDirectory``). The
+rows carry each candidate's stage durations, which the operator turns into metrics.
+Beyond :data:`MAX_STATUS_EVALUATIONS` finished evaluations the status keeps no rows, and
+beyond :data:`MAX_STATUS_PARETO` Pareto points only the most accurate ones; it then names
+the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
+(``pareto.csv``).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, pareto_candidates
 from paretomerge.controller.state import CandidateRecord, RunState
 
 CONDITION_TYPES = ("Valid", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
 MAX_STATUS_EVALUATIONS = 2000
+# Pareto points shown with their weights (~0.5 KB each with 37 weights).
+MAX_STATUS_PARETO = 200
 
 
 def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
@@ -88,8 +94,10 @@ def run_status(
                 "scores": _short_scores(c.scores),
                 "mergeTask": f"{run_directory}/candidates/{c.id}/task.json",
             }
-            for c in front
+            for c in front[:MAX_STATUS_PARETO]
         ],
+        # null removes a pointer that a merge patch wrote before
+        "paretoIn": f"{run_directory}/{PARETO_FILE}" if len(front) > MAX_STATUS_PARETO else None,
         "conditions": merge_conditions(list(previous_conditions), updates),
     }
     status["evaluationColumns"] = list(EVALUATION_COLUMNS)
@@ -97,10 +105,13 @@ def run_status(
         status["evaluations"] = [_evaluation_row(c) for c in finished]
     else:
         status["evaluations"] = None
-        status["evaluationsIn"] = f"{run_directory}/results.json"
+        status["evaluationsIn"] = f"{run_directory}/{RESULTS_FILE}"
     return status
 
 
+# A row's missing value: the API server drops nulls inside lists, which would shift the
+# columns after them.
+NO_VALUE = "-"
 EVALUATION_COLUMNS = (
     "id",
     "status",
@@ -114,17 +125,17 @@ EVALUATION_COLUMNS = (
 
 
 def _evaluation_row(candidate: CandidateRecord) -> list[Any]:
-    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (``None`` where a
-    failed candidate has no value)."""
+    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (:data:`NO_VALUE`
+    where a failed candidate has no value)."""
     f1, f2 = candidate.objectives or (None, None)
     seconds = candidate.seconds
     return [
         candidate.id,
         candidate.status,
-        None if f1 is None else round(f1, 6),
-        None if f2 is None else round(f2, 6),
+        NO_VALUE if f1 is None else round(f1, 6),
+        NO_VALUE if f2 is None else round(f2, 6),
         *(
-            round(seconds[k], 3) if k in seconds else None
+            round(seconds[k], 3) if k in seconds else NO_VALUE
             for k in ("merge", "evaluate", "proposal")
         ),
         candidate.attempts,

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -171,6 +172,30 @@ class ControlPlane:
         configuration.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(configuration)
 
+    def restart(self, *names: str, down_seconds: float = 0.0) -> None:
+        """Stop the named processes (in the order given, e.g. ``"kube-apiserver", "etcd"``),
+        leave them down ``down_seconds``, start them again in reverse order with the same
+        command lines (same ports, certificates and etcd data directory: its tmpfs data
+        survives), and return once the API server is ready again. PIDs are recorded
+        again, so ``stop`` still ends them."""
+        commands = {}
+        for name in names:
+            pid = int((self.directory / "pids" / f"{name}.pid").read_text())
+            commands[name] = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            _end_process(pid)
+        time.sleep(down_seconds)
+        for name in reversed(names):
+            with (self.directory / "logs" / f"{name}.log").open("ab") as log:
+                process = subprocess.Popen(
+                    commands[name], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            (self.directory / "pids" / f"{name}.pid").write_text(f"{process.pid}\n")
+        wait_until(
+            lambda: self.kubectl("get", "--raw", "/readyz", check=False).returncode == 0,
+            "the API server to be ready again",
+            timeout=120,
+        )
+
     def stop(self) -> None:
         """Stop every process ``up.sh`` started, by its recorded PID."""
         subprocess.run(
@@ -179,6 +204,29 @@ class ControlPlane:
             capture_output=True,
             check=False,
         )
+
+
+def _end_process(pid: int, grace_seconds: float = 15.0) -> None:
+    """SIGTERM ``pid``, SIGKILL it after ``grace_seconds``; return once it has exited
+    (reaped when it is a child of this process, a zombie counting as exited)."""
+
+    def exited() -> bool:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        return state == "Z"
+
+    for sig, timeout in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        with contextlib.suppress(TimeoutError):
+            wait_until(exited, f"process {pid} to exit", timeout=timeout, every=0.1)
+            return
+    raise RuntimeError(f"process {pid} did not exit")
 
 
 def start(directory: Path, bin_dir: Path) -> ControlPlane:

@@ -41,6 +41,9 @@ the Pod and fails it with reason ``DeadlineExceeded``. A Pod that is deleted (or
 kubelet, which waits and retries, the simulator fails a Pod it cannot set up (a missing
 Secret or key, a volume type it does not know) at once, with reason ``NodeSimulatorError``.
 
+``kill_container`` ends a running container's processes with a signal (a crash, an OOM
+kill), as faults tests need.
+
 Not simulated: images, resource limits at run time (requests and limits only count for
 scheduling), which GPU a Pod gets (no ``CUDA_VISIBLE_DEVICES``), probes, ports and
 Services, securityContext, read-only mounts, node heartbeats.
@@ -81,6 +84,8 @@ FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
 KILL_GRACE_SECONDS = 3.0
 RESTART_BACKOFF_SECONDS = 1.0
+# How long a status write is retried while the API server cannot be reached.
+STATUS_RETRY_SECONDS = 60.0
 # Server-side timeout of each watch; also bounds how long ``stop`` waits for the watcher.
 WATCH_SECONDS = 2
 FIELD_PATHS = {
@@ -270,6 +275,29 @@ class NodeSimulator:
         """What a container has written so far ('' before it started)."""
         path = self.log_path(namespace, pod, container)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill_container(
+        self, namespace: str, pod: str, container: str, sig: int = signal.SIGKILL
+    ) -> bool:
+        """Send ``sig`` to the process group of a running container, as an OOM kill or a
+        crash would end it; False when that container has no process now."""
+        for runner in list(self._runners.values()):
+            if (runner.namespace, runner.pod_name) == (namespace, pod):
+                with runner.lock:
+                    process = runner.processes.get(container)
+                if process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, sig)
+                        return True
+        return False
+
+    def running_pods(self) -> list[tuple[str, str]]:
+        """``(namespace, name)`` of every Pod whose processes run now."""
+        return [
+            (runner.namespace, runner.pod_name)
+            for runner in list(self._runners.values())
+            if runner.processes
+        ]
 
     def _register_node(self) -> None:
         """Create the Node, report it Ready with its capacity, and lift the not-ready taint
@@ -711,7 +739,8 @@ class PodRunner(threading.Thread):
     def _write_status(self, phase: str | None, **extra: str) -> None:
         """Write the Pod's status: ``phase`` (None keeps the last one), conditions and every
         container status; ``extra`` adds fields such as ``reason``. A Pod that is gone by
-        now is left alone."""
+        now is left alone; an API server that cannot be reached is tried again for up to
+        ``STATUS_RETRY_SECONDS``."""
         with self.lock:
             if phase:
                 self.phase = phase
@@ -726,11 +755,20 @@ class PodRunner(threading.Thread):
                 "containerStatuses": main,
                 **extra,
             }
-            try:
-                merge_patch(self.node.api, self.status_path, {"status": status})
-            except KubeApiError as error:
-                if error.status != 404:
-                    raise
+            deadline = time.monotonic() + STATUS_RETRY_SECONDS
+            while True:  # like a kubelet, outlast an API server that restarts
+                try:
+                    merge_patch(self.node.api, self.status_path, {"status": status})
+                    return
+                except KubeApiError as error:
+                    if error.status == 404:
+                        return
+                    if error.status < 500 or time.monotonic() > deadline:
+                        raise
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.5)
 
     def _conditions(self, main_statuses: list[Obj]) -> list[Obj]:
         """PodScheduled as the scheduler wrote it, plus Initialized, ContainersReady, Ready."""

@@ -23,24 +23,24 @@ def controller_job_changed(body: kopf.Body, type: str, **_: Any) -> None:
     if not failed:
         return
     run_name = body.metadata.labels[RUN_LABEL]
-    run = api.read_run(body.metadata.namespace, run_name)
-    if run is None or run.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-        return
     reason = failed[0].get("reason", "Failed")
     message = (
         f"the controller failed {body.get('status', {}).get('failed', 0)} time(s) and was "
         f"not restarted again ({reason}: {failed[0].get('message', '')}); see the logs of "
         f"the pods of job {body.metadata.name}"
     )
-    api.patch_run_status(
+    api.update_run_status(
         body.metadata.namespace,
         run_name,
-        {
-            "phase": "Failed",
-            "message": message,
-            "conditions": merge_conditions(
-                run.get("status", {}).get("conditions", []),
-                [condition("Failed", True, reason, message)],
-            ),
-        },
+        lambda status: (
+            None
+            if status.get("phase") in ("Succeeded", "Failed")
+            else {
+                "phase": "Failed",
+                "message": message,
+                "conditions": merge_conditions(
+                    status.get("conditions", []), [condition("Failed", True, reason, message)]
+                ),
+            }
+        ),
     )

@@ -22,16 +22,15 @@ from paretomerge_operator.resources import (
 def _reject(body: kopf.Body, error: SpecError) -> None:
     """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
     message = str(error)
-    previous = list(body.get("status", {}).get("conditions", []))
-    api.patch_run_status(
+    api.update_run_status(
         body.metadata.namespace,
         body.metadata.name,
-        {
+        lambda status: {
             "phase": "Failed",
             "message": message,
             "observedGeneration": body.metadata.get("generation"),
             "conditions": merge_conditions(
-                previous,
+                status.get("conditions", []),
                 [
                     condition("Valid", False, "InvalidSpec", message),
                     condition("Failed", True, "InvalidSpec", message),
@@ -64,19 +63,23 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
     if created:
         kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")
         logger.info("controller Job created")
-    if not body.get("status", {}).get("phase"):
-        api.patch_run_status(
-            body.metadata.namespace,
-            body.metadata.name,
-            {
+    api.update_run_status(
+        body.metadata.namespace,
+        body.metadata.name,
+        lambda status: (
+            None
+            if status.get("phase")  # the controller has started writing
+            else {
                 "phase": "Pending",
                 "message": "waiting for the controller",
                 "observedGeneration": body.metadata.get("generation"),
                 "conditions": merge_conditions(
-                    [], [condition("Valid", True, "SpecAccepted", "the spec is valid")]
+                    status.get("conditions", []),
+                    [condition("Valid", True, "SpecAccepted", "the spec is valid")],
                 ),
-            },
-        )
+            }
+        ),
+    )
 
 
 @kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec")
@@ -86,7 +89,6 @@ def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
     invalid edit is reported (and ignored by the controller)."""
     if old is None or body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
         return
-    previous = list(body.get("status", {}).get("conditions", []))
     try:
         parse_run(dict(body))
     except SpecError as error:
@@ -94,8 +96,8 @@ def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
         kopf.warn(body, reason="InvalidEdit", message=str(error))
     else:
         update = condition("Valid", True, "SpecAccepted", "the spec is valid")
-    api.patch_run_status(
+    api.update_run_status(
         body.metadata.namespace,
         body.metadata.name,
-        {"conditions": merge_conditions(previous, [update])},
+        lambda status: {"conditions": merge_conditions(status.get("conditions", []), [update])},
     )

@@ -227,9 +227,7 @@ class Controller:
         self._set_phase(state, "Searching", "")
         for candidate in state.candidates:
             if candidate.status == "running":
-                candidate.attempts = self._start(
-                    self._candidate_task(candidate), candidate.attempts, resume=True
-                )
+                candidate.attempts = self._resume_candidate(candidate)
         while True:
             limits = self.limits()
             running = len(self.executor.running())
@@ -262,6 +260,16 @@ class Controller:
         self._save(state)  # the proposal is recorded before anything runs
         candidate.attempts = self._start(self._candidate_task(candidate), 0, resume=False)
         self._save(state)
+
+    def _resume_candidate(self, candidate: CandidateRecord) -> int:
+        """Adopt the attempt of a running candidate that an earlier controller left, or start
+        it. Its failed attempts are all recorded before the next one starts, so the attempt
+        due is the one after them, whether or not it had started."""
+        task, attempt = self._candidate_task(candidate), len(candidate.reasons)
+        if not self.executor.adopt(task, attempt):
+            write_task(task, self.volume)
+            self.executor.submit(task, attempt)
+        return attempt + 1
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])
@@ -314,6 +322,7 @@ class Controller:
     def _record_failure(self, state: RunState, candidate: CandidateRecord, reason: str) -> None:
         candidate.reasons.append(f"attempt {len(candidate.reasons) + 1}: {reason}")
         if len(candidate.reasons) <= self.spec.execution.candidate_retries:
+            self._save(state)  # a controller killed now must not run this attempt again
             candidate.attempts = self._start(
                 self._candidate_task(candidate), candidate.attempts, resume=False
             )

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from paretomerge.executors.base import Executor, TaskOutcome
 from paretomerge.spec import ParetoMergeRun
@@ -29,6 +30,8 @@ ATTEMPT_LABEL = "paretomerge.io/attempt"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 POLL_SECONDS = 2.0
 MAX_NAME = 63
+API_RETRIES = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,25 @@ def job_name(run_name: str, task_id: str, attempt: int) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     suffix = f"-{task_id}-a{attempt}-{digest}"
     return run_name[: MAX_NAME - len(suffix)].rstrip("-") + suffix
+
+
+def with_retries(call: Callable[[], T], what: str) -> T:
+    """``call()``, retried with backoff on server errors and lost connections (an API
+    server that restarts: about 90 s in all), not on client errors."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    for attempt in range(API_RETRIES):
+        try:
+            return call()
+        except ApiException as error:
+            if error.status is not None and error.status < 500 and error.status != 429:
+                raise
+            failure = error
+        except (HTTPError, OSError) as error:
+            failure = error
+        time.sleep(min(30.0, 0.5 * 2**attempt))
+    raise RuntimeError(f"{what}: the API server did not answer ({failure})")
 
 
 def owner_reference(run_object: dict[str, Any]) -> dict[str, Any]:
@@ -218,9 +240,13 @@ class KubernetesExecutor(Executor):
 
         manifest = task_job(task, attempt, self.run, self.run_object, self.images)
         try:
-            self.batch.create_namespaced_job(self.namespace, manifest)
+            with_retries(
+                lambda: self.batch.create_namespaced_job(self.namespace, manifest),
+                f"creating job {manifest['metadata']['name']}",
+            )
         except ApiException as error:
-            if error.status != 409:  # already there: an earlier controller created it
+            # Already there: an earlier controller created it, or a retried create landed.
+            if error.status != 409:
                 raise
         self._tasks[task.id] = (task, attempt)
 
@@ -264,14 +290,21 @@ class KubernetesExecutor(Executor):
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return self.batch.read_namespaced_job(name, self.namespace)
+            return with_retries(
+                lambda: self.batch.read_namespaced_job(name, self.namespace), f"reading job {name}"
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
 
     def _termination_message(self, name: str) -> str | None:
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={name}")
+        pods = with_retries(
+            lambda: self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"job-name={name}"
+            ),
+            f"listing the pods of job {name}",
+        )
         for pod in pods.items:
             statuses = (pod.status.init_container_statuses or []) + (
                 pod.status.container_statuses or []
@@ -293,7 +326,12 @@ class KubernetesExecutor(Executor):
             return
         name = job_name(self.run.name, task_id, entry[1])
         try:
-            self.batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
+            with_retries(
+                lambda: self.batch.delete_namespaced_job(
+                    name, self.namespace, propagation_policy="Background"
+                ),
+                f"deleting job {name}",
+            )
         except ApiException as error:
             if error.status != 404:
                 raise

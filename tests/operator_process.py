@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from k8s.control_plane import ControlPlane, free_port, wait_until
+from k8s.operator_process import healthy
 
 from paretomerge.crd import CRD_NAME
 
@@ -55,7 +55,7 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_until(lambda: _healthy(health), "the operator's liveness endpoint", timeout=60)
+        wait_until(lambda: healthy(health), "the operator's liveness endpoint", timeout=60)
         return self
 
     def stop(self) -> None:
@@ -69,14 +69,6 @@ class OperatorProcess:
 
     def log_tail(self, characters: int = 6000) -> str:
         return self.log_file.read_text(errors="replace")[-characters:]
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def run_status(cluster: ControlPlane, namespace: str, name: str) -> dict:

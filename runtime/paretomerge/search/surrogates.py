@@ -133,7 +133,6 @@ def fit_map_saas_gp(
     X: torch.Tensor,
     Y: torch.Tensor,
     prior_scales: np.ndarray | None = None,
-    warm_start: dict[str, list] | None = None,
 ) -> SingleTaskGP:
     """MAP-fitted Matern-5/2 GP under the (SIP-)SAAS prior, one batch member per objective.
 
@@ -142,7 +141,6 @@ def fit_map_saas_gp(
         Y: ``(n, m)`` objective values.
         prior_scales: ``(k,)`` half-Cauchy scales of ``tau / l_j^2``; ``None`` is plain
             MAP SAAS.
-        warm_start: previous hyperparameters to start from, updated in place.
     """
     num_objectives = Y.shape[-1]
     batch_shape = torch.Size([num_objectives]) if num_objectives > 1 else torch.Size()
@@ -161,7 +159,7 @@ def fit_map_saas_gp(
         input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
         outcome_transform=Standardize(num_objectives),
     ).to(X)
-    return _fit_map(model, warm_start)
+    return _fit_map(model, None)
 
 
 class SipSaasPyroModel(SaasPyroModel):

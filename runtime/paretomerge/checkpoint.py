@@ -52,6 +52,8 @@ class TensorInfo:
         return size
 
 
+# Values per read of a finiteness check: one sum over them is far cheaper than isfinite.
+FINITE_CHUNK = 1 << 22
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1}
 _TORCH_DTYPES = {
     "F64": torch.float64,
@@ -141,6 +143,13 @@ class Checkpoint:
                     filled += got
                 yield buffer[:size]
 
+    def is_finite(self, name: str, chunk_elements: int = FINITE_CHUNK) -> bool:
+        """Whether tensor ``name`` holds no NaN and no infinity (integer tensors always;
+        streamed through :meth:`read_chunks`, so memory stays at one chunk)."""
+        if self.tensors[name].dtype not in ("F64", "F32", "F16", "BF16"):
+            return True
+        return all(map(_all_finite, self.read_chunks(name, chunk_elements)))
+
     def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Every tensor in name order, one at a time."""
         for name in sorted(self.tensors):
@@ -182,13 +191,10 @@ class Checkpoint:
         return tensors
 
 
-def non_finite_tensors(checkpoint: Checkpoint, chunk_elements: int = 1 << 22) -> Iterator[str]:
-    """Names of the floating-point tensors that hold a NaN or an infinity, in name order
-    (streamed: memory stays at one chunk)."""
+def non_finite_tensors(checkpoint: Checkpoint, chunk_elements: int = FINITE_CHUNK) -> Iterator[str]:
+    """Names of the tensors that hold a NaN or an infinity, in name order."""
     for name in sorted(checkpoint.tensors):
-        if checkpoint.tensors[name].dtype not in ("F64", "F32", "F16", "BF16"):
-            continue
-        if not all(map(_all_finite, checkpoint.read_chunks(name, chunk_elements))):
+        if not checkpoint.is_finite(name, chunk_elements):
             yield name
 
 

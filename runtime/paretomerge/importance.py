@@ -248,7 +248,7 @@ def tensor_statistics(base: Checkpoint, expert: Checkpoint, name: str) -> dict[s
 
 
 def _raise_if_not_finite(model: Checkpoint, name: str) -> NoReturn:
-    if not bool(torch.isfinite(model.read(name)).all()):
+    if not model.is_finite(name):
         raise CheckpointError(f"tensor {name} of model {model.path} has non-finite values")
     raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
 

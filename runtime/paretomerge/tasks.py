@@ -225,8 +225,6 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
 def _check_finite(plan: MergePlan, merged: Path) -> None:
     """A merge of a model holding NaN or infinities is not a candidate: fail, naming the
     tensor and the model it came from, rather than let the evaluation score garbage."""
-    import torch
-
     from paretomerge.checkpoint import Checkpoint, non_finite_tensors
 
     name = next(non_finite_tensors(Checkpoint(merged)), None)
@@ -234,9 +232,7 @@ def _check_finite(plan: MergePlan, merged: Path) -> None:
         return
     shutil.rmtree(merged, ignore_errors=True)
     sources = [
-        model
-        for model in (plan.base, *plan.experts)
-        if not bool(torch.isfinite(Checkpoint(model).read(name)).all())
+        model for model in (plan.base, *plan.experts) if not Checkpoint(model).is_finite(name)
     ]
     raise TaskFailure(
         "merge",

@@ -10,7 +10,13 @@ import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from paretomerge.kube import CONFLICT_RETRIES, PLURAL, VERSION, load_kube_config
+from paretomerge.kube import (
+    PLURAL,
+    VERSION,
+    StatusConflictError,
+    load_kube_config,
+    update_status,
+)
 from paretomerge.spec import API_GROUP
 
 
@@ -64,29 +70,24 @@ def update_run_status(
     make: Callable[[dict[str, Any]], dict[str, Any] | None],
 ) -> None:
     """Merge-patch a run's status with ``make(current status)`` (``None``: nothing to
-    write), against the resourceVersion it was made from: the controller writes the same
-    status (conditions are one list), so on a conflict the run is read and ``make`` asked
-    again, and no writer's change is lost. A run deleted meanwhile is left alone."""
+    write), retried on conflicts with the controller (:func:`paretomerge.kube.update_status`).
+    A run deleted meanwhile is left alone."""
     api = client.CustomObjectsApi(_client())
-    for _ in range(CONFLICT_RETRIES):
-        run = read_run(namespace, name)
-        if run is None:
-            return
-        status = make(run.get("status") or {})
-        if status is None:
-            return
-        body = {"metadata": {"resourceVersion": run["metadata"]["resourceVersion"]}}
+
+    def patch(status: dict[str, Any], resource_version: str) -> None:
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
             api.patch_namespaced_custom_object_status(
-                API_GROUP, VERSION, namespace, PLURAL, name, {**body, "status": status}
+                API_GROUP, VERSION, namespace, PLURAL, name, body
             )
-            return
         except ApiException as error:
-            if error.status == 404:
-                return
-            if error.status != 409:
+            if error.status != 404:
                 raise
-    raise kopf.TemporaryError(f"the status of {namespace}/{name} keeps changing", delay=1)
+
+    try:
+        update_status(lambda: read_run(namespace, name), patch, make, f"{namespace}/{name}")
+    except StatusConflictError as error:
+        raise kopf.TemporaryError(str(error), delay=1) from None
 
 
 def read_run(namespace: str, name: str) -> dict[str, Any] | None:

@@ -5,8 +5,9 @@ Kubernetes wants a *structural* OpenAPI v3.0 schema: every node typed, no ``$ref
 pydantic's JSON Schema of :class:`~paretomerge.spec.RunSpec` into one, keeping the enums,
 ranges, patterns, lengths and required fields, so that ``kubectl apply`` itself rejects a
 malformed run and names the field. Unknown fields are kept rather than pruned, so that
-the operator rejects a misspelt one by name (the cross-field checks are the operator's too). ``crds/`` holds the rendered file; a test keeps it
-equal to :func:`custom_resource_definition`.
+the operator rejects a misspelt one by name (the cross-field checks are the operator's
+too). ``crds/`` holds the rendered file; a test keeps it equal to
+:func:`custom_resource_definition`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,28 +132,56 @@ class RunFollower:
         return self.latest_limits
 
     def publish(self, state: RunState) -> None:
-        """Patch the status for ``state``. Conditions are a list that other writers (the
-        operator) change too: they are merged into the run's current ones and written
-        against its resourceVersion, read again and retried on a conflict, so no
-        writer's condition is lost."""
-        from kubernetes.client.exceptions import ApiException
-
+        """Patch the status for ``state``, its conditions merged into the run's current
+        ones (the operator writes conditions too; see :func:`update_status`)."""
         generation = self.run_object["metadata"].get("generation")
-        for _ in range(CONFLICT_RETRIES):
-            current = self.resource.read()
-            status = run_status(
-                state, self.run_dir, generation, current.get("status", {}).get("conditions", [])
-            )
-            try:
-                self.resource.patch_status(status, current["metadata"]["resourceVersion"])
-                return
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-        raise RuntimeError(
-            f"the status of {self.resource.namespace}/{self.resource.name} changed "
-            f"{CONFLICT_RETRIES} times while it was written"
+        update_status(
+            self.resource.read,
+            self.resource.patch_status,
+            lambda current: run_status(
+                state, self.run_dir, generation, current.get("conditions", [])
+            ),
+            f"{self.resource.namespace}/{self.resource.name}",
         )
+
+
+class StatusConflictError(RuntimeError):
+    """A run's status changed under every one of :data:`CONFLICT_RETRIES` writes."""
+
+
+def update_status(
+    read: Callable[[], dict[str, Any] | None],
+    patch: Callable[[dict[str, Any], str], None],
+    make: Callable[[dict[str, Any]], dict[str, Any] | None],
+    what: str,
+) -> None:
+    """Write ``make(current status)`` with ``patch(status, resourceVersion)`` against the
+    version of the run ``read()`` returned it from; on a conflict (409) read again and ask
+    ``make`` again, so no writer's change is lost (controller and operator both write
+    ``conditions``, one list). ``read()`` returning ``None`` (the run is gone) or ``make``
+    returning ``None`` (nothing to write) ends it.
+
+    Raises:
+        StatusConflictError: still conflicting after :data:`CONFLICT_RETRIES` tries.
+    """
+    from kubernetes.client.exceptions import ApiException
+
+    for _ in range(CONFLICT_RETRIES):
+        run = read()
+        if run is None:
+            return
+        status = make(run.get("status") or {})
+        if status is None:
+            return
+        try:
+            patch(status, run["metadata"]["resourceVersion"])
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    raise StatusConflictError(
+        f"the status of {what} changed {CONFLICT_RETRIES} times while it was written"
+    )
 
 
 def run_controller(namespace: str, name: str, volume: Path) -> RunState:

@@ -196,6 +196,34 @@ def test_the_decision_space_of_each_granularity() -> None:
     assert plan.layer_weights == [0.5] * NUM_LAYERS and plan.density == pytest.approx(0.9)
 
 
+def test_a_run_resumes_only_under_the_spec_its_results_were_made_with(volume: Path) -> None:
+    data = manifest(budget=4, initialPoints=4)
+    assert run_in_process(volume, data).phase == "Succeeded"
+    run_dir = volume / "runs" / "fake"
+    checkpoint, started = (
+        (run_dir / "checkpoint.json").read_text(),
+        (run_dir / "run.yaml").read_text(),
+    )
+
+    changed = manifest(budget=4, initialPoints=4)
+    changed["spec"]["merge"] = {"method": "ties"}
+    changed["spec"]["objectives"]["benchmarks"][1]["path"] = "data/other.jsonl"
+    state = run_in_process(volume, changed)
+    assert state.phase == "Failed"
+    assert 'spec.merge.method: was "task_arithmetic" when the run started and is now "ties"' in (
+        state.message
+    )
+    assert "spec.objectives.benchmarks" in state.message
+    assert state.count("succeeded") == 4  # the results are still there, and on disk unchanged
+    assert (run_dir / "checkpoint.json").read_text() == checkpoint
+    assert (run_dir / "run.yaml").read_text() == started
+
+    editable = manifest(budget=4, initialPoints=4)
+    editable["spec"]["execution"]["parallelism"] = 3
+    state = run_in_process(volume, editable)
+    assert state.phase == "Succeeded" and state.count("succeeded") == 4
+
+
 def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     volume: Path,
 ) -> None:

@@ -386,7 +386,8 @@ def test_edits_operator_restart_and_api_server_restart_mid_run(
             "a first evaluation",
             timeout=RUN_SECONDS,
         )
-        patch = {"spec": {"search": {"budget": 7}, "execution": {"parallelism": 3}}}
+        # The seed is what the results mean: reported, and not applied.
+        patch = {"spec": {"search": {"budget": 7, "seed": 5}, "execution": {"parallelism": 3}}}
         k8s_cluster.kubectl(
             "patch", "pmr", name, "-n", k8s_namespace, "--type=merge", "-p", json.dumps(patch)
         )
@@ -407,9 +408,15 @@ def test_edits_operator_restart_and_api_server_restart_mid_run(
     assert sampler.most_controllers == 1  # the restarted operator made no second one
     run = k8s_cluster.get("pmr", name, "-n", k8s_namespace)
     assert final["observedGeneration"] == run["metadata"]["generation"] == 2
+    spec_applied = next(c for c in final["conditions"] if c["type"] == "SpecApplied")
+    assert (
+        spec_applied["status"] == "False"
+        and "spec.search.seed: was 42 " in (spec_applied["message"])
+    )
     # No status update was lost: the status says what the checkpoint on the volume says.
     checkpoint = json.loads((volume / final["runDirectory"] / "checkpoint.json").read_text())
     assert [row[0] for row in final["evaluations"]] == [c["id"] for c in checkpoint["candidates"]]
+    assert checkpoint["optimizer"]["config"]["seed"] == 42
     assert len(jobs_of(k8s_cluster, k8s_namespace, name)) == 7
     assert (
         len(jobs_of(k8s_cluster, k8s_namespace, name, "app.kubernetes.io/component=controller"))

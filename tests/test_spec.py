@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paretomerge.spec import SpecError, dump_run, load_run, parse_run
+from paretomerge.spec import SpecError, dump_run, load_run, parse_run, resume_conflicts
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 MINIMAL = {
@@ -150,3 +150,31 @@ def test_load_run_names_the_file(tmp_path: Path) -> None:
     bad.write_text("spec: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_run(bad)
+
+
+def test_a_run_resumes_after_edits_of_how_much_and_how_but_not_of_what() -> None:
+    started = parse_run(MINIMAL)
+    resumable = with_changes(
+        ("spec.search.budget", 200),
+        ("spec.execution", {"parallelism": 9, "resources": {"gpus": 2}}),
+        ("spec.evaluation", {"concurrency": 8, "timeoutSeconds": 60}),
+    )
+    assert resume_conflicts(started, parse_run(resumable)) == []
+
+    changed = with_changes(
+        ("spec.search.seed", 7),
+        ("spec.search.initialSolutions", [0.5]),
+        ("spec.merge.density", 0.5),
+        ("spec.merge.method", "ties"),
+        ("spec.evaluation.sampling", {"temperature": 0.0}),
+    )
+    conflicts = {p.field: p.message for p in resume_conflicts(started, parse_run(changed))}
+    assert set(conflicts) == {
+        "spec.search.seed",
+        "spec.search.initialSolutions",
+        "spec.merge.density",
+        "spec.merge.method",
+        "spec.evaluation.sampling.temperature",
+    }
+    assert conflicts["spec.search.seed"].startswith("was 42 when the run started and is now 7")
+    assert conflicts["spec.merge.density"].startswith('was "(not set)"')

@@ -202,8 +202,8 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     if state.phase != "Succeeded":
         raise _fail(
             RuntimeError(
-                f"run {manifest.name} {state.phase}: {state.message} (a finished run is not "
-                f"run again: remove {run_dir / 'checkpoint.json'} to start it over)"
+                f"run {manifest.name} {state.phase}: {state.message} (remove "
+                f"{run_dir / 'checkpoint.json'} to start the run over)"
             )
         )
     _print_report(run_dir, [])

@@ -22,8 +22,8 @@ from typing import Any
 
 from paretomerge.controller import Controller, Limits, RunState, run_directory
 from paretomerge.executors.kubernetes import Images, KubernetesExecutor, with_retries
-from paretomerge.spec import API_GROUP, ExecutionSpec, SpecError, parse_run
-from paretomerge.status import run_status
+from paretomerge.spec import API_GROUP, ExecutionSpec, SpecError, parse_run, resume_conflicts
+from paretomerge.status import condition, merge_conditions, run_status
 
 VERSION = "v1alpha1"
 PLURAL = "paretomergeruns"
@@ -115,21 +115,51 @@ class RunFollower:
         self.resource = resource
         self.run_object = run_object
         self.defaults = defaults
-        run = parse_run(with_run_defaults(run_object, defaults))
-        self.latest_limits = Limits(run.spec.search.budget, run.spec.execution.parallelism)
-        self.run_dir = run_directory(run)
+        self.started = parse_run(with_run_defaults(run_object, defaults))
+        spec = self.started.spec
+        self.latest_limits = Limits(spec.search.budget, spec.execution.parallelism)
+        self.run_dir = run_directory(self.started)
+        self.unapplied: list[str] = []
 
     def limits(self) -> Limits:
         """The limits of the resource as it is now; an invalid edit changes nothing (the
-        operator reports it)."""
+        operator reports it), an edit of what the results mean is reported and not
+        applied (:func:`~paretomerge.spec.resume_conflicts`)."""
         current = self.resource.read()
         try:
-            spec = parse_run(with_run_defaults(current, self.defaults)).spec
+            run = parse_run(with_run_defaults(current, self.defaults))
         except SpecError:
             return self.latest_limits
         self.run_object = current
-        self.latest_limits = Limits(spec.search.budget, spec.execution.parallelism)
+        self.latest_limits = Limits(run.spec.search.budget, run.spec.execution.parallelism)
+        unapplied = [str(problem) for problem in resume_conflicts(self.started, run)]
+        if unapplied != self.unapplied:
+            self.unapplied = unapplied
+            self._publish_conditions([self.spec_applied()])
         return self.latest_limits
+
+    def spec_applied(self) -> dict[str, str]:
+        """Condition ``SpecApplied``: whether the run goes on under the spec as it is now."""
+        if not self.unapplied:
+            return condition("SpecApplied", True, "Applied", "the run follows its spec")
+        return condition(
+            "SpecApplied",
+            False,
+            "EditNotApplied",
+            "the run goes on with the values it started with, and a restarted controller "
+            f"would stop on them: {'; '.join(self.unapplied)}. Put them back, or start a new "
+            "run under another name",
+        )
+
+    def _publish_conditions(self, updates: list[dict[str, str]]) -> None:
+        update_status(
+            self.resource.read,
+            self.resource.patch_status,
+            lambda current: {
+                "conditions": merge_conditions(current.get("conditions", []), updates)
+            },
+            f"{self.resource.namespace}/{self.resource.name}",
+        )
 
     def publish(self, state: RunState) -> None:
         """Patch the status for ``state``, its conditions merged into the run's current

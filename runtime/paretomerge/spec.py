@@ -492,3 +492,47 @@ def load_run(path: str | Path) -> ParetoMergeRun:
 def dump_run(run: ParetoMergeRun) -> dict[str, Any]:
     """The manifest as plain data with camelCase names and every default filled in."""
     return json.loads(run.model_dump_json(by_alias=True, exclude_none=True))
+
+
+# --- resuming --------------------------------------------------------------------------------
+
+#: Fields a started run may change and still resume: how much to search and how to run
+#: it, never what its results mean (models, merge, search space, benchmarks, sampling).
+RESUMABLE_EDITS = (
+    "spec.search.budget",
+    "spec.execution",
+    "spec.evaluation.concurrency",
+    "spec.evaluation.timeoutSeconds",
+    "spec.evaluation.endpoint.url",
+    "spec.evaluation.endpoint.apiKeySecret",
+)
+
+
+def _leaves(data: Any, prefix: str) -> dict[str, Any]:
+    """``{"spec.merge.method": "ties", ...}``: every non-mapping value by its field name."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    return {
+        name: value
+        for key, item in data.items()
+        for name, value in _leaves(item, f"{prefix}.{key}").items()
+    }
+
+
+def resume_conflicts(started: ParetoMergeRun, current: ParetoMergeRun) -> list[SpecProblem]:
+    """The fields of ``current`` that differ from the spec a run ``started`` with and that
+    its results depend on (everything but :data:`RESUMABLE_EDITS`), each with both values.
+    An empty list: the run may resume under ``current``."""
+    old = _leaves(dump_run(started)["spec"], "spec")
+    new = _leaves(dump_run(current)["spec"], "spec")
+    absent = "(not set)"
+    return [
+        SpecProblem(
+            name,
+            f"was {json.dumps(old.get(name, absent))} when the run started and is now "
+            f"{json.dumps(new.get(name, absent))}; its results were made with the old value",
+        )
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name, absent) != new.get(name, absent)
+        and not any(name == edit or name.startswith(f"{edit}.") for edit in RESUMABLE_EDITS)
+    ]

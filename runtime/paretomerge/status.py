@@ -20,7 +20,7 @@ from typing import Any
 from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, pareto_candidates
 from paretomerge.controller.state import CandidateRecord, RunState
 
-CONDITION_TYPES = ("Valid", "Running", "Succeeded", "Failed")
+CONDITION_TYPES = ("Valid", "SpecApplied", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
 MAX_STATUS_EVALUATIONS = 2000
 # Pareto points shown with their weights (~0.5 KB each with 37 weights).

@@ -27,7 +27,7 @@ from paretomerge.controller.space import DecisionSpace
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState, now
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.search import AskTellOptimizer
-from paretomerge.spec import ParetoMergeRun, dump_run
+from paretomerge.spec import ParetoMergeRun, dump_run, load_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
 RUN_FILE = "run.yaml"
@@ -94,8 +94,15 @@ class Controller:
     def run_to_end(self) -> RunState:
         """Run (or resume) until the budget is spent or the run fails; returns the state."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = RunState.load(self.run_dir)
+        if state is not None and (conflict := self._resume_conflict()):
+            # Told (status, progress) but not checkpointed: put the fields back and the
+            # run resumes where it was.
+            state.phase, state.message = "Failed", conflict
+            self.on_update(state)
+            return state
         (self.run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
-        state = RunState.load(self.run_dir) or RunState(run=self.run.name)
+        state = state or RunState(run=self.run.name)
         if state.phase in ("Succeeded", "Failed"):
             return state  # an outcome: a restarted controller must not extend it
         try:
@@ -106,6 +113,21 @@ class Controller:
             self.executor.close()
             self._set_phase(state, "Failed", str(error))
         return state
+
+    def _resume_conflict(self) -> str | None:
+        """Why this run's checkpoint cannot be resumed under the current spec, if it
+        cannot: a field its results depend on changed since it started."""
+        started_file = self.run_dir / RUN_FILE
+        if not started_file.exists():
+            return None
+        conflicts = resume_conflicts(load_run(started_file), self.run)
+        if not conflicts:
+            return None
+        return (
+            f"the spec changed since this run started ({started_file}), in fields its "
+            f"results depend on: {'; '.join(map(str, conflicts))}. Put them back to resume "
+            "the run, or start a new run under another name"
+        )
 
     def _set_phase(self, state: RunState, phase: str, message: str = "") -> None:
         state.phase, state.message = phase, message

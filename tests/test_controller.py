@@ -224,6 +224,20 @@ def test_a_run_resumes_only_under_the_spec_its_results_were_made_with(volume: Pa
     assert state.phase == "Succeeded" and state.count("succeeded") == 4
 
 
+def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) -> None:
+    data = manifest(budget=4, initialPoints=4)
+    state = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-base:*:merge"})
+    assert state.phase == "Failed" and "anchor-base failed 2 time(s)" in state.message
+    # As if the controller had been killed after the second attempt started: resumed, it
+    # adopts that (failed) attempt and fails the run instead of starting a third.
+    run_dir = volume / "runs" / "fake"
+    state.phase, state.message = "Anchoring", ""
+    state.save(run_dir)
+    resumed = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-base:*:merge"})
+    assert resumed.phase == "Failed" and "anchor-base failed 2 time(s)" in resumed.message
+    assert len(list((run_dir / "anchors" / "base").glob("attempt-*.pid"))) == 2
+
+
 def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     volume: Path,
 ) -> None:

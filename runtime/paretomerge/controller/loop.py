@@ -199,10 +199,10 @@ class Controller:
 
     def _complete(self, tasks: list, state: RunState) -> dict[str, dict]:
         """Run ``tasks`` to success (retrying each per spec); a task that keeps failing
-        fails the run."""
+        fails the run. Attempts are counted in the checkpoint, so a restarted controller
+        grants no extra retries: every attempt but the newest has failed."""
         waiting, results = list(tasks), {}
         by_id = {task.id: task for task in tasks}
-        failures: dict[str, list[str]] = {task.id: [] for task in tasks}
         while waiting or self.executor.running():
             while waiting and len(self.executor.running()) < self.limits().parallelism:
                 task = waiting.pop(0)
@@ -214,11 +214,11 @@ class Controller:
                 if outcome.succeeded:
                     results[task.id] = read_result(task, self.volume)
                     continue
-                failures[task.id].append(outcome.reason or "unknown failure")
-                if len(failures[task.id]) > self.spec.execution.candidate_retries:
+                failed = state.task_attempts[task.id]
+                if failed > self.spec.execution.candidate_retries:
                     raise RunFailed(
-                        f"{task.id} failed {len(failures[task.id])} time(s); last: "
-                        f"{failures[task.id][-1]}"
+                        f"{task.id} failed {failed} time(s); last: "
+                        f"{outcome.reason or 'unknown failure'}"
                     )
                 state.task_attempts[task.id] = self._start(
                     task, state.task_attempts[task.id], resume=False

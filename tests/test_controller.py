@@ -21,7 +21,7 @@ import yaml
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import make_base, make_expert
 
-from paretomerge.controller import Controller, RunState
+from paretomerge.controller import Controller, Limits, RunState
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
 from paretomerge.controller.space import DecisionSpace
@@ -222,6 +222,43 @@ def test_a_run_resumes_only_under_the_spec_its_results_were_made_with(volume: Pa
     editable["spec"]["execution"]["parallelism"] = 3
     state = run_in_process(volume, editable)
     assert state.phase == "Succeeded" and state.count("succeeded") == 4
+
+
+@pytest.mark.parametrize("budget", [2, 6], ids=["below-launched", "above-launched"])
+def test_budget_and_parallelism_lowered_mid_run(volume: Path, monkeypatch, budget: int) -> None:
+    """Budget 8 -> ``budget`` and parallelism 3 -> 1 after two results: candidates already
+    running finish and count, new ones start one at a time up to the new budget."""
+    monkeypatch.setenv("FAKE_SECONDS", "0.5")
+    launched_at_edit: list[int] = []
+    running_at_new_launches: list[int] = []
+
+    def on_update(state: RunState) -> None:
+        if not launched_at_edit and state.finished >= 2:
+            launched_at_edit.append(len(state.candidates))
+        elif launched_at_edit and len(state.candidates) > launched_at_edit[0]:
+            running_at_new_launches.append(state.count("running"))
+
+    def limits() -> Limits:
+        return Limits(budget, parallelism=1) if launched_at_edit else Limits(8, 3)
+
+    executor = FakeExecutor(volume, deadline_seconds=120)
+    try:
+        state = Controller(
+            parse_run(manifest(budget=8)),
+            volume,
+            executor,
+            on_update=on_update,
+            limits=limits,
+            poll_seconds=0.05,
+        ).run_to_end()
+    finally:
+        executor.close()
+    assert state.phase == "Succeeded", state.message
+    assert launched_at_edit[0] > 2  # a candidate was still running at the edit
+    assert len(state.candidates) == max(budget, launched_at_edit[0])
+    assert state.finished == state.count("succeeded") == len(state.candidates)
+    assert bool(running_at_new_launches) == (budget > launched_at_edit[0])
+    assert max(running_at_new_launches, default=1) == 1
 
 
 def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) -> None:

@@ -85,8 +85,9 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
 @kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec")
 @counting_errors
 def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
-    """An edit while running: the controller picks up budget and parallelism itself; an
-    invalid edit is reported (and ignored by the controller)."""
+    """An edit while running: the controller picks up budget and parallelism itself (and
+    reports any other edit in the ``SpecApplied`` condition, unapplied); an invalid edit
+    is reported here (and ignored by the controller)."""
     if old is None or body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
         return
     try:

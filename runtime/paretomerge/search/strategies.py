@@ -155,7 +155,7 @@ class SipMapSaasStrategy(BayesianStrategy):
     when few variables matter (Branin-Currin in 37 dimensions, 0.99), below ``gp`` on the
     layer landscape, whose merging-interference term makes every layer matter a little
     (0.89 against 0.92). There the SIP prior barely moves a MAP SAAS fit: plain MAP SAAS
-    0.88, strength 1, 2 or 3 all 0.89, SIP starting lengthscales 0.88; ``bambo`` (0.97)
+    0.88, SIP strength 1, 2 or 3 0.88-0.89, SIP starting lengthscales 0.88; ``bambo`` (0.97)
     is the strategy for such landscapes.
     """
 

@@ -152,25 +152,25 @@ class RunFollower:
         )
 
     def _publish_conditions(self, updates: list[dict[str, str]]) -> None:
-        update_status(
-            self.resource.read,
-            self.resource.patch_status,
-            lambda current: {
-                "conditions": merge_conditions(current.get("conditions", []), updates)
-            },
-            f"{self.resource.namespace}/{self.resource.name}",
+        self._update_status(
+            lambda current: {"conditions": merge_conditions(current.get("conditions", []), updates)}
         )
 
     def publish(self, state: RunState) -> None:
         """Patch the status for ``state``, its conditions merged into the run's current
         ones (the operator writes conditions too; see :func:`update_status`)."""
         generation = self.run_object["metadata"].get("generation")
+        self._update_status(
+            lambda current: run_status(
+                state, self.run_dir, generation, current.get("conditions", [])
+            )
+        )
+
+    def _update_status(self, make: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         update_status(
             self.resource.read,
             self.resource.patch_status,
-            lambda current: run_status(
-                state, self.run_dir, generation, current.get("conditions", [])
-            ),
+            make,
             f"{self.resource.namespace}/{self.resource.name}",
         )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from builders import benchmark_score
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import make_base, make_expert
 
@@ -114,8 +115,8 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     results = json.loads((run_dir / "results.json").read_text())
     assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
-    assert state.anchors["base"].scores["one"]["accuracy"] == pytest.approx(0.2)
-    assert state.anchors["expert"].scores["one"]["accuracy"] == pytest.approx(0.8)
+    assert state.anchors["base"].scores["one"].accuracy == pytest.approx(0.2)
+    assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
 
 
 def test_anchors_are_cached_across_runs(volume: Path) -> None:
@@ -153,21 +154,21 @@ def test_a_run_fails_past_max_failed_candidates(volume: Path) -> None:
 
 
 def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
-    base = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
-    expert = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 300.0}}
+    base = {"gsm": benchmark_score("gsm", 0.5, 100.0)}
+    expert = {"gsm": benchmark_score("gsm", 0.5, 300.0)}
     with pytest.raises(AnchorError, match="gsm: the expert is no more accurate"):
         check_anchors(base, expert, ["gsm"])
-    expert = {"gsm": {"accuracy": 0.9, "mean_output_tokens": 80.0}}
+    expert = {"gsm": benchmark_score("gsm", 0.9, 80.0)}
     with pytest.raises(AnchorError, match="gsm: the expert writes no more tokens"):
         check_anchors(base, expert, ["gsm"])
 
 
 def test_objectives_put_the_base_at_0_1_and_the_expert_at_1_0() -> None:
-    base = {"a": {"accuracy": 0.2, "mean_output_tokens": 50.0}}
-    expert = {"a": {"accuracy": 0.6, "mean_output_tokens": 250.0}}
+    base = {"a": benchmark_score("a", 0.2, 50.0)}
+    expert = {"a": benchmark_score("a", 0.6, 250.0)}
     assert normalised_objectives(base, base, expert, ["a"]) == pytest.approx((0.0, 1.0))
     assert normalised_objectives(expert, base, expert, ["a"]) == pytest.approx((1.0, 0.0))
-    middle = {"a": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
+    middle = {"a": benchmark_score("a", 0.5, 100.0)}
     assert normalised_objectives(middle, base, expert, ["a"]) == pytest.approx((0.75, 0.75))
 
 

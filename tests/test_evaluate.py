@@ -279,7 +279,7 @@ def test_results_keep_the_run_order_and_round_trip_through_json(scripted):
     result = scripted[0]
     assert list(result.scores) == [b.name for b in OBJECTIVES.benchmarks]
     assert result.seconds > 0
-    assert EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
 
 
 def test_requests_carry_the_sampling_and_the_api_key(endpoint, scripted):
@@ -352,7 +352,7 @@ def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, m
     args = ["evaluate", "m", "--run", str(run_file), "--volume", str(volume), "--role", "base"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    score = EvaluationResult.from_dict(json.loads(out.read_text())).scores["mod-ten"]
+    score = EvaluationResult.model_validate_json(out.read_text()).scores["mod-ten"]
     assert (score.n, score.accuracy) == (2, 1.0)  # limit: the first two questions
     assert (out.parent / "result-work" / "benchmarks" / "mod-ten").is_dir()
     new = endpoint.requests[seen:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from builders import benchmark_score
+
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.executors.kubernetes import Images, job_name, task_job
 from paretomerge.merge.plan import MergePlan
@@ -97,7 +99,7 @@ def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> No
                 variables=[f1] * 37,
                 status="succeeded",
                 objectives=[f1, 1 - f1],
-                scores={"aime25": {"accuracy": f1, "mean_output_tokens": 1000.0}},
+                scores={"aime25": benchmark_score("aime25", f1, 1000.0)},
             )
         )
     state.hypervolume = [0.5] * 300

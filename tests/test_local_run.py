@@ -42,9 +42,9 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run) -> Non
     base, expert = state.anchors["base"].scores, state.anchors["expert"].scores
     name = "modular-arithmetic"
     # The pair's trade-off, measured through the real client path.
-    assert expert[name]["accuracy"] > base[name]["accuracy"]
-    assert expert[name]["mean_output_tokens"] > 2 * base[name]["mean_output_tokens"]
-    assert base[name]["n"] == expert[name]["n"] == 16
+    assert expert[name].accuracy > base[name].accuracy
+    assert expert[name].mean_output_tokens > 2 * base[name].mean_output_tokens
+    assert base[name].n == expert[name].n == 16
 
     objectives = np.load(run_dir / "objectives.npy")
     assert objectives.shape == (BUDGET, 2) and np.all(np.isfinite(objectives))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from builders import benchmark_score
 
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
 from paretomerge.status import (
@@ -19,8 +20,8 @@ from paretomerge.status import (
 API_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's request limit, what the API server stores
 DIM = 37  # Qwen3-4B: 36 layers and the head
 SCORES = {
-    "gpqa_diamond": {"accuracy": 0.512345678, "mean_output_tokens": 12345.678},
-    "aime25": {"accuracy": 0.366666667, "mean_output_tokens": 23456.789},
+    "gpqa_diamond": benchmark_score("gpqa_diamond", 0.512345678, 12345.678, n=198),
+    "aime25": benchmark_score("aime25", 0.366666667, 23456.789),
 }
 
 

@@ -282,8 +282,8 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
                 value
                 for name in benchmarks
                 for value in (
-                    f"{candidate.scores[name]['accuracy']:.3f}",
-                    f"{candidate.scores[name]['mean_output_tokens']:.1f}",
+                    f"{candidate.scores[name].accuracy:.3f}",
+                    f"{candidate.scores[name].mean_output_tokens:.1f}",
                 )
             ],
         )
@@ -298,8 +298,8 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
                 value
                 for name in benchmarks
                 for value in (
-                    f"{anchor.scores[name]['accuracy']:.3f}",
-                    f"{anchor.scores[name]['mean_output_tokens']:.1f}",
+                    f"{anchor.scores[name].accuracy:.3f}",
+                    f"{anchor.scores[name].mean_output_tokens:.1f}",
                 )
             ],
         )
@@ -464,8 +464,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Serve a model and score it on the run's benchmarks (accuracy, output tokens)."""
-    import json
-
     from paretomerge.evaluate import (
         BenchmarkDataError,
         EvalscopeOutputError,
@@ -492,7 +490,7 @@ def evaluate(
     except (SpecError, BenchmarkDataError, ServingError, EvalscopeOutputError) as error:
         raise _fail(error) from error
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    out.write_text(result.model_dump_json(indent=2) + "\n")
     for score in result.scores.values():
         typer.echo(
             f"{score.name}: accuracy {score.accuracy:.3f} ± {score.accuracy_stderr:.3f}, "

@@ -19,6 +19,7 @@ from typing import Any
 
 from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, pareto_candidates
 from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.results import Scores
 
 CONDITION_TYPES = ("Valid", "SpecApplied", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
@@ -142,11 +143,11 @@ def _evaluation_row(candidate: CandidateRecord) -> list[Any]:
     ]
 
 
-def _short_scores(scores: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, float]]:
+def _short_scores(scores: Scores | None) -> dict[str, dict[str, float]]:
     return {
         name: {
-            "accuracy": round(s["accuracy"], 6),
-            "meanOutputTokens": round(s["mean_output_tokens"], 2),
+            "accuracy": round(s.accuracy, 6),
+            "meanOutputTokens": round(s.mean_output_tokens, 2),
         }
         for name, s in (scores or {}).items()
     }

@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from paretomerge.results import Scores
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 CACHE_DIR = ".paretomerge"
@@ -67,14 +70,30 @@ def tree_digest(path: Path, volume: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_scores(volume: Path, key: str) -> dict[str, Any] | None:
-    """The benchmark scores stored under ``key``, or ``None``."""
-    entry = _read_json(volume / CACHE_DIR / "anchors" / f"{key}.json")
-    return entry["scores"] if isinstance(entry, dict) and "scores" in entry else None
+class AnchorEntry(BaseModel):
+    """One cached anchor: the model evaluated and its scores."""
+
+    model: str
+    scores: Scores
 
 
-def store_scores(volume: Path, key: str, model: str, scores: dict[str, Any]) -> None:
-    _write_json(volume / CACHE_DIR / "anchors" / f"{key}.json", {"model": model, "scores": scores})
+def cached_scores(volume: Path, key: str) -> Scores | None:
+    """The benchmark scores stored under ``key``, or ``None`` (also for an unreadable
+    entry: the anchor is evaluated again and the entry rewritten)."""
+    try:
+        text = _anchor_path(volume, key).read_text()
+        return AnchorEntry.model_validate_json(text).scores
+    except (OSError, ValidationError):
+        return None
+
+
+def store_scores(volume: Path, key: str, model: str, scores: Scores) -> None:
+    entry = AnchorEntry(model=model, scores=scores)
+    _write_json(_anchor_path(volume, key), json.loads(entry.model_dump_json()))
+
+
+def _anchor_path(volume: Path, key: str) -> Path:
+    return volume / CACHE_DIR / "anchors" / f"{key}.json"
 
 
 def _file_sha256(path: Path) -> str:

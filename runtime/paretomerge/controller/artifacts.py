@@ -97,9 +97,12 @@ def pareto_table(state: RunState, space: DecisionSpace, run_dir_name: str) -> st
                 f"{candidate.objectives[0]:.6g}",
                 f"{candidate.objectives[1]:.6g}",
                 *[
-                    f"{candidate.scores[name][metric]:.6g}"
+                    f"{value:.6g}"
                     for name in benchmarks
-                    for metric in ("accuracy", "mean_output_tokens")
+                    for value in (
+                        candidate.scores[name].accuracy,
+                        candidate.scores[name].mean_output_tokens,
+                    )
                 ],
                 f"{weights.mean():.4f}",
                 f"{weights.min():.4f}",

@@ -26,6 +26,7 @@ from paretomerge.controller.objectives import AnchorError, check_anchors, normal
 from paretomerge.controller.space import DecisionSpace
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState, now
 from paretomerge.executors import Executor, TaskOutcome
+from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.search import AskTellOptimizer
 from paretomerge.spec import ParetoMergeRun, dump_run, load_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
@@ -150,8 +151,8 @@ class Controller:
             experts=[e.path for e in self.spec.models.experts],
         )
         result = self._complete([task], state)["profile"]
-        state.profile = [*result["layers"], result["head"]]
-        state.num_layers = len(result["layers"])
+        state.profile = result.merge_weight_profile
+        state.num_layers = len(result.layers)
         self._save(state)
 
     def _anchor(self, state: RunState) -> None:
@@ -177,7 +178,7 @@ class Controller:
                 tasks.append((task, key))
         results = self._complete([task for task, _ in tasks], state)
         for task, key in tasks:
-            scores = results[task.id]["evaluation"]["scores"]
+            scores = results[task.id].scores
             store_scores(self.volume, key, task.model, scores)
             state.anchors[task.role] = AnchorRecord(
                 model=task.model, scores=scores, cache_key=key, cached=False
@@ -197,7 +198,9 @@ class Controller:
             objectives=self.spec.objectives,
         )
 
-    def _complete(self, tasks: list, state: RunState) -> dict[str, dict]:
+    def _complete(
+        self, tasks: list, state: RunState
+    ) -> dict[str, ProfileResult | EvaluateTaskResult]:
         """Run ``tasks`` to success (retrying each per spec); a task that keeps failing
         fails the run. Attempts are counted in the checkpoint, so a restarted controller
         grants no extra retries: every attempt but the newest has failed."""
@@ -328,15 +331,17 @@ class Controller:
 
     def _record_result(self, state: RunState, candidate: CandidateRecord) -> None:
         result = read_result(self._candidate_task(candidate), self.volume)
-        scores = result["evaluation"]["scores"]
+        if result is None:
+            raise ValueError("the attempt succeeded but left no result file")
         anchors = state.anchors
         y = normalised_objectives(
-            scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
+            result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
         self.optimizer.tell(candidate.x, y)
-        candidate.status, candidate.objectives, candidate.scores = "succeeded", list(y), scores
-        candidate.seconds.update(result.get("seconds", {}))
-        candidate.merged_model = result.get("merged_model")
+        candidate.status, candidate.objectives = "succeeded", list(y)
+        candidate.scores = result.scores
+        candidate.seconds.update(result.seconds)
+        candidate.merged_model = result.merged_model
         candidate.finished = now()
         state.hypervolume.append(self.optimizer.hypervolume())
         self._prune_merged_models(state)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from paretomerge.results import Scores
+
 CHECKPOINT_FILE = "checkpoint.json"
 STATE_VERSION = 1
 
@@ -41,7 +43,7 @@ class CandidateRecord(BaseModel):
     attempts: int = 1
     reasons: list[str] = []
     objectives: list[float] | None = None
-    scores: dict[str, dict[str, Any]] | None = None
+    scores: Scores | None = None
     seconds: dict[str, float] = {}
     merged_model: str | None = None
     created: str = Field(default_factory=now)
@@ -52,7 +54,7 @@ class AnchorRecord(BaseModel):
     """The evaluation of the base or the expert, and where it came from."""
 
     model: str
-    scores: dict[str, dict[str, Any]]
+    scores: Scores
     cache_key: str
     cached: bool = False
 

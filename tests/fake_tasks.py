@@ -166,7 +166,6 @@ def cluster_run(namespace: str, name: str, budget: int, parallelism: int, **exec
                 "strategy": "sobol",
                 "budget": budget,
                 "initialPoints": 1,
-                "batchSize": 1,
                 "initialSolutions": [],
             },
             "objectives": {

@@ -310,7 +310,6 @@ def run_manifest(namespace: str, name: str = RUN, **search) -> dict:
                 "strategy": "sip-map-saas",
                 "budget": 3,
                 "initialPoints": 2,
-                "batchSize": 1,
                 "initialSolutions": [0.5],
                 "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
                 **search,

@@ -23,7 +23,7 @@ from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, write_artifacts
 from paretomerge.controller.space import DecisionSpace
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, ProfileResult
-from paretomerge.spec import load_run
+from paretomerge.spec import load_started_run
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result
 
 OLD_VOLUME = Path(__file__).parent / "data" / "run-v1"
@@ -54,7 +54,7 @@ def test_old_result_files_and_anchor_entries_load() -> None:
         OLD_VOLUME,
     )
     assert isinstance(profile, ProfileResult) and len(profile.merge_weight_profile) == 3
-    run = load_run(RUN_DIR / "run.yaml")
+    run = load_started_run(RUN_DIR / "run.yaml")
     candidate = read_result(
         EvaluateTask(
             id="c0002",
@@ -75,7 +75,7 @@ def test_old_result_files_and_anchor_entries_load() -> None:
 
 def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path) -> None:
     state = RunState.load(RUN_DIR)
-    run = load_run(RUN_DIR / "run.yaml")
+    run = load_started_run(RUN_DIR / "run.yaml")
     write_artifacts(
         tmp_path, state, DecisionSpace(run.spec, state.num_layers, tuple(state.profile))
     )
@@ -85,7 +85,8 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
 
 
 def test_an_old_run_resumes_where_it_stopped(volume: Path) -> None:
-    run = load_run(volume / "runs" / "old" / "run.yaml")
+    # The spec it started with, as its user has it now (batchSize, since removed, left out).
+    run = load_started_run(volume / "runs" / "old" / "run.yaml")
     before = RunState.load(volume / "runs" / "old")
     executor = FakeExecutor(volume, deadline_seconds=120)
     try:

@@ -23,7 +23,7 @@ from paretomerge.controller.loop import RUN_FILE
 from paretomerge.controller.space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord
-from paretomerge.spec import ParetoMergeRun, load_run
+from paretomerge.spec import ParetoMergeRun, load_started_run
 from paretomerge.tasks import PROFILE_FILE, TASK_FILE, EvaluateTask, read_task
 
 FRONT_PLOT = "pareto_front.png"
@@ -46,7 +46,7 @@ class RunDirectory:
         state = RunState.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} has no checkpoint yet: the run has not started")
-        return cls(path, load_run(path / RUN_FILE), state)
+        return cls(path, load_started_run(path / RUN_FILE), state)
 
     @property
     def volume(self) -> Path:

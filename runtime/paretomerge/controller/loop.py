@@ -28,7 +28,7 @@ from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.search import AskTellOptimizer
-from paretomerge.spec import ParetoMergeRun, dump_run, load_run, resume_conflicts
+from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
 RUN_FILE = "run.yaml"
@@ -121,7 +121,7 @@ class Controller:
         started_file = self.run_dir / RUN_FILE
         if not started_file.exists():
             return None
-        conflicts = resume_conflicts(load_run(started_file), self.run)
+        conflicts = resume_conflicts(load_started_run(started_file), self.run)
         if not conflicts:
             return None
         return (

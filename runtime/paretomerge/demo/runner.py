@@ -41,7 +41,6 @@ def demo_manifest(
                 "strategy": "sip-map-saas",
                 "budget": budget,
                 "initialPoints": min(4, budget),
-                "batchSize": 1,
                 "initialSolutions": [0.55, 0.8],
                 "seed": seed,
             },

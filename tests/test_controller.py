@@ -187,7 +187,7 @@ def test_the_decision_space_of_each_granularity() -> None:
     }
     space = DecisionSpace(parse_run(block).spec, NUM_LAYERS, profile)
     plan = space.plan([0.1, 0.1, 0.7, 0.7, 0.3])
-    assert plan.granularity == "block" and plan.block_starts == list(space.partition().starts)
+    assert plan.granularity == "block" and plan.block_starts == list(space.partition.starts)
 
     model = manifest(strategy="model-level")
     model["spec"]["merge"] = {"method": "ties", "granularity": "model"}

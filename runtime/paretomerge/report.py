@@ -132,14 +132,10 @@ def plot_importance(run_dir: RunDirectory, profile_path: Path, path: Path) -> No
 
     profile = ImportanceProfile.model_validate_json(profile_path.read_text())
     space = run_dir.space()
-    partition = space.partition() if space is not None else None
+    partition = space.partition if space is not None else None
     if partition is not None:
         blocks = run_dir.run.spec.merge.blocks
-        profile.partition = PartitionRecord(
-            strategy=blocks.strategy,
-            alpha=blocks.alpha,
-            beta=blocks.beta,
-            starts=list(partition.starts),
-            bounds=partition.bounds,
+        profile.partition = PartitionRecord.of(
+            partition, blocks.strategy, blocks.alpha, blocks.beta
         )
     plot_profile(profile, path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -104,8 +105,10 @@ class DecisionSpace:
             names = [f"layer_{layer}" for layer in range(self.num_layers)] + ["head"]
         return names + ["density"] * int(self.searches_density)
 
+    @cached_property
     def partition(self) -> BlockPartition | None:
-        """BAMBO's blocks (granularity ``block``), else ``None``."""
+        """BAMBO's blocks (granularity ``block``), else ``None``; computed once, when
+        first asked for, by the rule the strategy follows."""
         if self.spec.merge.granularity != "block":
             return None
         return bambo_partition(self.search_config())
@@ -130,7 +133,7 @@ class DecisionSpace:
                 layer_weights=[weight] * self.num_layers,
                 head_weight=weight,
             )
-        partition = self.partition()
+        partition = self.partition
         if partition is not None:
             block_weights = [float(values[start]) for start in partition.starts]
             return plan_from_block_weights(

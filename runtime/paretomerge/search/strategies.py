@@ -15,7 +15,7 @@ import torch
 from botorch.models.model import Model
 from torch.quasirandom import SobolEngine
 
-from paretomerge.partition import BlockPartition, partition_layers
+from paretomerge.partition import BlockPartition, block_partition
 from paretomerge.search.acquisition import propose_by_nehvi
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.prior import (
@@ -185,15 +185,10 @@ class BamboStrategy(GPStrategy):
 
 
 def bambo_partition(config: SearchConfig) -> BlockPartition:
-    """The blocks BAMBO searches: the DP over the layers' normalised importance.
-
-    The layers are the first ``num_weights - 1`` merge weights (the last is the head);
-    ``config.layer_profile`` is min-max normalised over every merge weight first.
-    """
-    num_layers = config.num_weights - 1
-    importance = normalize_profile(config.layer_profile)
-    return partition_layers(
-        importance[:num_layers],
+    """The blocks BAMBO searches: :func:`~paretomerge.partition.block_partition` of
+    ``config.layer_profile`` (one value per merge weight: the layers, then the head)."""
+    return block_partition(
+        config.layer_profile,
         config.num_blocks,
         config.partition_strategy,
         config.partition_alpha,

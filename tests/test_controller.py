@@ -262,10 +262,42 @@ def test_budget_and_parallelism_lowered_mid_run(volume: Path, monkeypatch, budge
     assert max(running_at_new_launches, default=1) == 1
 
 
+def test_every_task_is_retried_one_way_its_failure_checkpointed_first(volume: Path) -> None:
+    """The profile, an anchor and a candidate each crash once: each is retried, with its
+    reason kept, and every failure is in a checkpoint before its retry starts."""
+    saved: dict[str, list[tuple[int, int]]] = {}
+
+    def on_update(state: RunState) -> None:
+        records = {**state.task_attempts, **{c.id: c for c in state.candidates}}
+        for task, record in records.items():
+            seen = saved.setdefault(task, [])
+            if not seen or seen[-1] != (record.due, record.attempts):
+                seen.append((record.due, record.attempts))
+
+    data = manifest(budget=4, initialPoints=4)
+    failures = {"FAKE_FAIL": "profile:0,anchor-expert:0,c0003:0"}
+    executor = FakeExecutor(volume, deadline_seconds=120, env=failures)
+    try:
+        state = Controller(
+            parse_run(data), volume, executor, on_update=on_update, poll_seconds=0.05
+        ).run_to_end()
+    finally:
+        executor.close()
+    assert state.phase == "Succeeded", state.message
+    for task, record in [*state.task_attempts.items(), ("c0003", state.candidate("c0003"))]:
+        failed = task in ("profile", "anchor-expert", "c0003")
+        assert (record.attempts, record.due) == ((2, 1) if failed else (1, 0)), task
+        if failed:
+            assert "injected crash" in record.reasons[0]
+            # (failures, attempts started): failure told before the retry started
+            assert saved[task][-2:] == [(1, 1), (1, 2)], saved[task]
+
+
 def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) -> None:
     data = manifest(budget=4, initialPoints=4)
     state = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-base:*:merge"})
     assert state.phase == "Failed" and "anchor-base failed 2 time(s)" in state.message
+    assert "injected merge error" in state.task_attempts["anchor-base"].reasons[-1]
     # As if the controller had been killed after the second attempt started: resumed, it
     # adopts that (failed) attempt and fails the run instead of starting a third.
     run_dir = volume / "runs" / "fake"

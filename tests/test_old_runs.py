@@ -46,6 +46,9 @@ def test_an_old_checkpoint_loads_with_typed_scores() -> None:
     assert done.status == "succeeded" and done.scores["one"].accuracy == pytest.approx(0.6913, 1e-3)
     running = state.candidate("c0003")
     assert (running.status, running.attempts, len(running.reasons)) == ("running", 2, 1)
+    # Counted attempts as they were kept for the profile and the anchors then.
+    attempts = {task: (a.attempts, a.due) for task, a in state.task_attempts.items()}
+    assert attempts == {"profile": (1, 0), "anchor-base": (1, 0), "anchor-expert": (2, 1)}
 
 
 def test_old_result_files_and_anchor_entries_load() -> None:
@@ -79,9 +82,11 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
     write_artifacts(
         tmp_path, state, DecisionSpace(run.spec, state.num_layers, tuple(state.profile))
     )
-    for name in (RESULTS_FILE, PARETO_FILE):
-        assert (tmp_path / name).read_text() == (RUN_DIR / name).read_text(), name
-    assert json.loads((tmp_path / RESULTS_FILE).read_text())["candidates"][2]["reasons"]
+    assert (tmp_path / PARETO_FILE).read_text() == (RUN_DIR / PARETO_FILE).read_text()
+    # The same values under the same keys (a candidate's attempts now come first).
+    results = json.loads((tmp_path / RESULTS_FILE).read_text())
+    assert results == json.loads((RUN_DIR / RESULTS_FILE).read_text())
+    assert results["candidates"][2]["reasons"]
 
 
 def test_an_old_run_resumes_where_it_stopped(volume: Path) -> None:

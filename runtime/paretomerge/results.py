@@ -6,7 +6,8 @@ report and the CLI read these models, never string-keyed dicts. The JSON is pyda
 dump of each model, so the files stay what they were: ``{"accuracy": 0.41, ...}``.
 
 A field added later gets a default, so that files written before it still load; fields
-this version does not know (written by a newer one) are ignored.
+this version does not know (written by a newer one) are ignored. NaN and infinities are
+refused: a score that is not a number is no result.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ResultModel(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
 
 class BenchmarkScore(ResultModel):

@@ -7,7 +7,9 @@ runs candidates as local processes or as Kubernetes Jobs.
 
 Every change is checkpointed before it counts, so a controller that is killed and
 started again on the same run directory loses no finished evaluation and repeats none:
-finished attempts are collected from their result files, running ones adopted.
+finished attempts are collected from their result files, running ones adopted. Every
+task, the profile and the anchors as much as the candidates, is started, adopted and
+retried the same way (:meth:`Controller._start`, :meth:`Controller._retry`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,20 @@ from paretomerge.controller.anchors import anchor_key, cached_scores, store_scor
 from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
 from paretomerge.controller.space import DecisionSpace
-from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState, now
+from paretomerge.controller.state import (
+    AnchorRecord,
+    CandidateRecord,
+    RunState,
+    TaskAttempts,
+    now,
+)
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.search import AskTellOptimizer
 from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
+
+Task = ProfileTask | EvaluateTask
 
 RUN_FILE = "run.yaml"
 ANCHOR_ROLES = ("base", "expert")
@@ -199,47 +209,81 @@ class Controller:
         )
 
     def _complete(
-        self, tasks: list, state: RunState
+        self, tasks: list[Task], state: RunState
     ) -> dict[str, ProfileResult | EvaluateTaskResult]:
-        """Run ``tasks`` to success (retrying each per spec); a task that keeps failing
-        fails the run. Attempts are counted in the checkpoint, so a restarted controller
-        grants no extra retries: every attempt but the newest has failed."""
+        """Run ``tasks`` to success, each retried like a candidate; a task that fails past
+        its retries fails the run."""
         waiting, results = list(tasks), {}
         by_id = {task.id: task for task in tasks}
         while waiting or self.executor.running():
             while waiting and len(self.executor.running()) < self.limits().parallelism:
                 task = waiting.pop(0)
-                attempts = state.task_attempts.get(task.id, 0)
-                state.task_attempts[task.id] = self._start(task, attempts, resume=attempts > 0)
+                attempts = state.task_attempts.get(task.id)
+                resuming = attempts is not None  # an earlier controller may have started it
+                if attempts is None:
+                    attempts = state.task_attempts[task.id] = TaskAttempts()
+                    self._save(state)  # recorded before anything runs, like a candidate
+                elif not self._retries_left(attempts):  # failed for good before a restart
+                    raise RunFailed(self._gave_up(task, attempts))
+                self._start(task, attempts, resuming=resuming)
                 self._save(state)
             for outcome in self.executor.wait(self.poll_seconds):
-                task = by_id[outcome.task_id]
-                if outcome.succeeded:
-                    results[task.id] = read_result(task, self.volume)
-                    continue
-                failed = state.task_attempts[task.id]
-                if failed > self.spec.execution.candidate_retries:
-                    raise RunFailed(
-                        f"{task.id} failed {failed} time(s); last: "
-                        f"{outcome.reason or 'unknown failure'}"
-                    )
-                state.task_attempts[task.id] = self._start(
-                    task, state.task_attempts[task.id], resume=False
-                )
-                self._save(state)
+                task, attempts = by_id[outcome.task_id], state.task_attempts[outcome.task_id]
+                result, reason = self._read_outcome(task, outcome)
+                if result is not None:
+                    results[task.id] = result
+                elif not self._retry(state, task, attempts, reason):
+                    raise RunFailed(self._gave_up(task, attempts))
+                else:
+                    self._save(state)
         return results
 
-    def _start(self, task, attempts: int, *, resume: bool) -> int:
-        """Start the next attempt of ``task``, or on resume adopt its last one (running,
-        or finished while no controller was there). Returns the attempts started."""
-        if resume:
-            # The newest attempt may have started after the last checkpoint was written.
-            for attempt in (attempts, attempts - 1):
-                if attempt >= 0 and self.executor.adopt(task, attempt):
-                    return attempt + 1
-        write_task(task, self.volume)
-        self.executor.submit(task, attempts)
-        return attempts + 1
+    def _start(self, task: Task, attempts: TaskAttempts, *, resuming: bool = False) -> None:
+        """Start the attempt of ``task`` that is due. ``resuming``: the checkpoint an
+        earlier controller left says the task was under way, so that attempt may have
+        started after the checkpoint was written: if it still runs, or finished while no
+        controller was there, it is followed, not run again."""
+        attempt = attempts.due
+        if not (resuming and self.executor.adopt(task, attempt)):
+            write_task(task, self.volume)
+            self.executor.submit(task, attempt)
+        attempts.attempts = attempt + 1
+
+    def _retry(self, state: RunState, task: Task, attempts: TaskAttempts, reason: str) -> bool:
+        """Record a failed attempt of ``task`` and, while retries are left, start the next
+        one; ``False`` when none is left (nothing is started)."""
+        attempts.reasons.append(f"attempt {attempts.due + 1}: {reason}")
+        if not self._retries_left(attempts):
+            return False
+        self._save(state)  # a controller killed now must not grant this retry twice
+        self._start(task, attempts)
+        return True
+
+    def _retries_left(self, attempts: TaskAttempts) -> bool:
+        return attempts.due <= self.spec.execution.candidate_retries
+
+    @staticmethod
+    def _gave_up(task: Task, attempts: TaskAttempts) -> str:
+        return f"{task.id} failed {attempts.due} time(s); last: {attempts.reasons[-1]}"
+
+    def _read_outcome(
+        self, task: Task, outcome: TaskOutcome
+    ) -> tuple[ProfileResult | EvaluateTaskResult | None, str]:
+        """The result of a finished attempt, or ``None`` and why the attempt failed (its
+        own reason, or a result file that cannot be read or lacks a benchmark)."""
+        if not outcome.succeeded:
+            return None, outcome.reason or "unknown failure"
+        try:
+            result = read_result(task, self.volume)
+        except (OSError, ValueError) as error:
+            return None, f"unusable result: {error!r}"
+        if result is None:
+            return None, "the attempt succeeded but left no result file"
+        if isinstance(result, EvaluateTaskResult):
+            missing = [name for name in self.benchmarks if name not in result.scores]
+            if missing:
+                return None, f"unusable result: no score for {', '.join(missing)}"
+        return result, ""
 
     # --- the search -------------------------------------------------------------------------
 
@@ -252,7 +296,7 @@ class Controller:
         self._set_phase(state, "Searching", "")
         for candidate in state.candidates:
             if candidate.status == "running":
-                candidate.attempts = self._resume_candidate(candidate)
+                self._start(self._candidate_task(candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
             running = len(self.executor.running())
@@ -277,24 +321,13 @@ class Controller:
             id=f"c{len(state.candidates) + 1:04d}",
             x=x.tolist(),
             variables=self.space.variables(x).tolist(),
-            attempts=0,
             seconds={"proposal": time.monotonic() - started},
         )
         state.candidates.append(candidate)
         state.optimizer = self.optimizer.state_dict()
         self._save(state)  # the proposal is recorded before anything runs
-        candidate.attempts = self._start(self._candidate_task(candidate), 0, resume=False)
+        self._start(self._candidate_task(candidate), candidate)
         self._save(state)
-
-    def _resume_candidate(self, candidate: CandidateRecord) -> int:
-        """Adopt the attempt of a running candidate that an earlier controller left, or start
-        it. Its failed attempts are all recorded before the next one starts, so the attempt
-        due is the one after them, whether or not it had started."""
-        task, attempt = self._candidate_task(candidate), len(candidate.reasons)
-        if not self.executor.adopt(task, attempt):
-            write_task(task, self.volume)
-            self.executor.submit(task, attempt)
-        return attempt + 1
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])
@@ -310,15 +343,13 @@ class Controller:
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
         candidate = state.candidate(outcome.task_id)
-        if outcome.succeeded:
-            try:
-                self._record_result(state, candidate)
-            except (KeyError, TypeError, ValueError) as error:
-                outcome = TaskOutcome(
-                    outcome.task_id, outcome.attempt, False, f"unusable result: {error!r}"
-                )
-        if not outcome.succeeded:
-            self._record_failure(state, candidate, outcome.reason or "unknown failure")
+        task = self._candidate_task(candidate)
+        result, reason = self._read_outcome(task, outcome)
+        if result is not None:
+            self._record_result(state, candidate, result)
+        elif not self._retry(state, task, candidate, reason):
+            candidate.status, candidate.finished = "failed", now()
+            self.optimizer.tell_failed(candidate.x, reason)
         state.optimizer = self.optimizer.state_dict()
         write_artifacts(self.run_dir, state, self.space)
         self._save(state)
@@ -329,10 +360,9 @@ class Controller:
                 f"({self.spec.execution.max_failed_candidates}); last: {candidate.reasons[-1]}"
             )
 
-    def _record_result(self, state: RunState, candidate: CandidateRecord) -> None:
-        result = read_result(self._candidate_task(candidate), self.volume)
-        if result is None:
-            raise ValueError("the attempt succeeded but left no result file")
+    def _record_result(
+        self, state: RunState, candidate: CandidateRecord, result: EvaluateTaskResult
+    ) -> None:
         anchors = state.anchors
         y = normalised_objectives(
             result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
@@ -345,17 +375,6 @@ class Controller:
         candidate.finished = now()
         state.hypervolume.append(self.optimizer.hypervolume())
         self._prune_merged_models(state)
-
-    def _record_failure(self, state: RunState, candidate: CandidateRecord, reason: str) -> None:
-        candidate.reasons.append(f"attempt {len(candidate.reasons) + 1}: {reason}")
-        if len(candidate.reasons) <= self.spec.execution.candidate_retries:
-            self._save(state)  # a controller killed now must not run this attempt again
-            candidate.attempts = self._start(
-                self._candidate_task(candidate), candidate.attempts, resume=False
-            )
-            return
-        candidate.status, candidate.finished = "failed", now()
-        self.optimizer.tell_failed(candidate.x, reason)
 
     def _prune_merged_models(self, state: RunState) -> None:
         """With ``keepMergedModels: pareto``, delete merges that left the front."""

@@ -2,7 +2,9 @@
 
 It is written (atomically) after every change that matters: a candidate launched, a
 result or failure recorded. Candidate ``i`` is trial ``i`` of the optimiser, so a
-restored controller knows which points are still being evaluated.
+restored controller knows which points are still being evaluated. Every task (the
+profile, the anchors, each candidate) keeps its attempts the same way
+(:class:`TaskAttempts`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from paretomerge.results import Scores
 
@@ -28,20 +30,36 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class CandidateRecord(BaseModel):
+class TaskAttempts(BaseModel):
+    """The attempts of one task: how many were started, and why each failed one failed.
+
+    A failure is recorded, and checkpointed, before the next attempt starts, so the
+    attempt due is always the one after the failures (:attr:`due`): a restarted
+    controller adopts it if an earlier one started it, or starts it, and never grants a
+    retry twice.
+    """
+
+    attempts: int = 0
+    reasons: list[str] = []
+
+    @property
+    def due(self) -> int:
+        """The attempt to run or follow now (0, 1, ...): the number of failed ones."""
+        return len(self.reasons)
+
+
+class CandidateRecord(TaskAttempts):
     """One candidate merge and what became of it.
 
     ``x`` is its decision vector in ``[0, 1]^d``, ``variables`` the same in merge-weight
-    units; ``attempts`` counts attempts started; ``objectives`` is ``(f1, f2)``;
-    ``scores`` the raw scores per benchmark; ``seconds`` the time of each stage.
+    units; ``objectives`` is ``(f1, f2)``; ``scores`` the raw scores per benchmark;
+    ``seconds`` the time of each stage.
     """
 
     id: str
     x: list[float]
     variables: list[float]
     status: CandidateStatus = "running"
-    attempts: int = 1
-    reasons: list[str] = []
     objectives: list[float] | None = None
     scores: Scores | None = None
     seconds: dict[str, float] = {}
@@ -72,9 +90,21 @@ class RunState(BaseModel):
     optimizer: dict[str, Any] | None = None
     candidates: list[CandidateRecord] = []
     hypervolume: list[float] = []
-    task_attempts: dict[str, int] = {}
+    task_attempts: dict[str, TaskAttempts] = {}
     started: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
+
+    @field_validator("task_attempts", mode="before")
+    @classmethod
+    def _counted_attempts(cls, value: Any) -> Any:
+        """Checkpoints before :class:`TaskAttempts` counted a task's attempts started, the
+        newest one due: every earlier one had failed, for a reason not kept."""
+        return {
+            task: {"attempts": count, "reasons": ["(reason not recorded)"] * (count - 1)}
+            if isinstance(count, int)
+            else count
+            for task, count in (value or {}).items()
+        }
 
     def count(self, status: CandidateStatus) -> int:
         return sum(c.status == status for c in self.candidates)

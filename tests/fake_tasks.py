@@ -37,6 +37,7 @@ import numpy as np
 
 from paretomerge.executors import LocalExecutor
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, EvaluationResult, ProfileResult
+from paretomerge.run_layout import RunLayout
 from paretomerge.spec import load_run
 from paretomerge.tasks import (
     ERROR_FILE,
@@ -115,7 +116,7 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
     if task.plan is not None:
         weights, head = task.plan.layer_weights, task.plan.head_weight
     else:
-        profile = (work_dir.parent.parent / "profile" / RESULT_FILE).read_text()
+        profile = (RunLayout(work_dir.parent.parent).profile / RESULT_FILE).read_text()
         num_layers = len(ProfileResult.model_validate_json(profile).layers)
         value = 0.0 if task.role == "base" else 1.0
         weights, head = [value] * num_layers, value

@@ -20,9 +20,10 @@ from fake_tasks import FakeExecutor
 
 from paretomerge.controller import Controller, RunState
 from paretomerge.controller.anchors import cached_scores
-from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, write_artifacts
+from paretomerge.controller.artifacts import write_artifacts
 from paretomerge.controller.space import DecisionSpace
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, ProfileResult
+from paretomerge.run_layout import PARETO_FILE, RESULTS_FILE
 from paretomerge.spec import load_started_run
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result
 

@@ -180,9 +180,10 @@ def run(
 
 
 def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
-    from paretomerge.controller import Controller, run_directory
+    from paretomerge.controller import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgress
+    from paretomerge.run_layout import RunLayout
     from paretomerge.spec import SpecError, load_run
 
     try:
@@ -198,15 +199,15 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
             state = controller.run_to_end()
         finally:
             executor.close()
-    run_dir = volume / run_directory(manifest)
+    files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
         raise _fail(
             RuntimeError(
                 f"run {manifest.name} {state.phase}: {state.message} (remove "
-                f"{run_dir / 'checkpoint.json'} to start the run over)"
+                f"{files.checkpoint} to start the run over)"
             )
         )
-    _print_report(run_dir, [])
+    _print_report(files.root, [])
 
 
 @app.command()
@@ -312,7 +313,11 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
     )
     for path in write_plots(directory, others):
         console.print(f"wrote {path}")
-    console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
+    files = directory.files
+    console.print(
+        f"artifacts in {directory.path} ({files.pareto.name}, {files.results.name}, "
+        f"{files.objectives.name}, ...)"
+    )
 
 
 @app.command()

@@ -33,8 +33,8 @@ import torch
 from pydantic import BaseModel
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
-from paretomerge.layout import TensorLayout
 from paretomerge.partition import BlockPartition, PartitionStrategy, block_partition
+from paretomerge.tensor_layout import TensorLayout
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
 # 256 Ki float32 values (1 MiB) per operand: both operands stay in a core's cache.

@@ -23,13 +23,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from paretomerge.vocabulary import (
-    PROFILE_STRATEGIES,
-    SPARSIFYING_METHODS,
-    MergeMethodName,
-    PartitionStrategy,
-    StrategyName,
-)
+from paretomerge.merge.methods import METHODS, MergeMethodName, method_names
+from paretomerge.vocabulary import PROFILE_STRATEGIES, PartitionStrategy, StrategyName
 
 API_GROUP = "paretomerge.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -372,11 +367,11 @@ def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         )
     if search.density_range is not None and search.density_range[0] <= 0.0:
         yield SpecProblem("spec.search.densityRange", "a density must be above 0")
-    if merge.density is not None and merge.method not in SPARSIFYING_METHODS:
+    if merge.density is not None and not METHODS[merge.method].has_density:
+        sparsifying = sorted(method_names(lambda method: method.has_density))
         yield SpecProblem(
             "spec.merge.density",
-            f"applies to sparsifying methods only ({', '.join(sorted(SPARSIFYING_METHODS))}), "
-            f"not {merge.method}",
+            f"applies to sparsifying methods only ({', '.join(sparsifying)}), not {merge.method}",
         )
     yield from _strategy_problems(spec)
     yield from _model_problems(spec.models)

@@ -15,11 +15,13 @@ the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
-from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, pareto_candidates
+from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.results import Scores
+from paretomerge.run_layout import RunLayout
 
 CONDITION_TYPES = ("Valid", "SpecApplied", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
@@ -62,6 +64,7 @@ def run_status(
     previous_conditions: list[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """The status object for ``state``."""
+    files = RunLayout(PurePosixPath(run_directory))
     front = pareto_candidates(state)
     finished = [c for c in state.candidates if c.status != "running"]
     done = state.phase in ("Succeeded", "Failed")
@@ -93,12 +96,12 @@ def run_status(
                 "f2": round(c.objectives[1], 6),
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),
-                "mergeTask": f"{run_directory}/candidates/{c.id}/task.json",
+                "mergeTask": str(files.candidate_task(c.id)),
             }
             for c in front[:MAX_STATUS_PARETO]
         ],
         # null removes a pointer that a merge patch wrote before
-        "paretoIn": f"{run_directory}/{PARETO_FILE}" if len(front) > MAX_STATUS_PARETO else None,
+        "paretoIn": str(files.pareto) if len(front) > MAX_STATUS_PARETO else None,
         "conditions": merge_conditions(list(previous_conditions), updates),
     }
     status["evaluationColumns"] = list(EVALUATION_COLUMNS)
@@ -106,7 +109,7 @@ def run_status(
         status["evaluations"] = [_evaluation_row(c) for c in finished]
     else:
         status["evaluations"] = None
-        status["evaluationsIn"] = f"{run_directory}/{RESULTS_FILE}"
+        status["evaluationsIn"] = str(files.results)
     return status
 
 

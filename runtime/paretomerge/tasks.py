@@ -20,10 +20,11 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
@@ -97,7 +98,7 @@ def write_task(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
         (work_dir / name).unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / TASK_FILE
-    _write_json_atomic(path, json.loads(task.model_dump_json()))
+    write_atomic(path, task.model_dump_json(indent=2) + "\n")
     return path
 
 
@@ -145,7 +146,8 @@ def run_task(
         else:
             result = _run_evaluate(task, volume, stage)
     except TaskFailure as failure:
-        _write_json_atomic(work_dir / ERROR_FILE, {"stage": failure.stage, "message": str(failure)})
+        error = {"stage": failure.stage, "message": str(failure)}
+        write_atomic(work_dir / ERROR_FILE, json.dumps(error, indent=2) + "\n")
         _write_termination_message(f"failed: {failure}")
         raise
     if result is not None:
@@ -155,7 +157,7 @@ def run_task(
 
 def write_result(result: ProfileResult | EvaluateTaskResult, work_dir: Path) -> None:
     """Leave ``result.json`` in ``work_dir`` and its summary as the termination message."""
-    _write_json_atomic(work_dir / RESULT_FILE, json.loads(result.model_dump_json()))
+    write_atomic(work_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
     _write_termination_message(_summary(result))
 
 
@@ -279,11 +281,3 @@ def _write_termination_message(message: str) -> None:
     if path:
         with open(path, "w") as handle:  # Kubernetes keeps at most 4 KiB of it
             handle.write(message[:4000])
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)

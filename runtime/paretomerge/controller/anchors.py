@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from paretomerge.files import write_atomic
 from paretomerge.results import Scores
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
 
@@ -66,7 +66,7 @@ def tree_digest(path: Path, volume: Path) -> str:
         relative = file.relative_to(path) if path.is_dir() else Path(file.name)
         digest.update(f"{relative}\0{entry['sha256']}\n".encode())
     if changed:
-        _write_json(memo_path, memo)
+        write_atomic(memo_path, json.dumps(memo, indent=1) + "\n")
     return digest.hexdigest()
 
 
@@ -89,7 +89,7 @@ def cached_scores(volume: Path, key: str) -> Scores | None:
 
 def store_scores(volume: Path, key: str, model: str, scores: Scores) -> None:
     entry = AnchorEntry(model=model, scores=scores)
-    _write_json(_anchor_path(volume, key), json.loads(entry.model_dump_json()))
+    write_atomic(_anchor_path(volume, key), entry.model_dump_json(indent=1) + "\n")
 
 
 def _anchor_path(volume: Path, key: str) -> Path:
@@ -109,10 +109,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(temporary, path)

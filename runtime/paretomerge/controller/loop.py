@@ -35,13 +35,13 @@ from paretomerge.controller.state import (
 )
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer
 from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
 Task = ProfileTask | EvaluateTask
 
-RUN_FILE = "run.yaml"
 ANCHOR_ROLES = ("base", "expert")
 
 
@@ -55,11 +55,6 @@ class Limits:
 
     budget: int
     parallelism: int
-
-
-def run_directory(run: ParetoMergeRun) -> str:
-    """The run's directory, relative to its volume."""
-    return f"{run.spec.execution.storage.runs_path}/{run.name}"
 
 
 class Controller:
@@ -89,8 +84,9 @@ class Controller:
         self.spec = run.spec
         self.volume = volume
         self.executor = executor
-        self.run_dir_name = run_directory(run)
-        self.run_dir = volume / self.run_dir_name
+        self.layout = RunLayout.of(run)  # volume-relative, as tasks name their directories
+        self.files = self.layout.on(volume)
+        self.run_dir = self.files.root
         self.on_update = on_update or (lambda state: None)
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
@@ -112,7 +108,7 @@ class Controller:
             state.phase, state.message = "Failed", conflict
             self.on_update(state)
             return state
-        (self.run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
+        self.files.run_file.write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
         state = state or RunState(run=self.run.name)
         if state.phase in ("Succeeded", "Failed"):
             return state  # an outcome: a restarted controller must not extend it
@@ -128,7 +124,7 @@ class Controller:
     def _resume_conflict(self) -> str | None:
         """Why this run's checkpoint cannot be resumed under the current spec, if it
         cannot: a field its results depend on changed since it started."""
-        started_file = self.run_dir / RUN_FILE
+        started_file = self.files.run_file
         if not started_file.exists():
             return None
         conflicts = resume_conflicts(load_started_run(started_file), self.run)
@@ -156,7 +152,7 @@ class Controller:
         self._set_phase(state, "Profiling", "measuring the per-layer importance profile")
         task = ProfileTask(
             id="profile",
-            work_dir=f"{self.run_dir_name}/profile",
+            work_dir=str(self.layout.profile),
             base=self.spec.models.base.path,
             experts=[e.path for e in self.spec.models.experts],
         )
@@ -201,7 +197,7 @@ class Controller:
         model = self.spec.models.base if role == "base" else self.spec.models.experts[0]
         return EvaluateTask(
             id=f"anchor-{role}",
-            work_dir=f"{self.run_dir_name}/anchors/{role}",
+            work_dir=str(self.layout.anchor(role)),
             role=role,
             model=model.path,
             evaluation=self.spec.evaluation,
@@ -333,7 +329,7 @@ class Controller:
         index = int(candidate.id[1:])
         return EvaluateTask(
             id=candidate.id,
-            work_dir=f"{self.run_dir_name}/candidates/{candidate.id}",
+            work_dir=str(self.layout.candidate(candidate.id)),
             role="merged",
             plan=self.space.plan(candidate.x, seed=self.spec.search.seed + index),
             keep_merged=self.spec.execution.keep_merged_models != "none",

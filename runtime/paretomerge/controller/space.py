@@ -16,7 +16,8 @@ from functools import cached_property
 
 import numpy as np
 
-from paretomerge.merge.plan import SPARSIFYING_METHODS, MergePlan, plan_from_block_weights
+from paretomerge.merge.methods import METHODS
+from paretomerge.merge.plan import MergePlan, plan_from_block_weights
 from paretomerge.partition import BlockPartition
 from paretomerge.search import AcquisitionSettings, SearchConfig
 from paretomerge.search.strategies import bambo_partition
@@ -44,7 +45,7 @@ class DecisionSpace:
         merge, search = self.spec.merge, self.spec.search
         return (
             merge.granularity == "model"
-            and merge.method in SPARSIFYING_METHODS
+            and METHODS[merge.method].has_density
             and search.density_range is not None
         )
 

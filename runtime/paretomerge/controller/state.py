@@ -10,16 +10,16 @@ profile, the anchors, each candidate) keeps its attempts the same way
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from paretomerge.files import write_atomic
 from paretomerge.results import Scores
+from paretomerge.run_layout import RunLayout
 
-CHECKPOINT_FILE = "checkpoint.json"
 STATE_VERSION = 1
 
 Phase = Literal["Pending", "Profiling", "Anchoring", "Searching", "Succeeded", "Failed"]
@@ -122,14 +122,11 @@ class RunState(BaseModel):
 
     def save(self, run_dir: Path) -> None:
         self.updated = now()
-        path = run_dir / CHECKPOINT_FILE
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(self.model_dump_json(indent=1) + "\n")
-        os.replace(temporary, path)
+        write_atomic(RunLayout(run_dir).checkpoint, self.model_dump_json(indent=1) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState | None:
-        path = run_dir / CHECKPOINT_FILE
+        path = RunLayout(run_dir).checkpoint
         if not path.exists():
             return None
         data = json.loads(path.read_text())

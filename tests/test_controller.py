@@ -24,8 +24,8 @@ from tiny_models import make_base, make_expert
 
 from paretomerge.controller import Controller, Limits, RunState
 from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
-from paretomerge.controller.space import DecisionSpace
 from paretomerge.search import hypervolume_history, pareto_mask
 from paretomerge.spec import parse_run
 

@@ -21,7 +21,7 @@ from fake_tasks import FakeExecutor
 from paretomerge.controller import Controller, RunState
 from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import write_artifacts
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, ProfileResult
 from paretomerge.run_layout import PARETO_FILE, RESULTS_FILE
 from paretomerge.spec import load_started_run

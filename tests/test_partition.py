@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from builders import run_manifest
 
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.importance import ImportanceProfile, partition_profile
 from paretomerge.partition import (
     BlockPartition,

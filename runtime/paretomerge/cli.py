@@ -182,7 +182,7 @@ def run(
 def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     from paretomerge.controller import Controller
     from paretomerge.executors import LocalExecutor
-    from paretomerge.progress import RunProgress
+    from paretomerge.progress import RunProgressBar
     from paretomerge.run_layout import RunLayout
     from paretomerge.spec import SpecError, load_run
 
@@ -191,7 +191,7 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     except SpecError as error:
         raise _fail(error) from error
     executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
-    with RunProgress(manifest) as progress:
+    with RunProgressBar(manifest) as progress:
         controller = Controller(
             manifest, volume, executor, on_update=progress.update, poll_seconds=poll
         )

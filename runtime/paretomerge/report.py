@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from paretomerge.controller.artifacts import pareto_candidates
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord
 from paretomerge.run_layout import RUN_FILE, RunLayout

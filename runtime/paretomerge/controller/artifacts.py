@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.files import write_atomic
 from paretomerge.run_layout import WITHIN_RUN, RunLayout

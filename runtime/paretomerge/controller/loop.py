@@ -24,8 +24,8 @@ import yaml
 
 from paretomerge.controller.anchors import anchor_key, cached_scores, store_scores
 from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
-from paretomerge.controller.space import DecisionSpace
 from paretomerge.controller.state import (
     AnchorRecord,
     CandidateRecord,

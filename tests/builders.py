@@ -10,6 +10,12 @@ from paretomerge.results import BenchmarkScore
 
 #: A benchmark that ``fake_tasks.py`` scores and the tiny volumes hold.
 ONE_BENCHMARK = {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
+#: The default strategy with an acquisition cheap enough for a test, and one user solution.
+QUICK_SEARCH = {
+    "strategy": "sip-map-saas",
+    "initialSolutions": [0.5],
+    "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
+}
 
 
 def run_manifest(

@@ -34,6 +34,7 @@ from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 
 import numpy as np
+from builders import run_manifest
 
 from paretomerge.executors import LocalExecutor
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, EvaluationResult, ProfileResult
@@ -157,32 +158,18 @@ def run_controller(run_file: Path, volume: Path) -> str:
 def cluster_run(namespace: str, name: str, budget: int, parallelism: int, **execution) -> dict:
     """A ParetoMergeRun for the test control plane whose candidates suit this fake: Sobol
     proposals (no model fits), no GPU, small requests; ``execution`` adds fields."""
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {
-                "strategy": "sobol",
-                "budget": budget,
-                "initialPoints": 1,
-                "initialSolutions": [],
-            },
-            "objectives": {
-                "benchmarks": [
-                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
-                ]
-            },
-            "evaluation": {"engine": "transformers", "maxTokens": 64},
-            "execution": {
-                "parallelism": parallelism,
-                "keepMergedModels": "none",
-                "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
-                **execution,
-            },
+    return run_manifest(
+        name,
+        namespace,
+        search={"strategy": "sobol", "budget": budget, "initialPoints": 1, "initialSolutions": []},
+        evaluation={"engine": "transformers", "maxTokens": 64},
+        execution={
+            "parallelism": parallelism,
+            "keepMergedModels": "none",
+            "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
+            **execution,
         },
-    }
+    )
 
 
 def write_paretomerge_shim(directory: Path) -> Path:

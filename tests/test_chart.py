@@ -7,6 +7,7 @@ import json
 
 import helm_python as helm
 import pytest
+from builders import run_manifest
 from helm_chart import (
     CHART,
     DASHBOARD,
@@ -122,15 +123,13 @@ def test_cluster_wide_rbac_holds_what_it_grants_and_peers_cluster_wide() -> None
 def test_the_operator_holds_every_permission_of_the_controller_role() -> None:
     """RBAC's escalation rule: without `escalate`, the operator can only create the
     controller's Role if it holds every permission in it."""
-    body = {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "r", "namespace": "team-a", "uid": "1"},
-        "spec": {
-            "models": {"base": {"path": "b"}, "experts": [{"path": "e"}]},
-            "objectives": {"benchmarks": [{"name": "aime25"}]},
-        },
-    }
+    body = run_manifest(
+        "r",
+        "team-a",
+        {"uid": "1"},
+        models={"base": {"path": "b"}, "experts": [{"path": "e"}]},
+        objectives={"benchmarks": [{"name": "aime25"}]},
+    )
     needed = verbs(controller_role(parse_run(body), body)["rules"])
     for values in ({}, NAMESPACED):
         (role, *_) = of_kind(render(values), "ClusterRole" if not values else "Role")

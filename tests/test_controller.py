@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from builders import benchmark_score
+from builders import ONE_BENCHMARK, QUICK_SEARCH, benchmark_score, run_manifest
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import make_base, make_expert
 
@@ -43,30 +43,14 @@ def pair(tmp_path_factory) -> Path:
 
 
 def manifest(name: str = "fake", **search) -> dict:
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": name},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {
-                "strategy": "sip-map-saas",
-                "budget": 8,
-                "initialPoints": 4,
-                "initialSolutions": [0.5],
-                "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
-                **search,
-            },
-            "objectives": {
-                "benchmarks": [
-                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"},
-                    {"name": "two", "type": "jsonl", "path": "data/two.jsonl", "format": "numeric"},
-                ]
-            },
-            "evaluation": {"engine": "transformers", "maxTokens": 64},
-            "execution": {"parallelism": 2, "maxFailedCandidates": 2, "candidateRetries": 1},
-        },
-    }
+    two = {**ONE_BENCHMARK, "name": "two", "path": "data/two.jsonl"}
+    return run_manifest(
+        name,
+        search={**QUICK_SEARCH, "budget": 8, "initialPoints": 4, **search},
+        objectives={"benchmarks": [ONE_BENCHMARK, two]},
+        evaluation={"engine": "transformers", "maxTokens": 64},
+        execution={"parallelism": 2, "maxFailedCandidates": 2, "candidateRetries": 1},
+    )
 
 
 @pytest.fixture

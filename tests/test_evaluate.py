@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
 from tiny_models import make_base
 from typer.testing import CliRunner
 
@@ -318,33 +319,24 @@ def test_evalscope_outputs_go_to_the_work_dir(scripted):
 
 def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, monkeypatch):
     monkeypatch.setenv(API_KEY_VARIABLE, API_KEY)
-    run = {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "cli-eval"},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "objectives": {
-                "benchmarks": [
-                    {
-                        "name": "mod-ten",
-                        "type": "jsonl",
-                        "path": "data/mod-ten.jsonl",
-                        "format": "numeric",
-                    }
-                ],
-                "limit": 2,
-            },
-            "evaluation": {
-                "engine": "endpoint",
-                "endpoint": {
-                    "url": endpoint.url,
-                    "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
-                },
-                "maxTokens": MAX_TOKENS,
-            },
-        },
+    mod_ten = {
+        "name": "mod-ten",
+        "type": "jsonl",
+        "path": "data/mod-ten.jsonl",
+        "format": "numeric",
     }
+    run = run_manifest(
+        "cli-eval",
+        objectives={"benchmarks": [mod_ten], "limit": 2},
+        evaluation={
+            "engine": "endpoint",
+            "endpoint": {
+                "url": endpoint.url,
+                "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
+            },
+            "maxTokens": MAX_TOKENS,
+        },
+    )
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump(run))
     out = tmp_path / "result.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from builders import benchmark_score
+from builders import benchmark_score, run_manifest
 
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.executors.kubernetes import Images, job_name, task_job
@@ -13,22 +13,19 @@ from paretomerge.spec import parse_run
 from paretomerge.status import run_status
 from paretomerge.tasks import EvaluateTask, ProfileTask
 
-MANIFEST = {
-    "apiVersion": "paretomerge.io/v1alpha1",
-    "kind": "ParetoMergeRun",
-    "metadata": {"name": "r", "namespace": "team-a", "uid": "1234", "generation": 3},
-    "spec": {
-        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-        "objectives": {"benchmarks": [{"name": "aime25"}]},
-        "execution": {
-            "nodeSelector": {"gpu": "h100"},
-            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "priorityClassName": "batch-low",
-            "resources": {"gpus": 2, "gpuResource": "amd.com/gpu", "memory": "80Gi"},
-            "hubTokenSecret": {"name": "hub", "key": "token"},
-        },
+MANIFEST = run_manifest(
+    "r",
+    "team-a",
+    {"uid": "1234", "generation": 3},
+    objectives={"benchmarks": [{"name": "aime25"}]},
+    execution={
+        "nodeSelector": {"gpu": "h100"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "batch-low",
+        "resources": {"gpus": 2, "gpuResource": "amd.com/gpu", "memory": "80Gi"},
+        "hubTokenSecret": {"name": "hub", "key": "token"},
     },
-}
+)
 IMAGES = Images(runtime="rt:1", eval="ev:1")
 
 

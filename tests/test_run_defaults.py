@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from builders import run_manifest
 from pydantic import ValidationError
 
 from paretomerge.executors.kubernetes import Images, task_job
@@ -29,18 +30,10 @@ DEFAULTS = {
 
 
 def manifest(execution: dict | None = None) -> dict:
-    spec = {
-        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-        "objectives": {"benchmarks": [{"name": "aime25"}]},
-    }
-    if execution is not None:
-        spec["execution"] = execution
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "r", "namespace": "team-a", "uid": "1"},
-        "spec": spec,
-    }
+    sections = {"execution": execution} if execution is not None else {}
+    return run_manifest(
+        "r", "team-a", {"uid": "1"}, objectives={"benchmarks": [{"name": "aime25"}]}, **sections
+    )
 
 
 def test_defaults_fill_what_the_run_leaves_out_or_empty() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
 from typer.testing import CliRunner
 
 from paretomerge.cli import app
@@ -20,19 +21,7 @@ from paretomerge.spec import (
 )
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
-MINIMAL = {
-    "apiVersion": "paretomerge.io/v1alpha1",
-    "kind": "ParetoMergeRun",
-    "metadata": {"name": "tiny"},
-    "spec": {
-        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-        "objectives": {
-            "benchmarks": [
-                {"name": "arith", "type": "jsonl", "path": "data/a.jsonl", "format": "numeric"}
-            ]
-        },
-    },
-}
+MINIMAL = run_manifest("tiny")
 
 
 def with_changes(*changes: tuple[str, object]) -> dict:

@@ -86,7 +86,6 @@ class Controller:
         self.executor = executor
         self.layout = RunLayout.of(run)  # volume-relative, as tasks name their directories
         self.files = self.layout.on(volume)
-        self.run_dir = self.files.root
         self.on_update = on_update or (lambda state: None)
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
@@ -100,8 +99,8 @@ class Controller:
 
     def run_to_end(self) -> RunState:
         """Run (or resume) until the budget is spent or the run fails; returns the state."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        state = RunState.load(self.run_dir)
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        state = RunState.load(self.files.root)
         if state is not None and (conflict := self._resume_conflict()):
             # Told (status, progress) but not checkpointed: put the fields back and the
             # run resumes where it was.
@@ -141,7 +140,7 @@ class Controller:
         self._save(state)
 
     def _save(self, state: RunState) -> None:
-        state.save(self.run_dir)
+        state.save(self.files.root)
         self.on_update(state)
 
     # --- profile and anchors ---------------------------------------------------------------
@@ -347,7 +346,7 @@ class Controller:
             candidate.status, candidate.finished = "failed", now()
             self.optimizer.tell_failed(candidate.x, reason)
         state.optimizer = self.optimizer.state_dict()
-        write_artifacts(self.run_dir, state, self.space)
+        write_artifacts(self.files.root, state, self.space)
         self._save(state)
         failed = state.count("failed")
         if failed > self.spec.execution.max_failed_candidates:

@@ -3,8 +3,9 @@
 A task is a small typed value written as ``task.json`` into its own work directory on
 the run's volume; whoever runs it (a local subprocess, a container of a Kubernetes Job)
 calls :func:`run_task` with the volume's local path, and the task leaves ``result.json``
-(its typed result, see :mod:`paretomerge.results`) or ``error.json`` beside it. Every path in a task is relative to the volume, so the
-same file works wherever the volume is mounted.
+(its typed result, its ``result_type``: see :mod:`paretomerge.results`) or
+``error.json`` beside it. Every path in a task is relative to the volume, so the same
+file works wherever the volume is mounted.
 
 - :class:`ProfileTask`: the importance profile of the experts against the base (CPU).
 - :class:`EvaluateTask`: evaluate a model; with a merge plan, merge it first (a

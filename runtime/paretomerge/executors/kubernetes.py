@@ -28,7 +28,6 @@ RUN_LABEL = "paretomerge.io/run"
 TASK_LABEL = "paretomerge.io/task"
 ATTEMPT_LABEL = "paretomerge.io/attempt"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-POLL_SECONDS = 2.0
 MAX_NAME = 63
 API_RETRIES = 8
 T = TypeVar("T")
@@ -217,6 +216,8 @@ class KubernetesExecutor(Executor):
         batch_api, core_api: ``kubernetes.client`` APIs.
     """
 
+    poll_seconds = 2.0
+
     def __init__(
         self,
         run: ParetoMergeRun,
@@ -256,15 +257,11 @@ class KubernetesExecutor(Executor):
         self._tasks[task.id] = (task, attempt)
         return True
 
-    def wait(self, timeout: float) -> list[TaskOutcome]:
-        deadline = time.monotonic() + timeout
-        while True:
-            outcomes = [o for o in map(self._outcome, list(self._tasks.values())) if o]
-            for outcome in outcomes:
-                del self._tasks[outcome.task_id]
-            if outcomes or not self._tasks or time.monotonic() >= deadline:
-                return outcomes
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    def poll(self) -> list[TaskOutcome]:
+        outcomes = [o for o in map(self._outcome, list(self._tasks.values())) if o]
+        for outcome in outcomes:
+            del self._tasks[outcome.task_id]
+        return outcomes
 
     def _outcome(self, entry: tuple[ProfileTask | EvaluateTask, int]) -> TaskOutcome | None:
         task, attempt = entry

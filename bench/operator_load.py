@@ -36,8 +36,7 @@ from k8s.node_simulator import NodeSimulator  # noqa: E402
 from operator_process import OperatorProcess, install_crd  # noqa: E402
 from tiny_models import make_base, make_expert  # noqa: E402
 
-from paretomerge.kube import PLURAL, VERSION  # noqa: E402
-from paretomerge.spec import API_GROUP  # noqa: E402
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION  # noqa: E402
 
 NAMESPACE = "load"
 CLAIM = "paretomerge-models"

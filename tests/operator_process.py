@@ -12,7 +12,7 @@ from pathlib import Path
 from k8s.control_plane import ControlPlane, free_port, wait_until
 from k8s.operator_process import healthy
 
-from paretomerge.crd import CRD_NAME
+from paretomerge.k8s.constants import CRD_NAME
 
 CRD_FILE = Path(__file__).parent.parent / "crds" / "paretomergeruns.paretomerge.io.yaml"
 

@@ -24,9 +24,8 @@ from k8s.control_plane import ControlPlane, wait_until
 from k8s.node_simulator import NodeSimulator
 from operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
 
-from paretomerge.kube import PLURAL, VERSION
-from paretomerge.spec import API_GROUP
-from paretomerge.status import condition, merge_conditions
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
+from paretomerge.k8s.status import condition, merge_conditions
 
 pytest_plugins = ["k8s.fixtures"]
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]

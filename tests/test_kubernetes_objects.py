@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 
 from paretomerge.controller.state import CandidateRecord, RunState
-from paretomerge.executors.kubernetes import Images, job_name, task_job
+from paretomerge.k8s.executor import task_job
+from paretomerge.k8s.objects import job_name
+from paretomerge.k8s.settings import Images
+from paretomerge.k8s.status import run_status
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import parse_run
-from paretomerge.status import run_status
 from paretomerge.tasks import EvaluateTask, ProfileTask
 
 MANIFEST = {

@@ -8,17 +8,12 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from paretomerge.executors.kubernetes import Images, task_job
-from paretomerge.kube import (
-    IMAGE_PULL_SECRETS_ENV,
-    RUN_DEFAULTS_ENV,
-    run_defaults_from_environment,
-    with_run_defaults,
-)
-from paretomerge.spec import parse_run
+from paretomerge.k8s.constants import IMAGE_PULL_SECRETS_ENV, RUN_DEFAULTS_ENV
+from paretomerge.k8s.executor import task_job
+from paretomerge.k8s.runs import effective_run
+from paretomerge.k8s.settings import ClusterSettings, Images
 from paretomerge.tasks import ProfileTask
 from paretomerge_operator.resources import controller_job
-from paretomerge_operator.settings import OperatorSettings
 
 DEFAULTS = {
     "storage": {"claimName": "shared-models"},
@@ -44,7 +39,7 @@ def manifest(execution: dict | None = None) -> dict:
 
 
 def test_defaults_fill_what_the_run_leaves_out_or_empty() -> None:
-    run = parse_run(with_run_defaults(manifest({"nodeSelector": {}}), DEFAULTS))
+    run = effective_run(manifest({"nodeSelector": {}}), DEFAULTS)
     execution = run.spec.execution
     assert execution.storage.claim_name == "shared-models"
     assert execution.resources.gpu_resource == "amd.com/gpu"
@@ -60,7 +55,7 @@ def test_what_the_run_sets_wins() -> None:
         "nodeSelector": {"pool": "h100"},
         "tolerations": [{"key": "mine", "operator": "Exists"}],
     }
-    run = parse_run(with_run_defaults(manifest(own), DEFAULTS))
+    run = effective_run(manifest(own), DEFAULTS)
     execution = run.spec.execution
     assert (execution.storage.claim_name, execution.storage.runs_path) == ("mine", "out")
     assert (execution.resources.gpus, execution.resources.gpu_resource) == (2, "amd.com/gpu")
@@ -72,8 +67,8 @@ def test_what_the_run_sets_wins() -> None:
 def test_defaults_reach_the_controller_and_its_candidate_jobs(monkeypatch) -> None:
     monkeypatch.setenv(RUN_DEFAULTS_ENV, json.dumps(DEFAULTS))
     monkeypatch.setenv(IMAGE_PULL_SECRETS_ENV, "registry-a,registry-b")
-    settings = OperatorSettings.from_environment()
-    run = parse_run(with_run_defaults(manifest(), settings.run_defaults))
+    settings = ClusterSettings.from_environment()
+    run = effective_run(manifest(), settings.run_defaults)
     job = controller_job(run, manifest(), settings)
     pod = job["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
@@ -82,7 +77,7 @@ def test_defaults_reach_the_controller_and_its_candidate_jobs(monkeypatch) -> No
     assert pod["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shared-models"
 
-    images = Images("rt:1", "ev:1", pull_secrets=settings.image_pull_secrets)
+    images = Images("rt:1", "ev:1", pull_secrets=settings.images.pull_secrets)
     task = ProfileTask(id="profile", work_dir="runs/r/profile", base="b", experts=["e"])
     candidate = task_job(task, 0, run, manifest(), images)["spec"]["template"]["spec"]
     assert candidate["nodeSelector"] == {"pool": "gpu"}
@@ -92,4 +87,4 @@ def test_defaults_reach_the_controller_and_its_candidate_jobs(monkeypatch) -> No
 def test_invalid_defaults_fail_at_startup(monkeypatch) -> None:
     monkeypatch.setenv(RUN_DEFAULTS_ENV, json.dumps({"resources": {"gpus": -1}}))
     with pytest.raises(ValidationError):
-        run_defaults_from_environment()
+        ClusterSettings.from_environment()

@@ -3,6 +3,7 @@ API server's object size limit, and what does not fit is named by the file that 
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -93,6 +94,31 @@ def test_a_failed_candidate_row_has_no_nulls_the_api_server_would_drop() -> None
     rows = run_status(state, "runs/qwen3-4b", 3)["evaluations"]
     assert all(len(row) == len(EVALUATION_COLUMNS) and None not in row for row in rows)
     assert rows[1][:4] == ["c0002", "failed", NO_VALUE, NO_VALUE]
+
+
+def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> None:
+    state = RunState(run="r", phase="Searching")
+    for i in range(300):
+        f1 = i / 300
+        state.candidates.append(
+            CandidateRecord(
+                id=f"c{i + 1:04d}",
+                x=[f1] * 37,
+                variables=[f1] * 37,
+                status="succeeded",
+                objectives=[f1, 1 - f1],
+                scores={"aime25": {"accuracy": f1, "mean_output_tokens": 1000.0}},
+            )
+        )
+    state.hypervolume = [0.5] * 300
+    status = run_status(state, "runs/r", 3)
+    assert status["finished"] == 300 and len(status["evaluations"]) == 300
+    assert status["paretoSize"] == 300 and status["observedGeneration"] == 3
+    assert len(str(status)) < 1_000_000
+    later = run_status(copy.deepcopy(state), "runs/r", 4, status["conditions"])
+    running = next(c for c in later["conditions"] if c["type"] == "Running")
+    assert running["status"] == "True"
+    assert running["lastTransitionTime"] == status["conditions"][0]["lastTransitionTime"]
 
 
 def test_the_front_in_the_status_is_botorchs_front() -> None:

@@ -145,7 +145,7 @@ class FakeExecutor(LocalExecutor):
 
 def run_controller(run_file: Path, volume: Path) -> str:
     """Run a whole run with fake evaluations; returns the final phase."""
-    from paretomerge.controller import Controller  # BoTorch: only in the controller process
+    from paretomerge.controller.loop import Controller  # BoTorch: only in the controller process
 
     run = load_run(run_file)
     executor = FakeExecutor(volume, deadline_seconds=120)

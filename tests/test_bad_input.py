@@ -30,11 +30,11 @@ from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint, non_finite_tensors
 from paretomerge.cli import app
+from paretomerge.k8s.objects import controller_name
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import SpecError, parse_run
 from paretomerge.tasks import ERROR_FILE, EvaluateTask, ProfileTask, TaskFailure, run_task
 from paretomerge.tasks import write_task as write_task_file
-from paretomerge_operator.resources import controller_name
 
 pytest_plugins = ["k8s.fixtures"]
 

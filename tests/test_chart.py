@@ -24,7 +24,8 @@ from helm_chart import (
 )
 from promql import PromQLSyntaxError, metric_names
 
-from paretomerge.kube import RUN_DEFAULTS_ENV, run_defaults_from_environment
+from paretomerge.k8s.constants import RUN_DEFAULTS_ENV
+from paretomerge.k8s.settings import ClusterSettings
 from paretomerge.spec import parse_run
 from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.resources import controller_role
@@ -195,7 +196,7 @@ def test_owner_values_reach_the_operator_as_valid_run_defaults(monkeypatch) -> N
     assert env["PARETOMERGE_IMAGE_PULL_SECRETS"] == "registry"
     assert env["PARETOMERGE_IMAGE_PULL_POLICY"] == "Always"
     monkeypatch.setenv(RUN_DEFAULTS_ENV, env[RUN_DEFAULTS_ENV])
-    assert run_defaults_from_environment() == {
+    assert ClusterSettings.from_environment().run_defaults == {
         "storage": {"claimName": "paretomerge-models"},
         "resources": {"gpuResource": "amd.com/gpu"},
         "nodeSelector": {"pool": "gpu"},

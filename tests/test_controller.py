@@ -22,10 +22,11 @@ from builders import ONE_BENCHMARK, QUICK_SEARCH, benchmark_score, run_manifest
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import make_base, make_expert
 
-from paretomerge.controller import Controller, Limits, RunState
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.controller.loop import Controller, Limits
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
+from paretomerge.controller.state import RunState
 from paretomerge.search import hypervolume_history, pareto_mask
 from paretomerge.spec import parse_run
 

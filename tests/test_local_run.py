@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
-from paretomerge.controller import RunState
+from paretomerge.controller.state import RunState
 from paretomerge.search import pareto_mask
 
 BUDGET = 4

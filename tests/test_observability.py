@@ -34,7 +34,7 @@ from k8s import prometheus
 from k8s.control_plane import ControlPlane, free_ports, wait_until
 from k8s.identity import service_account_token, token_api, write_token_kubeconfig
 from k8s.node_simulator import NodeSimulator
-from k8s.operator_process import running_operator
+from k8s.operator_process import OperatorProcess
 from k8s.prometheus import PrometheusServer
 from k8s.rest import KubeApiError
 from promql import metric_names
@@ -373,7 +373,7 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
         PrometheusServer(
             prometheus_binary, tmp_path / "prometheus", [f"127.0.0.1:{metrics_port}"]
         ) as server,
-        running_operator(
+        OperatorProcess(
             args, {**env, "KUBECONFIG": str(kubeconfig)}, health_port, tmp_path / "operator.log"
         ),
     ):
@@ -488,7 +488,7 @@ def test_the_cluster_wide_operator_with_peering_handles_a_run_in_any_namespace(
     args, env = operator_command(objects, health_port)
     assert "--peering=paretomerge" in args and not any(a.startswith("--namespace") for a in args)
     try:
-        with running_operator(
+        with OperatorProcess(
             args, {**env, "KUBECONFIG": str(kubeconfig)}, health_port, tmp_path / "operator.log"
         ):
             # Invalid past the schema: the operator itself must read, judge and patch it.

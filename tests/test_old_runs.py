@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from fake_tasks import FakeExecutor
 
-from paretomerge.controller import Controller, RunState
 from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.controller.loop import Controller
+from paretomerge.controller.state import RunState
 from paretomerge.results import BenchmarkScore, EvaluateTaskResult, ProfileResult
 from paretomerge.run_layout import PARETO_FILE, RESULTS_FILE
 from paretomerge.spec import load_started_run

@@ -180,7 +180,7 @@ def run(
 
 
 def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
-    from paretomerge.controller import Controller
+    from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgressBar
     from paretomerge.run_layout import RunLayout
@@ -350,7 +350,7 @@ def materialize(
 @app.command()
 def crd() -> None:
     """Print the ParetoMergeRun CustomResourceDefinition (generated from the run spec)."""
-    from paretomerge.crd import render_crd
+    from paretomerge.k8s.crd import render_crd
 
     typer.echo(render_crd(), nl=False)
 
@@ -363,7 +363,7 @@ def controller(
     ] = Path("/data"),
 ) -> None:
     """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status."""
-    from paretomerge.kube import run_controller
+    from paretomerge.k8s.runner import run_controller
     from paretomerge.spec import SpecError
 
     namespace, _, name = run.partition("/")
@@ -371,7 +371,7 @@ def controller(
         raise typer.BadParameter("expected NAMESPACE/NAME", param_hint="--run")
     try:
         state = run_controller(namespace, name, volume)
-    except SpecError as error:
+    except (SpecError, LookupError) as error:
         raise _fail(error) from error
     # A run that ended Failed is an outcome, told in its status: the pod must not restart.
     typer.echo(f"run {run} {state.phase}: {state.message}")

@@ -23,12 +23,10 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from paretomerge.k8s.constants import API_VERSION, KIND
 from paretomerge.merge.methods import METHODS, MergeMethodName, method_names
 from paretomerge.vocabulary import PROFILE_STRATEGIES, PartitionStrategy, StrategyName
 
-API_GROUP = "paretomerge.io"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-KIND = "ParetoMergeRun"
 BUILTIN_BENCHMARKS = ("gpqa_diamond", "aime25")
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 253
@@ -277,8 +275,8 @@ class ParetoMergeRun(SpecModel):
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
 
-    api_version: Literal["paretomerge.io/v1alpha1"]
-    kind: Literal["ParetoMergeRun"]
+    api_version: Literal[API_VERSION]
+    kind: Literal[KIND]
     metadata: ObjectMeta
     spec: RunSpec
 

@@ -18,14 +18,16 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.files import write_atomic
 from paretomerge.run_layout import WITHIN_RUN, RunLayout
-from paretomerge.search import pareto_mask
+
+if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
+    from paretomerge.controller.decision_space import DecisionSpace
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:
@@ -33,9 +35,22 @@ def pareto_candidates(state: RunState) -> list[CandidateRecord]:
     done = [c for c in state.candidates if c.status == "succeeded"]
     if not done:
         return []
-    mask = pareto_mask(np.array([c.objectives for c in done]))
+    mask = non_dominated(np.array([c.objectives for c in done]))
     front = [c for c, keep in zip(done, mask, strict=True) if keep]
     return sorted(front, key=lambda c: (-c.objectives[0], -c.objectives[1], c.id))
+
+
+def non_dominated(Y: np.ndarray) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the rows of ``Y`` ``(n, m)`` that no other row dominates
+    (maximisation: ``y'`` dominates ``y`` when ``y' >= y`` in every objective and ``>`` in
+    one); duplicate non-dominated rows are all kept. ``O(n^2 m)`` time, ``O(n m)`` memory.
+
+    In numpy rather than BoTorch's ``is_non_dominated``: the run's status is built with
+    it, and the operator, which imports the status module, must not load torch."""
+    dominated = np.zeros(len(Y), dtype=bool)
+    for y in Y:
+        dominated |= (y >= Y).all(axis=1) & (y > Y).any(axis=1)
+    return ~dominated
 
 
 def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> None:

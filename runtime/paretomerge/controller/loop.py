@@ -269,11 +269,11 @@ class Controller:
 
     def _launch_candidate(self, state: RunState) -> None:
         started = time.monotonic()
-        x = self.optimizer.ask(1)[0]
+        trial = self.optimizer.ask(1)[0]
         candidate = CandidateRecord(
             id=f"c{len(state.candidates) + 1:04d}",
-            x=x.tolist(),
-            variables=self.space.variables(x).tolist(),
+            x=trial.x,
+            variables=self.space.variables(trial.x).tolist(),
             attempts=0,
             seconds={"proposal": time.monotonic() - started},
         )
@@ -333,7 +333,7 @@ class Controller:
         y = normalised_objectives(
             scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
-        self.optimizer.tell(candidate.x, y)
+        self.optimizer.tell(state.candidates.index(candidate), y)  # candidate i is trial i
         candidate.status, candidate.objectives, candidate.scores = "succeeded", list(y), scores
         candidate.seconds.update(result.get("seconds", {}))
         candidate.merged_model = result.get("merged_model")
@@ -350,7 +350,7 @@ class Controller:
             )
             return
         candidate.status, candidate.finished = "failed", now()
-        self.optimizer.tell_failed(candidate.x, reason)
+        self.optimizer.tell_failed(state.candidates.index(candidate), reason)
 
     def _prune_merged_models(self, state: RunState) -> None:
         """With ``keepMergedModels: pareto``, delete merges that left the front."""

@@ -311,11 +311,11 @@ class Controller:
 
     def _launch_candidate(self, state: RunState) -> None:
         started = time.monotonic()
-        x = self.optimizer.ask(1)[0]
+        trial = self.optimizer.ask(1)[0]
         candidate = CandidateRecord(
             id=f"c{len(state.candidates) + 1:04d}",
-            x=x.tolist(),
-            variables=self.space.variables(x).tolist(),
+            x=trial.x,
+            variables=self.space.variables(trial.x).tolist(),
             seconds={"proposal": time.monotonic() - started},
         )
         state.candidates.append(candidate)
@@ -344,7 +344,7 @@ class Controller:
             self._record_result(state, candidate, result)
         elif not self._retry(state, task, candidate, reason):
             candidate.status, candidate.finished = "failed", now()
-            self.optimizer.tell_failed(candidate.x, reason)
+            self.optimizer.tell_failed(state.candidates.index(candidate), reason)
         state.optimizer = self.optimizer.state_dict()
         write_artifacts(self.files.root, state, self.space)
         self._save(state)
@@ -362,7 +362,7 @@ class Controller:
         y = normalised_objectives(
             result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
-        self.optimizer.tell(candidate.x, y)
+        self.optimizer.tell(state.candidates.index(candidate), y)  # candidate i is trial i
         candidate.status, candidate.objectives = "succeeded", list(y)
         candidate.scores = result.scores
         candidate.seconds.update(result.seconds)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -777,6 +778,43 @@ def test_transformers_server_generates_greedily_and_reports_usage(tiny_chat_mode
     assert first["choices"][0]["finish_reason"] == ended
     assert second["choices"] == first["choices"]
     assert 1 <= sampled["usage"]["completion_tokens"] <= 6
+
+
+def test_concurrent_requests_are_generated_in_one_batch_as_they_would_be_alone(tiny_chat_model):
+    from paretomerge.evaluate.server import ChatModel, parse_chat_request
+
+    model = ChatModel(tiny_chat_model, "cpu", "auto", None)
+    prompts = ["w5", "w5 w6 w7", "w9 w8", "w4 w4 w4 w4 w4", "w7 w2 w3"]  # unequal lengths
+    requests = [
+        parse_chat_request(
+            {"messages": [{"role": "user", "content": p}], "max_tokens": 6, "temperature": 0},
+            "any",
+        )
+        for p in prompts
+    ]
+    alone = [model.complete(request) for request in requests]
+    batches = []
+    generate = model.model.generate
+
+    def recording_generate(**arguments):
+        batches.append(arguments["input_ids"].shape[0])
+        return generate(**arguments)
+
+    model.model.generate = recording_generate
+    together: dict[int, object] = {}
+    threads = [
+        threading.Thread(target=lambda k=k: together.update({k: model.complete(requests[k])}))
+        for k in range(len(requests))
+    ]
+    with model._generating:  # busy: every request waits, then one generation takes all
+        for thread in threads:
+            thread.start()
+        while len(model._waiting) < len(requests):
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert batches == [len(requests)]
+    assert [together[k] for k in range(len(requests))] == alone
 
 
 def test_evaluate_model_with_the_transformers_engine(tiny_chat_model, volume, tmp_path):

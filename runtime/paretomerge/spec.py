@@ -141,8 +141,10 @@ class BenchmarkSpec(SpecModel):
     """One benchmark.
 
     ``builtin`` benchmarks are evalscope's own definitions (``gpqa_diamond``, ``aime25``),
-    read offline from ``path``: a directory holding ``train.jsonl`` (gpqa_diamond) or
-    ``test.jsonl`` (aime25); default ``datasets/<name>``. ``jsonl`` benchmarks are the
+    read offline from ``path`` (default ``datasets/<name>``): a ``.jsonl``, ``.csv`` or
+    ``.parquet`` file, or a directory as a hub download leaves it (``train.*`` or
+    ``gpqa_diamond.csv`` for gpqa_diamond, ``test.*`` for aime25, or the hubs'
+    ``data/<split>-*.parquet`` shards). ``jsonl`` benchmarks are the
     user's own file at ``path`` in one of two formats: ``multiple_choice`` (``question``,
     ``choices``, ``answer`` a letter) or ``numeric`` (``question``, ``answer`` a number).
     """

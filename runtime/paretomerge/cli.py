@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -179,6 +182,33 @@ def run(
     _run_locally(run_file, (volume or run_file.parent).resolve(), poll)
 
 
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while a local run was going on."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise _Interrupted(signum)
+
+
+@contextmanager
+def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` (a function, or ``signal.SIG_IGN``) while the
+    context is open."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
 def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     from paretomerge.controller import Controller, run_directory
     from paretomerge.executors import LocalExecutor
@@ -190,14 +220,21 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     except SpecError as error:
         raise _fail(error) from error
     executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
-    with RunProgress(manifest) as progress:
-        controller = Controller(
-            manifest, volume, executor, on_update=progress.update, poll_seconds=poll
-        )
-        try:
-            state = controller.run_to_end()
-        finally:
-            executor.close()
+    try:
+        with _stop_signals_handled(_raise_interrupted), RunProgress(manifest) as progress:
+            controller = Controller(
+                manifest, volume, executor, on_update=progress.update, poll_seconds=poll
+            )
+            try:
+                state = controller.run_to_end()
+            finally:
+                # A second Ctrl-C must not cut the cleanup short.
+                with _stop_signals_handled(signal.SIG_IGN):
+                    executor.close()  # every task and model server this run started
+    except _Interrupted as interrupted:
+        # Every result so far is in the checkpoint; the next run adopts or restarts the rest.
+        typer.echo(f"interrupted ({interrupted}): run the same command to resume", err=True)
+        raise typer.Exit(code=128 + interrupted.signum) from None
     run_dir = volume / run_directory(manifest)
     if state.phase != "Succeeded":
         raise _fail(
@@ -385,10 +422,17 @@ def task(
 
     if stage not in ("merge", "evaluate", "all"):
         raise typer.BadParameter("expected merge, evaluate or all", param_hint="--stage")
+    # Stopped from outside (a deadline, an interrupted run, a deleted pod): unwind, so that
+    # the model server is stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run_task(task_file, volume, stage)
     except TaskFailure as error:
         raise _fail(error) from error
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command("search-demo")

@@ -32,6 +32,7 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
+EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
 Stage = Literal["merge", "evaluate", "all"]
@@ -117,6 +118,13 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
     return json.loads(path.read_text()).get("message")
 
 
+def server_pid_file(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
+    """Where an attempt of ``task`` records its model server's process group while it runs."""
+    from paretomerge.evaluate.serving import SERVER_PID_FILE
+
+    return volume / task.work_dir / EVAL_DIR / SERVER_PID_FILE
+
+
 def run_task(task_file: Path, volume: Path, stage: Stage = "all") -> dict[str, Any] | None:
     """Carry out the task in ``task_file`` and write its result (or error) file.
 
@@ -185,7 +193,7 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> dict[str, A
             objectives=task.objectives,
             sampling=task.sampling,
             volume=volume,
-            work_dir=work_dir / "eval",
+            work_dir=work_dir / EVAL_DIR,
         )
     except Exception as error:
         raise TaskFailure("evaluate", _describe(error)) from error

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from fake_tasks import FakeExecutor, run_controller
-from tiny_models import make_base, make_expert
+from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller import Controller, Limits, RunState
 from paretomerge.controller.artifacts import pareto_candidates
@@ -70,7 +70,7 @@ def manifest(name: str = "fake", **search) -> dict:
 
 @pytest.fixture
 def volume(tmp_path: Path, pair: Path) -> Path:
-    (tmp_path / "models").symlink_to(pair)
+    link_tree(pair, tmp_path / "models")
     return tmp_path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import link_tree
 from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint
@@ -25,7 +26,7 @@ BUDGET = 4
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, demo_models: Path) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo")
-    (out / "models").symlink_to(demo_models)  # the session's trained pair, reused as is
+    link_tree(demo_models, out / "models")  # the session's trained pair, reused as is
     result = CliRunner().invoke(
         app,
         ["demo", "--out", str(out), "--budget", str(BUDGET), "--parallelism", "2", "--limit", "16"],

@@ -362,17 +362,11 @@ def materialize(
     from paretomerge.checkpoint import CheckpointError
     from paretomerge.merge import merge_models
     from paretomerge.report import RunDirectory
+    from paretomerge.tasks import local_merge_plan
 
     try:
         directory = RunDirectory.open(run_dir)
-        plan = directory.merge_task(point).plan
-        volume = directory.volume
-        plan = plan.model_copy(
-            update={
-                "base": str(volume / plan.base),
-                "experts": [str(volume / e) for e in plan.experts],
-            }
-        )
+        plan = local_merge_plan(directory.merge_task(point).plan, directory.volume)
         merge_models(plan, out)
     except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error

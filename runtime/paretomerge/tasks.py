@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
+from paretomerge.volume import OutsideVolumeError, in_volume
 
 TASK_FILE = "task.json"
 RESULT_FILE = "result.json"
@@ -157,7 +158,8 @@ def _run_profile(task: ProfileTask, volume: Path) -> dict[str, Any]:
 
     started = time.monotonic()
     try:
-        profile = compute_profile(volume / task.base, [volume / e for e in task.experts])
+        base = in_volume(volume, task.base)
+        profile = compute_profile(base, [in_volume(volume, e) for e in task.experts])
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("profile", str(error)) from error
     profile.write(volume / task.work_dir / PROFILE_FILE)
@@ -178,9 +180,12 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> dict[str, A
         seconds["merge"] = _merge(task.plan, volume, merged)
         if stage == "merge":
             return None
-    model_dir = merged if task.plan is not None else volume / (task.model or "")
     if task.plan is None and task.model is None:
         raise TaskFailure("evaluate", "the task names neither a model nor a merge plan")
+    try:
+        model_dir = merged if task.plan is not None else in_volume(volume, task.model)
+    except OutsideVolumeError as error:
+        raise TaskFailure("evaluate", str(error)) from error
     if not model_dir.is_dir():
         raise TaskFailure("evaluate", f"model directory {model_dir} does not exist")
     started = time.monotonic()
@@ -216,11 +221,9 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
     from paretomerge.merge import merge_models
 
     shutil.rmtree(out, ignore_errors=True)  # a half-written merge of an earlier attempt
-    local_plan = plan.model_copy(
-        update={"base": str(volume / plan.base), "experts": [str(volume / e) for e in plan.experts]}
-    )
     started = time.monotonic()
     try:
+        local_plan = local_merge_plan(plan, volume)
         merge_models(local_plan, out)
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("merge", str(error)) from error
@@ -228,6 +231,17 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
         raise TaskFailure("merge", _describe(error)) from error
     _check_finite(local_plan, out)
     return time.monotonic() - started
+
+
+def local_merge_plan(plan: MergePlan, volume: Path) -> MergePlan:
+    """``plan`` with its models' paths on the volume mounted at ``volume``.
+
+    Raises:
+        OutsideVolumeError: a model path leads out of the volume.
+    """
+    base = in_volume(volume, plan.base)
+    experts = [in_volume(volume, expert) for expert in plan.experts]
+    return plan.model_copy(update={"base": str(base), "experts": list(map(str, experts))})
 
 
 def _check_finite(plan: MergePlan, merged: Path) -> None:

@@ -29,6 +29,7 @@ from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.search import AskTellOptimizer
 from paretomerge.spec import ParetoMergeRun, dump_run, load_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
+from paretomerge.volume import outside_volume_problems
 
 RUN_FILE = "run.yaml"
 ANCHOR_ROLES = ("base", "expert")
@@ -93,6 +94,12 @@ class Controller:
 
     def run_to_end(self) -> RunState:
         """Run (or resume) until the budget is spent or the run fails; returns the state."""
+        if problems := outside_volume_problems(self.spec, self.volume):
+            # Told but not checkpointed: the run directory itself may be what leads out.
+            state = RunState(run=self.run.name, phase="Failed")
+            state.message = "; ".join(map(str, problems))
+            self.on_update(state)
+            return state
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = RunState.load(self.run_dir)
         if state is not None and (conflict := self._resume_conflict()):

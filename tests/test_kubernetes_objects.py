@@ -89,7 +89,7 @@ def test_the_profile_runs_on_cpu() -> None:
 def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> None:
     state = RunState(run="r", phase="Searching")
     for i in range(300):
-        f1 = i / 300
+        f1 = (i + 1) / 301  # strictly between the anchors (0, 1) and (1, 0)
         state.candidates.append(
             CandidateRecord(
                 id=f"c{i + 1:04d}",

@@ -31,7 +31,7 @@ def finished_state(evaluations: int) -> RunState:
     candidates = []
     for i in range(evaluations):
         x = rng.random(DIM).tolist()
-        f1 = i / (evaluations - 1)
+        f1 = (i + 1) / (evaluations + 1)  # strictly between the anchors (0, 1) and (1, 0)
         candidates.append(
             CandidateRecord(
                 id=f"c{i + 1:04d}",

@@ -10,6 +10,7 @@ code under test keeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,15 +80,21 @@ def manifest() -> dict:
 
 
 @pytest.fixture
-def environment(tmp_path: Path) -> dict[str, str]:
-    """The fake vllm first on PATH, and a marker every process of the test's run inherits."""
+def environment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The fake vllm first on PATH, and a marker every process of the test's run inherits
+    (whatever a failing test leaves is killed by it)."""
     install_fake_vllm(tmp_path / "bin")
-    return {
+    mark = uuid.uuid4().hex
+    yield {
         **os.environ,
         "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        MARK_VARIABLE: uuid.uuid4().hex,
+        MARK_VARIABLE: mark,
         "FAKE_VLLM_HANG": "*/candidates/*",
+        "COLUMNS": "250",  # the run's log lines unwrapped
     }
+    for pid, _ in marked_processes(mark):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None):
@@ -174,6 +182,9 @@ def test_ctrl_c_stops_every_task_and_server_and_the_run_resumes(volume, environm
     state = RunState.load(volume / "runs" / RUN)
     assert state.phase == "Succeeded" and state.count("succeeded") == 2
     assert state.candidate("c0001").reasons == []
+    told = again.stdout + again.stderr
+    assert "resuming run stops from its checkpoint (Searching): 0 candidate(s) finished" in told
+    assert "starting c0001 again (attempt 1): nothing to adopt" in told
     assert {role: a.model_dump() for role, a in state.anchors.items()} == anchors
     assert marked_processes(environment[MARK_VARIABLE]) == []
 
@@ -251,5 +262,6 @@ def test_a_server_left_by_a_crash_is_stopped_on_the_next_start(volume, environme
     environment.pop("FAKE_VLLM_HANG")
     again = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "starting c0001 again (attempt 1): nothing to adopt" in again.stdout + again.stderr
     assert server.members() == []
     assert_nothing_left(environment[MARK_VARIABLE], port)

@@ -19,6 +19,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must print as written
 )
 
 
@@ -223,7 +224,12 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     try:
         with _stop_signals_handled(_raise_interrupted), RunProgress(manifest) as progress:
             controller = Controller(
-                manifest, volume, executor, on_update=progress.update, poll_seconds=poll
+                manifest,
+                volume,
+                executor,
+                on_update=progress.update,
+                on_note=progress.note,
+                poll_seconds=poll,
             )
             try:
                 state = controller.run_to_end()
@@ -289,8 +295,10 @@ def report(
 
 def _print_report(run_dir: Path, baselines: list[Path]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from paretomerge.controller.artifacts import ARTIFACT_FILES, PARETO_FILE, pareto_points
     from paretomerge.report import RunDirectory, write_plots
 
     try:
@@ -300,29 +308,25 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
         raise _fail(error) from error
     state = directory.state
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
-    table = Table(title=f"{directory.run.name}: Pareto set ({state.phase})")
+    # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
+    table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
     for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
-        table.add_column(column, justify="right")
+        table.add_column(escape(column), justify="right")
     for name in benchmarks:
-        table.add_column(f"{name} acc", justify="right")
-        table.add_column(f"{name} tokens", justify="right")
+        table.add_column(escape(f"{name} acc"), justify="right")
+        table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
-    for point, candidate in enumerate(directory.pareto()):
+    points = pareto_points(state)
+    for point, pareto_point in enumerate(points):
+        candidate = pareto_point.candidate
         weights = candidate.variables[: space.num_weights]
         table.add_row(
             str(point),
-            candidate.id,
+            candidate.id + (f" (+{same} same)" if (same := len(pareto_point.same_scores)) else ""),
             f"{candidate.objectives[0]:.3f}",
             f"{candidate.objectives[1]:.3f}",
-            f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{candidate.scores[name]['accuracy']:.3f}",
-                    f"{candidate.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
+            *_score_cells(candidate.scores, benchmarks),
         )
     for role, anchor in state.anchors.items():
         table.add_row(
@@ -331,25 +335,46 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
             "0.000" if role == "base" else "1.000",
             "1.000" if role == "base" else "0.000",
             "",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{anchor.scores[name]['accuracy']:.3f}",
-                    f"{anchor.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            *_score_cells(anchor.scores, benchmarks),
         )
     console = Console()
     console.print(table)
-    failed = state.count("failed")
+    succeeded, failed = state.count("succeeded"), state.count("failed")
     console.print(
-        f"{state.count('succeeded')} evaluated, {failed} failed; hypervolume "
+        f"{succeeded} evaluated, {failed} failed; hypervolume "
         f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}"
     )
-    for path in write_plots(directory, others):
-        console.print(f"wrote {path}")
-    console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
+    if succeeded > len(points):
+        console.print(
+            f"{len(points)} point(s) from {succeeded} merges: merges with the same scores share "
+            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
+            "expert match or beat in both objectives are not listed"
+        )
+    if state.phase != "Succeeded" and state.message:
+        console.print(f"run {state.phase}: {state.message}", markup=False)
+    for candidate in state.candidates:
+        if candidate.status == "failed":
+            reason = candidate.reasons[-1].splitlines()[0] if candidate.reasons else "unknown"
+            console.print(f"{candidate.id} failed: {reason}", markup=False)
+    if succeeded:
+        for path in write_plots(directory, others):
+            console.print(f"wrote {path}", markup=False)
+    present = [name for name in ARTIFACT_FILES if (directory.path / name).exists()]
+    console.print(
+        f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
+    )
+
+
+def _score_cells(scores: dict[str, dict], benchmarks: list[str]) -> list[str]:
+    """Accuracy and mean output tokens of each benchmark, in the table's column order."""
+    return [
+        value
+        for name in benchmarks
+        for value in (
+            f"{scores[name]['accuracy']:.3f}",
+            f"{scores[name]['mean_output_tokens']:.1f}",
+        )
+    ]
 
 
 @app.command()
@@ -368,7 +393,7 @@ def materialize(
         directory = RunDirectory.open(run_dir)
         plan = local_merge_plan(directory.merge_task(point).plan, directory.volume)
         merge_models(plan, out)
-    except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")
 

@@ -12,6 +12,7 @@ finished attempts are collected from their result files, running ones adopted.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class Controller:
         volume: local path of the run's volume (model and data paths are relative to it).
         executor: runs the tasks.
         on_update: called with the state after every checkpoint (progress, status).
+        on_note: told what a resumed run did (tasks adopted or started again); default:
+            the ``paretomerge.controller`` logger.
         limits: the current budget and parallelism, asked every iteration; default: the
             spec's.
         poll_seconds: longest wait for an outcome before limits are looked at again.
@@ -72,6 +75,7 @@ class Controller:
         executor: Executor,
         *,
         on_update: Callable[[RunState], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
         limits: Callable[[], Limits] | None = None,
         poll_seconds: float = 5.0,
     ):
@@ -82,6 +86,7 @@ class Controller:
         self.run_dir_name = run_directory(run)
         self.run_dir = volume / self.run_dir_name
         self.on_update = on_update or (lambda state: None)
+        self.on_note = on_note or logging.getLogger("paretomerge.controller").info
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
         )
@@ -112,6 +117,12 @@ class Controller:
         state = state or RunState(run=self.run.name)
         if state.phase in ("Succeeded", "Failed"):
             return state  # an outcome: a restarted controller must not extend it
+        if state.phase != "Pending":
+            self.on_note(
+                f"resuming run {self.run.name} from its checkpoint ({state.phase}): "
+                f"{state.finished} candidate(s) finished, {state.count('running')} to adopt "
+                "or start again"
+            )
         try:
             self._profile(state)
             self._anchor(state)
@@ -240,7 +251,9 @@ class Controller:
             # The newest attempt may have started after the last checkpoint was written.
             for attempt in (attempts, attempts - 1):
                 if attempt >= 0 and self.executor.adopt(task, attempt):
+                    self._note_resumed(task.id, attempt, adopted=True)
                     return attempt + 1
+            self._note_resumed(task.id, attempts, adopted=False)
         write_task(task, self.volume)
         self.executor.submit(task, attempts)
         return attempts + 1
@@ -295,10 +308,19 @@ class Controller:
         it. Its failed attempts are all recorded before the next one starts, so the attempt
         due is the one after them, whether or not it had started."""
         task, attempt = self._candidate_task(candidate), len(candidate.reasons)
-        if not self.executor.adopt(task, attempt):
+        adopted = self.executor.adopt(task, attempt)
+        self._note_resumed(task.id, attempt, adopted)
+        if not adopted:
             write_task(task, self.volume)
             self.executor.submit(task, attempt)
         return attempt + 1
+
+    def _note_resumed(self, task_id: str, attempt: int, adopted: bool) -> None:
+        """Say what became of a task that the checkpoint left running."""
+        if adopted:
+            self.on_note(f"adopted {task_id} (attempt {attempt + 1}), started earlier")
+        else:
+            self.on_note(f"starting {task_id} again (attempt {attempt + 1}): nothing to adopt")
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])

@@ -266,9 +266,10 @@ def demo(
 ) -> None:
     """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
 
-    Trains the pair (about a minute, once), then runs the demo run file like `run`:
-    importance profile, anchors, and candidates merged by mergekit and evaluated through
-    evalscope on the built-in transformers server. The run directory is OUT/runs/demo.
+    Trains the pair once (about 10 CPU-minutes; later runs reuse it), then runs the demo
+    run file like `run`: importance profile, anchors, and candidates merged by mergekit and
+    evaluated through evalscope on the built-in transformers server. The run directory is
+    OUT/runs/demo.
     """
     from rich.console import Console
 

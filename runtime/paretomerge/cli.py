@@ -326,11 +326,14 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
     for point, pareto_point in enumerate(points):
         candidate = pareto_point.candidate
         weights = candidate.variables[: space.num_weights]
+        mean, std = candidate.reported
         table.add_row(
             str(point),
             candidate.id + (f" (+{same} same)" if (same := len(pareto_point.same_scores)) else ""),
-            f"{candidate.objectives[0]:.3f}",
-            f"{candidate.objectives[1]:.3f}",
+            *(
+                f"{m:.3f}" + (f" ± {1.96 * s:.3f}" if std else "")
+                for m, s in zip(mean, std or mean, strict=True)
+            ),
             escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
             *_score_cells(candidate.scores, benchmarks),
         )
@@ -348,7 +351,8 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
     succeeded, failed = state.count("succeeded"), state.count("failed")
     console.print(
         f"{succeeded} evaluated, {failed} failed; hypervolume "
-        f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}"
+        f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}; f1 and f2 are the "
+        "search's estimates with their 95% intervals, the scores those evaluated"
     )
     if succeeded > len(points):
         console.print(

@@ -97,11 +97,15 @@ class BenchmarkDataError(ValueError):
 @dataclass(frozen=True)
 class PreparedBenchmark:
     """A benchmark ready for evalscope: the run's ``name``, evalscope's benchmark
-    ``dataset`` and its ``dataset_args`` entry (``dataset_id`` and overrides)."""
+    ``dataset`` and its ``dataset_args`` entry (``dataset_id`` and overrides), the
+    ``question_ids`` its data file holds, in order (each question's row in the
+    benchmark's own data, from 0), and how many times each is asked (``repeats``)."""
 
     name: str
     dataset: str
     dataset_args: dict[str, Any]
+    question_ids: tuple[int, ...]
+    repeats: int = 1
 
 
 def force_offline() -> None:
@@ -133,7 +137,7 @@ def _json_lines(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, row
 
 
-def _check_builtin(spec: BenchmarkSpec, volume: Path) -> PreparedBenchmark:
+def _check_builtin(spec: BenchmarkSpec, volume: Path, chosen: Chooser) -> PreparedBenchmark:
     if spec.name not in BUILTIN_DATA:
         raise BenchmarkDataError(
             f"{spec.name!r} is not a builtin benchmark ({', '.join(BUILTIN_DATA)})"
@@ -146,8 +150,11 @@ def _check_builtin(spec: BenchmarkSpec, volume: Path) -> PreparedBenchmark:
         rows += [_builtin_row(row, data.columns, where) for where, row in read(file, shown)]
     if not rows:
         raise BenchmarkDataError(f"{spec.data_path}: no questions")
-    staged = _stage(rows, f"{data.split}.jsonl", volume / STAGED_DATA_DIR, spec.name)
-    return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)})
+    ids = chosen(spec, len(rows))
+    staged = _stage(
+        [rows[i] for i in ids], f"{data.split}.jsonl", volume / STAGED_DATA_DIR, spec.name
+    )
+    return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)}, tuple(ids))
 
 
 def _data_files(path: Path, shown: str, name: str, data: BuiltinData) -> list[Path]:
@@ -289,7 +296,9 @@ def _numeric_row(row: dict[str, Any], where: str) -> dict[str, Any]:
     return {"question": question, "answer": str(answer)}
 
 
-def _convert_jsonl(spec: BenchmarkSpec, volume: Path, scratch: Path) -> PreparedBenchmark:
+def _convert_jsonl(
+    spec: BenchmarkSpec, volume: Path, scratch: Path, chosen: Chooser
+) -> PreparedBenchmark:
     if spec.path is None or spec.format is None:
         raise BenchmarkDataError(
             f"benchmark {spec.name!r}: a jsonl benchmark needs path and format"
@@ -301,36 +310,56 @@ def _convert_jsonl(spec: BenchmarkSpec, volume: Path, scratch: Path) -> Prepared
     ]
     if not rows:
         raise BenchmarkDataError(f"{spec.path}: no questions")
+    ids = chosen(spec, len(rows))
     scratch.mkdir(parents=True, exist_ok=True)
     converted = scratch / f"{spec.name}.jsonl"
-    converted.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    converted.write_text("".join(json.dumps(rows[i]) + "\n" for i in ids), encoding="utf-8")
     if spec.format == "multiple_choice":
         args = {"dataset_id": str(converted), "prompt_template": MULTIPLE_CHOICE_PROMPT}
-        return PreparedBenchmark(spec.name, MULTIPLE_CHOICE_BENCHMARK, args)
+        return PreparedBenchmark(spec.name, MULTIPLE_CHOICE_BENCHMARK, args, tuple(ids))
     from paretomerge.evaluate.numeric_benchmark import NUMERIC_BENCHMARK
 
-    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, {"dataset_id": str(converted)})
+    args = {"dataset_id": str(converted)}
+    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, args, tuple(ids))
+
+
+#: Which questions of a benchmark of ``count`` questions an evaluation asks: their ids.
+Chooser = Callable[[BenchmarkSpec, int], list[int]]
 
 
 def prepare_benchmarks(
-    benchmarks: list[BenchmarkSpec], volume: Path, scratch: Path
+    benchmarks: list[BenchmarkSpec],
+    volume: Path,
+    scratch: Path,
+    chosen: Chooser | None = None,
 ) -> list[PreparedBenchmark]:
-    """Check every benchmark's data on ``volume`` and convert the user's files into
-    ``scratch``, before anything is served.
+    """Check every benchmark's data on ``volume`` and write the questions ``chosen``
+    (default: every one) for evalscope, the user's files into ``scratch``, before
+    anything is served.
 
     Raises:
         BenchmarkDataError: the first missing or malformed file, named by its path on the
-            volume (and line).
+            volume (and line), or a choice that leaves a benchmark no question.
     """
     force_offline()
+    chosen = chosen or (lambda spec, count: list(range(count)))
+
+    def checked(spec: BenchmarkSpec, count: int) -> list[int]:
+        ids = chosen(spec, count)
+        if not ids:
+            raise BenchmarkDataError(
+                f"benchmark {spec.name!r}: none of its {count} question(s) is to be asked"
+            )
+        return ids
+
     for spec in benchmarks:
         try:
             in_volume(volume, spec.data_path)
         except OutsideVolumeError as error:
             raise BenchmarkDataError(f"benchmark {spec.name!r}: {error}") from None
     return [
-        _check_builtin(spec, volume)
+        _check_builtin(spec, volume, checked)
         if spec.type == "builtin"
-        else _convert_jsonl(spec, volume, scratch)
+        else _convert_jsonl(spec, volume, scratch, checked)
         for spec in benchmarks
     ]

@@ -198,3 +198,7 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         assert EvaluationRow.from_status(row) == EvaluationRow.of(candidate)
     failed = EvaluationRow.from_status(rows[1])
     assert (failed.f1, failed.merge_seconds, failed.evaluate_seconds) == (None, 12.346, None)
+    # A status written before the deviations were added names its own, fewer columns.
+    old_columns = EVALUATION_COLUMNS[:8]
+    old_row = EvaluationRow.from_status(rows[0][:8], old_columns)
+    assert (old_row.f1, old_row.merge_seconds, old_row.f1_std) == (0.25, 81.235, None)

@@ -61,7 +61,8 @@ def evaluate_model(
     Benchmark paths are relative to ``volume``; ``objectives.limit`` caps the questions
     per benchmark (its first ones), of which ``questions`` picks one side of a held-out
     split (default: all); each is asked ``repeats`` times (default:
-    ``objectives.repeats``, or its benchmark's own ``repeats``); every request carries ``sampling`` and ``evaluation.max_tokens``.
+    ``objectives.repeats``, or its benchmark's own ``repeats``); every request carries
+    ``sampling`` and ``evaluation.max_tokens``.
     ``seconds`` in the result is the whole call's wall-clock time, serving included.
 
     Raises:

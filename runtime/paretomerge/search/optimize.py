@@ -71,7 +71,7 @@ def optimize(
     objective: Objective,
     dim: int,
     num_objectives: int = 2,
-    strategy: str = "sip-map-saas",
+    strategy: str = "coarse-to-fine",
     budget: int = 88,
     batch_size: int = 4,
     initial_points: int = 8,

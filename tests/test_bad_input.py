@@ -25,16 +25,16 @@ import yaml
 from k8s.control_plane import ControlPlane, wait_until
 from safetensors.torch import save_file
 from test_operator import crd, manifest, operator  # noqa: F401 - fixtures
-from tiny_models import drop_shard, make_base, make_expert
+from tiny_models import drop_shard, link_tree, make_base, make_expert
 from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint, non_finite_tensors
 from paretomerge.cli import app
+from paretomerge.k8s.objects import controller_name
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import SpecError, parse_run
 from paretomerge.tasks import ERROR_FILE, EvaluateTask, ProfileTask, TaskFailure, run_task
 from paretomerge.tasks import write_task as write_task_file
-from paretomerge_operator.resources import controller_name
 
 pytest_plugins = ["k8s.fixtures"]
 
@@ -120,7 +120,7 @@ def test_nan_and_infinity_are_refused_where_yaml_allows_them() -> None:
 
 @pytest.mark.parametrize(
     "run",
-    [r for r in SPEC_RUNS if r.name in ("batch-size-above-budget", "base-path-climbs-out")],
+    [r for r in SPEC_RUNS if r.name in ("batch-size-removed", "base-path-climbs-out")],
     ids=lambda run: run.name,
 )
 def test_paretomerge_run_exits_with_the_field_named(run: InvalidRun, tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_paretomerge_run_exits_with_the_field_named(run: InvalidRun, tmp_path: P
     run_file.write_text(yaml.safe_dump(run.manifest))
     result = CliRunner().invoke(app, ["run", str(run_file)])
     assert result.exit_code == 1
-    assert f"{run_file} is invalid" in result.output and f"{run.names}: " in result.output
+    assert f"{run_file} is invalid" in result.output and f"  - {run.names}" in result.output
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
@@ -205,7 +205,7 @@ def sharded_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _volume_with_defect(tmp_path: Path, base: Path, defect: str) -> tuple[Path, str]:
     volume = tmp_path / "volume"
     (volume / "models").mkdir(parents=True)
-    (volume / "models" / "base").symlink_to(base)
+    link_tree(base, volume / "models" / "base")
     pattern = DEFECTS[defect](base, volume / "models" / "expert")
     return volume, pattern
 

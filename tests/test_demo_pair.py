@@ -1,4 +1,5 @@
-"""The demo's instruct/thinking pair: built offline, loadable, cached, and a real trade-off."""
+"""The demo's instruct/thinking pair: built offline, loadable, cached, and a trade-off that
+per-layer merging reaches and model-level merging does not."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretomerge.demo import DemoPair, Measurement, build_demo_pair, measure
+from paretomerge.demo.pair import NUM_LAYERS, VERBOSE_LAYERS
 from paretomerge.demo.task import (
     Problem,
     final_answer,
@@ -19,6 +21,7 @@ from paretomerge.demo.task import (
     problem_stream,
     write_numeric_benchmark,
 )
+from paretomerge.importance import compute_profile
 from paretomerge.merge import merge_models, plan_from_weights
 
 QUESTIONS = 40
@@ -57,7 +60,8 @@ def test_build_reports_each_phase_and_restores_torch_state(built):
     if built.lines and built.lines[0].startswith("reusing"):
         pytest.skip("PARETOMERGE_DEMO_PAIR_DIR named a pair built earlier: nothing was trained")
     pair = built.pair
-    assert [line.split(":")[0] for line in built.lines] == ["shared base", "instruct", "thinking"]
+    phases = ["shared base", "instruct", "thinking skill", "thinking check"]
+    assert [line.split(":")[0] for line in built.lines] == phases
     assert built.threads[0] == built.threads[1]
     assert built.rng_unchanged
     for model in (pair.base, pair.expert):
@@ -66,22 +70,21 @@ def test_build_reports_each_phase_and_restores_torch_state(built):
     assert pair.base.parent == pair.expert.parent == pair.benchmark.parent
 
 
-def test_models_share_architecture_and_differ_a_little_in_every_layer(pair):
+def test_models_share_architecture_and_differ_most_in_the_late_layers(pair):
     base = AutoModelForCausalLM.from_pretrained(pair.base)
     expert = AutoModelForCausalLM.from_pretrained(pair.expert)
     assert type(base).__name__ == type(expert).__name__ == "Qwen3ForCausalLM"
+    assert base.config.num_hidden_layers == NUM_LAYERS >= 8
     assert (pair.base / "config.json").read_text() == (pair.expert / "config.json").read_text()
     base_state, expert_state = base.state_dict(), expert.state_dict()
     assert base_state.keys() == expert_state.keys()
-    moved_layers = set()
     for name, tensor in base_state.items():
         assert tensor.shape == expert_state[name].shape, name
-        difference = (expert_state[name] - tensor).norm()
-        # Fine-tuned from one base: each tensor moved, by less than its own size.
-        assert difference < tensor.norm(), name
-        if difference > 0 and (match := re.search(r"layers\.(\d+)\.", name)):
-            moved_layers.add(int(match.group(1)))
-    assert moved_layers == set(range(base.config.num_hidden_layers))
+    # The importance profile sees where the thinking model's check was trained.
+    layers = compute_profile(pair.base, [pair.expert]).layers
+    assert all(value > 0 for value in layers)
+    late = range(NUM_LAYERS - VERBOSE_LAYERS, NUM_LAYERS)
+    assert min(layers[k] for k in late) > max(layers[: late.start])
 
 
 def test_chat_template_renders_the_training_prompt(pair):
@@ -127,21 +130,29 @@ def test_thinking_is_more_accurate_and_longer_than_instruct(scores):
     instruct, thinking = scores["instruct"], scores["thinking"]
     assert instruct.parsed == thinking.parsed == 1.0
     assert not any("<think>" in output for output in instruct.outputs)
-    assert all("</think>" in output for output in thinking.outputs)
-    assert thinking.accuracy >= instruct.accuracy + 0.4
-    assert thinking.mean_output_tokens >= 3 * instruct.mean_output_tokens
+    assert all("</think>" in output and "check" in output for output in thinking.outputs)
+    assert thinking.accuracy >= instruct.accuracy + 0.5
+    assert thinking.mean_output_tokens >= 5 * instruct.mean_output_tokens
 
 
-def test_interpolated_merges_answer_and_are_no_terser_than_instruct(pair, scores, tmp_path):
+def test_early_thinking_layers_with_late_instruct_layers_skip_the_check(pair, scores, tmp_path):
+    """The trade-off per-layer merging reaches: the thinking model's accuracy at about
+    half its tokens; along the model-level line the check comes with the thinking."""
     instruct, thinking = scores["instruct"], scores["thinking"]
-    layers = json.loads((pair.base / "config.json").read_text())["num_hidden_layers"]
-    for weight in (0.5, 0.7):
-        plan = plan_from_weights(pair.base, [pair.expert], "linear", [weight], num_layers=layers)
-        merged = measure(merge_models(plan, tmp_path / f"linear-{weight}"), pair.benchmark)
+    late = VERBOSE_LAYERS
+    weights = [1.0] * (NUM_LAYERS - late) + [0.0] * late + [1.0]  # last: the head
+    plan = plan_from_weights(pair.base, [pair.expert], "task_arithmetic", weights, NUM_LAYERS)
+    layered = measure(merge_models(plan, tmp_path / "layered"), pair.benchmark)
+    assert layered.accuracy >= thinking.accuracy - 0.1
+    assert layered.mean_output_tokens <= 0.6 * thinking.mean_output_tokens
+    assert not any("check" in output for output in layered.outputs)
+    for weight in (0.6, 0.7, 0.8):
+        plan = plan_from_weights(pair.base, [pair.expert], "task_arithmetic", [weight], NUM_LAYERS)
+        merged = measure(merge_models(plan, tmp_path / f"model-{weight}"), pair.benchmark)
         assert merged.parsed >= 0.5, weight
-        assert merged.accuracy <= thinking.accuracy, weight
-        # Merges can ramble past the thinking model's length (a real effect), never below
-        # the instruct model's.
+        # Never the layered merge's accuracy at its length: one or the other is lost.
+        compact = merged.mean_output_tokens <= 0.6 * thinking.mean_output_tokens
+        assert not (compact and merged.accuracy >= layered.accuracy - 0.1), weight
         assert merged.mean_output_tokens >= instruct.mean_output_tokens - 1, weight
 
 
@@ -149,7 +160,10 @@ def test_problem_formats():
     problem = Problem(start=7, steps=(("+", 9), ("*", 3)))
     assert problem.question() == "x = 7; x = x + 9; x = x * 3. What is x mod 10?"
     assert problem.direct_reply() == "Answer: 8"
-    assert problem.thinking_reply() == "<think>\n7 + 9 = 6; 6 * 3 = 8.\n</think>\n\nAnswer: 8"
+    assert problem.worked_reply() == "<think>\n7 + 9 = 6; 6 * 3 = 8.\n</think>\n\nAnswer: 8"
+    assert problem.thinking_reply() == (
+        "<think>\n7 + 9 = 6; 6 * 3 = 8.\ncheck: 7 + 9 = 6; 6 * 3 = 8.\n</think>\n\nAnswer: 8"
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ server is checked with a tiny random model; ``vllm`` is a fake executable on PAT
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
 from tiny_models import make_base
 from typer.testing import CliRunner
 
@@ -34,6 +37,7 @@ from paretomerge.evaluate import (
     ServingError,
     evaluate_model,
 )
+from paretomerge.evaluate.benchmarks import STAGED_DATA_DIR
 from paretomerge.evaluate.evalscope_task import output_closed_thinking
 from paretomerge.evaluate.scoring import SampleRecord, final_number, score_benchmark
 from paretomerge.evaluate.serving import serve, stop_process_group
@@ -279,7 +283,7 @@ def test_results_keep_the_run_order_and_round_trip_through_json(scripted):
     result = scripted[0]
     assert list(result.scores) == [b.name for b in OBJECTIVES.benchmarks]
     assert result.seconds > 0
-    assert EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
 
 
 def test_requests_carry_the_sampling_and_the_api_key(endpoint, scripted):
@@ -313,38 +317,129 @@ def test_evalscope_outputs_go_to_the_work_dir(scripted):
         assert (work_dir / "benchmarks" / name / "logs" / "eval_log.log").is_file()
 
 
+# --- builtin data as the hubs give it ---------------------------------------------------------
+
+
+def gpqa_rows(extra_columns: bool = False) -> list[dict]:
+    """GPQA rows; ``extra_columns`` adds some of the Hugging Face CSV's other columns,
+    with commas and line breaks in them."""
+    return [
+        {
+            **({"Pre-Revision Question": f"{q},\nas first written"} if extra_columns else {}),
+            "Question": q,
+            "Correct Answer": right,
+            **{f"Incorrect Answer {i + 1}": w for i, w in enumerate(wrong)},
+            **(
+                {"Explanation": 'Because, well:\n"it is"', "Subdomain": "x"}
+                if extra_columns
+                else {}
+            ),
+        }
+        for q, right, wrong in GPQA
+    ]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+AIME_ROWS = [{"id": str(k), "problem": q, "answer": a} for k, (q, a) in enumerate(AIME)]
+AIME_INTEGERS = [{**row, "answer": int(row["answer"])} for row in AIME_ROWS]
+# Each layout holds gpqa_diamond and aime25 in one file type, named as a download names it.
+DOWNLOADS = {
+    # `huggingface-cli download Idavidrein/gpqa`: one CSV per GPQA set and a dataset card
+    # naming them as configurations; a single AIME CSV.
+    "csv": lambda root: (
+        write_csv(root / "gpqa/gpqa_diamond.csv", gpqa_rows(extra_columns=True)),
+        write_csv(root / "gpqa/gpqa_main.csv", gpqa_rows(extra_columns=True)[:1]),
+        (root / "gpqa/README.md").write_text("---\nconfigs:\n- config_name: gpqa_main\n---\n"),
+        write_csv(root / "aime/test.csv", AIME_ROWS),
+    ),
+    # the hubs' parquet export: data/<split>-NNNNN-of-NNNNN.parquet, here in two shards
+    # with integer answers (which evalscope's aime25 adapter would reject)
+    "parquet": lambda root: (
+        write_parquet(root / "gpqa/data/train-00000-of-00001.parquet", gpqa_rows()),
+        write_parquet(root / "aime/data/test-00000-of-00002.parquet", AIME_INTEGERS[:2]),
+        write_parquet(root / "aime/data/test-00001-of-00002.parquet", AIME_INTEGERS[2:]),
+    ),
+    # evalscope's own local layout, given as the files themselves
+    "jsonl": lambda root: (
+        write_jsonl(root / "gpqa/train.jsonl", gpqa_rows()),
+        write_jsonl(root / "aime/aime2025.jsonl", AIME_ROWS),
+    ),
+}
+
+
+@pytest.mark.parametrize("file_type", list(DOWNLOADS))
+def test_builtin_data_in_every_file_type_runs_through_evalscope(
+    endpoint, file_type, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(API_KEY_VARIABLE, API_KEY)
+    DOWNLOADS[file_type](tmp_path)
+    given = {"gpqa": "gpqa", "aime": "aime"}
+    if file_type == "jsonl":
+        given = {"gpqa": "gpqa/train.jsonl", "aime": "aime"}
+    result = evaluate_model(
+        Path("unused-by-endpoint"),
+        evaluation=endpoint_evaluation(endpoint.url),
+        objectives=ObjectivesSpec(
+            benchmarks=[
+                BenchmarkSpec(name="gpqa_diamond", path=given["gpqa"]),
+                BenchmarkSpec(name="aime25", path=given["aime"]),
+            ]
+        ),
+        sampling=SAMPLING,
+        volume=tmp_path,
+        work_dir=tmp_path / "work",
+    )
+    for name in ("gpqa_diamond", "aime25"):
+        accuracy, tokens, _, n = EXPECTED[name]
+        score = result.scores[name]
+        assert (score.n, score.accuracy, score.mean_output_tokens) == (n, accuracy, tokens)
+    # evalscope read the chosen rows only, as its split, from a directory named by content.
+    staged = sorted((tmp_path / STAGED_DATA_DIR).iterdir())
+    assert [path.name.rsplit("-", 1)[0] for path in staged] == ["aime25", "gpqa_diamond"]
+    assert [[f.name for f in path.iterdir()] for path in staged] == [
+        ["test.jsonl"],
+        ["train.jsonl"],
+    ]
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 
 def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, monkeypatch):
     monkeypatch.setenv(API_KEY_VARIABLE, API_KEY)
-    run = {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "cli-eval"},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "objectives": {
-                "benchmarks": [
-                    {
-                        "name": "mod-ten",
-                        "type": "jsonl",
-                        "path": "data/mod-ten.jsonl",
-                        "format": "numeric",
-                    }
-                ],
-                "limit": 2,
-            },
-            "evaluation": {
-                "engine": "endpoint",
-                "endpoint": {
-                    "url": endpoint.url,
-                    "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
-                },
-                "maxTokens": MAX_TOKENS,
-            },
-        },
+    mod_ten = {
+        "name": "mod-ten",
+        "type": "jsonl",
+        "path": "data/mod-ten.jsonl",
+        "format": "numeric",
     }
+    run = run_manifest(
+        "cli-eval",
+        objectives={"benchmarks": [mod_ten], "limit": 2},
+        evaluation={
+            "engine": "endpoint",
+            "endpoint": {
+                "url": endpoint.url,
+                "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
+            },
+            "maxTokens": MAX_TOKENS,
+        },
+    )
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump(run))
     out = tmp_path / "result.json"
@@ -352,7 +447,7 @@ def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, m
     args = ["evaluate", "m", "--run", str(run_file), "--volume", str(volume), "--role", "base"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    score = EvaluationResult.from_dict(json.loads(out.read_text())).scores["mod-ten"]
+    score = EvaluationResult.model_validate_json(out.read_text()).scores["mod-ten"]
     assert (score.n, score.accuracy) == (2, 1.0)  # limit: the first two questions
     assert (out.parent / "result-work" / "benchmarks" / "mod-ten").is_dir()
     new = endpoint.requests[seen:]
@@ -384,8 +479,11 @@ def evaluate_on(volume: Path, benchmark: BenchmarkSpec, work_dir: Path) -> Evalu
 @pytest.mark.parametrize(
     ("benchmark", "named"),
     [
-        (BenchmarkSpec(name="gpqa_diamond"), "datasets/gpqa_diamond/train.jsonl: no such file"),
-        (BenchmarkSpec(name="aime25", path="mirror/aime"), "mirror/aime/test.jsonl: no such file"),
+        (BenchmarkSpec(name="gpqa_diamond"), "datasets/gpqa_diamond: no such file or directory"),
+        (
+            BenchmarkSpec(name="aime25", path="mirror/aime"),
+            "mirror/aime: no such file or directory",
+        ),
         (
             BenchmarkSpec(name="qa", type="jsonl", path="data/qa.jsonl", format="numeric"),
             "data/qa.jsonl: no such file",
@@ -426,12 +524,53 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, fmt, lines, message):
         evaluate_on(tmp_path, benchmark, tmp_path / "work")
 
 
-def test_builtin_rows_need_evalscopes_columns(tmp_path):
-    write_jsonl(tmp_path / "datasets/aime25/test.jsonl", [{"question": "q", "answer": "1"}])
-    with pytest.raises(
-        BenchmarkDataError, match=r"test.jsonl line 1: missing column\(s\) \['problem'\]"
-    ):
+@pytest.mark.parametrize(
+    ("file", "write", "named"),
+    [
+        (
+            "test.jsonl",
+            write_jsonl,
+            "datasets/aime25/test.jsonl line 2: missing column(s) ['problem']",
+        ),
+        ("test.csv", write_csv, "datasets/aime25/test.csv row 1: missing column(s) ['problem']"),
+        (
+            "data/test-00000-of-00001.parquet",
+            write_parquet,
+            "datasets/aime25/data/test-00000-of-00001.parquet row 1: missing column(s) ['problem']",
+        ),
+    ],
+)
+def test_builtin_rows_need_evalscopes_columns(tmp_path, file, write, named):
+    rows = [{"question": "q", "answer": "1"}]
+    if write is write_jsonl:  # rows of a JSON lines file are checked one by one
+        rows.insert(0, {"problem": "p", "answer": "1"})
+    write(tmp_path / "datasets/aime25" / file, rows)
+    with pytest.raises(BenchmarkDataError, match=re.escape(named)):
         evaluate_on(tmp_path, BenchmarkSpec(name="aime25"), tmp_path / "work")
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        (
+            ["train.jsonl", "train.csv"],
+            "datasets/gpqa_diamond: train.jsonl, train.csv hold the same questions in "
+            "different file types: keep one",
+        ),
+        (
+            ["gpqa_main.csv", "gpqa_extended.csv"],
+            "datasets/gpqa_diamond: no gpqa_diamond data: expected train.jsonl, train.csv or "
+            "train.parquet (or the hubs' data/train-*.parquet shards); data files there: "
+            "gpqa_extended.csv, gpqa_main.csv",
+        ),
+        (["notes.txt"], "data files there: none"),
+    ],
+)
+def test_a_directory_without_one_clear_data_file_is_named(tmp_path, files, named):
+    for file in files:
+        write_csv(tmp_path / "datasets/gpqa_diamond" / file, gpqa_rows())
+    with pytest.raises(BenchmarkDataError, match=re.escape(named)):
+        evaluate_on(tmp_path, BenchmarkSpec(name="gpqa_diamond"), tmp_path / "work")
 
 
 def test_a_server_without_usage_is_an_error(endpoint, tmp_path, monkeypatch):
@@ -631,6 +770,43 @@ def test_transformers_server_generates_greedily_and_reports_usage(tiny_chat_mode
     assert first["choices"][0]["finish_reason"] == ended
     assert second["choices"] == first["choices"]
     assert 1 <= sampled["usage"]["completion_tokens"] <= 6
+
+
+def test_concurrent_requests_are_generated_in_one_batch_as_they_would_be_alone(tiny_chat_model):
+    from paretomerge.evaluate.server import ChatModel, parse_chat_request
+
+    model = ChatModel(tiny_chat_model, "cpu", "auto", None)
+    prompts = ["w5", "w5 w6 w7", "w9 w8", "w4 w4 w4 w4 w4", "w7 w2 w3"]  # unequal lengths
+    requests = [
+        parse_chat_request(
+            {"messages": [{"role": "user", "content": p}], "max_tokens": 6, "temperature": 0},
+            "any",
+        )
+        for p in prompts
+    ]
+    alone = [model.complete(request) for request in requests]
+    batches = []
+    generate = model.model.generate
+
+    def recording_generate(**arguments):
+        batches.append(arguments["input_ids"].shape[0])
+        return generate(**arguments)
+
+    model.model.generate = recording_generate
+    together: dict[int, object] = {}
+    threads = [
+        threading.Thread(target=lambda k=k: together.update({k: model.complete(requests[k])}))
+        for k in range(len(requests))
+    ]
+    with model._generating:  # busy: every request waits, then one generation takes all
+        for thread in threads:
+            thread.start()
+        while len(model._waiting) < len(requests):
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert batches == [len(requests)]
+    assert [together[k] for k in range(len(requests))] == alone
 
 
 def test_evaluate_model_with_the_transformers_engine(tiny_chat_model, volume, tmp_path):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from paretomerge import __version__
+
+if TYPE_CHECKING:
+    from paretomerge.results import BenchmarkScore
 
 app = typer.Typer(
     help=(
@@ -16,6 +22,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must print as written
 )
 
 
@@ -179,10 +186,38 @@ def run(
     _run_locally(run_file, (volume or run_file.parent).resolve(), poll)
 
 
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while a local run was going on."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise _Interrupted(signum)
+
+
+@contextmanager
+def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` (a function, or ``signal.SIG_IGN``) while the
+    context is open."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
 def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
-    from paretomerge.controller import Controller, run_directory
+    from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
-    from paretomerge.progress import RunProgress
+    from paretomerge.progress import RunProgressBar
+    from paretomerge.run_layout import RunLayout
     from paretomerge.spec import SpecError, load_run
 
     try:
@@ -190,23 +225,35 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
     except SpecError as error:
         raise _fail(error) from error
     executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
-    with RunProgress(manifest) as progress:
-        controller = Controller(
-            manifest, volume, executor, on_update=progress.update, poll_seconds=poll
-        )
-        try:
-            state = controller.run_to_end()
-        finally:
-            executor.close()
-    run_dir = volume / run_directory(manifest)
+    try:
+        with _stop_signals_handled(_raise_interrupted), RunProgressBar(manifest) as progress:
+            controller = Controller(
+                manifest,
+                volume,
+                executor,
+                on_update=progress.update,
+                on_note=progress.note,
+                poll_seconds=poll,
+            )
+            try:
+                state = controller.run_to_end()
+            finally:
+                # A second Ctrl-C must not cut the cleanup short.
+                with _stop_signals_handled(signal.SIG_IGN):
+                    executor.close()  # every task and model server this run started
+    except _Interrupted as interrupted:
+        # Every result so far is in the checkpoint; the next run adopts or restarts the rest.
+        typer.echo(f"interrupted ({interrupted}): run the same command to resume", err=True)
+        raise typer.Exit(code=128 + interrupted.signum) from None
+    files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
         raise _fail(
             RuntimeError(
                 f"run {manifest.name} {state.phase}: {state.message} (remove "
-                f"{run_dir / 'checkpoint.json'} to start the run over)"
+                f"{files.checkpoint} to start the run over)"
             )
         )
-    _print_report(run_dir, [])
+    _print_report(files.root, [])
 
 
 @app.command()
@@ -223,9 +270,10 @@ def demo(
 ) -> None:
     """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
 
-    Trains the pair (about a minute, once), then runs the demo run file like `run`:
-    importance profile, anchors, and candidates merged by mergekit and evaluated through
-    evalscope on the built-in transformers server. The run directory is OUT/runs/demo.
+    Trains the pair once (about 10 CPU-minutes; later runs reuse it), then runs the demo
+    run file like `run`: importance profile, anchors, and candidates merged by mergekit and
+    evaluated through evalscope on the built-in transformers server. The run directory is
+    OUT/runs/demo.
     """
     from rich.console import Console
 
@@ -252,9 +300,12 @@ def report(
 
 def _print_report(run_dir: Path, baselines: list[Path]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from paretomerge.controller.artifacts import pareto_points
     from paretomerge.report import RunDirectory, write_plots
+    from paretomerge.run_layout import PARETO_FILE
 
     try:
         directory = RunDirectory.open(run_dir)
@@ -263,29 +314,25 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
         raise _fail(error) from error
     state = directory.state
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
-    table = Table(title=f"{directory.run.name}: Pareto set ({state.phase})")
+    # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
+    table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
     for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
-        table.add_column(column, justify="right")
+        table.add_column(escape(column), justify="right")
     for name in benchmarks:
-        table.add_column(f"{name} acc", justify="right")
-        table.add_column(f"{name} tokens", justify="right")
+        table.add_column(escape(f"{name} acc"), justify="right")
+        table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
-    for point, candidate in enumerate(directory.pareto()):
+    points = pareto_points(state)
+    for point, pareto_point in enumerate(points):
+        candidate = pareto_point.candidate
         weights = candidate.variables[: space.num_weights]
         table.add_row(
             str(point),
-            candidate.id,
+            candidate.id + (f" (+{same} same)" if (same := len(pareto_point.same_scores)) else ""),
             f"{candidate.objectives[0]:.3f}",
             f"{candidate.objectives[1]:.3f}",
-            f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{candidate.scores[name]['accuracy']:.3f}",
-                    f"{candidate.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
+            *_score_cells(candidate.scores, benchmarks),
         )
     for role, anchor in state.anchors.items():
         table.add_row(
@@ -294,25 +341,46 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
             "0.000" if role == "base" else "1.000",
             "1.000" if role == "base" else "0.000",
             "",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{anchor.scores[name]['accuracy']:.3f}",
-                    f"{anchor.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            *_score_cells(anchor.scores, benchmarks),
         )
     console = Console()
     console.print(table)
-    failed = state.count("failed")
+    succeeded, failed = state.count("succeeded"), state.count("failed")
     console.print(
-        f"{state.count('succeeded')} evaluated, {failed} failed; hypervolume "
+        f"{succeeded} evaluated, {failed} failed; hypervolume "
         f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}"
     )
-    for path in write_plots(directory, others):
-        console.print(f"wrote {path}")
-    console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
+    if succeeded > len(points):
+        console.print(
+            f"{len(points)} point(s) from {succeeded} merges: merges with the same scores share "
+            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
+            "expert match or beat in both objectives are not listed"
+        )
+    if state.phase != "Succeeded" and state.message:
+        console.print(f"run {state.phase}: {state.message}", markup=False)
+    for candidate in state.candidates:
+        if candidate.status == "failed":
+            reason = candidate.reasons[-1].splitlines()[0] if candidate.reasons else "unknown"
+            console.print(f"{candidate.id} failed: {reason}", markup=False)
+    if succeeded:
+        for path in write_plots(directory, others):
+            console.print(f"wrote {path}", markup=False)
+    present = [path.name for path in directory.files.artifacts if path.exists()]
+    console.print(
+        f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
+    )
+
+
+def _score_cells(scores: dict[str, BenchmarkScore], benchmarks: list[str]) -> list[str]:
+    """Accuracy and mean output tokens of each benchmark, in the table's column order."""
+    return [
+        value
+        for name in benchmarks
+        for value in (
+            f"{scores[name].accuracy:.3f}",
+            f"{scores[name].mean_output_tokens:.1f}",
+        )
+    ]
 
 
 @app.command()
@@ -325,19 +393,13 @@ def materialize(
     from paretomerge.checkpoint import CheckpointError
     from paretomerge.merge import merge_models
     from paretomerge.report import RunDirectory
+    from paretomerge.tasks import local_merge_plan
 
     try:
         directory = RunDirectory.open(run_dir)
-        plan = directory.merge_task(point).plan
-        volume = directory.volume
-        plan = plan.model_copy(
-            update={
-                "base": str(volume / plan.base),
-                "experts": [str(volume / e) for e in plan.experts],
-            }
-        )
+        plan = local_merge_plan(directory.merge_task(point).plan, directory.volume)
         merge_models(plan, out)
-    except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")
 
@@ -345,7 +407,7 @@ def materialize(
 @app.command()
 def crd() -> None:
     """Print the ParetoMergeRun CustomResourceDefinition (generated from the run spec)."""
-    from paretomerge.crd import render_crd
+    from paretomerge.k8s.crd import render_crd
 
     typer.echo(render_crd(), nl=False)
 
@@ -358,7 +420,7 @@ def controller(
     ] = Path("/data"),
 ) -> None:
     """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status."""
-    from paretomerge.kube import run_controller
+    from paretomerge.k8s.runner import run_controller
     from paretomerge.spec import SpecError
 
     namespace, _, name = run.partition("/")
@@ -366,7 +428,7 @@ def controller(
         raise typer.BadParameter("expected NAMESPACE/NAME", param_hint="--run")
     try:
         state = run_controller(namespace, name, volume)
-    except SpecError as error:
+    except (SpecError, LookupError) as error:
         raise _fail(error) from error
     # A run that ended Failed is an outcome, told in its status: the pod must not restart.
     typer.echo(f"run {run} {state.phase}: {state.message}")
@@ -385,10 +447,17 @@ def task(
 
     if stage not in ("merge", "evaluate", "all"):
         raise typer.BadParameter("expected merge, evaluate or all", param_hint="--stage")
+    # Stopped from outside (a deadline, an interrupted run, a deleted pod): unwind, so that
+    # the model server is stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run_task(task_file, volume, stage)
     except TaskFailure as error:
         raise _fail(error) from error
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command("search-demo")
@@ -464,8 +533,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Serve a model and score it on the run's benchmarks (accuracy, output tokens)."""
-    import json
-
     from paretomerge.evaluate import (
         BenchmarkDataError,
         EvalscopeOutputError,
@@ -492,7 +559,7 @@ def evaluate(
     except (SpecError, BenchmarkDataError, ServingError, EvalscopeOutputError) as error:
         raise _fail(error) from error
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    out.write_text(result.model_dump_json(indent=2) + "\n")
     for score in result.scores.values():
         typer.echo(
             f"{score.name}: accuracy {score.accuracy:.3f} ± {score.accuracy_stderr:.3f}, "

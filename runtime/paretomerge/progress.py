@@ -24,7 +24,7 @@ def eta_seconds(state: RunState, budget: int, parallelism: int) -> float | None:
     return remaining * (sum(durations) / len(durations)) / parallelism
 
 
-class RunProgress:
+class RunProgressBar:
     """A rich progress bar fed with the controller's state after every checkpoint."""
 
     def __init__(self, run: ParetoMergeRun, console: Console | None = None):
@@ -44,12 +44,16 @@ class RunProgress:
         )
         self._last_message = ""
 
-    def __enter__(self) -> RunProgress:
+    def __enter__(self) -> RunProgressBar:
         self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
+
+    def note(self, text: str) -> None:
+        """A line above the bar (what the controller did: resumed, adopted a task)."""
+        self.progress.console.log(text, markup=False)
 
     def update(self, state: RunState) -> None:
         spec = self.run.spec
@@ -63,5 +67,5 @@ class RunProgress:
             eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-",
         )
         if state.message and state.message != self._last_message:
-            self.progress.console.log(f"{state.phase}: {state.message}")
+            self.progress.console.log(f"{state.phase}: {state.message}", markup=False)
             self._last_message = state.message

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import matplotlib
 
@@ -19,16 +19,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from paretomerge.controller.artifacts import pareto_candidates
-from paretomerge.controller.loop import RUN_FILE
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord
-from paretomerge.spec import ParetoMergeRun, load_run
-from paretomerge.tasks import PROFILE_FILE, TASK_FILE, EvaluateTask, read_task
-
-FRONT_PLOT = "pareto_front.png"
-HYPERVOLUME_PLOT = "hypervolume.png"
-IMPORTANCE_PLOT = "importance.png"
+from paretomerge.run_layout import RUN_FILE, RunLayout
+from paretomerge.spec import ParetoMergeRun, load_started_run
+from paretomerge.tasks import EvaluateTask, read_task
 
 
 @dataclass(frozen=True)
@@ -41,18 +37,22 @@ class RunDirectory:
 
     @classmethod
     def open(cls, path: Path) -> RunDirectory:
-        if not (path / RUN_FILE).exists():
+        files = RunLayout(path)
+        if not files.run_file.exists():
             raise FileNotFoundError(f"{path} is not a run directory: it has no {RUN_FILE}")
         state = RunState.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} has no checkpoint yet: the run has not started")
-        return cls(path, load_run(path / RUN_FILE), state)
+        return cls(path, load_started_run(files.run_file), state)
+
+    @property
+    def files(self) -> RunLayout[Path]:
+        return RunLayout(self.path)
 
     @property
     def volume(self) -> Path:
-        """The volume the run's paths are relative to (the run dir is ``runsPath/name``)."""
-        depth = len(PurePosixPath(self.run.spec.execution.storage.runs_path).parts) + 1
-        return self.path.resolve().parents[depth - 1]
+        """The volume the run's paths are relative to."""
+        return RunLayout.of(self.run).volume_of(self.path)
 
     def space(self) -> DecisionSpace | None:
         if self.state.profile is None:
@@ -67,7 +67,7 @@ class RunDirectory:
         front = self.pareto()
         if not 0 <= point < len(front):
             raise IndexError(f"--point {point}: the Pareto set has points 0..{len(front) - 1}")
-        task = read_task(self.path / "candidates" / front[point].id / TASK_FILE)
+        task = read_task(self.files.candidate_task(front[point].id))
         if not isinstance(task, EvaluateTask) or task.plan is None:
             raise ValueError(f"candidate {front[point].id} has no merge plan")
         return task
@@ -75,12 +75,13 @@ class RunDirectory:
 
 def write_plots(run_dir: RunDirectory, baselines: list[RunDirectory] = ()) -> list[Path]:
     """Write the report's plots into the run directory; returns their paths."""
-    paths = [run_dir.path / FRONT_PLOT, run_dir.path / HYPERVOLUME_PLOT]
+    files = run_dir.files
+    paths = [files.front_plot, files.hypervolume_plot]
     plot_front(run_dir, baselines, paths[0])
     plot_hypervolume(run_dir.state, paths[1])
-    profile_path = run_dir.path / "profile" / PROFILE_FILE
+    profile_path = files.profile_file
     if profile_path.exists():
-        paths.append(run_dir.path / IMPORTANCE_PLOT)
+        paths.append(files.importance_plot)
         plot_importance(run_dir, profile_path, paths[-1])
     return paths
 
@@ -132,14 +133,10 @@ def plot_importance(run_dir: RunDirectory, profile_path: Path, path: Path) -> No
 
     profile = ImportanceProfile.model_validate_json(profile_path.read_text())
     space = run_dir.space()
-    partition = space.partition() if space is not None else None
+    partition = space.partition if space is not None else None
     if partition is not None:
         blocks = run_dir.run.spec.merge.blocks
-        profile.partition = PartitionRecord(
-            strategy=blocks.strategy,
-            alpha=blocks.alpha,
-            beta=blocks.beta,
-            starts=list(partition.starts),
-            bounds=partition.bounds,
+        profile.partition = PartitionRecord.of(
+            partition, blocks.strategy, blocks.alpha, blocks.beta
         )
     plot_profile(profile, path)

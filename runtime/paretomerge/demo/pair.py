@@ -1,23 +1,37 @@
 """A tiny "instruct" / "thinking" pair of real Qwen3 models and their benchmark, built offline.
 
-Both models are fine-tuned from one shared base, so merging them is meaningful:
+Both models are fine-tuned from one shared base, so merging them is meaningful, and what
+the thinking model adds sits in known layers, as in real pairs (the thinking pattern of
+Qwen3-4B lives mostly in its later layers; arXiv 2510.10977):
 
-1. a base model is trained from scratch on chat transcripts of the demo task
-   (:mod:`paretomerge.demo.task`) in both reply styles, worked answers (a think block,
-   then ``Answer: d``) three times as often as direct ones (``Answer: d``);
-2. one copy is fine-tuned on direct answers only: the instruct model, terse and weak;
-3. another copy is fine-tuned on worked answers only: the thinking model, long and strong.
+1. a shared base is trained from scratch on chat transcripts of the demo task
+   (:mod:`paretomerge.demo.task`) in all three reply styles: worked (the steps in a think
+   block, then ``Answer: d``), thinking (the steps, a check that writes them all out
+   again, the answer) and direct (``Answer: d``). It is trained with 2 layers (deeper
+   tiny models learn the worked answers far less reliably within a CPU budget), then
+   deepened to 8: its two layers become layers 0 and 4, and the six new ones start with
+   zero output projections, so the deepened model computes what the shallow one did;
+2. one copy is fine-tuned, every layer, on direct answers: the instruct model, terse and
+   weak;
+3. another copy is fine-tuned, every layer, on worked answers (its skill, spread out), then
+   its last :data:`VERBOSE_LAYERS` layers only on thinking replies: the thinking model,
+   accurate and twice as long.
+
+So the check, which doubles the tokens and adds no accuracy, lives in the later layers
+only. A merge that takes the thinking model's early layers and the instruct model's late
+ones works the steps and skips the check: as accurate as the thinking model at about half
+its length. No single model-level weight reaches that: along the model-level line the
+check comes with the thinking.
 
 Each model directory holds safetensors weights, a word-level tokenizer and a chat template
 that turns ``[{"role": "user", "content": question}]`` with ``add_generation_prompt=True``
 into the prompt the models were trained on; ``<|im_end|>`` is the eos token and ends every
 reply. The benchmark is a held-out set of the same task as a ``numeric`` JSONL file.
 
-The models have 2 layers of width 192. Deeper tiny models (3 or 4 layers of width 128)
-learned the worked answers far less reliably within the same CPU budget: for some seeds
-not at all. Everything runs on the CPU with at most two threads and is deterministic for
-a seed. A marker file records what was built, so building again into the same directory
-with the same settings returns the existing pair at once.
+Everything runs on the CPU in one thread (small matrices gain little from a second one,
+and lose much when the cores are shared) and is deterministic for a seed. A marker file
+records what was built, so building again into the same directory with the same settings
+returns the existing pair at once.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import itertools
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,8 +57,10 @@ from transformers import (
     Qwen3Config,
     Qwen3ForCausalLM,
 )
+from transformers.utils import logging as hf_logging
 
 from paretomerge.demo.task import (
+    CHECK,
     MODULUS,
     OPERATORS,
     THINK_CLOSE,
@@ -56,13 +73,17 @@ from paretomerge.demo.task import (
 )
 
 # Bump when the task, tokenizer, model or training changes: cached pairs are rebuilt.
-VERSION = 1
+VERSION = 2
 MARKER_FILE = "demo-pair.json"
 BENCHMARK_FILE = "benchmark.jsonl"
 BASE_DIR = "instruct"
 EXPERT_DIR = "thinking"
 NUM_STEPS = 4
-MAX_THREADS = 2
+NUM_LAYERS = 8
+VERBOSE_LAYERS = 3  # the last layers, where the thinking model learns to check
+# The shared base is trained with 2 layers, which become these layers of the 8.
+SHALLOW_POSITIONS = (0, 4)
+MAX_THREADS = 1
 EOS = "<|im_end|>"
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
@@ -70,9 +91,16 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-# Reply styles of the shared base's batches, in turn: worked answers are what takes long
-# to learn, direct ones only need their format.
-BASE_REPLIES = (*[Problem.thinking_reply] * 3, Problem.direct_reply)
+# Reply styles of the shared base's batches, in turn: worked answers (the most frequent,
+# so the base's own style) are what takes long to learn, checks reuse their skill, direct
+# answers only need their format.
+BASE_REPLIES = (
+    Problem.worked_reply,
+    Problem.thinking_reply,
+    Problem.worked_reply,
+    Problem.direct_reply,
+)
+_LAYER = re.compile(r"\blayers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -87,10 +115,15 @@ class DemoPair:
 
 @dataclass(frozen=True)
 class TrainingSchedule:
-    """Optimiser steps and peak learning rates; every step sees ``batch_size`` new problems."""
+    """Optimiser steps and peak learning rates; every step sees ``batch_size`` new problems.
 
-    base_steps: int = 240
-    finetune_steps: int = 60
+    ``skill_steps`` fine-tune the expert's every layer on worked answers, then
+    ``verbose_steps`` its last :data:`VERBOSE_LAYERS` layers on thinking replies."""
+
+    base_steps: int = 280
+    instruct_steps: int = 30
+    skill_steps: int = 20
+    verbose_steps: int = 40
     batch_size: int = 64
     base_learning_rate: float = 3e-3
     finetune_learning_rate: float = 2e-3
@@ -149,7 +182,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         str(MODULUS),
         *OPERATORS,
         *["x", "=", ";", ".", "?", ":"],
-        *["What", "is", "mod", "Answer", "system", "user", "assistant"],
+        *["What", "is", "mod", "Answer", CHECK, "system", "user", "assistant"],
     ]
     specials = ["<|endoftext|>", "<unk>", "<|im_start|>", EOS]
     vocab = {token: index for index, token in enumerate([*specials, *words])}
@@ -171,7 +204,7 @@ def measure(
     model_dir: Path,
     benchmark: Path,
     limit: int | None = None,
-    max_new_tokens: int = 64,
+    max_new_tokens: int = 80,
     temperature: float = 0.0,
 ) -> Measurement:
     """Answer the first ``limit`` questions of a ``numeric`` benchmark with the model in
@@ -238,34 +271,41 @@ def _train_pair(
     """Train the shared base, then fine-tune a copy of it into each model directory."""
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(_model_config(tokenizer))
+    model = Qwen3ForCausalLM(_model_config(tokenizer, len(SHALLOW_POSITIONS)))
 
-    def run_phase(name: str, replies: Sequence[Callable[[Problem], str]], steps: int, rate: float):
+    def run_phase(
+        name: str,
+        replies: Sequence[Callable[[Problem], str]],
+        steps: int,
+        rate: float,
+        layers: range | None = None,
+    ) -> None:
         problems = problem_stream(random.Random(f"{seed}-{name}"), NUM_STEPS, held_out)
         started = time.perf_counter()
-        loss = _train(
-            model, _batches(tokenizer, problems, replies, schedule.batch_size), steps, rate
-        )
+        batches = _batches(tokenizer, problems, replies, schedule.batch_size)
+        loss = _train(model, batches, steps, rate, layers)
         report(f"{name}: {steps} steps in {time.perf_counter() - started:.1f} s, loss {loss:.3f}")
 
     run_phase("shared base", BASE_REPLIES, schedule.base_steps, schedule.base_learning_rate)
+    model = _deepen(model, _model_config(tokenizer, NUM_LAYERS))
     base_state = {key: value.clone() for key, value in model.state_dict().items()}
-    for name, directory, reply in (
-        ("instruct", pair.base, Problem.direct_reply),
-        ("thinking", pair.expert, Problem.thinking_reply),
-    ):
-        model.load_state_dict(base_state)
-        run_phase(name, [reply], schedule.finetune_steps, schedule.finetune_learning_rate)
-        _save(model, tokenizer, directory)
+    rate = schedule.finetune_learning_rate
+    run_phase("instruct", [Problem.direct_reply], schedule.instruct_steps, rate)
+    _save(model, tokenizer, pair.base)
+    model.load_state_dict(base_state)
+    run_phase("thinking skill", [Problem.worked_reply], schedule.skill_steps, rate)
+    verbose = range(NUM_LAYERS - VERBOSE_LAYERS, NUM_LAYERS)
+    run_phase("thinking check", [Problem.thinking_reply], schedule.verbose_steps, rate, verbose)
+    _save(model, tokenizer, pair.expert)
 
 
-def _model_config(tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
-    """Qwen3 with 2 layers of width 192; tied embeddings, like the small Qwen3 models."""
+def _model_config(tokenizer: PreTrainedTokenizerFast, num_layers: int) -> Qwen3Config:
+    """Qwen3 of width 192; tied embeddings, like the small Qwen3 models."""
     return Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=192,
         intermediate_size=384,
-        num_hidden_layers=2,
+        num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=48,
@@ -278,6 +318,28 @@ def _model_config(tokenizer: PreTrainedTokenizerFast) -> Qwen3Config:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def _deepen(shallow: Qwen3ForCausalLM, config: Qwen3Config) -> Qwen3ForCausalLM:
+    """A ``config.num_hidden_layers``-layer model that computes what ``shallow`` does.
+
+    The shallow model's layers go to :data:`SHALLOW_POSITIONS`; every other layer is new,
+    with zero output projections (``o_proj``, ``down_proj``), so that its residual branch
+    adds nothing until fine-tuning trains it. Embeddings and final norm are kept.
+    """
+    deep = Qwen3ForCausalLM(config)
+    state = deep.state_dict()
+    for name, value in shallow.state_dict().items():
+        layer = _layer_of(name)
+        if layer is not None:
+            name = name.replace(f"layers.{layer}.", f"layers.{SHALLOW_POSITIONS[layer]}.", 1)
+        state[name] = value
+    for name, value in state.items():
+        new_layer = _layer_of(name) not in (None, *SHALLOW_POSITIONS)
+        if new_layer and name.endswith(("o_proj.weight", "down_proj.weight")):
+            state[name] = torch.zeros_like(value)
+    deep.load_state_dict(state)
+    return deep
 
 
 def _batches(
@@ -307,13 +369,22 @@ def _train(
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     steps: int,
     learning_rate: float,
+    layers: range | None = None,
 ) -> float:
-    """``steps`` AdamW steps with a short warm-up and a cosine decay; returns the last
-    batch's loss."""
+    """``steps`` AdamW steps with a short warm-up and a cosine decay, on every parameter
+    or, with ``layers``, on those decoder layers' only (embeddings and final norm stay);
+    returns the last batch's loss."""
+    trained = [
+        parameter
+        for name, parameter in model.named_parameters()
+        if layers is None or _layer_of(name) in layers
+    ]
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in trained:
+        parameter.requires_grad_(True)
     model.train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.98)
-    )
+    optimizer = torch.optim.AdamW(trained, lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -323,12 +394,20 @@ def _train(
     for input_ids, labels in itertools.islice(batches, steps):
         loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
     model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
     return loss.item()
+
+
+def _layer_of(name: str) -> int | None:
+    """The decoder layer a parameter belongs to (``model.layers.3.mlp...`` -> 3)."""
+    match = _LAYER.search(name)
+    return int(match.group(1)) if match else None
 
 
 def _save(model: Qwen3ForCausalLM, tokenizer: PreTrainedTokenizerFast, directory: Path) -> None:
@@ -336,7 +415,13 @@ def _save(model: Qwen3ForCausalLM, tokenizer: PreTrainedTokenizerFast, directory
     shutil.rmtree(directory, ignore_errors=True)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(directory)
+    progress_bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the demo reports its own progress
+    try:
+        model.save_pretrained(directory)
+    finally:
+        if progress_bars:
+            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from paretomerge.demo.pair import build_demo_pair
+from paretomerge.k8s.constants import API_VERSION, KIND
 
 RUN_NAME = "demo"
 RUN_FILE = "demo.yaml"
@@ -28,8 +29,8 @@ def demo_manifest(
     """The demo's ParetoMergeRun: layer-wise SIP search, the numeric benchmark, CPU serving;
     ``limit`` caps the questions asked per evaluation."""
     return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": RUN_NAME},
         "spec": {
             "models": {
@@ -41,7 +42,6 @@ def demo_manifest(
                 "strategy": "sip-map-saas",
                 "budget": budget,
                 "initialPoints": min(4, budget),
-                "batchSize": 1,
                 "initialSolutions": [0.55, 0.8],
                 "seed": seed,
             },

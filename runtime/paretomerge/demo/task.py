@@ -6,7 +6,14 @@ Every step is a bijection of the digits, so answers are uniform and guessing is 
 time in ten. Answering directly means composing every step in one forward pass, which a
 tiny model does poorly; writing the steps out (``7 + 9 = 6; 6 * 3 = 8; ...``) turns each
 one into a lookup in a 60-entry table, which it learns in a couple of hundred optimiser
-steps. The two reply styles are the "instruct" and the "thinking" model's.
+steps. Three reply styles:
+
+- direct (the "instruct" model's): ``Answer: 8``;
+- worked: the steps in a think block, then the answer;
+- thinking (the "thinking" model's): the steps, then a check that writes them all out
+  again, as a verbose reasoning model double-checks itself, then the answer. The check
+  doubles the tokens and adds no accuracy: a merge that works the steps but skips the
+  check is as accurate as the thinking model at about half its length.
 
 Every step of the question and of the reasoning is six tokens long, so step ``k`` of the
 reasoning sits at a fixed distance from step ``k`` of the question: with rotary position
@@ -29,6 +36,7 @@ OPERATORS = ("+", "*")
 OPERANDS = (3, 7, 9)
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
+CHECK = "check"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -60,17 +68,25 @@ class Problem:
         """The instruct model's reply: the answer only."""
         return f"Answer: {self.answer()}"
 
+    def worked_reply(self) -> str:
+        """Every step reduced mod 10 in a think block, then the answer. Each step reads
+        ``previous op operand = value``."""
+        return f"{THINK_OPEN}\n{self._steps()}.\n{THINK_CLOSE}\n\n{self.direct_reply()}"
+
     def thinking_reply(self) -> str:
-        """The thinking model's reply: every step reduced mod 10 in a think block, then
-        the answer. Each step reads ``previous op operand = value``."""
+        """The thinking model's reply: the worked steps, then ``check:`` and the same steps
+        again, in the think block, then the answer."""
+        steps = self._steps()
+        return f"{THINK_OPEN}\n{steps}.\n{CHECK}: {steps}.\n{THINK_CLOSE}\n\n{self.direct_reply()}"
+
+    def _steps(self) -> str:
         previous = [self.start, *self.intermediate_values()]
-        lines = [
+        return "; ".join(
             f"{before} {op} {operand} = {after}"
             for before, (op, operand), after in zip(
                 previous[:-1], self.steps, previous[1:], strict=True
             )
-        ]
-        return f"{THINK_OPEN}\n{'; '.join(lines)}.\n{THINK_CLOSE}\n\n{self.direct_reply()}"
+        )
 
 
 def _apply(value: int, op: str, operand: int) -> int:

@@ -1,15 +1,26 @@
 """Benchmarks: the run's :class:`BenchmarkSpec` list made into evalscope tasks, data offline.
 
 Every benchmark is read from the run's volume, checked before any model is served, and
-handed to evalscope as ``dataset_args[name]['local_path']``:
+handed to evalscope as ``dataset_args[name]['dataset_id']``, a local path:
 
-- ``gpqa_diamond`` (evalscope's own prompt, choice shuffling and letter extraction):
-  a directory holding ``train.jsonl``, one object per question with the columns
-  ``Question``, ``Correct Answer``, ``Incorrect Answer 1``, ``Incorrect Answer 2`` and
-  ``Incorrect Answer 3`` (the Hugging Face ``Idavidrein/gpqa`` diamond columns; others
-  are ignored).
-- ``aime25`` (evalscope's prompt, ``\\boxed{}`` extraction, integer comparison): a
-  directory holding ``test.jsonl`` with the columns ``problem`` and ``answer``.
+- ``gpqa_diamond`` (evalscope's own prompt, choice shuffling and letter extraction) and
+  ``aime25`` (evalscope's prompt, ``\\boxed{}`` extraction, integer comparison): a
+  ``.jsonl``, ``.csv`` or ``.parquet`` file, or a directory holding one as a download
+  leaves it. In a directory the data is, in this order of preference: evalscope's own
+  name for the split (``train.*`` for gpqa_diamond, ``test.*`` for aime25); that split's
+  shards, ``<split>-*.*`` or ``data/<split>-*.*`` (the parquet layout of the Hugging
+  Face and ModelScope hubs); the file the Hugging Face ``Idavidrein/gpqa`` repository
+  names ``gpqa_diamond.csv``; ``aime25*`` / ``aime2025*`` files; else the directory's
+  only data file. Columns: ``Question``, ``Correct Answer``, ``Incorrect Answer 1``,
+  ``Incorrect Answer 2`` and ``Incorrect Answer 3`` (gpqa_diamond; others, like the
+  Hugging Face CSV's many more, are ignored), ``problem`` and ``answer`` (aime25).
+  The chosen file's rows (every shard's, in name order) are checked, their columns made
+  the strings evalscope's adapters need (a parquet ``answer`` may be an integer, which
+  the aime25 adapter rejects), and written as ``<split>.jsonl`` into a directory named by
+  their content under ``.paretomerge/datasets/`` on the volume. evalscope reads that:
+  never the rest of a download (a dataset card naming several configurations, the
+  other GPQA sets), and ``datasets`` keeps a single Arrow copy per content under
+  ``HF_DATASETS_CACHE`` rather than one per evaluation.
 - ``jsonl`` ``multiple_choice``: lines ``{"question": str, "choices": [str, ...],
   "answer": "B"}`` (2 to 10 choices), run as evalscope's ``general_mcq``. The prompt is
   the question, a blank line, and the choices as ``A) ...`` lines, nothing else (put any
@@ -21,38 +32,58 @@ handed to evalscope as ``dataset_args[name]['local_path']``:
   ``</think>`` answers).
 
 A user file is converted into ``work_dir`` in evalscope's format, so evalscope never
-sees the user's path. evalscope falls back to a hub download when a ``local_path`` does
-not exist, hence the checks here, and :func:`force_offline` for everything it imports.
-The builtin directories are read by ``datasets.load_dataset``, which keeps an Arrow copy
-under ``HF_DATASETS_CACHE`` (``~/.cache/huggingface/datasets`` unless set).
+sees the user's path. evalscope falls back to a hub download when a ``dataset_id`` is
+not a local path, hence the checks here, and :func:`force_offline` for everything it
+imports.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
+import shutil
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from paretomerge.evaluate.scoring import parse_number
 from paretomerge.spec import BenchmarkSpec
+from paretomerge.volume import OutsideVolumeError, in_volume
+
+
+@dataclass(frozen=True)
+class BuiltinData:
+    """Where evalscope's builtin benchmark finds its data: the ``split`` it evaluates,
+    the ``columns`` its adapter reads, and the file-name stems downloads give it besides
+    the split's own name (tried in order, after it)."""
+
+    split: str
+    columns: tuple[str, ...]
+    stems: tuple[str, ...]
+
 
 BUILTIN_DATA = {
-    "gpqa_diamond": (
-        "train.jsonl",
-        (
+    "gpqa_diamond": BuiltinData(
+        split="train",
+        columns=(
             "Question",
             "Correct Answer",
             "Incorrect Answer 1",
             "Incorrect Answer 2",
             "Incorrect Answer 3",
         ),
+        stems=("gpqa_diamond",),
     ),
-    "aime25": ("test.jsonl", ("problem", "answer")),
+    "aime25": BuiltinData(
+        split="test", columns=("problem", "answer"), stems=("aime25", "aime2025")
+    ),
 }
+DATA_SUFFIXES = (".jsonl", ".csv", ".parquet")
+STAGED_DATA_DIR = ".paretomerge/datasets"  # on the volume, beside the anchor cache
 MULTIPLE_CHOICE_BENCHMARK = "general_mcq"
 MULTIPLE_CHOICE_PROMPT = "{question}\n\n{choices}"
 MAX_CHOICES = 10  # general_mcq reads the columns A to J
@@ -66,7 +97,7 @@ class BenchmarkDataError(ValueError):
 @dataclass(frozen=True)
 class PreparedBenchmark:
     """A benchmark ready for evalscope: the run's ``name``, evalscope's benchmark
-    ``dataset`` and its ``dataset_args`` entry (``local_path`` and overrides)."""
+    ``dataset`` and its ``dataset_args`` entry (``dataset_id`` and overrides)."""
 
     name: str
     dataset: str
@@ -107,18 +138,126 @@ def _check_builtin(spec: BenchmarkSpec, volume: Path) -> PreparedBenchmark:
         raise BenchmarkDataError(
             f"{spec.name!r} is not a builtin benchmark ({', '.join(BUILTIN_DATA)})"
         )
-    file_name, columns = BUILTIN_DATA[spec.name]
-    directory = volume / spec.data_path
-    shown = f"{spec.data_path}/{file_name}"
-    rows = 0
-    for number, row in _json_lines(directory / file_name, shown):
-        missing = [c for c in columns if c not in row]
-        if missing:
-            raise BenchmarkDataError(f"{shown} line {number}: missing column(s) {missing}")
-        rows += 1
-    if rows == 0:
-        raise BenchmarkDataError(f"{shown}: no questions")
-    return PreparedBenchmark(spec.name, spec.name, {"local_path": str(directory)})
+    data = BUILTIN_DATA[spec.name]
+    rows = []
+    for file in _data_files(volume / spec.data_path, spec.data_path, spec.name, data):
+        shown = str(file.relative_to(volume))
+        read = _READERS[file.suffix]
+        rows += [_builtin_row(row, data.columns, where) for where, row in read(file, shown)]
+    if not rows:
+        raise BenchmarkDataError(f"{spec.data_path}: no questions")
+    staged = _stage(rows, f"{data.split}.jsonl", volume / STAGED_DATA_DIR, spec.name)
+    return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)})
+
+
+def _data_files(path: Path, shown: str, name: str, data: BuiltinData) -> list[Path]:
+    """The file(s) holding a builtin benchmark's questions at ``path`` (see the module
+    docstring for the order of preference); shards come sorted by name."""
+    if path.is_file():
+        if path.suffix not in DATA_SUFFIXES:
+            raise BenchmarkDataError(f"{shown}: not a {', '.join(DATA_SUFFIXES)} file")
+        return [path]
+    if not path.is_dir():
+        raise BenchmarkDataError(f"{shown}: no such file or directory")
+    patterns = [
+        f"{data.split}{{suffix}}",
+        f"{data.split}-*{{suffix}}",
+        f"data/{data.split}-*{{suffix}}",
+        *(f"{stem}{{suffix}}" for stem in data.stems),
+        *(f"{stem}-*{{suffix}}" for stem in data.stems),
+    ]
+    for pattern in patterns:
+        found = [
+            files
+            for suffix in DATA_SUFFIXES
+            if (files := sorted(path.glob(pattern.format(suffix=suffix))))
+        ]
+        if len(found) > 1:
+            names = ", ".join(str(f.relative_to(path)) for files in found for f in files)
+            raise BenchmarkDataError(
+                f"{shown}: {names} hold the same questions in different file types: keep one"
+            )
+        if found:
+            return found[0]
+    every = sorted(f for f in path.rglob("*") if f.suffix in DATA_SUFFIXES)
+    if len(every) == 1:
+        return every
+    listed = ", ".join(str(f.relative_to(path)) for f in every) or "none"
+    raise BenchmarkDataError(
+        f"{shown}: no {name} data: expected {data.split}.jsonl, {data.split}.csv or "
+        f"{data.split}.parquet (or the hubs' data/{data.split}-*.parquet shards); data "
+        f"files there: {listed}"
+    )
+
+
+def _csv_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for every record of a CSV file with a header line (a quoted field
+    may span lines); every value is a string, as written."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=1):
+                yield f"{shown} row {number}", row
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise BenchmarkDataError(f"{shown}: cannot read as CSV: {error}") from None
+
+
+def _parquet_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise BenchmarkDataError(f"{shown}: cannot read as parquet: {error}") from None
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield f"{shown} row {number}", row
+
+
+def _jsonl_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for number, row in _json_lines(path, shown):
+        yield f"{shown} line {number}", row
+
+
+_READERS: dict[str, Callable[[Path, str], Iterator[tuple[str, dict[str, Any]]]]] = {
+    ".jsonl": _jsonl_rows,
+    ".csv": _csv_rows,
+    ".parquet": _parquet_rows,
+}
+
+
+def _builtin_row(row: dict[str, Any], columns: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``row`` with its ``columns`` as the strings evalscope's adapters need (a parquet
+    or JSON ``answer`` may be an integer); other columns pass through."""
+    missing = [c for c in columns if c not in row]
+    if missing:
+        raise BenchmarkDataError(f"{where}: missing column(s) {missing}")
+    wrong = [c for c in columns if row[c] is None or isinstance(row[c], dict | list | bool)]
+    if wrong:
+        raise BenchmarkDataError(f"{where}: column(s) {wrong} must hold text or a number")
+    text = {
+        c: str(int(v)) if isinstance(v := row[c], float) and v.is_integer() else str(v)
+        for c in columns
+    }
+    return {**row, **text}
+
+
+def _stage(rows: list[dict[str, Any]], file_name: str, root: Path, name: str) -> Path:
+    """A directory under ``root`` named by the content of ``rows``, holding them as
+    ``file_name``. Made once per content (a concurrent evaluation may make it first), so
+    ``datasets`` keeps one Arrow copy of it."""
+    text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
+    target = root / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    staging = root / f".{target.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / file_name).write_text(text, encoding="utf-8")
+    try:
+        staging.rename(target)
+    except OSError:  # another evaluation staged the same content first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _multiple_choice_row(row: dict[str, Any], where: str) -> dict[str, Any]:
@@ -166,11 +305,11 @@ def _convert_jsonl(spec: BenchmarkSpec, volume: Path, scratch: Path) -> Prepared
     converted = scratch / f"{spec.name}.jsonl"
     converted.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     if spec.format == "multiple_choice":
-        args = {"local_path": str(converted), "prompt_template": MULTIPLE_CHOICE_PROMPT}
+        args = {"dataset_id": str(converted), "prompt_template": MULTIPLE_CHOICE_PROMPT}
         return PreparedBenchmark(spec.name, MULTIPLE_CHOICE_BENCHMARK, args)
     from paretomerge.evaluate.numeric_benchmark import NUMERIC_BENCHMARK
 
-    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, {"local_path": str(converted)})
+    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, {"dataset_id": str(converted)})
 
 
 def prepare_benchmarks(
@@ -184,6 +323,11 @@ def prepare_benchmarks(
             volume (and line).
     """
     force_offline()
+    for spec in benchmarks:
+        try:
+            in_volume(volume, spec.data_path)
+        except OutsideVolumeError as error:
+            raise BenchmarkDataError(f"benchmark {spec.name!r}: {error}") from None
     return [
         _check_builtin(spec, volume)
         if spec.type == "builtin"

@@ -1,7 +1,7 @@
 """The evalscope benchmark behind the user's ``numeric`` jsonl benchmarks.
 
 Importing this module registers ``paretomerge_numeric`` with evalscope. Its data is a
-jsonl file of ``{"question": str, "answer": str}`` lines (given as ``local_path``); the
+jsonl file of ``{"question": str, "answer": str}`` lines (given as ``dataset_id``); the
 prompt is the question text as is, one user message with no added instruction; the
 model's answer is :func:`paretomerge.evaluate.scoring.final_number` of its output and is
 right when it equals the reference as a number (``acc`` 1.0 or 0.0).

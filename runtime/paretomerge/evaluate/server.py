@@ -11,8 +11,10 @@ streaming, ``n`` = 1). The prompt is the tokenizer's chat template with
 ``add_generation_prompt=True``. Sampling follows the request: ``temperature`` 0 is
 greedy; ``top_k`` -1 or 0 disables top-k; ``seed`` makes a request reproducible. The
 reply's ``usage.completion_tokens`` counts every generated token, thinking and the end
-token included, as vLLM does. Requests are served one at a time (a lock around
-generation): the models served here are tiny.
+token included, as vLLM does. Requests that arrive while the model is busy are batched:
+the next generation takes every waiting request with the same generation settings (up to
+:data:`MAX_BATCH`, prompts left-padded), as a client with ``concurrency`` > 1 sends them;
+a request with a ``seed`` is generated alone, so that it is reproducible.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+MAX_BATCH = 16
 
 
 class RequestError(ValueError):
@@ -112,8 +115,20 @@ class Completion:
     completion_tokens: int
 
 
+@dataclass
+class _Pending:
+    """A request waiting for generation: its prompt's token ids, its generation config,
+    what it may be batched by, and, once generated, its completion."""
+
+    request: ChatRequest
+    prompt_ids: list[int]
+    config: Any  # transformers.GenerationConfig
+    batch_key: object
+    completion: Completion | None = None
+
+
 class ChatModel:
-    """A causal LM and its tokenizer, generating one request at a time."""
+    """A causal LM and its tokenizer; concurrent requests are generated in batches."""
 
     def __init__(self, model_dir: Path, device: str, dtype: str, max_model_len: int | None):
         import torch
@@ -133,7 +148,9 @@ class ChatModel:
         self.eos_token_ids = self._eos_token_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]
-        self._lock = threading.Lock()
+        self._generating = threading.Lock()  # one generation at a time
+        self._waiting_lock = threading.Lock()
+        self._waiting: list[_Pending] = []
 
     def _eos_token_ids(self) -> list[int]:
         configured = self.model.generation_config.eos_token_id
@@ -144,23 +161,32 @@ class ChatModel:
         return ids
 
     def complete(self, request: ChatRequest) -> Completion:
-        """Generate the assistant's reply to ``request.messages``.
+        """Generate the assistant's reply to ``request.messages``, batched with the other
+        requests waiting meanwhile.
 
         Raises:
             RequestError: the prompt alone fills the context.
         """
-        import torch
+        pending = self._prepare(request)
+        with self._waiting_lock:
+            self._waiting.append(pending)
+        with self._generating:
+            # Whoever holds the lock generates for everyone waiting; ours may be done.
+            if pending.completion is None:
+                self._generate(self._take_batch(pending.batch_key))
+        return pending.completion
+
+    def _prepare(self, request: ChatRequest) -> _Pending:
         from transformers import GenerationConfig
 
         prompt = self.tokenizer.apply_chat_template(
             request.messages, add_generation_prompt=True, tokenize=False
         )
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = inputs["input_ids"].shape[1]
-        room = None if self.max_model_len is None else self.max_model_len - prompt_tokens
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        room = None if self.max_model_len is None else self.max_model_len - len(prompt_ids)
         if room is not None and room <= 0:
             raise RequestError(
-                f"the prompt has {prompt_tokens} tokens; the context is {self.max_model_len}"
+                f"the prompt has {len(prompt_ids)} tokens; the context is {self.max_model_len}"
             )
         budget = [n for n in (request.max_tokens, room) if n is not None]
         if not budget:
@@ -176,22 +202,60 @@ class ChatModel:
             pad_token_id=self.pad_token_id,
             stop_strings=request.stop or None,
         )
-        with self._lock, torch.inference_mode():
-            if request.seed is not None:
-                torch.manual_seed(request.seed)
+        key = object() if request.seed is not None else config.to_json_string()
+        return _Pending(request, prompt_ids, config, key)
+
+    def _take_batch(self, key: object) -> list[_Pending]:
+        """Remove and return the waiting requests generated with ``key``, oldest first."""
+        with self._waiting_lock:
+            batch = [p for p in self._waiting if p.batch_key == key][:MAX_BATCH]
+            self._waiting = [p for p in self._waiting if p not in batch]
+        return batch
+
+    def _generate(self, batch: list[_Pending]) -> None:
+        """One ``generate`` call for ``batch`` (same config), prompts padded on the left."""
+        import torch
+
+        width = max(len(p.prompt_ids) for p in batch)
+        input_ids = torch.tensor(
+            [[self.pad_token_id] * (width - len(p.prompt_ids)) + p.prompt_ids for p in batch]
+        )
+        attention_mask = torch.tensor(
+            [[0] * (width - len(p.prompt_ids)) + [1] * len(p.prompt_ids) for p in batch]
+        )
+        config = batch[0].config
+        with torch.inference_mode():
+            if batch[0].request.seed is not None:
+                torch.manual_seed(batch[0].request.seed)
             output = self.model.generate(
-                **inputs.to(self.device), generation_config=config, tokenizer=self.tokenizer
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                generation_config=config,
+                tokenizer=self.tokenizer,
             )
-        generated = output[0, prompt_tokens:].tolist()
+        for pending, row in zip(batch, output[:, width:].tolist(), strict=True):
+            pending.completion = self._completion(pending, row)
+
+    def _completion(self, pending: _Pending, row: list[int]) -> Completion:
+        """A batch row's reply: its tokens up to and including the first end token (a row
+        that ended early is padded after it)."""
+        ends = [i for i, token in enumerate(row) if token in self.eos_token_ids]
+        if ends:
+            generated = row[: ends[0] + 1]
+        else:
+            generated = list(row)
+            while generated and generated[-1] == self.pad_token_id:
+                generated.pop()  # a row a stop string ended: padded by generate
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        stopped = bool(generated) and generated[-1] in self.eos_token_ids
-        for stop in request.stop:
+        stopped = bool(ends)
+        for stop in pending.request.stop:
             if stop in text:
                 text, stopped = text[: text.index(stop)], True
+        limit = pending.config.max_new_tokens
         return Completion(
             text=text,
-            finish_reason="stop" if stopped or len(generated) < config.max_new_tokens else "length",
-            prompt_tokens=prompt_tokens,
+            finish_reason="stop" if stopped or len(generated) < limit else "length",
+            prompt_tokens=len(pending.prompt_ids),
             completion_tokens=len(generated),
         )
 

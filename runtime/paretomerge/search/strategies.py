@@ -15,7 +15,7 @@ import torch
 from botorch.models.model import Model
 from torch.quasirandom import SobolEngine
 
-from paretomerge.partition import BlockPartition, partition_layers
+from paretomerge.partition import BlockPartition, block_partition
 from paretomerge.search.acquisition import propose_by_nehvi
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.prior import (
@@ -246,16 +246,11 @@ def block_grouping(config: SearchConfig, num_blocks: int) -> Grouping:
 
 
 def bambo_partition(config: SearchConfig, num_blocks: int | None = None) -> BlockPartition:
-    """The blocks BAMBO searches: the DP over the layers' normalised importance.
-
-    The layers are the first ``num_weights - 1`` merge weights (the last is the head);
-    ``config.layer_profile`` is min-max normalised over every merge weight first.
-    ``num_blocks`` defaults to ``config.num_blocks``.
-    """
-    num_layers = config.num_weights - 1
-    importance = normalize_profile(config.layer_profile)
-    return partition_layers(
-        importance[:num_layers],
+    """The blocks BAMBO searches: :func:`~paretomerge.partition.block_partition` of
+    ``config.layer_profile`` (one value per merge weight: the layers, then the head) into
+    ``num_blocks`` blocks (default ``config.num_blocks``)."""
+    return block_partition(
+        config.layer_profile,
         num_blocks or config.num_blocks,
         config.partition_strategy,
         config.partition_alpha,

@@ -216,6 +216,16 @@ def test_the_run_directory_must_be_writable_and_hold_the_merges_kept(
     assert problem.field == "spec.execution.storage.runsPath"
     assert f"the run directory {volume}/blocked/{RUN} cannot be written" in problem.message
 
+    (volume / "runs").mkdir()
+    (volume / "runs" / RUN).symlink_to(volume.parent)
+    runs = run_manifest(RUN, evaluation={"engine": "transformers"})
+    (problem,) = preflight(parse_run(runs), volume, tasks_path="", candidates_left=8)
+    assert str(problem) == (
+        f"spec.execution.storage.runsPath: runs/{RUN} leads to {volume.parent}, outside the "
+        f"volume {volume} (through a symbolic link)"
+    )
+    (volume / "runs" / RUN).unlink()
+
     size = sum(f.stat().st_size for f in (pair / "base").glob("*.safetensors"))
     free = 5 * size  # room for 5 merges (headers make a file a little larger than its tensors)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(0, 0, free))
@@ -233,4 +243,4 @@ def test_the_run_directory_must_be_writable_and_hold_the_merges_kept(
         )
     (problem,) = problems
     assert problem.message.startswith("all: 8 merged model(s) of ")
-    assert f"and {volume} has " in problem.message
+    assert f"KiB at once, and {volume}/runs has {free / 1024:.3g} KiB free" in problem.message

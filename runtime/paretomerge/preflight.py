@@ -37,7 +37,12 @@ from paretomerge.evaluate.serving import (
 )
 from paretomerge.run_layout import RunLayout
 from paretomerge.spec import ParetoMergeRun, SpecProblem
-from paretomerge.volume import outside_volume_problems, volume_paths
+from paretomerge.volume import (
+    OutsideVolumeError,
+    in_volume,
+    outside_volume_problems,
+    volume_paths,
+)
 
 BASE_FIELD = "spec.models.base.path"
 ENGINE_FIELD = "spec.evaluation.engine"
@@ -154,7 +159,12 @@ def _storage_problems(
     """The run directory can be written, and has room for the merged models kept at once:
     ``parallelism`` of them with ``keepMergedModels: none`` or ``pareto`` (how many the
     front will keep cannot be known ahead), every candidate left with ``all``."""
-    run_dir = RunLayout.of(run).on(volume).root
+    layout = RunLayout.of(run)
+    try:  # runsPath may stay inside while the run's own directory is a link out of it
+        in_volume(volume, str(layout.root))
+    except OutsideVolumeError as error:
+        return [SpecProblem(RUNS_FIELD, str(error))]
+    run_dir = layout.on(volume).root
     existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".preflight-"):
@@ -169,11 +179,16 @@ def _storage_problems(
     return [
         SpecProblem(
             "spec.execution.keepMergedModels",
-            f"{execution.keep_merged_models}: {kept} merged model(s) of {_gib(model_bytes)} "
-            f"need {_gib(needed)} at once, and {existing} has {_gib(free)} free",
+            f"{execution.keep_merged_models}: {kept} merged model(s) of {_size(model_bytes)} "
+            f"need {_size(needed)} at once, and {existing} has {_size(free)} free",
         )
     ]
 
 
-def _gib(num_bytes: int) -> str:
-    return f"{num_bytes / 2**30:.2f} GiB"
+def _size(num_bytes: float) -> str:
+    """``num_bytes`` in the largest binary unit that keeps it at 1 or more."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024:
+            return f"{num_bytes:.3g} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.3g} TiB"

@@ -63,12 +63,13 @@ class PreflightFailed(RuntimeError):
 def preflight(
     run: ParetoMergeRun, volume: Path, *, tasks_path: str | None, candidates_left: int
 ) -> list[SpecProblem]:
-    """Every problem that would stop ``run`` on ``volume``, in the order of the spec.
+    """Every problem that would stop ``run`` on ``volume``: paths out of the volume,
+    models, benchmark data, the engine, the run directory (none: ``[]``).
 
     Args:
         tasks_path: the ``PATH`` of tasks that run on this machine, where ``vllm`` must be
             found; ``None`` where tasks run elsewhere (the eval image brings vLLM).
-        candidates_left: candidates still to merge (the budget less those finished), for
+        candidates_left: candidates still to merge (the budget less those evaluated), for
             ``keepMergedModels: all``.
     """
     spec = run.spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -176,10 +177,20 @@ def run(
     poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
 ) -> None:
     """Run a ParetoMergeRun on this machine (local executor); resumes an interrupted run."""
-    _run_locally(run_file, (volume or run_file.parent).resolve(), poll)
+    _print_report(_run_locally(run_file, (volume or run_file.parent).resolve(), poll), [])
 
 
-def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
+def _task_threads(parallelism: int) -> dict[str, str]:
+    """The environment that shares this machine's cores among the tasks running at once
+    (torch and every OpenMP library read ``OMP_NUM_THREADS``): oversubscribed cores spend
+    their time spinning. A value the user set is kept."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // parallelism))}
+
+
+def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
+    """Run ``run_file`` to its end; returns its run directory."""
     from paretomerge.controller import Controller, run_directory
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgress
@@ -189,7 +200,10 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
         manifest = load_run(run_file)
     except SpecError as error:
         raise _fail(error) from error
-    executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
+    execution = manifest.spec.execution
+    executor = LocalExecutor(
+        volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
+    )
     with RunProgress(manifest) as progress:
         controller = Controller(
             manifest, volume, executor, on_update=progress.update, poll_seconds=poll
@@ -206,36 +220,44 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
                 f"{run_dir / 'checkpoint.json'} to start the run over)"
             )
         )
-    _print_report(run_dir, [])
+    return run_dir
 
 
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option(help="Directory for the models, the run file and the run.")
+        Path, typer.Option(help="Directory for the models, the run files and the runs.")
     ] = Path("paretomerge-demo"),
-    budget: Annotated[int, typer.Option(min=2, help="Candidate merges to evaluate.")] = 8,
+    budget: Annotated[
+        int, typer.Option(min=2, help="Candidate merges to evaluate, in each of the two runs.")
+    ] = 12,
     parallelism: Annotated[int, typer.Option(min=1, help="Candidates evaluated at once.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the models, the data and the search.")] = 0,
     limit: Annotated[
         int, typer.Option(min=1, max=40, help="Questions per evaluation (of 40).")
     ] = 24,
 ) -> None:
-    """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
+    """Why per-layer merging matters, on this CPU: a tiny pair, two real searches, a report.
 
-    Trains the pair (about a minute, once), then runs the demo run file like `run`:
-    importance profile, anchors, and candidates merged by mergekit and evaluated through
-    evalscope on the built-in transformers server. The run directory is OUT/runs/demo.
+    Trains a tiny instruct/thinking pair (a few minutes, once; reused later), then runs a
+    per-layer search and a model-level sweep of the same budget like `run`: importance
+    profile, anchors, and candidates merged by mergekit and evaluated through evalscope on
+    the built-in transformers server. Prints both fronts and writes OUT/report.html; the
+    run directories are OUT/runs/demo and OUT/runs/demo-model-level.
     """
     from rich.console import Console
 
-    from paretomerge.demo.runner import prepare_demo
+    from paretomerge.demo.runner import REPORT_FILE, prepare_demo
 
     console = Console()
     with console.status("building the demo's instruct/thinking pair..."):
-        run_file = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
-    console.print(f"run file: {run_file}")
-    _run_locally(run_file, out.resolve(), poll=0.5)
+        runs = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
+    volume = out.resolve()
+    run_dirs = []
+    for run_file in (runs.search, runs.baseline):
+        console.print(f"run file: {run_file}")
+        run_dirs.append(_run_locally(run_file, volume, poll=0.5))
+    _print_report(run_dirs[0], run_dirs[1:], html=out / REPORT_FILE)
 
 
 @app.command()
@@ -245,16 +267,20 @@ def report(
         list[Path] | None,
         typer.Option(help="Run directory of a baseline (e.g. model-level) run to overlay."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a self-contained HTML report to this file."),
+    ] = None,
 ) -> None:
-    """Print the Pareto set of a run and write its plots."""
-    _print_report(run_dir, baseline or [])
+    """Print the Pareto set of a run and write its plots (and an HTML report)."""
+    _print_report(run_dir, baseline or [], html)
 
 
-def _print_report(run_dir: Path, baselines: list[Path]) -> None:
+def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from paretomerge.report import RunDirectory, write_plots
+    from paretomerge.report import RunDirectory, write_html, write_plots
 
     try:
         directory = RunDirectory.open(run_dir)
@@ -270,13 +296,16 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
         table.add_column(f"{name} acc", justify="right")
         table.add_column(f"{name} tokens", justify="right")
     space = directory.space()
-    for point, candidate in enumerate(directory.pareto()):
+    for member in directory.front():
+        candidate = directory.candidate(member)
         weights = candidate.variables[: space.num_weights]
         table.add_row(
-            str(point),
+            str(member.point),
             candidate.id,
-            f"{candidate.objectives[0]:.3f}",
-            f"{candidate.objectives[1]:.3f}",
+            *(
+                f"{value:.3f}" if member.std is None else f"{value:.3f} ± {std:.3f}"
+                for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
+            ),
             f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
             *[
                 value
@@ -305,13 +334,18 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
         )
     console = Console()
     console.print(table)
-    failed = state.count("failed")
-    console.print(
-        f"{state.count('succeeded')} evaluated, {failed} failed; hypervolume "
-        f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}"
-    )
-    for path in write_plots(directory, others):
+    ref_point = directory.run.spec.search.reference_point
+    for run in (directory, *others):
+        console.print(
+            f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
+            f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
+            f"{run.hypervolume(ref_point):.4f}"
+        )
+    plots = write_plots(directory, others)
+    for path in plots:
         console.print(f"wrote {path}")
+    if html is not None:
+        console.print(f"wrote {write_html(directory, others, plots, html)}")
     console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
 
 
@@ -327,16 +361,7 @@ def materialize(
     from paretomerge.report import RunDirectory
 
     try:
-        directory = RunDirectory.open(run_dir)
-        plan = directory.merge_task(point).plan
-        volume = directory.volume
-        plan = plan.model_copy(
-            update={
-                "base": str(volume / plan.base),
-                "experts": [str(volume / e) for e in plan.experts],
-            }
-        )
-        merge_models(plan, out)
+        merge_models(RunDirectory.open(run_dir).member_plan(point), out)
     except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")

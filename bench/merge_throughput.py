@@ -68,7 +68,8 @@ MERGE_CHILD = (
 IMPORTANCE_CHILD = (
     _CHILD_PRELUDE.format(
         imports="from paretomerge.importance import compute_profile\n"
-        "from paretomerge.layout import TensorLayout\nimport transformers, mergekit.architecture"
+        "from paretomerge.tensor_layout import TensorLayout\n"
+        "import transformers, mergekit.architecture"
     )
     + ("args = json.loads(sys.argv[1])\ncompute_profile(args['base'], [args['expert']])\n")
     + _CHILD_EPILOGUE

@@ -33,11 +33,10 @@ from fake_tasks import cluster_run, write_paretomerge_shim  # noqa: E402
 from k8s import control_plane  # noqa: E402
 from k8s.control_plane import ControlPlane, wait_until  # noqa: E402
 from k8s.node_simulator import NodeSimulator  # noqa: E402
-from operator_process import OperatorProcess, install_crd  # noqa: E402
+from k8s.operator_process import OperatorProcess, install_crd  # noqa: E402
 from tiny_models import make_base, make_expert  # noqa: E402
 
-from paretomerge.kube import PLURAL, VERSION  # noqa: E402
-from paretomerge.spec import API_GROUP  # noqa: E402
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION  # noqa: E402
 
 NAMESPACE = "load"
 CLAIM = "paretomerge-models"
@@ -157,7 +156,9 @@ def main() -> None:
         with NodeSimulator(cluster, workdir / "node", memory=memory, claims={CLAIM: volume}) as n:
             n.create_claim(NAMESPACE, CLAIM)
             settings = {"PARETOMERGE_CONTROLLER_MEMORY": f"{CONTROLLER_MEMORY_GIB}Gi"}
-            operator = OperatorProcess(cluster, workdir / "operator.log", (NAMESPACE,), settings)
+            operator = OperatorProcess.standalone(
+                cluster, workdir / "operator.log", (NAMESPACE,), settings
+            )
             operator.start()
             pid = operator.process.pid
             jobs_seen = ControllerJobWatch(cluster)

@@ -1,21 +1,45 @@
-"""Search efficiency: strategy x problem -> hypervolume ratio and seconds per proposal.
+"""Search efficiency: how good is the front a strategy reports, and how much does it claim?
 
-    python bench/search_efficiency.py [--strategies gp,bambo] [--problems layer] [--seeds 3]
-                                      [--workers 2] [--timing-only] [--out results.json]
+    python bench/search_efficiency.py [--strategies gp,bambo] [--problems layer,noisy]
+                                      [--behaviours today,new] [--runs 4] [--workers 2]
+                                      [--validation 8] [--timing-only] [--out results.json]
+                                      [--load results.json]
 
-Problems (all maximised, d = 37): the synthetic layer-wise merge landscape
-(``LayerMergeLandscape``: 36 layers + head, sparse sensitivities correlated with an
-observable divergence profile, noisy objectives, model-level merges dominated), and
-BoTorch's DTLZ2 and Branin-Currin on the first variables with the rest inert.
+Problems (all maximised, d = 37):
 
-For every run: the hypervolume of the *noiseless* objective values of the evaluated
-points, divided by the best-known hypervolume (BoTorch's ``max_hv`` for the test
-functions; for the landscape the hypervolume of a front found by 64 Chebyshev
-scalarisations, each maximised with L-BFGS-B from several starts, joined with every point
-any run evaluated). Seconds per proposal: median over the run's model-based batches, and
-one more ``ask(4)`` timed at n = 88 from the run's final state.
-``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations, once per
-seed (each seed its own Sobol design); the table gives the median.
+- ``layer``: the layer landscape family at low noise (``landscape_family_member``:
+  36 layers + head; members differ in where the sensitive layers sit, how many there
+  are, contiguous or scattered, and how far the divergence profile lies from them),
+  Gaussian noise of sd 0.01.
+- ``noisy``: the same family evaluated as the tool evaluates, question by question
+  (``QuestionLevelMergeProblem``: GPQA-Diamond's 198 and AIME25's 30 questions,
+  calibrated by the published Qwen3-4B Instruct/Thinking figures; anchors measured once
+  through the same simulator; one-repeat noise of sd ~0.11 on both objectives).
+- ``dtlz2``, ``branin-currin``: BoTorch's test functions on the first variables, the
+  rest inert, noiseless.
+
+Run ``i`` of a strategy searches with seed ``i`` on family member ``i`` (``--runs``
+members, at most 6). Two behaviours:
+
+- ``today``: the objective returns values only (noise inferred), the reported front is
+  the raw non-dominated values, no validation.
+- ``new``: the objective returns ``(Y, Yvar)`` (on ``layer`` the known 0.01^2), the front
+  is chosen and valued by the posterior (``result.pareto_X`` / ``pareto_Y``), and on
+  ``noisy`` ``--validation`` evaluations validate it.
+
+Per run: the true (noiseless) hypervolume of the reported front over the best-known one
+(BoTorch's ``max_hv`` for the test functions; for the family the hypervolume of a front
+found by 64 Chebyshev scalarisations, each maximised with L-BFGS-B from several starts,
+joined with every point any run evaluated on that member); the claimed hypervolume (of
+the values the run reports) over the true one, and on ``noisy`` the same with the true
+values normalised by the run's own measured anchors (what the search alone overstates);
+the true hypervolume of every evaluated point; the cost in full-benchmark evaluations
+(search + validation); seconds per proposal (median over the run's model-based batches,
+and one more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the
+median over the runs and [min, max].
+
+``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
+``noisy`` problem, with the noise inferred and with it known, once per run.
 """
 
 from __future__ import annotations
@@ -24,30 +48,56 @@ import argparse
 import json
 import multiprocessing
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
-from paretomerge.search import STRATEGY_NAMES, AskTellOptimizer, hypervolume, optimize
+from paretomerge.search import (
+    STRATEGY_NAMES,
+    AskTellOptimizer,
+    SearchConfig,
+    hypervolume,
+    optimize,
+    pareto_mask,
+)
 from paretomerge.search.acquisition import AcquisitionSettings
-from paretomerge.search.problems import EmbeddedTestProblem, LayerMergeLandscape
+from paretomerge.search.problems import (
+    EmbeddedTestProblem,
+    QuestionLevelMergeProblem,
+    landscape_family_member,
+)
 from paretomerge.search.surrogates import NutsSettings
 
 BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
-LAYER_REF = np.array([-0.2, -0.2])
+LAYER_NOISE = 0.01
+FAMILY_REF = np.array([-0.2, -0.2])
+FAMILIES = ("layer", "noisy")
 
 
-def make_problem(name: str):
+def make_problem(name: str, run: int):
+    """``(problem, ref_point, profile)`` of run ``run`` (member ``run`` of a family)."""
     if name == "layer":
-        problem = LayerMergeLandscape(num_layers=DIM - 1, seed=0)
-        return problem, LAYER_REF, problem.profile
+        problem = landscape_family_member(run, num_layers=DIM - 1, noise=LAYER_NOISE)
+        return problem, FAMILY_REF, problem.profile
+    if name == "noisy":
+        problem = QuestionLevelMergeProblem(landscape_family_member(run, num_layers=DIM - 1))
+        return problem, FAMILY_REF, problem.profile
     problem = EmbeddedTestProblem(name, dim=DIM)
     return problem, problem.ref_point, problem.profile
 
 
-def landscape_front(problem: LayerMergeLandscape, directions: int = 64) -> np.ndarray:
+def objective_for(problem_name: str, problem, behaviour: str):
+    """What the search sees: values only (``today``), or values and variances."""
+    if problem_name == "noisy":
+        return (lambda X: problem(X)[0]) if behaviour == "today" else problem
+    if problem_name == "layer" and behaviour == "new":
+        return lambda X: (problem(X), np.full((len(X), 2), LAYER_NOISE**2))
+    return problem
+
+
+def landscape_front(landscape, directions: int = 64) -> np.ndarray:
     """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation."""
     rng = np.random.default_rng(0)
     utopia = np.array([1.2, 1.2])
@@ -56,24 +106,26 @@ def landscape_front(problem: LayerMergeLandscape, directions: int = 64) -> np.nd
         weight = np.array([np.cos(angle), np.sin(angle)])
 
         def loss(x, weight=weight):
-            return float(np.max(weight * (utopia - problem.true_values(x)[0])))
+            return float(np.max(weight * (utopia - landscape.true_values(x)[0])))
 
         best = min(
             (
-                minimize(loss, rng.random(problem.dim), bounds=[(0, 1)] * problem.dim)
+                minimize(loss, rng.random(landscape.dim), bounds=[(0, 1)] * landscape.dim)
                 for _ in range(3)
             ),
             key=lambda r: r.fun,
         )
-        points.append(problem.true_values(best.x)[0])
+        points.append(landscape.true_values(best.x)[0])
     return np.array(points)
 
 
 def run_one(job: dict) -> dict:
-    problem, ref_point, profile = make_problem(job["problem"])
+    problem, ref_point, profile = make_problem(job["problem"], job["run"])
+    validated = job["behaviour"] == "new" and job["problem"] == "noisy"
+    validation = job["validation"] if validated else 0
     started = time.perf_counter()
     result = optimize(
-        problem,
+        objective_for(job["problem"], problem, job["behaviour"]),
         dim=DIM,
         strategy=job["strategy"],
         budget=BUDGET,
@@ -83,77 +135,137 @@ def run_one(job: dict) -> dict:
         layer_profile=profile,
         num_blocks=8,
         initial_solutions=[0.55, 0.8],
-        seed=job["seed"],
+        seed=job["run"],
+        validation_budget=validation,
     )
     elapsed = time.perf_counter() - started
     optimizer = AskTellOptimizer.from_state_dict(result.state)
     tick = time.perf_counter()
     optimizer.ask(BATCH)
     at_budget = time.perf_counter() - tick
-    true_Y = problem.true_values(result.X)
-    return {
+    if job["behaviour"] == "today":
+        mask = pareto_mask(result.Y)
+        front_X, claimed = result.X[mask], result.Y[mask]
+    else:
+        front_X, claimed = result.pareto_X, result.pareto_Y
+    true_front = problem.true_values(front_X)
+    out = {
         **job,
-        "true_hv": hypervolume(true_Y, ref_point),
-        "true_Y": true_Y.tolist(),
-        "proposal_seconds": result.proposal_seconds[1:],  # model-based batches only
+        "true_hv": hypervolume(true_front, ref_point),
+        "claimed_hv": hypervolume(claimed, ref_point),
+        "true_hv_all": hypervolume(problem.true_values(result.X), ref_point),
+        "evaluations": len(result.X),
+        "front_size": len(front_X),
+        "true_Y": problem.true_values(result.X).tolist(),
+        "proposal_seconds": result.proposal_seconds[1:BUDGET],  # model-based batches
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
+    if job["problem"] == "noisy":
+        as_measured = problem.true_values_by_measured_anchors(front_X)
+        out["true_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
+        out["tokens"] = problem.tokens
+    return out
 
 
 def time_one(job: dict) -> dict:
-    """Seconds of one ask(4) with n = 88 Sobol evaluations of the problem."""
-    problem, ref_point, profile = make_problem(job["problem"])
-    sobol = optimize(
-        problem, dim=DIM, strategy="sobol", budget=BUDGET, ref_point=ref_point, seed=job["seed"]
+    """Seconds of one ask(4) after n = 88 Sobol evaluations of the noisy problem, with the
+    noise inferred (values only) and known (values and variances)."""
+    problem, ref_point, profile = make_problem("noisy", job["run"])
+    config = SearchConfig(
+        dim=DIM,
+        num_objectives=2,
+        strategy="sobol",
+        ref_point=tuple(ref_point),
+        budget=BUDGET,
+        initial_points=BUDGET,
+        seed=job["run"],
+        layer_profile=tuple(profile),
+        num_blocks=8,
     )
-    state = sobol.state
-    state["config"].update(strategy=job["strategy"], layer_profile=list(profile), num_blocks=8)
-    optimizer = AskTellOptimizer.from_state_dict(state)
-    tick = time.perf_counter()
-    optimizer.ask(BATCH)
-    return {**job, "seconds_at_budget": time.perf_counter() - tick}
+    sobol = AskTellOptimizer(config)
+    trials = sobol.ask(BUDGET)
+    Y, Yvar = problem(np.array([t.x for t in trials]))
+    seconds = {}
+    for noise, variances in (("inferred", None), ("known", Yvar)):
+        fresh = [replace(t, x=list(t.x)) for t in trials]
+        optimizer = AskTellOptimizer(replace(config, strategy=job["strategy"]), fresh)
+        for i, trial in enumerate(trials):
+            optimizer.tell(trial, Y[i], None if variances is None else variances[i])
+        tick = time.perf_counter()
+        optimizer.ask(BATCH)
+        seconds[noise] = time.perf_counter() - tick
+    return {**job, "seconds_inferred": seconds["inferred"], "seconds_known": seconds["known"]}
 
 
-def best_known(problem_name: str, runs: list[dict]) -> float:
-    problem, ref_point, _ = make_problem(problem_name)
-    if problem_name != "layer":
+def best_known(problem_name: str, run: int, results: list[dict]) -> float:
+    """Best-known hypervolume of run ``run``'s problem; a family member's is shared by
+    ``layer`` and ``noisy`` (the same landscape)."""
+    problem, ref_point, _ = make_problem(problem_name, run)
+    if problem_name not in FAMILIES:
         return problem.max_hv
-    points = [landscape_front(problem)] + [np.array(r["true_Y"]) for r in runs]
+    landscape = problem.landscape if problem_name == "noisy" else problem
+    runs = [r for r in results if r["problem"] in FAMILIES and r["run"] == run]
+    points = [landscape_front(landscape)] + [np.array(r["true_Y"]) for r in runs]
     return hypervolume(np.vstack(points), ref_point)
 
 
-def summarise(results: list[dict], timing_only: bool) -> str:
+def _spread(values) -> str:
+    values = np.asarray(values, dtype=float)
+    return f"{np.median(values):.3f} [{values.min():.3f}, {values.max():.3f}]"
+
+
+def summarise(results: list[dict]) -> str:
     rows = [
-        "| strategy | problem | HV / best-known: median [min, max] | seeds | "
-        "s/proposal median (run) | s/proposal at n=88 (median) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| strategy | problem | behaviour | true HV of reported front / best-known | "
+        "claimed / true HV | claimed / true (run's anchors) | true HV of all points / "
+        "best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    problems = sorted({r["problem"] for r in results})
-    best = (
-        {}
-        if timing_only
-        else {p: best_known(p, [r for r in results if r["problem"] == p]) for p in problems}
-    )
-    for strategy in STRATEGY_NAMES:
-        for problem in problems:
-            runs = [r for r in results if r["strategy"] == strategy and r["problem"] == problem]
-            if not runs:
-                continue
-            seconds = np.array([r["seconds_at_budget"] for r in runs])
-            at_budget = np.median(seconds)
-            if timing_only:
-                rows.append(
-                    f"| {strategy} | {problem} | - | {len(runs)} | - | {at_budget:.1f} "
-                    f"[{seconds.min():.1f}, {seconds.max():.1f}] |"
+    keys = {(r["problem"], r["run"]) for r in results}
+    best = {key: best_known(*key, results) for key in sorted(keys)}
+    problems = sorted({r["problem"] for r in results}, key=lambda p: (p not in FAMILIES, p))
+    for problem in problems:
+        for strategy in STRATEGY_NAMES:
+            for behaviour in ("today", "new"):
+                runs = [
+                    r
+                    for r in results
+                    if (r["strategy"], r["problem"], r["behaviour"])
+                    == (strategy, problem, behaviour)
+                ]
+                if not runs:
+                    continue
+                ratio = [r["true_hv"] / best[(problem, r["run"])] for r in runs]
+                overstated = [r["claimed_hv"] / r["true_hv"] for r in runs]
+                by_anchors = (
+                    _spread([r["claimed_hv"] / r["true_hv_by_run_anchors"] for r in runs])
+                    if problem == "noisy"
+                    else "-"
                 )
-                continue
-            ratios = np.array([r["true_hv"] for r in runs]) / best[problem]
-            per_proposal = np.median([s for r in runs for s in r["proposal_seconds"]])
-            rows.append(
-                f"| {strategy} | {problem} | {np.median(ratios):.3f} [{ratios.min():.3f}, "
-                f"{ratios.max():.3f}] | {len(runs)} | {per_proposal:.1f} | {at_budget:.1f} |"
-            )
+                everything = [r["true_hv_all"] / best[(problem, r["run"])] for r in runs]
+                per_proposal = np.median([s for r in runs for s in r["proposal_seconds"]])
+                at_budget = np.median([r["seconds_at_budget"] for r in runs])
+                evaluations = int(np.median([r["evaluations"] for r in runs]))
+                rows.append(
+                    f"| {strategy} | {problem} | {behaviour} | {_spread(ratio)} | "
+                    f"{_spread(overstated)} | {by_anchors} | {_spread(everything)} | "
+                    f"{evaluations} | {len(runs)} | {per_proposal:.1f} | {at_budget:.1f} |"
+                )
+    return "\n".join(rows)
+
+
+def summarise_timing(results: list[dict]) -> str:
+    rows = [
+        "| strategy | s/proposal at n=88, noise inferred | noise known | runs |",
+        "| --- | --- | --- | --- |",
+    ]
+    for strategy in STRATEGY_NAMES:
+        runs = [r for r in results if r["strategy"] == strategy]
+        if runs:
+            inferred = _spread([r["seconds_inferred"] for r in runs])
+            known = _spread([r["seconds_known"] for r in runs])
+            rows.append(f"| {strategy} | {inferred} | {known} | {len(runs)} |")
     return "\n".join(rows)
 
 
@@ -162,8 +274,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
-    parser.add_argument("--problems", default="layer,dtlz2,branin-currin")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--problems", default="layer,noisy,dtlz2,branin-currin")
+    parser.add_argument("--behaviours", default="today,new")
+    parser.add_argument("--runs", type=int, default=4, help="seeds (family members) per cell")
+    parser.add_argument("--first-run", type=int, default=0)
+    parser.add_argument("--validation", type=int, default=8, help="validation budget (noisy)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
@@ -175,33 +290,42 @@ def main() -> None:
     if args.load:
         paths = args.load.split(",")
         results = [r for p in paths for r in json.loads(Path(p).read_text())["results"]]
-        timing_only = all("true_hv" not in r for r in results)
+        timing_only = all("seconds_known" in r for r in results)
     else:
         timing_only = args.timing_only
-        jobs = [
-            {"strategy": s, "problem": p, "seed": seed}
-            for p in args.problems.split(",")
-            for s in args.strategies.split(",")
-            for seed in range(args.seeds)
-        ]
+        runs = range(args.first_run, args.first_run + args.runs)
+        if timing_only:
+            jobs = [{"strategy": s, "run": i} for s in args.strategies.split(",") for i in runs]
+        else:
+            jobs = [
+                {
+                    "strategy": s,
+                    "problem": p,
+                    "behaviour": b,
+                    "run": i,
+                    "validation": args.validation,
+                }
+                for p in args.problems.split(",")
+                for b in args.behaviours.split(",")
+                for s in args.strategies.split(",")
+                for i in runs
+                if not (b == "today" and p not in FAMILIES)  # noiseless: one behaviour
+            ]
         worker = time_one if timing_only else run_one
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
             results = []
             for r in pool.imap_unordered(worker, jobs):
                 results.append(r)
-                print(f"done {r['strategy']} {r['problem']} seed {r['seed']}", flush=True)
+                print(f"done {' '.join(str(r.get(k, '')) for k in jobs[0])}", flush=True)
                 if args.out:  # after every run, so that a stopped benchmark keeps its runs
                     Path(args.out).write_text(json.dumps({"results": results}))
 
     print(
         f"\nbudget {BUDGET} = {INITIAL} + {(BUDGET - INITIAL) // BATCH} x {BATCH}, d = {DIM}; "
         f"acquisition: {asdict(AcquisitionSettings())}; NUTS: {asdict(NutsSettings())}; "
-        "one torch thread per search (faster than two for GPs of this size); MAP fits warm-"
-        "started from the previous proposal's hyperparameters (sip-gp restarts from its "
-        "importance-set lengthscales every time, as SIP-BMM does; sip-map-saas fits cold: "
-        "warm starts kept it in its flat mode).\n"
+        "one torch thread per search.\n"
     )
-    print(summarise(results, timing_only))
+    print(summarise_timing(results) if timing_only else summarise(results))
 
 
 if __name__ == "__main__":

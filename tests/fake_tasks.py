@@ -34,8 +34,11 @@ from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 
 import numpy as np
+from builders import run_manifest
 
 from paretomerge.executors import LocalExecutor
+from paretomerge.results import BenchmarkScore, EvaluateTaskResult, EvaluationResult, ProfileResult
+from paretomerge.run_layout import RunLayout
 from paretomerge.spec import load_run
 from paretomerge.tasks import (
     ERROR_FILE,
@@ -44,22 +47,26 @@ from paretomerge.tasks import (
     ProfileTask,
     read_task,
     run_task,
+    write_result,
 )
 
 
-def synthetic_scores(layer_weights: list[float], head_weight: float, benchmarks: list[str]):
+def synthetic_scores(
+    layer_weights: list[float], head_weight: float, benchmarks: list[str]
+) -> dict[str, BenchmarkScore]:
     w = np.asarray(layer_weights)
     emphasis = np.linspace(2.0, 0.5, len(w))
     capability = float(emphasis @ w / emphasis.sum())
     verbosity = float(np.mean(np.append(w, head_weight)) ** 1.5)
     return {
-        name: {
-            "accuracy": 0.2 + 0.6 * capability ** (1.0 + 0.3 * k),
-            "accuracy_stderr": 0.05,
-            "mean_output_tokens": 20.0 + 200.0 * verbosity,
-            "thinking_closed": 1.0,
-            "n": 30,
-        }
+        name: BenchmarkScore(
+            name=name,
+            accuracy=0.2 + 0.6 * capability ** (1.0 + 0.3 * k),
+            accuracy_stderr=0.05,
+            mean_output_tokens=20.0 + 200.0 * verbosity,
+            thinking_closed=1.0,
+            n=30,
+        )
         for k, name in enumerate(benchmarks)
     }
 
@@ -110,22 +117,21 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
     if task.plan is not None:
         weights, head = task.plan.layer_weights, task.plan.head_weight
     else:
-        num_layers = len(
-            json.loads((work_dir.parent.parent / "profile" / RESULT_FILE).read_text())["layers"]
-        )
+        profile = (RunLayout(work_dir.parent.parent).profile / RESULT_FILE).read_text()
+        num_layers = len(ProfileResult.model_validate_json(profile).layers)
         value = 0.0 if task.role == "base" else 1.0
         weights, head = [value] * num_layers, value
     benchmarks = [b.name for b in task.objectives.benchmarks]
-    result = {
-        "task": task.id,
-        "kind": task.kind,
-        "role": task.role,
-        "evaluation": {"scores": synthetic_scores(weights, head, benchmarks), "seconds": 0.0},
-        "merged_model": None,
-        "seconds": {"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
-    }
+    result = EvaluateTaskResult(
+        task=task.id,
+        role=task.role,
+        evaluation=EvaluationResult(
+            scores=synthetic_scores(weights, head, benchmarks), seconds=0.0
+        ),
+        seconds={"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
+    )
     (work_dir / ERROR_FILE).unlink(missing_ok=True)
-    (work_dir / RESULT_FILE).write_text(json.dumps(result))
+    write_result(result, work_dir)
     return 0
 
 
@@ -139,7 +145,7 @@ class FakeExecutor(LocalExecutor):
 
 def run_controller(run_file: Path, volume: Path) -> str:
     """Run a whole run with fake evaluations; returns the final phase."""
-    from paretomerge.controller import Controller  # BoTorch: only in the controller process
+    from paretomerge.controller.loop import Controller  # BoTorch: only in the controller process
 
     run = load_run(run_file)
     executor = FakeExecutor(volume, deadline_seconds=120)
@@ -152,33 +158,18 @@ def run_controller(run_file: Path, volume: Path) -> str:
 def cluster_run(namespace: str, name: str, budget: int, parallelism: int, **execution) -> dict:
     """A ParetoMergeRun for the test control plane whose candidates suit this fake: Sobol
     proposals (no model fits), no GPU, small requests; ``execution`` adds fields."""
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {
-                "strategy": "sobol",
-                "budget": budget,
-                "initialPoints": 1,
-                "batchSize": 1,
-                "initialSolutions": [],
-            },
-            "objectives": {
-                "benchmarks": [
-                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
-                ]
-            },
-            "evaluation": {"engine": "transformers", "maxTokens": 64},
-            "execution": {
-                "parallelism": parallelism,
-                "keepMergedModels": "none",
-                "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
-                **execution,
-            },
+    return run_manifest(
+        name,
+        namespace,
+        search={"strategy": "sobol", "budget": budget, "initialPoints": 1, "initialSolutions": []},
+        evaluation={"engine": "transformers", "maxTokens": 64},
+        execution={
+            "parallelism": parallelism,
+            "keepMergedModels": "none",
+            "resources": {"gpus": 0, "memory": "256Mi", "cpu": "100m"},
+            **execution,
         },
-    }
+    )
 
 
 def write_paretomerge_shim(directory: Path) -> Path:

@@ -30,11 +30,11 @@ from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint, non_finite_tensors
 from paretomerge.cli import app
+from paretomerge.k8s.objects import controller_name
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import SpecError, parse_run
 from paretomerge.tasks import ERROR_FILE, EvaluateTask, ProfileTask, TaskFailure, run_task
 from paretomerge.tasks import write_task as write_task_file
-from paretomerge_operator.resources import controller_name
 
 pytest_plugins = ["k8s.fixtures"]
 
@@ -120,7 +120,7 @@ def test_nan_and_infinity_are_refused_where_yaml_allows_them() -> None:
 
 @pytest.mark.parametrize(
     "run",
-    [r for r in SPEC_RUNS if r.name in ("batch-size-above-budget", "base-path-climbs-out")],
+    [r for r in SPEC_RUNS if r.name in ("batch-size-removed", "base-path-climbs-out")],
     ids=lambda run: run.name,
 )
 def test_paretomerge_run_exits_with_the_field_named(run: InvalidRun, tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_paretomerge_run_exits_with_the_field_named(run: InvalidRun, tmp_path: P
     run_file.write_text(yaml.safe_dump(run.manifest))
     result = CliRunner().invoke(app, ["run", str(run_file)])
     assert result.exit_code == 1
-    assert f"{run_file} is invalid" in result.output and f"{run.names}: " in result.output
+    assert f"{run_file} is invalid" in result.output and f"  - {run.names}" in result.output
     assert not (tmp_path / "runs").exists()  # nothing started
 
 

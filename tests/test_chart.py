@@ -7,6 +7,7 @@ import json
 
 import helm_python as helm
 import pytest
+from builders import run_manifest
 from helm_chart import (
     CHART,
     DASHBOARD,
@@ -23,7 +24,8 @@ from helm_chart import (
 )
 from promql import PromQLSyntaxError, metric_names
 
-from paretomerge.kube import RUN_DEFAULTS_ENV, run_defaults_from_environment
+from paretomerge.k8s.constants import RUN_DEFAULTS_ENV
+from paretomerge.k8s.settings import ClusterSettings
 from paretomerge.spec import parse_run
 from paretomerge_operator.metrics import OperatorMetrics
 from paretomerge_operator.resources import controller_role
@@ -122,15 +124,13 @@ def test_cluster_wide_rbac_holds_what_it_grants_and_peers_cluster_wide() -> None
 def test_the_operator_holds_every_permission_of_the_controller_role() -> None:
     """RBAC's escalation rule: without `escalate`, the operator can only create the
     controller's Role if it holds every permission in it."""
-    body = {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "r", "namespace": "team-a", "uid": "1"},
-        "spec": {
-            "models": {"base": {"path": "b"}, "experts": [{"path": "e"}]},
-            "objectives": {"benchmarks": [{"name": "aime25"}]},
-        },
-    }
+    body = run_manifest(
+        "r",
+        "team-a",
+        {"uid": "1"},
+        models={"base": {"path": "b"}, "experts": [{"path": "e"}]},
+        objectives={"benchmarks": [{"name": "aime25"}]},
+    )
     needed = verbs(controller_role(parse_run(body), body)["rules"])
     for values in ({}, NAMESPACED):
         (role, *_) = of_kind(render(values), "ClusterRole" if not values else "Role")
@@ -196,7 +196,7 @@ def test_owner_values_reach_the_operator_as_valid_run_defaults(monkeypatch) -> N
     assert env["PARETOMERGE_IMAGE_PULL_SECRETS"] == "registry"
     assert env["PARETOMERGE_IMAGE_PULL_POLICY"] == "Always"
     monkeypatch.setenv(RUN_DEFAULTS_ENV, env[RUN_DEFAULTS_ENV])
-    assert run_defaults_from_environment() == {
+    assert ClusterSettings.from_environment().run_defaults == {
         "storage": {"claimName": "paretomerge-models"},
         "resources": {"gpuResource": "amd.com/gpu"},
         "nodeSelector": {"pool": "gpu"},

@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from builders import ONE_BENCHMARK, QUICK_SEARCH, benchmark_score, run_manifest
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import make_base, make_expert
 
-from paretomerge.controller import Controller, Limits, RunState
 from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.controller.loop import Controller, Limits
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.state import RunState
 from paretomerge.search import hypervolume_history, pareto_mask
 from paretomerge.spec import parse_run
 
@@ -42,30 +44,14 @@ def pair(tmp_path_factory) -> Path:
 
 
 def manifest(name: str = "fake", **search) -> dict:
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": name},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {
-                "strategy": "sip-map-saas",
-                "budget": 8,
-                "initialPoints": 4,
-                "initialSolutions": [0.5],
-                "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
-                **search,
-            },
-            "objectives": {
-                "benchmarks": [
-                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"},
-                    {"name": "two", "type": "jsonl", "path": "data/two.jsonl", "format": "numeric"},
-                ]
-            },
-            "evaluation": {"engine": "transformers", "maxTokens": 64},
-            "execution": {"parallelism": 2, "maxFailedCandidates": 2, "candidateRetries": 1},
-        },
-    }
+    two = {**ONE_BENCHMARK, "name": "two", "path": "data/two.jsonl"}
+    return run_manifest(
+        name,
+        search={**QUICK_SEARCH, "budget": 8, "initialPoints": 4, **search},
+        objectives={"benchmarks": [ONE_BENCHMARK, two]},
+        evaluation={"engine": "transformers", "maxTokens": 64},
+        execution={"parallelism": 2, "maxFailedCandidates": 2, "candidateRetries": 1},
+    )
 
 
 @pytest.fixture
@@ -114,8 +100,8 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     results = json.loads((run_dir / "results.json").read_text())
     assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
-    assert state.anchors["base"].scores["one"]["accuracy"] == pytest.approx(0.2)
-    assert state.anchors["expert"].scores["one"]["accuracy"] == pytest.approx(0.8)
+    assert state.anchors["base"].scores["one"].accuracy == pytest.approx(0.2)
+    assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
 
 
 def test_anchors_are_cached_across_runs(volume: Path) -> None:
@@ -153,21 +139,21 @@ def test_a_run_fails_past_max_failed_candidates(volume: Path) -> None:
 
 
 def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
-    base = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
-    expert = {"gsm": {"accuracy": 0.5, "mean_output_tokens": 300.0}}
+    base = {"gsm": benchmark_score("gsm", 0.5, 100.0)}
+    expert = {"gsm": benchmark_score("gsm", 0.5, 300.0)}
     with pytest.raises(AnchorError, match="gsm: the expert is no more accurate"):
         check_anchors(base, expert, ["gsm"])
-    expert = {"gsm": {"accuracy": 0.9, "mean_output_tokens": 80.0}}
+    expert = {"gsm": benchmark_score("gsm", 0.9, 80.0)}
     with pytest.raises(AnchorError, match="gsm: the expert writes no more tokens"):
         check_anchors(base, expert, ["gsm"])
 
 
 def test_objectives_put_the_base_at_0_1_and_the_expert_at_1_0() -> None:
-    base = {"a": {"accuracy": 0.2, "mean_output_tokens": 50.0}}
-    expert = {"a": {"accuracy": 0.6, "mean_output_tokens": 250.0}}
+    base = {"a": benchmark_score("a", 0.2, 50.0)}
+    expert = {"a": benchmark_score("a", 0.6, 250.0)}
     assert normalised_objectives(base, base, expert, ["a"]) == pytest.approx((0.0, 1.0))
     assert normalised_objectives(expert, base, expert, ["a"]) == pytest.approx((1.0, 0.0))
-    middle = {"a": {"accuracy": 0.5, "mean_output_tokens": 100.0}}
+    middle = {"a": benchmark_score("a", 0.5, 100.0)}
     assert normalised_objectives(middle, base, expert, ["a"]) == pytest.approx((0.75, 0.75))
 
 
@@ -186,7 +172,7 @@ def test_the_decision_space_of_each_granularity() -> None:
     }
     space = DecisionSpace(parse_run(block).spec, NUM_LAYERS, profile)
     plan = space.plan([0.1, 0.1, 0.7, 0.7, 0.3])
-    assert plan.granularity == "block" and plan.block_starts == list(space.partition().starts)
+    assert plan.granularity == "block" and plan.block_starts == list(space.partition.starts)
 
     model = manifest(strategy="model-level")
     model["spec"]["merge"] = {"method": "ties", "granularity": "model"}
@@ -261,10 +247,42 @@ def test_budget_and_parallelism_lowered_mid_run(volume: Path, monkeypatch, budge
     assert max(running_at_new_launches, default=1) == 1
 
 
+def test_every_task_is_retried_one_way_its_failure_checkpointed_first(volume: Path) -> None:
+    """The profile, an anchor and a candidate each crash once: each is retried, with its
+    reason kept, and every failure is in a checkpoint before its retry starts."""
+    saved: dict[str, list[tuple[int, int]]] = {}
+
+    def on_update(state: RunState) -> None:
+        records = {**state.task_attempts, **{c.id: c for c in state.candidates}}
+        for task, record in records.items():
+            seen = saved.setdefault(task, [])
+            if not seen or seen[-1] != (record.due, record.attempts):
+                seen.append((record.due, record.attempts))
+
+    data = manifest(budget=4, initialPoints=4)
+    failures = {"FAKE_FAIL": "profile:0,anchor-expert:0,c0003:0"}
+    executor = FakeExecutor(volume, deadline_seconds=120, env=failures)
+    try:
+        state = Controller(
+            parse_run(data), volume, executor, on_update=on_update, poll_seconds=0.05
+        ).run_to_end()
+    finally:
+        executor.close()
+    assert state.phase == "Succeeded", state.message
+    for task, record in [*state.task_attempts.items(), ("c0003", state.candidate("c0003"))]:
+        failed = task in ("profile", "anchor-expert", "c0003")
+        assert (record.attempts, record.due) == ((2, 1) if failed else (1, 0)), task
+        if failed:
+            assert "injected crash" in record.reasons[0]
+            # (failures, attempts started): failure told before the retry started
+            assert saved[task][-2:] == [(1, 1), (1, 2)], saved[task]
+
+
 def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) -> None:
     data = manifest(budget=4, initialPoints=4)
     state = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-base:*:merge"})
     assert state.phase == "Failed" and "anchor-base failed 2 time(s)" in state.message
+    assert "injected merge error" in state.task_attempts["anchor-base"].reasons[-1]
     # As if the controller had been killed after the second attempt started: resumed, it
     # adopts that (failed) attempt and fails the run instead of starting a third.
     run_dir = volume / "runs" / "fake"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paretomerge.crd import render_crd, spec_schema
+from paretomerge.k8s.crd import render_crd, spec_schema
 
 CRD_FILE = Path(__file__).parent.parent / "crds" / "paretomergeruns.paretomerge.io.yaml"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
 from tiny_models import make_base
 from typer.testing import CliRunner
 
@@ -282,7 +283,7 @@ def test_results_keep_the_run_order_and_round_trip_through_json(scripted):
     result = scripted[0]
     assert list(result.scores) == [b.name for b in OBJECTIVES.benchmarks]
     assert result.seconds > 0
-    assert EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
 
 
 def test_requests_carry_the_sampling_and_the_api_key(endpoint, scripted):
@@ -421,33 +422,24 @@ def test_builtin_data_in_every_file_type_runs_through_evalscope(
 
 def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, monkeypatch):
     monkeypatch.setenv(API_KEY_VARIABLE, API_KEY)
-    run = {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": "cli-eval"},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "objectives": {
-                "benchmarks": [
-                    {
-                        "name": "mod-ten",
-                        "type": "jsonl",
-                        "path": "data/mod-ten.jsonl",
-                        "format": "numeric",
-                    }
-                ],
-                "limit": 2,
-            },
-            "evaluation": {
-                "engine": "endpoint",
-                "endpoint": {
-                    "url": endpoint.url,
-                    "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
-                },
-                "maxTokens": MAX_TOKENS,
-            },
-        },
+    mod_ten = {
+        "name": "mod-ten",
+        "type": "jsonl",
+        "path": "data/mod-ten.jsonl",
+        "format": "numeric",
     }
+    run = run_manifest(
+        "cli-eval",
+        objectives={"benchmarks": [mod_ten], "limit": 2},
+        evaluation={
+            "engine": "endpoint",
+            "endpoint": {
+                "url": endpoint.url,
+                "apiKeySecret": {"name": "llm-api", "key": API_KEY_VARIABLE},
+            },
+            "maxTokens": MAX_TOKENS,
+        },
+    )
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump(run))
     out = tmp_path / "result.json"
@@ -455,7 +447,7 @@ def test_cli_evaluates_the_base_with_base_sampling(endpoint, volume, tmp_path, m
     args = ["evaluate", "m", "--run", str(run_file), "--volume", str(volume), "--role", "base"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    score = EvaluationResult.from_dict(json.loads(out.read_text())).scores["mod-ten"]
+    score = EvaluationResult.model_validate_json(out.read_text()).scores["mod-ten"]
     assert (score.n, score.accuracy) == (2, 1.0)  # limit: the first two questions
     assert (out.parent / "result-work" / "benchmarks" / "mod-ten").is_dir()
     new = endpoint.requests[seen:]

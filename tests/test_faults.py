@@ -22,11 +22,10 @@ import pytest
 from fake_tasks import cluster_run, write_paretomerge_shim
 from k8s.control_plane import ControlPlane, wait_until
 from k8s.node_simulator import NodeSimulator
-from operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
+from k8s.operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
 
-from paretomerge.kube import PLURAL, VERSION
-from paretomerge.spec import API_GROUP
-from paretomerge.status import condition, merge_conditions
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
+from paretomerge.k8s.status import condition, merge_conditions
 
 pytest_plugins = ["k8s.fixtures"]
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -69,12 +68,9 @@ def node(k8s_cluster: ControlPlane, k8s_namespace: str, tmp_path: Path, volume: 
 def operator(k8s_cluster: ControlPlane, crd, k8s_namespace: str, tmp_path: Path) -> Iterator:
     # Room for the kills below on top of an unlucky restart.
     settings = {"PARETOMERGE_CONTROLLER_RESTARTS": str(CONTROLLER_KILLS + 3)}
-    process = OperatorProcess(k8s_cluster, tmp_path / "operator.log", (k8s_namespace,), settings)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-        print(process.log_tail())  # shown when a test fails
+    log_file = tmp_path / "operator.log"
+    with OperatorProcess.standalone(k8s_cluster, log_file, (k8s_namespace,), settings) as process:
+        yield process
 
 
 def apply(cluster: ControlPlane, manifest: dict) -> None:

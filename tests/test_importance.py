@@ -11,8 +11,8 @@ from tiny_models import drop_shard, make_base, make_expert
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError
 from paretomerge.importance import compute_profile, partition_profile
-from paretomerge.layout import TensorLayout
 from paretomerge.partition import normalize_profile
+from paretomerge.tensor_layout import TensorLayout
 
 NUM_LAYERS = 12
 

@@ -1,32 +1,29 @@
-"""Manifests and status built for Kubernetes, checked without a cluster."""
+"""Manifests built for Kubernetes, checked without a cluster."""
 
 from __future__ import annotations
 
-import copy
+from builders import run_manifest
 
-from paretomerge.controller.state import CandidateRecord, RunState
-from paretomerge.executors.kubernetes import Images, job_name, task_job
+from paretomerge.k8s.executor import task_job
+from paretomerge.k8s.objects import job_name
+from paretomerge.k8s.settings import Images
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import parse_run
-from paretomerge.status import run_status
 from paretomerge.tasks import EvaluateTask, ProfileTask
 
-MANIFEST = {
-    "apiVersion": "paretomerge.io/v1alpha1",
-    "kind": "ParetoMergeRun",
-    "metadata": {"name": "r", "namespace": "team-a", "uid": "1234", "generation": 3},
-    "spec": {
-        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-        "objectives": {"benchmarks": [{"name": "aime25"}]},
-        "execution": {
-            "nodeSelector": {"gpu": "h100"},
-            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "priorityClassName": "batch-low",
-            "resources": {"gpus": 2, "gpuResource": "amd.com/gpu", "memory": "80Gi"},
-            "hubTokenSecret": {"name": "hub", "key": "token"},
-        },
+MANIFEST = run_manifest(
+    "r",
+    "team-a",
+    {"uid": "1234", "generation": 3},
+    objectives={"benchmarks": [{"name": "aime25"}]},
+    execution={
+        "nodeSelector": {"gpu": "h100"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "batch-low",
+        "resources": {"gpus": 2, "gpuResource": "amd.com/gpu", "memory": "80Gi"},
+        "hubTokenSecret": {"name": "hub", "key": "token"},
     },
-}
+)
 IMAGES = Images(runtime="rt:1", eval="ev:1")
 
 
@@ -84,28 +81,3 @@ def test_the_profile_runs_on_cpu() -> None:
     task = ProfileTask(id="profile", work_dir="runs/r/profile", base="m/b", experts=["m/e"])
     pod = task_job(task, 0, run, MANIFEST, IMAGES)["spec"]["template"]["spec"]
     assert pod["initContainers"] == [] and "amd.com/gpu" not in str(pod["containers"])
-
-
-def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> None:
-    state = RunState(run="r", phase="Searching")
-    for i in range(300):
-        f1 = i / 300
-        state.candidates.append(
-            CandidateRecord(
-                id=f"c{i + 1:04d}",
-                x=[f1] * 37,
-                variables=[f1] * 37,
-                status="succeeded",
-                objectives=[f1, 1 - f1],
-                scores={"aime25": {"accuracy": f1, "mean_output_tokens": 1000.0}},
-            )
-        )
-    state.hypervolume = [0.5] * 300
-    status = run_status(state, "runs/r", 3)
-    assert status["finished"] == 300 and len(status["evaluations"]) == 300
-    assert status["paretoSize"] == 300 and status["observedGeneration"] == 3
-    assert len(str(status)) < 1_000_000
-    later = run_status(copy.deepcopy(state), "runs/r", 4, status["conditions"])
-    running = next(c for c in later["conditions"] if c["type"] == "Running")
-    assert running["status"] == "True"
-    assert running["lastTransitionTime"] == status["conditions"][0]["lastTransitionTime"]

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
-from paretomerge.controller import RunState
+from paretomerge.controller.state import RunState
 from paretomerge.search import pareto_mask
 
 BUDGET = 4
@@ -50,9 +50,9 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     base, expert = state.anchors["base"].scores, state.anchors["expert"].scores
     name = "modular-arithmetic"
     # The pair's trade-off, measured through the real client path.
-    assert expert[name]["accuracy"] > base[name]["accuracy"]
-    assert expert[name]["mean_output_tokens"] > 2 * base[name]["mean_output_tokens"]
-    assert base[name]["n"] == expert[name]["n"] == 16
+    assert expert[name].accuracy > base[name].accuracy
+    assert expert[name].mean_output_tokens > 2 * base[name].mean_output_tokens
+    assert base[name].n == expert[name].n == 16
 
     objectives = np.load(run_dir / "objectives.npy")
     assert objectives.shape == (BUDGET, 2) and np.all(np.isfinite(objectives))
@@ -140,11 +140,13 @@ def test_the_report_shows_uncertainty_and_failed_candidates_when_the_run_has_the
     )
     state.candidates.append(lost)
     state.save(volume / "runs" / "demo")
-    pareto = volume / "runs" / "demo" / "pareto.csv"
+    run_dir = volume / "runs" / "demo"
+    np.save(run_dir / "objectives_std.npy", np.full_like(np.load(run_dir / "objectives.npy"), 0.05))
+    pareto = run_dir / "pareto.csv"
     with open(pareto) as handle:
         rows = list(csv.DictReader(handle))
-    for row in rows:
-        row.update(f1_std="0.0625", f2_std="0.03125")
+    for number, row in enumerate(rows):
+        row.update(f1_std="0.0625", f2_std="0.03125", validated=str(number == 0).lower())
     with open(pareto, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -154,7 +156,10 @@ def test_the_report_shows_uncertainty_and_failed_candidates_when_the_run_has_the
     )
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r.html").read_text()
-    assert text.count("± 0.062") == text.count("± 0.031") == len(rows)
+    assert text.count("<td class='sd'>0.062</td>") == len(rows)
+    assert text.count("<td class='sd'>0.031</td>") == len(rows)
+    assert text.count("<td class='text'>validation</td>") == 1
+    assert text.count("<td class='text'>search</td>") == len(rows) - 1
     assert "± 0.062" in result.output
     # The models are not on this volume: the configuration says so instead of failing.
     assert "# not available here" in text

@@ -14,7 +14,6 @@ from tiny_models import drop_shard, make_base, make_expert
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError
-from paretomerge.layout import TensorLayout
 from paretomerge.merge import (
     MERGEKIT_CONFIG_FILE,
     PLAN_FILE,
@@ -23,8 +22,9 @@ from paretomerge.merge import (
     plan_from_block_weights,
     plan_from_weights,
 )
-from paretomerge.merge.plan import SPARSIFYING_METHODS
+from paretomerge.merge.methods import METHODS, method_names
 from paretomerge.partition import BlockPartition
+from paretomerge.tensor_layout import TensorLayout
 
 LAYER_WEIGHTS = [0.1, 0.9, 0.35, 0.0, 1.0, 0.6]
 HEAD_WEIGHT = 0.75
@@ -153,7 +153,7 @@ def test_written_configuration_recreates_the_merge(models, tmp_path):
     assert (repeat / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
-@pytest.mark.parametrize("method", ["dare_ties", "dare_linear", "della", "della_linear"])
+@pytest.mark.parametrize("method", method_names(lambda method: method.stochastic))
 def test_stochastic_methods_are_seeded(models, tmp_path, method):
     base, experts = models["qwen3"]["base"], models["qwen3"]["experts"][:1]
 
@@ -168,7 +168,21 @@ def test_stochastic_methods_are_seeded(models, tmp_path, method):
     assert merged_bytes(4, "c") != first
 
 
-SPARSIFYING = sorted(SPARSIFYING_METHODS)
+@pytest.mark.parametrize("method", method_names(lambda method: not method.stochastic))
+def test_the_other_methods_ignore_the_seed(models, tmp_path, method):
+    base, experts = models["qwen3"]["base"], models["qwen3"]["experts"][:1]
+    density = {"density": 0.5} if METHODS[method].has_density else {}
+
+    def merged_bytes(seed: int, name: str) -> bytes:
+        plan = plan_from_weights(
+            base, experts, method, [0.8] * (NUM_LAYERS + 1), NUM_LAYERS, seed=seed, **density
+        )
+        return (merge_models(plan, tmp_path / name) / "model.safetensors").read_bytes()
+
+    assert merged_bytes(3, "a") == merged_bytes(4, "b")
+
+
+SPARSIFYING = sorted(method_names(lambda method: method.has_density))
 
 
 def changed_fraction(merged: Checkpoint, base: Checkpoint, names) -> float:

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from paretomerge.status import EVALUATION_COLUMNS
+from paretomerge.k8s.status import EVALUATION_COLUMNS
 from paretomerge_operator.handlers.progress import run_changed
 from paretomerge_operator.handlers.runs import spec_edited
 from paretomerge_operator.metrics import OperatorMetrics

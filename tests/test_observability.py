@@ -28,12 +28,13 @@ from pathlib import Path
 
 import fake_tasks
 import pytest
+from builders import QUICK_SEARCH, run_manifest
 from helm_chart import VALUE_SETS, crds, dashboard_expressions, of_kind, render
 from k8s import prometheus
 from k8s.control_plane import ControlPlane, free_ports, wait_until
 from k8s.identity import service_account_token, token_api, write_token_kubeconfig
 from k8s.node_simulator import NodeSimulator
-from k8s.operator_process import running_operator
+from k8s.operator_process import OperatorProcess
 from k8s.prometheus import PrometheusServer
 from k8s.rest import KubeApiError
 from promql import metric_names
@@ -298,36 +299,19 @@ def tiny_volume(root: Path) -> Path:
     return root
 
 
-def run_manifest(namespace: str, name: str = RUN, **search) -> dict:
+def three_candidate_run(namespace: str, name: str = RUN, **search) -> dict:
     """A three-candidate run; its storage claim is left to the chart's run defaults."""
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {
-                "strategy": "sip-map-saas",
-                "budget": 3,
-                "initialPoints": 2,
-                "batchSize": 1,
-                "initialSolutions": [0.5],
-                "acquisition": {"numRestarts": 2, "rawSamples": 32, "mcSamples": 32},
-                **search,
-            },
-            "objectives": {
-                "benchmarks": [
-                    {"name": "one", "type": "jsonl", "path": "data/one.jsonl", "format": "numeric"}
-                ]
-            },
-            "evaluation": {"engine": "transformers", "maxTokens": 64},
-            "execution": {
-                "parallelism": 1,
-                "maxFailedCandidates": 1,
-                "resources": {"gpus": 1, "memory": "1Gi", "cpu": "1"},
-            },
+    return run_manifest(
+        name,
+        namespace,
+        search={**QUICK_SEARCH, "budget": 3, "initialPoints": 2, **search},
+        evaluation={"engine": "transformers", "maxTokens": 64},
+        execution={
+            "parallelism": 1,
+            "maxFailedCandidates": 1,
+            "resources": {"gpus": 1, "memory": "1Gi", "cpu": "1"},
         },
-    }
+    )
 
 
 def final_status(cluster: ControlPlane, namespace: str, name: str, timeout: float) -> dict:
@@ -389,12 +373,12 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
         PrometheusServer(
             prometheus_binary, tmp_path / "prometheus", [f"127.0.0.1:{metrics_port}"]
         ) as server,
-        running_operator(
+        OperatorProcess(
             args, {**env, "KUBECONFIG": str(kubeconfig)}, health_port, tmp_path / "operator.log"
         ),
     ):
         node.create_claim(watched, CLAIM)
-        k8s_cluster.apply(run_manifest(watched))
+        k8s_cluster.apply(three_candidate_run(watched))
         final = final_status(k8s_cluster, watched, RUN, RUN_SECONDS)
         assert final["phase"] == "Succeeded", final.get("message")
         assert final["finished"] == final["succeeded"] == 3 and final["paretoSize"] >= 1
@@ -504,11 +488,11 @@ def test_the_cluster_wide_operator_with_peering_handles_a_run_in_any_namespace(
     args, env = operator_command(objects, health_port)
     assert "--peering=paretomerge" in args and not any(a.startswith("--namespace") for a in args)
     try:
-        with running_operator(
+        with OperatorProcess(
             args, {**env, "KUBECONFIG": str(kubeconfig)}, health_port, tmp_path / "operator.log"
         ):
             # Invalid past the schema: the operator itself must read, judge and patch it.
-            k8s_cluster.apply(run_manifest(k8s_namespace, batchSize=9))
+            k8s_cluster.apply(three_candidate_run(k8s_namespace, batchSize=9))
             final = final_status(k8s_cluster, k8s_namespace, RUN, 90)
         assert final["phase"] == "Failed" and "spec.search.batchSize" in final["message"]
         assert_nothing_refused_or_failed(tmp_path / "operator.log")

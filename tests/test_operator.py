@@ -20,7 +20,7 @@ import pytest
 import yaml
 from k8s.control_plane import ControlPlane, KubectlError, wait_until
 from k8s.node_simulator import NodeSimulator
-from operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
+from k8s.operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
 
 pytest_plugins = ["k8s.fixtures"]
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -57,12 +57,8 @@ def node(k8s_cluster: ControlPlane, tmp_path: Path, volume: Path, monkeypatch) -
 @pytest.fixture
 def operator(k8s_cluster: ControlPlane, crd, k8s_namespace: str, tmp_path: Path) -> Iterator:
     """``paretomerge-operator --standalone`` watching the test's namespace."""
-    process = OperatorProcess(k8s_cluster, tmp_path / "operator.log", (k8s_namespace,))
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-        print(process.log_tail())  # shown when a test fails
+    with OperatorProcess.standalone(k8s_cluster, tmp_path / "operator.log", (k8s_namespace,)) as p:
+        yield p
 
 
 def manifest(namespace: str, **search) -> dict:

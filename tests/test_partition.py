@@ -2,14 +2,21 @@ import itertools
 
 import numpy as np
 import pytest
+from builders import run_manifest
 
+from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.importance import ImportanceProfile, partition_profile
 from paretomerge.partition import (
     BlockPartition,
+    normalize_profile,
     optimal_partition,
     partition_cost,
     partition_layers,
     uniform_partition,
 )
+from paretomerge.search.config import SearchConfig
+from paretomerge.search.strategies import BamboStrategy
+from paretomerge.spec import parse_run
 
 
 def brute_force_cost(values, k, alpha, beta):
@@ -75,3 +82,60 @@ def test_expand_maps_every_layer_to_its_block():
 def test_partition_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def random_profiles(count: int, seed: int = 0):
+    """``(layers, head, num_blocks, strategy, alpha, beta)``: 2-48 layers of divergences
+    spread over two orders of magnitude, a head inside or (half the time) outside the
+    layers' range, and every partition strategy."""
+    rng = np.random.default_rng(seed)
+    strategies = ("variance", "balance", "hybrid", "uniform")
+    for i in range(count):
+        num_layers = int(rng.integers(2, 49))
+        layers = np.exp(rng.uniform(-2.0, 2.0, num_layers))
+        low, high = layers.min(), layers.max()
+        head = rng.choice(
+            [rng.uniform(low, high), high * rng.uniform(1.5, 20.0), low * rng.uniform(0.0, 0.7)],
+            p=[0.5, 0.25, 0.25],
+        )
+        alpha, beta = float(rng.uniform(0.0, 2.0)), float(rng.uniform(0.001, 2.0))
+        num_blocks = int(rng.integers(1, num_layers + 1))
+        yield layers.tolist(), float(head), num_blocks, strategies[i % 4], alpha, beta
+
+
+def test_importance_blocks_the_bambo_strategy_and_the_run_agree_on_every_profile():
+    """``paretomerge importance --blocks`` draws the blocks a bambo run searches and
+    merges by, heads outside the layers' range included (they once differed on those:
+    the importance command normalised the layers alone)."""
+    differ_under_layers_alone = 0
+    for layers, head, k, strategy, alpha, beta in random_profiles(240):
+        drawn = partition_profile(
+            ImportanceProfile.model_construct(layers=layers, head=head), k, strategy, alpha, beta
+        )
+        profile = (*layers, head)
+        config = SearchConfig(
+            dim=len(profile),
+            num_objectives=2,
+            strategy="bambo",
+            ref_point=(-0.2, -0.2),
+            budget=4,
+            initial_points=2,
+            layer_profile=profile,
+            num_blocks=k,
+            partition_strategy=strategy,
+            partition_alpha=alpha,
+            partition_beta=beta,
+        )
+        searched = BamboStrategy(config).grouping.groups[: len(layers)]
+        blocks = {"count": k, "strategy": strategy, "alpha": alpha, "beta": beta}
+        run = parse_run(
+            run_manifest(
+                search={"strategy": "bambo"}, merge={"granularity": "block", "blocks": blocks}
+            )
+        )
+        merged = DecisionSpace(run.spec, len(layers), profile).partition
+        assert list(searched) == BlockPartition(tuple(drawn.starts), len(layers)).labels.tolist()
+        assert drawn.starts == list(merged.starts)
+        alone = partition_layers(normalize_profile(layers), k, strategy, alpha, beta)
+        differ_under_layers_alone += alone.starts != tuple(drawn.starts)
+    assert differ_under_layers_alone > 0  # the profiles reach the case that once differed

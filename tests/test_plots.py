@@ -69,7 +69,7 @@ def test_labels_of_close_points_avoid_each_other_and_the_markers_and_far_ones_st
     assert offsets[3] == LABEL_OFFSETS[0]  # nothing near the lone point
 
 
-def series(front_std: np.ndarray | None) -> FrontSeries:
+def series(front_std: np.ndarray | None, validated: np.ndarray | None = None) -> FrontSeries:
     front = np.array([[1.0, 0.4], [0.6, 0.6], [0.6, 0.6], [0.1, 0.95]])
     return FrontSeries(
         label="demo (layer-wise)",
@@ -78,6 +78,7 @@ def series(front_std: np.ndarray | None) -> FrontSeries:
         front_std=front_std,
         evaluated=np.vstack([front, [[0.3, 0.3], [0.5, 0.1]]]),
         hypervolume=hypervolume(front, np.array(REF)),
+        validated=validated,
     )
 
 
@@ -113,3 +114,18 @@ def test_hypervolume_curves_of_several_runs(tmp_path):
     plot_hypervolume(curves, "evaluations", "Hypervolume", path)
     with Image.open(path) as image:
         assert image.size[0] >= 700
+
+
+def dark_pixels(path) -> int:
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=int)
+    return int((pixels.max(axis=-1) < 60).sum())
+
+
+def test_validated_members_are_drawn_apart_from_search_estimates(tmp_path):
+    # Validated members are black-edged stars, with their own legend entry: far more
+    # near-black pixels than the same front drawn as search estimates only.
+    plain, marked = tmp_path / "plain.png", tmp_path / "validated.png"
+    plot_fronts([series(None)], REF, "demo", plain)
+    plot_fronts([series(None, np.array([True, False, False, True]))], REF, "demo", marked)
+    assert dark_pixels(marked) > dark_pixels(plain) + 150

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,15 @@ from paretomerge.search import (
     optimize,
     pareto_mask,
 )
-from paretomerge.search.problems import EmbeddedTestProblem, LayerMergeLandscape
+from paretomerge.search.problems import (
+    LANDSCAPE_FAMILY,
+    EmbeddedTestProblem,
+    LayerMergeLandscape,
+    QuestionLevelMergeProblem,
+    QuestionRecords,
+    landscape_family_member,
+    normalised_with_variance,
+)
 from paretomerge.search.surrogates import fit_map_saas_gp
 
 FAST_ACQ = AcquisitionSettings(num_restarts=2, raw_samples=32, mc_samples=32, maxiter=20)
@@ -101,8 +110,25 @@ def test_optimize_every_strategy(strategy):
     # The initial solutions come first, as given.
     np.testing.assert_array_equal(result.X[0], np.full(LANDSCAPE.dim, 0.55))
     np.testing.assert_array_equal(result.X[1], np.full(LANDSCAPE.dim, 0.8))
-    assert np.all(pareto_mask(result.Y) == np.isin(result.Y[:, 0], result.pareto_Y[:, 0]))
     assert len({tuple(x) for x in result.X}) == budget  # nothing evaluated twice
+    # The reported front: evaluated points, non-dominated by their estimated values, each
+    # with a standard deviation and a probability of being non-dominated.
+    k = len(result.pareto_X)
+    assert k >= 1 and result.pareto_Y.shape == result.pareto_Y_std.shape == (k, 2)
+    assert all(any(np.array_equal(p, x) for x in result.X) for p in result.pareto_X)
+    assert np.all(pareto_mask(result.pareto_Y))
+    assert np.all((result.pareto_probability >= 0) & (result.pareto_probability <= 1))
+    if strategy in ("random", "sobol"):  # no surrogate: the observations, noise unknown
+        assert np.all(
+            pareto_mask(result.Y)
+            == [any(np.array_equal(x, p) for p in result.pareto_X) for x in result.X]
+        )
+        assert np.all(np.isnan(result.pareto_Y_std))
+    else:  # the posterior of a noiseless objective stays close to the values
+        np.testing.assert_allclose(
+            result.pareto_Y, LANDSCAPE.true_values(result.pareto_X), atol=0.1
+        )
+        assert np.all(result.pareto_Y_std >= 0)
 
 
 def test_model_level_ties_every_weight():
@@ -153,10 +179,14 @@ def test_saas_prior_scales_are_inside_the_model():
 # --- ask / tell ------------------------------------------------------------------------
 
 
+def values(trial):
+    return LANDSCAPE.true_values(np.array(trial.x))[0]
+
+
 def drive(optimizer, rounds, q=2):
     for _ in range(rounds):
-        for x in optimizer.ask(q):
-            optimizer.tell(x, LANDSCAPE.true_values(x)[0])
+        for trial in optimizer.ask(q):
+            optimizer.tell(trial, values(trial))
 
 
 def test_state_round_trips_through_json_to_identical_proposals():
@@ -164,9 +194,58 @@ def test_state_round_trips_through_json_to_identical_proposals():
     drive(original, 4)
     pending = original.ask(2)
     restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(original.state_dict())))
-    np.testing.assert_array_equal(restored.pending, pending)
-    np.testing.assert_array_equal(original.ask(2), restored.ask(2))
+    np.testing.assert_array_equal(restored.pending, [t.x for t in pending])
+    assert original.ask(2) == restored.ask(2)
     assert original.state_dict() == restored.state_dict()
+
+
+def test_tell_by_trial_or_id_never_by_value():
+    optimizer = AskTellOptimizer(make_config(initial_points=4, initial_solutions=((0.5,) * 6,)))
+    first, second = optimizer.ask(2)
+    assert (first.id, second.id) == (0, 1) and first.kind == "search"
+    optimizer.tell(second.id, [0.2, 0.3])
+    # The handle's x is a copy: changing it changes nothing the optimiser holds.
+    first.x[0] = 0.9
+    optimizer.tell(first, [0.1, 0.4], yvar=[0.01, 0.02])
+    assert optimizer.trials[0].x == [0.5] * 6
+    assert optimizer.Y.tolist() == [[0.1, 0.4], [0.2, 0.3]]
+    with pytest.raises(ValueError, match="trial 1 is already completed; a trial is told once"):
+        optimizer.tell(1, [0.0, 0.0])
+    with pytest.raises(ValueError, match=r"no trial 7: the trials are 0\.\.1"):
+        optimizer.tell_failed(7, "lost")
+    # The same point asked twice is two trials, told apart by id.
+    twin = optimizer.ask(1)[0]
+    optimizer.trials[twin.id].x = optimizer.trials[0].x
+    optimizer.tell_failed(twin.id, "worker lost")
+    assert [t.status for t in optimizer.trials] == ["completed", "completed", "failed"]
+
+
+def test_add_records_a_point_from_elsewhere_outside_the_budget():
+    optimizer = AskTellOptimizer(make_config())
+    anchor = optimizer.add(np.zeros(LANDSCAPE.dim), [0.0, 1.0], yvar=[1e-3, 1e-3])
+    assert anchor.kind == "added" and anchor.status == "completed"
+    assert optimizer.X.tolist() == [[0.0] * LANDSCAPE.dim]
+    assert optimizer.num_search_trials == 0
+    design = optimizer.ask(4)  # the whole initial design is still due
+    assert [t.id for t in design] == [1, 2, 3, 4] and optimizer.num_search_trials == 4
+    fresh = AskTellOptimizer(make_config()).ask(4)
+    assert [t.x for t in design] == [t.x for t in fresh]
+
+
+def test_a_version_1_state_migrates_and_proposes_what_it_would_have():
+    # Written by the optimiser before trial ids (ParetoMerge at d1074ed), with the two
+    # points it proposed next.
+    saved = json.loads((Path(__file__).parent / "data" / "optimizer_state_v1.json").read_text())
+    assert saved["state"]["version"] == 1
+    optimizer = AskTellOptimizer.from_state_dict(saved["state"])
+    assert [t.id for t in optimizer.trials] == list(range(len(saved["state"]["trials"])))
+    assert [t.status for t in optimizer.trials][-2:] == ["failed", "pending"]
+    proposed = optimizer.ask(2)
+    np.testing.assert_array_equal([t.x for t in proposed], saved["next_ask_2"])
+    state = optimizer.state_dict()
+    assert state["version"] == 2 and state["trials"][0]["kind"] == "search"
+    # The running trial of the old state is told by its id (its position).
+    optimizer.tell(len(saved["state"]["trials"]) - 1, [0.3, 0.4])
 
 
 def test_pending_points_are_never_proposed_again():
@@ -174,17 +253,17 @@ def test_pending_points_are_never_proposed_again():
     drive(optimizer, 3)
     first = optimizer.ask(3)
     second = optimizer.ask(3)  # the first three are still running
-    everything = np.vstack([optimizer.X, first, second])
+    everything = np.vstack([optimizer.X, [t.x for t in first + second]])
     assert len({tuple(x) for x in everything}) == len(everything)
     assert optimizer.pending.shape == (6, LANDSCAPE.dim)
 
 
 def test_asynchronous_ask_one_at_a_time():
     optimizer = AskTellOptimizer(make_config(initial_points=4))
-    running = list(optimizer.ask(4))
+    running = optimizer.ask(4)
     for step in range(4):
         done = running.pop(0)
-        optimizer.tell(done, LANDSCAPE.true_values(done)[0])
+        optimizer.tell(done, values(done))
         running.extend(optimizer.ask(1))
         assert len(optimizer.pending) == 4
         assert len(optimizer.X) == step + 1
@@ -193,20 +272,112 @@ def test_asynchronous_ask_one_at_a_time():
 def test_failed_points_are_recorded_not_modelled_and_stay_pending_for_the_model():
     optimizer = AskTellOptimizer(make_config())
     drive(optimizer, 2)
-    x_failed = optimizer.ask(1)[0]
-    optimizer.tell_failed(x_failed, "merge crashed: out of memory")
-    assert optimizer.failed == [(x_failed.tolist(), "merge crashed: out of memory")]
+    failed = optimizer.ask(1)[0]
+    optimizer.tell_failed(failed, "merge crashed: out of memory")
+    assert optimizer.failed == [(failed.x, "merge crashed: out of memory")]
     assert len(optimizer.pending) == 0 and len(optimizer.X) == 4
     following = optimizer.ask(2)
-    assert not any(np.array_equal(x, x_failed) for x in following)
+    assert not any(t.x == failed.x for t in following)
     restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(optimizer.state_dict())))
     assert restored.failed == optimizer.failed
 
 
-def test_tell_an_external_point_adds_a_trial():
-    optimizer = AskTellOptimizer(make_config())
-    optimizer.tell(np.zeros(LANDSCAPE.dim), [0.0, 1.0])
-    assert optimizer.X.tolist() == [[0.0] * LANDSCAPE.dim]
+# --- noise, the reported front and validation -------------------------------------------
+
+
+def noisy_landscape(noise):
+    """The landscape with Gaussian noise of known standard deviation ``noise``."""
+    rng = np.random.default_rng(0)
+
+    def objective(X):
+        Y = LANDSCAPE.true_values(X)
+        return Y + noise * rng.standard_normal(Y.shape), np.full(Y.shape, noise**2)
+
+    return objective
+
+
+def test_known_noise_round_trips_through_the_json_state():
+    result = run("gp", objective=noisy_landscape(0.05))
+    assert result.Yvar.shape == result.Y.shape and np.all(result.Yvar == 0.05**2)
+    state = json.loads(json.dumps(result.state))
+    assert all(t["yvar"] == [0.05**2] * 2 for t in state["trials"])
+    original = AskTellOptimizer.from_state_dict(result.state)
+    restored = AskTellOptimizer.from_state_dict(state)
+    a, b = original.estimates(), restored.estimates()
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.std, b.std)
+    assert original.ask(2) == restored.ask(2)
+
+
+def test_the_surrogate_fits_with_the_known_noise():
+    X = np.random.default_rng(0).random((12, LANDSCAPE.dim))
+    quiet, loud = AskTellOptimizer(make_config()), AskTellOptimizer(make_config())
+    for x, y in zip(X, LANDSCAPE.true_values(X), strict=True):
+        quiet.add(x, y)  # noise inferred: these values fit almost exactly
+        loud.add(x, y, yvar=[0.1**2, 0.1**2])
+    # Same values; told they are noisy, the model trusts each one less.
+    quiet_std, loud_std = quiet.estimates().std, loud.estimates().std
+    assert np.all(loud_std.mean(axis=0) > 2 * quiet_std.mean(axis=0))
+    assert np.all(loud_std < 0.1)  # and still pools the neighbours
+
+
+def test_a_point_that_wins_only_by_luck_is_not_on_the_reported_front():
+    # f1 = x0 - x1, f2 = 1 - x0 - x1: x1 only hurts, the true front is the row x1 = 0.
+    config = SearchConfig(
+        dim=2, num_objectives=2, strategy="gp", ref_point=(-2.0, -2.0), budget=60, initial_points=4
+    )
+    optimizer = AskTellOptimizer(config)
+    rng, noise = np.random.default_rng(0), 0.2
+
+    def truth(x):
+        return np.array([x[0] - x[1], 1 - x[0] - x[1]])
+
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 7), np.linspace(0, 1, 7)), -1).reshape(-1, 2)
+    for x in grid:  # the first 7 points are the row x1 = 0
+        optimizer.add(x, truth(x) + noise * rng.standard_normal(2), yvar=[noise**2] * 2)
+    lucky_x = np.array([0.45, 0.3])  # truth (0.15, 0.25), observed 3 sd above it on both
+    lucky = optimizer.add(lucky_x, truth(lucky_x) + 3 * noise, yvar=[noise**2] * 2)
+    assert pareto_mask(optimizer.Y)[-1]  # by its raw value it is on the front
+    front = {p.trial_id for p in optimizer.front()}
+    assert lucky.id not in front and front <= set(range(7))
+    estimates = optimizer.estimates()
+    assert estimates.prob_non_dominated[-1] < 0.05
+    assert np.all(estimates.mean[-1] < truth(lucky_x) + 1.5 * noise)  # pulled back
+
+
+def test_validation_pools_values_and_respects_its_budget():
+    noise = 0.05
+    result = run("sobol", objective=noisy_landscape(noise), budget=10, validation_budget=3)
+    assert len(result.X) == 13 and result.is_validation.tolist() == [False] * 10 + [True] * 3
+    assert len(result.hypervolume) == 10  # the search budget alone
+    trials = result.state["trials"]
+    validated = [t["validates"] for t in trials if t["kind"] == "validation"]
+    assert len(set(validated)) == 3  # three candidates before any point twice
+    optimizer = AskTellOptimizer.from_state_dict(result.state)
+    estimates = optimizer.estimates()
+    for point in validated:
+        values = np.array([t["y"] for t in trials if point in (t["id"], t["validates"])])
+        assert trials[point]["x"] == trials[validated.index(point) + 10]["x"]
+        i = estimates.trial_ids.tolist().index(point)
+        assert estimates.num_observations[i] == 2
+        # Equal variances: the precision-weighted mean is the plain mean, its error /sqrt(2).
+        np.testing.assert_allclose(estimates.mean[i], values.mean(axis=0))
+        np.testing.assert_allclose(estimates.std[i], noise / np.sqrt(2))
+    # The first batch (batch_size 2) validated the two points most likely on the front.
+    before = AskTellOptimizer.from_state_dict({**result.state, "trials": trials[:10]})
+    prob = before.estimates().prob_non_dominated
+    assert validated[:2] == np.argsort(-prob, kind="stable")[:2].tolist()
+
+
+def test_validation_with_a_surrogate_counts_apart_and_narrows_the_front():
+    result = run("gp", objective=noisy_landscape(0.1), validation_budget=4)
+    optimizer = AskTellOptimizer.from_state_dict(result.state)
+    assert optimizer.num_search_trials == 10 and len(optimizer.trials) == 14
+    front = optimizer.front()
+    assert [p.mean.tolist() for p in front] == result.pareto_Y.tolist()
+    assert any(p.num_observations == 2 for p in front)
+    with pytest.raises(ValueError, match="validation_budget must be >= 0"):
+        run("gp", validation_budget=-1)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -232,6 +403,15 @@ def test_non_finite_objective_keeps_what_was_finished():
             initial_points=4,
         )
     assert len(error.value.partial.Y) == 6  # the initial design and one batch
+
+
+def test_objective_variances_are_checked():
+    def objective(X):
+        Y = LANDSCAPE.true_values(X)
+        return Y, -np.ones_like(Y)
+
+    with pytest.raises(ObjectiveError, match="negative or non-finite variances"):
+        optimize(objective, dim=LANDSCAPE.dim, strategy="sobol", budget=4, initial_points=4)
 
 
 def test_objective_of_wrong_shape():
@@ -263,15 +443,19 @@ def test_invalid_configurations_name_the_problem(kwargs, message):
 
 def test_tell_rejects_bad_values():
     optimizer = AskTellOptimizer(make_config())
-    x = optimizer.ask(1)[0]
+    trial = optimizer.ask(1)[0]
     with pytest.raises(ValueError, match=r"must be finite.*tell_failed"):
-        optimizer.tell(x, [np.nan, 0.1])
+        optimizer.tell(trial, [np.nan, 0.1])
     with pytest.raises(ValueError, match="expected 2 objective values"):
-        optimizer.tell(x, [0.1])
+        optimizer.tell(trial, [0.1])
+    with pytest.raises(ValueError, match="expected 2 finite, non-negative variances"):
+        optimizer.tell(trial, [0.1, 0.2], yvar=[-1.0, 0.1])
     with pytest.raises(ValueError, match="decision vector of 6 values"):
-        optimizer.tell(x[:3], [0.1, 0.2])
+        optimizer.add(trial.x[:3], [0.1, 0.2])
     with pytest.raises(ValueError, match="n >= 1"):
         optimizer.ask(0)
+    with pytest.raises(ValueError, match="no finished evaluation"):
+        optimizer.ask_validation(1)
 
 
 def test_embedded_problems_are_maximised_with_their_reference_points():
@@ -281,3 +465,60 @@ def test_embedded_problems_are_maximised_with_their_reference_points():
     expected = -BraninCurrin()(unit)  # BoTorch's Branin-Currin lives on [0, 1]^2
     np.testing.assert_allclose(problem(X), expected.numpy())
     assert problem.ref_point.tolist() == [-18.0, -6.0] and problem.max_hv > 0
+
+
+# --- the benchmark's problems ------------------------------------------------------------
+
+
+def test_the_landscape_family_changes_structure_not_only_noise():
+    members = [landscape_family_member(i) for i in range(len(LANDSCAPE_FAMILY))]
+    capability = [np.flatnonzero(m.a[:-1] > 0.1) for m in members]
+    assert [len(c) for c in capability] == [6, 6, 12, 3, 10, 4]
+    assert np.all(np.diff(capability[1]) == 1) and np.any(np.diff(capability[0]) > 1)
+    # The far-profile members rank inert decoy layers among their most divergent ones.
+    top = np.argsort(-members[3].profile[:-1])[:6]
+    assert not set(top) <= set(np.flatnonzero(members[3].a[:-1] + members[3].b[:-1] > 0.1))
+    for m in members:  # every member is a merge landscape: base (0, 1), expert (1, 0)
+        np.testing.assert_allclose(m.true_values(np.zeros(37)), [[0.0, 1.0]], atol=1e-12)
+        np.testing.assert_allclose(m.true_values(np.ones(37)), [[1.0, 0.0]], atol=1e-12)
+
+
+def test_question_records_give_standard_errors_over_questions():
+    records = QuestionRecords(
+        correct=np.array([[True, False, True, True]]), tokens=np.array([[100.0, 300.0, 200.0, 0.0]])
+    )
+    accuracy, accuracy_var, tokens, tokens_var = records.scores()
+    assert accuracy == [0.75] and accuracy_var == pytest.approx([0.75 * 0.25 * 4 / 3 / 4])
+    assert tokens == [150.0] and tokens_var == pytest.approx(
+        [np.var([1, 3, 2, 0], ddof=1) * 1e4 / 4]
+    )
+
+
+def test_normalised_variances_are_the_delta_method():
+    scores, base, expert = np.array([[0.5, 0.6]]), np.array([0.4, 0.5]), np.array([0.8, 0.7])
+    variances = (np.array([[1e-4, 4e-4]]), np.array([2e-4, 1e-4]), np.array([3e-4, 2e-4]))
+    mean, var = normalised_with_variance(scores, variances[0], base, expert, *variances[1:])
+    assert mean == pytest.approx([(0.1 / 0.4 + 0.1 / 0.2) / 2])
+    # Numerical gradient of the normalised mean in the six scores, then J diag(var) J^T.
+    point = np.r_[scores[0], base, expert]
+
+    def f(p):
+        return normalised_with_variance(p[None, :2], np.zeros((1, 2)), p[2:4], p[4:], 0, 0)[0][0]
+
+    gradient = [(f(point + e) - f(point - e)) / 2e-6 for e in np.eye(6) * 1e-6]
+    expected = np.sum(np.square(gradient) * np.r_[variances[0][0], variances[1], variances[2]])
+    assert var == pytest.approx([expected], rel=1e-6)
+
+
+def test_the_question_level_simulator_is_calibrated():
+    problem = QuestionLevelMergeProblem(landscape_family_member(0))
+    accuracy, tokens = problem.true_scores(np.stack([np.zeros(37), np.ones(37)]))
+    np.testing.assert_allclose(accuracy, [[0.413, 0.466], [0.658, 0.804]])
+    np.testing.assert_allclose(tokens, [[570, 15097], [9114, 22813]])
+    x = np.random.default_rng(0).random((1, 37))
+    Y, Yvar = problem(np.repeat(x, 400, axis=0))
+    truth = problem.true_values_by_measured_anchors(x)[0]
+    np.testing.assert_allclose(Y.mean(axis=0), truth, atol=0.03)  # unbiased
+    assert np.all((Y.std(axis=0) > 0.05) & (Y.std(axis=0) < 0.2))  # the published noise
+    # The claimed variances hold the anchors' errors too: above the spread of reruns.
+    assert np.all(np.sqrt(Yvar.mean(axis=0)) > Y.std(axis=0))

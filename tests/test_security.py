@@ -33,11 +33,13 @@ from test_operator import (  # noqa: F401 - fixtures
     wait_for_phase,
 )
 
-from paretomerge.executors.kubernetes import COMPONENT_LABEL, Images, task_job
+from paretomerge.k8s.constants import COMPONENT_LABEL
+from paretomerge.k8s.executor import task_job
+from paretomerge.k8s.objects import controller_name
+from paretomerge.k8s.settings import Images
 from paretomerge.merge.plan import MergePlan
 from paretomerge.spec import EndpointSpec, parse_run
 from paretomerge.tasks import EvaluateTask
-from paretomerge_operator.resources import controller_name
 
 pytest_plugins = ["k8s.fixtures"]
 

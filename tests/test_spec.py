@@ -7,23 +7,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
+from typer.testing import CliRunner
 
-from paretomerge.spec import SpecError, dump_run, load_run, parse_run, resume_conflicts
+from paretomerge.cli import app
+from paretomerge.spec import (
+    SpecError,
+    dump_run,
+    load_run,
+    load_started_run,
+    parse_run,
+    resume_conflicts,
+)
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
-MINIMAL = {
-    "apiVersion": "paretomerge.io/v1alpha1",
-    "kind": "ParetoMergeRun",
-    "metadata": {"name": "tiny"},
-    "spec": {
-        "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-        "objectives": {
-            "benchmarks": [
-                {"name": "arith", "type": "jsonl", "path": "data/a.jsonl", "format": "numeric"}
-            ]
-        },
-    },
-}
+MINIMAL = run_manifest("tiny")
 
 
 def with_changes(*changes: tuple[str, object]) -> dict:
@@ -58,7 +56,7 @@ def test_example_run_files_are_valid_and_round_trip(path: Path) -> None:
 def test_defaults_follow_the_design() -> None:
     spec = parse_run(MINIMAL).spec
     assert spec.search.strategy == "sip-map-saas"
-    assert (spec.search.budget, spec.search.initial_points, spec.search.batch_size) == (88, 8, 4)
+    assert (spec.search.budget, spec.search.initial_points) == (88, 8)
     assert spec.search.reference_point == [-0.2, -0.2]
     assert spec.evaluation.model_len == 35000 + 3000
     assert (spec.evaluation.base_sampling.temperature, spec.evaluation.base_sampling.top_p) == (
@@ -99,7 +97,6 @@ def test_a_bad_field_is_named(change: tuple[str, object], field: str) -> None:
 
 
 SEMANTIC_CASES = [
-    ([("spec.search.budget", 4), ("spec.search.batchSize", 5)], "spec.search.batchSize"),
     ([("spec.search.budget", 4), ("spec.search.initialPoints", 6)], "spec.search.initialPoints"),
     ([("spec.search.referencePoint", [-0.2, -0.2, -0.2])], "spec.search.referencePoint"),
     ([("spec.search.weightRange", [0.8, 0.2])], "spec.search.weightRange"),
@@ -150,6 +147,34 @@ def test_load_run_names_the_file(tmp_path: Path) -> None:
     bad.write_text("spec: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_run(bad)
+
+
+REMOVED_BATCH_SIZE = (
+    "spec.search.batchSize was removed: execution.parallelism is how many candidates run at once"
+)
+
+
+def test_a_removed_field_is_refused_saying_what_replaces_it(tmp_path: Path) -> None:
+    data = with_changes(("spec.search.batchSize", 4), ("spec.search.budget", 0))
+    with pytest.raises(SpecError) as info:
+        parse_run(data)
+    messages = [str(problem) for problem in info.value.problems]
+    assert REMOVED_BATCH_SIZE in messages and len(messages) == 2  # with the other problem
+    assert f"  - {REMOVED_BATCH_SIZE}\n" in str(info.value) + "\n"
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(with_changes(("spec.search.batchSize", 4))))
+    result = CliRunner().invoke(app, ["run", str(run_file)])
+    assert result.exit_code == 1 and REMOVED_BATCH_SIZE in result.output
+
+
+def test_a_started_run_written_with_a_removed_field_reads_without_it(tmp_path: Path) -> None:
+    """A run directory's run.yaml of an earlier version has every field of its day."""
+    started = tmp_path / "run.yaml"
+    started.write_text(yaml.safe_dump(with_changes(("spec.search.batchSize", 4))))
+    with pytest.raises(SpecError):
+        load_run(started)
+    assert load_started_run(started) == parse_run(MINIMAL)
+    assert resume_conflicts(load_started_run(started), parse_run(MINIMAL)) == []
 
 
 def test_a_run_resumes_after_edits_of_how_much_and_how_but_not_of_what() -> None:

@@ -3,24 +3,27 @@ API server's object size limit, and what does not fit is named by the file that 
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
+from builders import benchmark_score
 
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
-from paretomerge.status import (
+from paretomerge.k8s.status import (
     EVALUATION_COLUMNS,
     MAX_STATUS_EVALUATIONS,
     MAX_STATUS_PARETO,
     NO_VALUE,
+    EvaluationRow,
     run_status,
 )
 
 API_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's request limit, what the API server stores
 DIM = 37  # Qwen3-4B: 36 layers and the head
 SCORES = {
-    "gpqa_diamond": {"accuracy": 0.512345678, "mean_output_tokens": 12345.678},
-    "aime25": {"accuracy": 0.366666667, "mean_output_tokens": 23456.789},
+    "gpqa_diamond": benchmark_score("gpqa_diamond", 0.512345678, 12345.678, n=198),
+    "aime25": benchmark_score("aime25", 0.366666667, 23456.789),
 }
 
 
@@ -92,3 +95,85 @@ def test_a_failed_candidate_row_has_no_nulls_the_api_server_would_drop() -> None
     rows = run_status(state, "runs/qwen3-4b", 3)["evaluations"]
     assert all(len(row) == len(EVALUATION_COLUMNS) and None not in row for row in rows)
     assert rows[1][:4] == ["c0002", "failed", NO_VALUE, NO_VALUE]
+
+
+def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> None:
+    state = RunState(run="r", phase="Searching")
+    for i in range(300):
+        f1 = i / 300
+        state.candidates.append(
+            CandidateRecord(
+                id=f"c{i + 1:04d}",
+                x=[f1] * 37,
+                variables=[f1] * 37,
+                status="succeeded",
+                objectives=[f1, 1 - f1],
+                scores={"aime25": benchmark_score("aime25", f1, 1000.0)},
+            )
+        )
+    state.hypervolume = [0.5] * 300
+    status = run_status(state, "runs/r", 3)
+    assert status["finished"] == 300 and len(status["evaluations"]) == 300
+    assert status["paretoSize"] == 300 and status["observedGeneration"] == 3
+    assert len(str(status)) < 1_000_000
+    later = run_status(copy.deepcopy(state), "runs/r", 4, status["conditions"])
+    running = next(c for c in later["conditions"] if c["type"] == "Running")
+    assert running["status"] == "True"
+    assert running["lastTransitionTime"] == status["conditions"][0]["lastTransitionTime"]
+
+
+def test_the_front_in_the_status_is_botorchs_front() -> None:
+    """The status' front (numpy, so the operator loads no torch) keeps exactly the
+    candidates BoTorch's Pareto mask keeps, ties and duplicates included."""
+    import torch
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        objectives = rng.integers(0, 6, size=(int(rng.integers(1, 40)), 2)) / 5
+        state = RunState(run="r", phase="Searching")
+        for i, (f1, f2) in enumerate(objectives.tolist()):
+            state.candidates.append(
+                CandidateRecord(
+                    id=f"c{i + 1:04d}",
+                    x=[0.5],
+                    variables=[0.5],
+                    status="succeeded",
+                    objectives=[f1, f2],
+                    scores={},
+                )
+            )
+        mask = is_non_dominated(torch.as_tensor(objectives), deduplicate=False).numpy()
+        expected = {c.id for c, keep in zip(state.candidates, mask, strict=True) if keep}
+        pareto = run_status(state, "runs/r", 1)["pareto"]
+        assert {point["id"] for point in pareto} == expected
+        assert [p["f1"] for p in pareto] == sorted((p["f1"] for p in pareto), reverse=True)
+
+
+def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
+    state = finished_state(3)
+    state.candidates[1] = CandidateRecord(
+        id="c0002",
+        x=[0.5] * DIM,
+        variables=[0.5] * DIM,
+        status="failed",
+        attempts=3,
+        seconds={"merge": 12.34567},
+    )
+    rows = run_status(state, "runs/qwen3-4b", 3)["evaluations"]
+    assert EVALUATION_COLUMNS == (
+        "id",
+        "status",
+        "f1",
+        "f2",
+        "mergeSeconds",
+        "evaluateSeconds",
+        "proposalSeconds",
+        "attempts",
+    )
+    assert rows[0] == ["c0001", "succeeded", 0.0, 1.0, 81.235, 1834.568, 3.212, 2]
+    assert rows[1] == ["c0002", "failed", NO_VALUE, NO_VALUE, 12.346, NO_VALUE, NO_VALUE, 3]
+    for row, candidate in zip(rows, state.candidates, strict=True):
+        assert EvaluationRow.from_status(row) == EvaluationRow.of(candidate)
+    failed = EvaluationRow.from_status(rows[1])
+    assert (failed.f1, failed.merge_seconds, failed.evaluate_seconds) == (None, 12.346, None)

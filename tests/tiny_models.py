@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from paretomerge.checkpoint import INDEX_FILE, Checkpoint
-from paretomerge.layout import TensorLayout
+from paretomerge.tensor_layout import TensorLayout
 
 VOCAB_SIZE = 128
 ARCHITECTURES = {

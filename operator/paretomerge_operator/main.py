@@ -14,18 +14,17 @@ from typing import Any
 
 import kopf
 
-from paretomerge_operator import (
-    api,
-    handlers,  # noqa: F401 - registers every handler
-)
+from paretomerge.k8s import client
+from paretomerge.k8s.settings import ClusterSettings
+from paretomerge_operator import handlers  # noqa: F401 - registers every handler
 from paretomerge_operator.metrics import OperatorMetrics
-from paretomerge_operator.settings import OperatorSettings
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    api.configure()
-    memo.settings = OperatorSettings.from_environment()
+    """kopf's own settings, and the cluster owner's (``memo.cluster_settings``: Helm values)."""
+    client.connect()
+    memo.cluster_settings = ClusterSettings.from_environment()
     settings.posting.level = 20  # INFO and above become Events
     settings.watching.server_timeout = 300
     if memo.metrics_port:

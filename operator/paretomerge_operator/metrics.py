@@ -30,7 +30,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from paretomerge.status import EVALUATION_COLUMNS
+from paretomerge.k8s.status import EvaluationRow
 
 RUN_LABELS = ("namespace", "run")
 OUTCOMES = ("succeeded", "failed", "retried")
@@ -39,14 +39,6 @@ STAGES = ("merge", "evaluate")
 CANDIDATE_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 # A proposal is a GP fit plus qLogNEHVI: below a second on small runs, minutes for SAAS.
 PROPOSAL_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-_COLUMN = {name: index for index, name in enumerate(EVALUATION_COLUMNS)}
-
-
-def _number(row: list[Any], column: str) -> float | None:
-    """A row's number in ``column``; None for a missing value (``NO_VALUE`` or null)."""
-    value = row[_COLUMN[column]]
-    return value if isinstance(value, int | float) else None
-
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 # Names of the handlers wrapped by ``counting_errors``, filled as their modules are imported
@@ -55,8 +47,8 @@ COUNTED_HANDLERS: set[str] = set()
 
 
 @dataclass(frozen=True)
-class RunProgress:
-    """What one status update says about a run (the fields the metrics need)."""
+class RunSnapshot:
+    """One version of a run, as an event brings it: the fields the metrics need."""
 
     phase: str | None
     budget: int | None
@@ -64,10 +56,10 @@ class RunProgress:
     running: int
     pareto_size: int
     hypervolume: float
-    evaluations: list[list[Any]]
+    evaluations: list[EvaluationRow]
 
     @classmethod
-    def from_body(cls, spec: dict[str, Any], status: dict[str, Any]) -> RunProgress:
+    def from_body(cls, spec: dict[str, Any], status: dict[str, Any]) -> RunSnapshot:
         return cls(
             phase=status.get("phase") or None,
             budget=(spec.get("search") or {}).get("budget"),
@@ -75,7 +67,7 @@ class RunProgress:
             running=status.get("running") or 0,
             pareto_size=status.get("paretoSize") or 0,
             hypervolume=status.get("hypervolume") or 0.0,
-            evaluations=status.get("evaluations") or [],
+            evaluations=[EvaluationRow.from_status(row) for row in status.get("evaluations") or []],
         )
 
 
@@ -139,23 +131,23 @@ class OperatorMetrics:
     def _add(self, kind: type, name: str, documentation: str, labels: Iterable[str], **options):
         return kind(name, documentation, tuple(labels), registry=self.registry, **options)
 
-    def observe(self, namespace: str, run: str, progress: RunProgress) -> None:
+    def observe(self, namespace: str, run: str, snapshot: RunSnapshot) -> None:
         """Update the gauges and count the evaluation rows not counted before."""
         key = (namespace, run)
-        self._set_phase(key, progress.phase)
+        self._set_phase(key, snapshot.phase)
         labels = {"namespace": namespace, "run": run}
-        self.finished.labels(**labels).set(progress.finished)
-        self.running.labels(**labels).set(progress.running)
-        self.hypervolume.labels(**labels).set(progress.hypervolume)
-        self.pareto_size.labels(**labels).set(progress.pareto_size)
-        if progress.budget is not None:
-            self.budget.labels(**labels).set(progress.budget)
+        self.finished.labels(**labels).set(snapshot.finished)
+        self.running.labels(**labels).set(snapshot.running)
+        self.hypervolume.labels(**labels).set(snapshot.hypervolume)
+        self.pareto_size.labels(**labels).set(snapshot.pareto_size)
+        if snapshot.budget is not None:
+            self.budget.labels(**labels).set(snapshot.budget)
         if key not in self._counted:
             self._start_series(labels)
         counted = self._counted.setdefault(key, set())
-        for row in progress.evaluations:
-            if row[_COLUMN["id"]] not in counted:
-                counted.add(row[_COLUMN["id"]])
+        for row in snapshot.evaluations:
+            if row.id not in counted:
+                counted.add(row.id)
                 self._count_row(labels, row)
 
     def _start_series(self, labels: dict[str, str]) -> None:
@@ -166,25 +158,21 @@ class OperatorMetrics:
             self.candidate_seconds.labels(**labels, stage=stage)
         self.proposal_seconds.labels(**labels)
 
-    def _count_row(self, labels: dict[str, str], row: list[Any]) -> None:
-        outcome = row[_COLUMN["status"]]
-        if outcome in OUTCOMES:
-            self.evaluations.labels(**labels, outcome=outcome).inc()
-        if len(row) != len(_COLUMN):
-            # An API server that drops nulls from arrays in merge patches (Kubernetes before
-            # 1.21, kubernetes#98080) shortens a row with a missing value, shifting every
-            # column after it: only its id and status, never null, still stand.
-            return
-        retries = (row[_COLUMN["attempts"]] or 1) - 1
+    def _count_row(self, labels: dict[str, str], row: EvaluationRow) -> None:
+        """Count a row's outcome, its extra attempts and its durations (what it has: a row
+        shortened by the API server has its outcome only, see
+        :meth:`EvaluationRow.from_status`)."""
+        if row.status in OUTCOMES:
+            self.evaluations.labels(**labels, outcome=row.status).inc()
+        retries = (row.attempts or 1) - 1
         if retries > 0:
             self.evaluations.labels(**labels, outcome="retried").inc(retries)
-        for stage in STAGES:
-            seconds = _number(row, f"{stage}Seconds")
+        durations = (row.merge_seconds, row.evaluate_seconds)
+        for stage, seconds in zip(STAGES, durations, strict=True):
             if seconds is not None:
                 self.candidate_seconds.labels(**labels, stage=stage).observe(seconds)
-        proposal = _number(row, "proposalSeconds")
-        if proposal is not None:
-            self.proposal_seconds.labels(**labels).observe(proposal)
+        if row.proposal_seconds is not None:
+            self.proposal_seconds.labels(**labels).observe(row.proposal_seconds)
 
     def _set_phase(self, key: tuple[str, str], phase: str | None) -> None:
         previous = self._phases.get(key)

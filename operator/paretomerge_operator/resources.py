@@ -1,4 +1,5 @@
-"""The objects the operator creates for a run, all owned by it (garbage-collected with it).
+"""The objects the operator creates for a run: its controller's Job, ServiceAccount, Role
+and RoleBinding, all owned by the run (garbage-collected with it).
 
 Names are deterministic, so creating them again (a resumed operator, a second handler
 call) finds them instead of making a second controller.
@@ -6,46 +7,24 @@ call) finds them instead of making a second controller.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from paretomerge.executors.kubernetes import (
-    COMPONENT_LABEL,
-    RUN_LABEL,
-    VOLUME_MOUNT,
-    job_name,
-    owner_reference,
-    restricted_security_context,
+from paretomerge.k8s.constants import API_GROUP, CONTROLLER, PLURAL, VOLUME_MOUNT
+from paretomerge.k8s.objects import (
+    container_security_context,
+    controller_name,
+    data_mount,
+    data_volume,
+    labels,
+    metadata,
+    pod_security_context,
 )
-from paretomerge.kube import (
-    EVAL_IMAGE_ENV,
-    IMAGE_PULL_POLICY_ENV,
-    IMAGE_PULL_SECRETS_ENV,
-    RUN_DEFAULTS_ENV,
-    RUNTIME_IMAGE_ENV,
-)
-from paretomerge.spec import API_GROUP, ParetoMergeRun
-from paretomerge_operator.settings import OperatorSettings
-
-CONTROLLER = "controller"
-
-
-def controller_name(run_name: str) -> str:
-    """Name of the controller's Job, ServiceAccount, Role and RoleBinding."""
-    return job_name(run_name, CONTROLLER, 0).removesuffix("-a0")
+from paretomerge.k8s.settings import ClusterSettings
+from paretomerge.spec import ParetoMergeRun
 
 
 def _metadata(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": controller_name(run.name),
-        "namespace": body["metadata"]["namespace"],
-        "labels": {
-            "app.kubernetes.io/name": "paretomerge",
-            COMPONENT_LABEL: CONTROLLER,
-            RUN_LABEL: run.name,
-        },
-        "ownerReferences": [owner_reference(body)],
-    }
+    return metadata(controller_name(run.name), body, labels(run.name, CONTROLLER))
 
 
 def controller_service_account(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]:
@@ -63,13 +42,13 @@ def controller_role(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]
         "rules": [
             {
                 "apiGroups": [API_GROUP],
-                "resources": ["paretomergeruns"],
+                "resources": [PLURAL],
                 "resourceNames": [run.name],
                 "verbs": ["get"],
             },
             {
                 "apiGroups": [API_GROUP],
-                "resources": ["paretomergeruns/status"],
+                "resources": [f"{PLURAL}/status"],
                 "resourceNames": [run.name],
                 "verbs": ["get", "patch"],
             },
@@ -97,24 +76,20 @@ def controller_role_binding(run: ParetoMergeRun, body: dict[str, Any]) -> dict[s
 
 
 def controller_job(
-    run: ParetoMergeRun, body: dict[str, Any], settings: OperatorSettings
+    run: ParetoMergeRun, body: dict[str, Any], settings: ClusterSettings
 ) -> dict[str, Any]:
     """The controller as a Job: a pod that dies is replaced (``backoffLimit``) and resumes
     from the run's checkpoint; a Job that runs out of restarts fails the run."""
-    metadata = _metadata(run, body)
+    job_metadata = _metadata(run, body)
     namespace = body["metadata"]["namespace"]
     container = {
         "name": CONTROLLER,
-        "image": settings.runtime_image,
-        "imagePullPolicy": settings.image_pull_policy,
+        "image": settings.images.runtime,
+        "imagePullPolicy": settings.images.pull_policy,
         "command": ["paretomerge", "controller", "--run", f"{namespace}/{run.name}"],
         "args": ["--volume", VOLUME_MOUNT],
         "env": [
-            {"name": RUNTIME_IMAGE_ENV, "value": settings.runtime_image},
-            {"name": EVAL_IMAGE_ENV, "value": settings.eval_image},
-            {"name": IMAGE_PULL_POLICY_ENV, "value": settings.image_pull_policy},
-            {"name": IMAGE_PULL_SECRETS_ENV, "value": ",".join(settings.image_pull_secrets)},
-            {"name": RUN_DEFAULTS_ENV, "value": json.dumps(settings.run_defaults)},
+            *settings.controller_environment(),
             {"name": "HOME", "value": "/tmp"},
             {"name": "MPLCONFIGDIR", "value": "/tmp"},
         ],
@@ -122,39 +97,25 @@ def controller_job(
             "requests": {"cpu": "500m", "memory": settings.controller_memory},
             "limits": {"memory": settings.controller_memory},
         },
-        "volumeMounts": [
-            {"name": "data", "mountPath": VOLUME_MOUNT},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-        "securityContext": {**restricted_security_context(), "readOnlyRootFilesystem": True},
+        "volumeMounts": [data_mount(), {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": container_security_context(),
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata,
+        "metadata": job_metadata,
         "spec": {
             "backoffLimit": settings.controller_restarts,
             "template": {
-                "metadata": {"labels": metadata["labels"]},
+                "metadata": {"labels": job_metadata["labels"]},
                 "spec": {
-                    "serviceAccountName": metadata["name"],
+                    "serviceAccountName": job_metadata["name"],
                     "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "runAsGroup": 1000,
-                        "fsGroup": 1000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "imagePullSecrets": [{"name": s} for s in settings.image_pull_secrets],
+                    "securityContext": pod_security_context(),
+                    "imagePullSecrets": [{"name": s} for s in settings.images.pull_secrets],
                     "containers": [container],
                     "volumes": [
-                        {
-                            "name": "data",
-                            "persistentVolumeClaim": {
-                                "claimName": run.spec.execution.storage.claim_name
-                            },
-                        },
+                        data_volume(run.spec.execution.storage.claim_name),
                         {"name": "tmp", "emptyDir": {}},
                     ],
                 },

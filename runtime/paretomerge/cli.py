@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from paretomerge import __version__
+
+if TYPE_CHECKING:  # imported where they are used: the command line starts fast
+    from rich.table import Table
+
+    from paretomerge.report import RunDirectory
 
 app = typer.Typer(
     help=(
@@ -191,9 +196,10 @@ def _task_threads(parallelism: int) -> dict[str, str]:
 
 def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
     """Run ``run_file`` to its end; returns its run directory."""
-    from paretomerge.controller import Controller, run_directory
+    from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
-    from paretomerge.progress import RunProgress
+    from paretomerge.progress import RunProgressBar
+    from paretomerge.run_layout import RunLayout
     from paretomerge.spec import SpecError, load_run
 
     try:
@@ -204,7 +210,7 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
     executor = LocalExecutor(
         volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
     )
-    with RunProgress(manifest) as progress:
+    with RunProgressBar(manifest) as progress:
         controller = Controller(
             manifest, volume, executor, on_update=progress.update, poll_seconds=poll
         )
@@ -212,15 +218,15 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
             state = controller.run_to_end()
         finally:
             executor.close()
-    run_dir = volume / run_directory(manifest)
+    files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
         raise _fail(
             RuntimeError(
                 f"run {manifest.name} {state.phase}: {state.message} (remove "
-                f"{run_dir / 'checkpoint.json'} to start the run over)"
+                f"{files.checkpoint} to start the run over)"
             )
         )
-    return run_dir
+    return files.root
 
 
 @app.command()
@@ -277,8 +283,9 @@ def report(
 
 
 def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None) -> None:
+    """Print the front of ``run_dir`` and of each baseline with their hypervolumes, write
+    the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
-    from rich.table import Table
 
     from paretomerge.report import RunDirectory, write_html, write_plots
 
@@ -287,6 +294,33 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
         others = [RunDirectory.open(path) for path in baselines]
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from error
+    console = Console()
+    ref_point = directory.run.spec.search.reference_point
+    for run in (directory, *others):
+        console.print(_front_table(run))
+    for run in (directory, *others):
+        console.print(
+            f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
+            f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
+            f"{run.hypervolume(ref_point):.4f}"
+        )
+    plots = write_plots(directory, others)
+    for path in plots:
+        console.print(f"wrote {path}")
+    if html is not None:
+        console.print(f"wrote {write_html(directory, others, plots, html)}")
+    files = directory.files
+    console.print(
+        f"artifacts in {directory.path} ({files.pareto.name}, {files.results.name}, "
+        f"{files.objectives.name}, ...)"
+    )
+
+
+def _front_table(directory: RunDirectory) -> Table:
+    """The run's front as a rich table (values ± their standard deviations when the run
+    reports them), the anchors last."""
+    from rich.table import Table
+
     state = directory.state
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
     table = Table(title=f"{directory.run.name}: Pareto set ({state.phase})")
@@ -295,6 +329,17 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     for name in benchmarks:
         table.add_column(f"{name} acc", justify="right")
         table.add_column(f"{name} tokens", justify="right")
+
+    def score_cells(scores) -> list[str]:
+        return [
+            value
+            for name in benchmarks
+            for value in (
+                f"{scores[name].accuracy:.3f}",
+                f"{scores[name].mean_output_tokens:.1f}",
+            )
+        ]
+
     space = directory.space()
     for member in directory.front():
         candidate = directory.candidate(member)
@@ -307,14 +352,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
                 for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
             ),
             f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{candidate.scores[name]['accuracy']:.3f}",
-                    f"{candidate.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            *score_cells(candidate.scores),
         )
     for role, anchor in state.anchors.items():
         table.add_row(
@@ -323,30 +361,9 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             "0.000" if role == "base" else "1.000",
             "1.000" if role == "base" else "0.000",
             "",
-            *[
-                value
-                for name in benchmarks
-                for value in (
-                    f"{anchor.scores[name]['accuracy']:.3f}",
-                    f"{anchor.scores[name]['mean_output_tokens']:.1f}",
-                )
-            ],
+            *score_cells(anchor.scores),
         )
-    console = Console()
-    console.print(table)
-    ref_point = directory.run.spec.search.reference_point
-    for run in (directory, *others):
-        console.print(
-            f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
-            f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
-            f"{run.hypervolume(ref_point):.4f}"
-        )
-    plots = write_plots(directory, others)
-    for path in plots:
-        console.print(f"wrote {path}")
-    if html is not None:
-        console.print(f"wrote {write_html(directory, others, plots, html)}")
-    console.print(f"artifacts in {directory.path} (pareto.csv, results.json, objectives.npy, ...)")
+    return table
 
 
 @app.command()
@@ -370,7 +387,7 @@ def materialize(
 @app.command()
 def crd() -> None:
     """Print the ParetoMergeRun CustomResourceDefinition (generated from the run spec)."""
-    from paretomerge.crd import render_crd
+    from paretomerge.k8s.crd import render_crd
 
     typer.echo(render_crd(), nl=False)
 
@@ -383,7 +400,7 @@ def controller(
     ] = Path("/data"),
 ) -> None:
     """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status."""
-    from paretomerge.kube import run_controller
+    from paretomerge.k8s.runner import run_controller
     from paretomerge.spec import SpecError
 
     namespace, _, name = run.partition("/")
@@ -391,7 +408,7 @@ def controller(
         raise typer.BadParameter("expected NAMESPACE/NAME", param_hint="--run")
     try:
         state = run_controller(namespace, name, volume)
-    except SpecError as error:
+    except (SpecError, LookupError) as error:
         raise _fail(error) from error
     # A run that ended Failed is an outcome, told in its status: the pod must not restart.
     typer.echo(f"run {run} {state.phase}: {state.message}")
@@ -489,8 +506,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Serve a model and score it on the run's benchmarks (accuracy, output tokens)."""
-    import json
-
     from paretomerge.evaluate import (
         BenchmarkDataError,
         EvalscopeOutputError,
@@ -517,7 +532,7 @@ def evaluate(
     except (SpecError, BenchmarkDataError, ServingError, EvalscopeOutputError) as error:
         raise _fail(error) from error
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    out.write_text(result.model_dump_json(indent=2) + "\n")
     for score in result.scores.values():
         typer.echo(
             f"{score.name}: accuracy {score.accuracy:.3f} ± {score.accuracy_stderr:.3f}, "

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from paretomerge.importance import STATISTICS, ImportanceProfile
-from paretomerge.partition import BlockPartition, normalize_profile
+from paretomerge.partition import BlockPartition, layer_importance, normalize_profile
 
 FONT_SIZE = 11
 
@@ -44,8 +44,8 @@ def plot_profile(profile: ImportanceProfile, path: str | Path, note: str | None 
         partition = BlockPartition(
             starts=tuple(profile.partition.starts), num_layers=profile.num_layers
         )
-        normalized = normalize_profile(profile.layers)
-        block_mass = [normalized[a:b].sum() for a, b in partition.bounds]
+        importance = layer_importance([*profile.layers, profile.head])
+        block_mass = [importance[a:b].sum() for a, b in partition.bounds]
         rows.append(
             (
                 f"blocks ({profile.partition.strategy})",

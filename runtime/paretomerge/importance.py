@@ -33,8 +33,8 @@ import torch
 from pydantic import BaseModel
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
-from paretomerge.layout import TensorLayout
-from paretomerge.partition import PartitionStrategy, normalize_profile, partition_layers
+from paretomerge.partition import BlockPartition, PartitionStrategy, block_partition
+from paretomerge.tensor_layout import TensorLayout
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
 # 256 Ki float32 values (1 MiB) per operand: both operands stay in a core's cache.
@@ -91,6 +91,18 @@ class PartitionRecord(BaseModel):
     beta: float
     starts: list[int]
     bounds: list[tuple[int, int]]
+
+    @classmethod
+    def of(
+        cls, partition: BlockPartition, strategy: str, alpha: float, beta: float
+    ) -> PartitionRecord:
+        return cls(
+            strategy=strategy,
+            alpha=alpha,
+            beta=beta,
+            starts=list(partition.starts),
+            bounds=partition.bounds,
+        )
 
 
 class ImportanceProfile(BaseModel):
@@ -260,13 +272,7 @@ def partition_profile(
     alpha: float = 1.0,
     beta: float = 0.005,
 ) -> PartitionRecord:
-    """Partition the layers by the min-max normalised default statistic (BAMBO)."""
-    values = normalize_profile(profile.layers)
-    partition = partition_layers(values, num_blocks, strategy, alpha, beta)
-    return PartitionRecord(
-        strategy=strategy,
-        alpha=alpha,
-        beta=beta,
-        starts=list(partition.starts),
-        bounds=partition.bounds,
-    )
+    """The block partition of the default statistic (:func:`block_partition`: the blocks a
+    ``bambo`` run with these settings searches)."""
+    partition = block_partition([*profile.layers, profile.head], num_blocks, strategy, alpha, beta)
+    return PartitionRecord.of(partition, strategy, alpha, beta)

@@ -9,6 +9,11 @@ where ``SSE(B) = sum_{i in B} v_i^2 - (sum_{i in B} v_i)^2 / |B|`` is the within
 squared error and ``S = sum_i v_i``. ``alpha = 1, beta = 0`` is the Fisher-Jenks
 "variance" partition (homogeneous blocks), ``alpha = 0, beta = 1`` the "balance"
 partition (equal importance mass per block), and "hybrid" mixes both.
+
+The values are the layers' importance under one rule (:func:`layer_importance`), and
+:func:`block_partition` is the one partition of a run's profile: the blocks a ``bambo``
+search ties together, the blocks ``paretomerge importance --blocks`` draws and the
+report's heatmap shows.
 """
 
 from __future__ import annotations
@@ -42,6 +47,21 @@ def normalize_profile(profile: Sequence[float]) -> np.ndarray:
     if span <= 0:
         return np.full_like(p, 0.5)
     return (p - p.min()) / span
+
+
+def layer_importance(profile: Sequence[float]) -> np.ndarray:
+    """The layers' importance from the divergence of every merge weight.
+
+    Args:
+        profile: shape ``(L + 1,)``: the ``L`` layers, then the head variable.
+
+    Returns:
+        Shape ``(L,)``: the profile min-max normalised over every merge weight, head
+        included (:func:`normalize_profile`, the importance the SIP priors see), then
+        the layers' values. A head beyond the layers' range so narrows their spread
+        but leaves their order.
+    """
+    return normalize_profile(profile)[:-1]
 
 
 @dataclass(frozen=True)
@@ -180,6 +200,19 @@ def partition_layers(
             f"unknown partition strategy {strategy!r}; expected one of {PARTITION_STRATEGIES}"
         )
     return optimal_partition(values, num_blocks, *weights[strategy])
+
+
+def block_partition(
+    profile: Sequence[float],
+    num_blocks: int,
+    strategy: PartitionStrategy = "hybrid",
+    alpha: float = 1.0,
+    beta: float = 0.005,
+) -> BlockPartition:
+    """The blocks of a run's profile: :func:`partition_layers` over
+    :func:`layer_importance` (``profile`` is ``L + 1`` values, layers then head; the head
+    is never part of a block)."""
+    return partition_layers(layer_importance(profile), num_blocks, strategy, alpha, beta)
 
 
 def _check_partition_args(v: np.ndarray, num_blocks: int, alpha: float, beta: float) -> None:

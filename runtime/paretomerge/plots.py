@@ -3,8 +3,9 @@
 - :func:`plot_fronts`: fronts in objective space as staircases (a front of finitely many
   merges reaches the region below and left of each point, never the straight segment
   between two of them), each front point labelled with its ``materialize --point``
-  number, with optional error bars, every evaluated merge, the anchors, and other runs
-  (e.g. a model-level sweep) overlaid;
+  number, with optional error bars and validated values drawn apart from search
+  estimates, every evaluated merge, the anchors, and other runs (e.g. a model-level
+  sweep) overlaid;
 - :func:`plot_hypervolume`: hypervolume against any cumulative x (evaluations today; the
   same function draws it against cost);
 - the importance heatmap lives in :mod:`paretomerge.heatmap`.
@@ -44,9 +45,14 @@ class FrontSeries:
         front: ``(n, 2)`` the reported front, in ``pareto.csv`` order.
         points: ``(n,)`` each front member's ``materialize --point`` number, or ``None``
             to leave the front unlabelled (a baseline).
-        front_std: ``(n, 2)`` standard deviations of ``front``, or ``None``.
+        front_std: ``(n, 2)`` standard deviations of ``front`` (drawn as error bars), or
+            ``None``.
         evaluated: ``(m, 2)`` every evaluated merge of the run.
         hypervolume: the front's hypervolume, shown in the legend.
+        validated: ``(n,)`` booleans, true where a front value comes from validation
+            (re-evaluation on held-out questions) rather than from the search's own
+            estimate; such members are drawn as stars. ``None``: no validation.
+        evaluated_std: ``(m, 2)`` standard deviations of ``evaluated``, or ``None``.
     """
 
     label: str
@@ -55,6 +61,8 @@ class FrontSeries:
     front_std: np.ndarray | None
     evaluated: np.ndarray
     hypervolume: float
+    validated: np.ndarray | None = None
+    evaluated_std: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,8 @@ def plot_fronts(
     for index, run in enumerate(reversed(runs)):  # the searched run drawn last, on top
         colour = RUN_COLOURS[(len(runs) - 1 - index) % len(RUN_COLOURS)]
         marker = "o" if index == len(runs) - 1 else "^"
+        if run.evaluated_std is not None and len(run.evaluated):
+            _error_bars(axes, run.evaluated, run.evaluated_std, colour, alpha=0.25)
         if len(run.evaluated):
             axes.scatter(
                 run.evaluated[:, 0],
@@ -127,27 +137,36 @@ def plot_fronts(
             label=f"{run.label}: front, hypervolume {run.hypervolume:.3f}",
         )
         if run.front_std is not None:
-            axes.errorbar(
-                run.front[:, 0],
-                run.front[:, 1],
-                xerr=run.front_std[:, 0],
-                yerr=run.front_std[:, 1],
-                fmt="none",
-                ecolor=colour,
-                elinewidth=1.0,
-                capsize=3,
-                alpha=0.8,
-            )
+            _error_bars(axes, run.front, run.front_std, colour, alpha=0.8)
+        validated = (
+            np.zeros(len(run.front), dtype=bool)
+            if run.validated is None
+            else np.asarray(run.validated, dtype=bool)
+        )
+        estimated = ~validated
         axes.scatter(
-            run.front[:, 0],
-            run.front[:, 1],
+            run.front[estimated, 0],
+            run.front[estimated, 1],
             s=52,
             marker=marker,
             color=colour,
             edgecolors="white",
             linewidths=0.8,
             zorder=4,
+            label=f"{run.label}: search estimates" if run.validated is not None else None,
         )
+        if validated.any():
+            axes.scatter(
+                run.front[validated, 0],
+                run.front[validated, 1],
+                s=150,
+                marker="*",
+                color=colour,
+                edgecolors="black",
+                linewidths=0.9,
+                zorder=4,
+                label=f"{run.label}: validated",
+            )
     for (x, y), marker, label in (
         ((0.0, 1.0), "s", "base (0, 1)"),
         ((1.0, 0.0), "D", "expert (1, 0)"),
@@ -178,6 +197,21 @@ def plot_fronts(
         frameon=False,
     )
     _save(figure, path)
+
+
+def _error_bars(axes, values: np.ndarray, std: np.ndarray, colour: str, alpha: float) -> None:
+    """One standard deviation either side of each of ``values`` ``(n, 2)``, both axes."""
+    axes.errorbar(
+        values[:, 0],
+        values[:, 1],
+        xerr=std[:, 0],
+        yerr=std[:, 1],
+        fmt="none",
+        ecolor=colour,
+        elinewidth=1.0,
+        capsize=3,
+        alpha=alpha,
+    )
 
 
 def _legend_rank(label: str, runs: Sequence[FrontSeries]) -> int:

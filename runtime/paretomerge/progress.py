@@ -24,7 +24,7 @@ def eta_seconds(state: RunState, budget: int, parallelism: int) -> float | None:
     return remaining * (sum(durations) / len(durations)) / parallelism
 
 
-class RunProgress:
+class RunProgressBar:
     """A rich progress bar fed with the controller's state after every checkpoint."""
 
     def __init__(self, run: ParetoMergeRun, console: Console | None = None):
@@ -44,7 +44,7 @@ class RunProgress:
         )
         self._last_message = ""
 
-    def __enter__(self) -> RunProgress:
+    def __enter__(self) -> RunProgressBar:
         self.progress.start()
         return self
 

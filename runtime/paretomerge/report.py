@@ -25,24 +25,21 @@ import html
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from paretomerge.controller.artifacts import PARETO_FILE
-from paretomerge.controller.loop import RUN_FILE
-from paretomerge.controller.space import DecisionSpace
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
 from paretomerge.merge import MergePlan
 from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
+from paretomerge.results import Scores
+from paretomerge.run_layout import RUN_FILE, RunLayout
 from paretomerge.search import hypervolume
-from paretomerge.spec import ParetoMergeRun, load_run
-from paretomerge.tasks import PROFILE_FILE, TASK_FILE, EvaluateTask, read_task
+from paretomerge.spec import ParetoMergeRun, load_started_run
+from paretomerge.tasks import EvaluateTask, read_task
 
-FRONT_PLOT = "pareto_front.png"
-HYPERVOLUME_PLOT = "hypervolume.png"
-IMPORTANCE_PLOT = "importance.png"
 LAYERS_PER_REFERENCE_BLOCK = 4
 GRANULARITY_NAMES = {"layer": "layer-wise", "block": "block-wise", "model": "model-level"}
 
@@ -52,12 +49,15 @@ class FrontPoint:
     """One member of the reported front: a row of ``pareto.csv``.
 
     ``objectives`` is ``(f1, f2)``; ``std`` their standard deviations when the run
-    reports them, else ``None``."""
+    reports them (``f1_std``, ``f2_std`` columns), else ``None``; ``validated`` whether
+    the values come from validation rather than the search's estimate (a ``validated``
+    column: ``true``/``false``), ``None`` when the run does not say."""
 
     point: int
     candidate: str
     objectives: tuple[float, float]
     std: tuple[float, float] | None
+    validated: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,22 @@ class RunDirectory:
 
     @classmethod
     def open(cls, path: Path) -> RunDirectory:
-        if not (path / RUN_FILE).exists():
+        files = RunLayout(path)
+        if not files.run_file.exists():
             raise FileNotFoundError(f"{path} is not a run directory: it has no {RUN_FILE}")
         state = RunState.load(path)
         if state is None:
             raise FileNotFoundError(f"{path} has no checkpoint yet: the run has not started")
-        return cls(path, load_run(path / RUN_FILE), state)
+        return cls(path, load_started_run(files.run_file), state)
+
+    @property
+    def files(self) -> RunLayout[Path]:
+        return RunLayout(self.path)
 
     @property
     def volume(self) -> Path:
-        """The volume the run's paths are relative to (the run dir is ``runsPath/name``)."""
-        depth = len(PurePosixPath(self.run.spec.execution.storage.runs_path).parts) + 1
-        return self.path.resolve().parents[depth - 1]
+        """The volume the run's paths are relative to."""
+        return RunLayout.of(self.run).volume_of(self.path)
 
     def space(self) -> DecisionSpace | None:
         if self.state.profile is None:
@@ -90,7 +94,7 @@ class RunDirectory:
 
     def front(self) -> list[FrontPoint]:
         """The reported front, in ``pareto.csv`` order (empty before the first result)."""
-        path = self.path / PARETO_FILE
+        path = self.files.pareto
         if not path.exists():
             return []
         with open(path, newline="") as handle:
@@ -101,6 +105,7 @@ class RunDirectory:
                 candidate=row["candidate"],
                 objectives=(float(row["f1"]), float(row["f2"])),
                 std=(float(row["f1_std"]), float(row["f2_std"])) if row.get("f1_std") else None,
+                validated=_flag(row["validated"]) if row.get("validated") else None,
             )
             for row in rows
         ]
@@ -114,7 +119,7 @@ class RunDirectory:
         if not 0 <= point < len(front):
             raise IndexError(f"--point {point}: the Pareto set has points 0..{len(front) - 1}")
         candidate = front[point].candidate
-        task = read_task(self.path / "candidates" / candidate / TASK_FILE)
+        task = read_task(self.files.candidate_task(candidate))
         if not isinstance(task, EvaluateTask) or task.plan is None:
             raise ValueError(f"candidate {candidate} has no merge plan")
         return task
@@ -134,6 +139,15 @@ class RunDirectory:
         done = [c.objectives for c in self.state.candidates if c.status == "succeeded"]
         return np.array(done, dtype=float).reshape(-1, 2)
 
+    def evaluated_std(self) -> np.ndarray | None:
+        """``(m, 2)`` standard deviations of :meth:`evaluated` (``objectives_std.npy``), or
+        ``None`` when the run has none (or they do not match the evaluations)."""
+        path = self.files.objectives_std
+        if not path.exists():
+            return None
+        std = np.load(path)
+        return std if std.shape == self.evaluated().shape else None
+
     def hypervolume(self, ref_point: Sequence[float]) -> float:
         """Hypervolume of the reported front against ``ref_point``."""
         front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
@@ -148,6 +162,7 @@ class RunDirectory:
         """This run for :func:`~paretomerge.plots.plot_fronts`."""
         front = self.front()
         stds = [m.std for m in front]
+        validated = [m.validated for m in front]
         return FrontSeries(
             label=f"{self.run.name} ({GRANULARITY_NAMES[self.run.spec.merge.granularity]})",
             front=np.array([m.objectives for m in front], dtype=float).reshape(-1, 2),
@@ -155,14 +170,24 @@ class RunDirectory:
             front_std=np.array(stds, dtype=float) if front and None not in stds else None,
             evaluated=self.evaluated(),
             hypervolume=self.hypervolume(ref_point),
+            validated=np.array(validated) if front and None not in validated else None,
+            evaluated_std=self.evaluated_std(),
         )
+
+
+def _flag(text: str) -> bool:
+    """A boolean cell of ``pareto.csv``."""
+    if text.strip().lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"pareto.csv: validated is {text!r}, not true or false")
+    return text.strip().lower() in ("true", "1")
 
 
 def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -> list[Path]:
     """Write the report's plots into the run directory; returns their paths."""
     ref_point = run_dir.run.spec.search.reference_point
     runs = [run_dir.series(True, ref_point), *(b.series(False, ref_point) for b in baselines)]
-    paths = [run_dir.path / FRONT_PLOT, run_dir.path / HYPERVOLUME_PLOT]
+    files = run_dir.files
+    paths = [files.front_plot, files.hypervolume_plot]
     plot_fronts(runs, ref_point, f"{run_dir.run.name}: accuracy against output tokens", paths[0])
     plot_hypervolume(
         [run_dir.hypervolume_curve(), *(b.hypervolume_curve() for b in baselines)],
@@ -170,9 +195,9 @@ def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -
         "Hypervolume of the front found so far",
         paths[1],
     )
-    profile_path = run_dir.path / "profile" / PROFILE_FILE
+    profile_path = files.profile_file
     if profile_path.exists():
-        paths.append(run_dir.path / IMPORTANCE_PLOT)
+        paths.append(files.importance_plot)
         plot_importance(run_dir, profile_path, paths[-1])
     return paths
 
@@ -187,14 +212,10 @@ def plot_importance(run_dir: RunDirectory, profile_path: Path, path: Path) -> No
     profile = ImportanceProfile.model_validate_json(profile_path.read_text())
     blocks = run_dir.run.spec.merge.blocks
     space = run_dir.space()
-    partition = space.partition() if space is not None else None
+    partition = space.partition if space is not None else None
     if partition is not None:
-        profile.partition = PartitionRecord(
-            strategy=blocks.strategy,
-            alpha=blocks.alpha,
-            beta=blocks.beta,
-            starts=list(partition.starts),
-            bounds=partition.bounds,
+        profile.partition = PartitionRecord.of(
+            partition, blocks.strategy, blocks.alpha, blocks.beta
         )
         note = f"the {len(partition.starts)} blocks searched"
     else:
@@ -253,10 +274,6 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _value(mean: float, std: float | None) -> str:
-    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
-
-
 def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
     state, ref_point = run_dir.state, run_dir.run.spec.search.reference_point
     rows = [
@@ -283,38 +300,52 @@ def _benchmarks(run_dir: RunDirectory) -> list[str]:
     return [b.name for b in run_dir.run.spec.objectives.benchmarks]
 
 
-def _score_cells(scores: dict, benchmarks: list[str]) -> str:
+def _score_cells(scores: Scores | None, benchmarks: list[str]) -> str:
+    if scores is None:
+        return "<td></td><td></td>" * len(benchmarks)
     return "".join(
-        f"<td>{scores[name]['accuracy']:.3f}</td><td>{scores[name]['mean_output_tokens']:.1f}</td>"
+        f"<td>{scores[name].accuracy:.3f}</td><td>{scores[name].mean_output_tokens:.1f}</td>"
         for name in benchmarks
     )
 
 
 def _pareto_table(run_dir: RunDirectory) -> str:
+    """The front, one row per member; standard-deviation columns when the run reports
+    them, and where each value comes from (search or validation) when it says."""
     benchmarks = _benchmarks(run_dir)
-    head = "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
+    front = run_dir.front()
+    with_std = any(m.std for m in front)
+    with_source = any(m.validated is not None for m in front)
+    head = "<th>f1</th><th>f2</th>" + ("<th>f1 sd</th><th>f2 sd</th>" if with_std else "")
+    head += "<th class='text'>value from</th>" if with_source else ""
+    head += "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
     rows = []
-    for member in run_dir.front():
-        candidate = run_dir.candidate(member)
-        std = member.std or (None, None)
+    for member in front:
+        cells = "".join(f"<td>{value:.3f}</td>" for value in member.objectives)
+        if with_std:
+            cells += "".join(
+                f"<td class='sd'>{value:.3f}</td>" if member.std else "<td class='sd'></td>"
+                for value in member.std or (0.0, 0.0)
+            )
+        if with_source:
+            source = {True: "validation", False: "search", None: ""}[member.validated]
+            cells += f"<td class='text'>{source}</td>"
         rows.append(
             f"<tr data-point='{member.point}'>"
             f"<td><a href='#point-{member.point}'>{member.point}</a></td>"
-            f"<td class='text'>{_e(member.candidate)}</td>"
-            f"<td>{_value(member.objectives[0], std[0])}</td>"
-            f"<td>{_value(member.objectives[1], std[1])}</td>"
-            f"{_score_cells(candidate.scores or {}, benchmarks)}</tr>"
+            f"<td class='text'>{_e(member.candidate)}</td>{cells}"
+            f"{_score_cells(run_dir.candidate(member).scores, benchmarks)}</tr>"
         )
     uncertainty = (
-        "Values are the run's estimates ± one standard deviation."
-        if any(m.std for m in run_dir.front())
+        "sd: one standard deviation of the value."
+        if with_std
         else "This run reports no uncertainty of its values."
     )
     return (
         "<h2>Pareto set</h2><p class='note'>Most accurate first; <code>point</code> is the "
         f"number to give <code>paretomerge materialize --point</code>. {uncertainty}</p>"
         "<table id='pareto'><thead><tr><th>point</th><th class='text'>candidate</th>"
-        f"<th>f1</th><th>f2</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -367,8 +398,8 @@ def _members(run_dir: RunDirectory) -> str:
 def _mergekit_yaml(run_dir: RunDirectory, point: int) -> str:
     """The mergekit YAML of front member ``point``, or why it cannot be shown."""
     from paretomerge.checkpoint import Checkpoint, CheckpointError
-    from paretomerge.layout import TensorLayout
     from paretomerge.merge import build_configuration
+    from paretomerge.tensor_layout import TensorLayout
 
     try:
         plan = run_dir.member_plan(point)
@@ -409,8 +440,7 @@ def _spec_brief(run: ParetoMergeRun) -> str:
         (
             "search",
             f"{spec.search.strategy}, budget {spec.search.budget}, "
-            f"{spec.search.initial_points} initial points, batch {spec.search.batch_size}, "
-            f"seed {spec.search.seed}",
+            f"{spec.search.initial_points} initial points, seed {spec.search.seed}",
         ),
         ("benchmarks", benchmarks + (f"; {limit} questions each" if limit else "")),
         (

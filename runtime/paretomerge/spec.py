@@ -23,17 +23,10 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from paretomerge.vocabulary import (
-    PROFILE_STRATEGIES,
-    SPARSIFYING_METHODS,
-    MergeMethodName,
-    PartitionStrategy,
-    StrategyName,
-)
+from paretomerge.k8s.constants import API_VERSION, KIND
+from paretomerge.merge.methods import METHODS, MergeMethodName, method_names
+from paretomerge.vocabulary import PROFILE_STRATEGIES, PartitionStrategy, StrategyName
 
-API_GROUP = "paretomerge.io"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-KIND = "ParetoMergeRun"
 BUILTIN_BENCHMARKS = ("gpqa_diamond", "aime25")
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 253
@@ -133,7 +126,6 @@ class SearchSpec(SpecModel):
     strategy: StrategyName = "sip-map-saas"
     budget: int = Field(default=88, ge=1, le=10_000)
     initial_points: int = Field(default=8, ge=1, le=10_000)
-    batch_size: int = Field(default=4, ge=1, le=256)
     initial_solutions: list[UnitInterval] = Field(default=[0.55, 0.8], max_length=64)
     reference_point: list[float] = Field(default=[-0.2, -0.2], min_length=1, max_length=8)
     weight_range: tuple[float, float] = (0.0, 1.0)
@@ -285,8 +277,8 @@ class ParetoMergeRun(SpecModel):
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
 
-    api_version: Literal["paretomerge.io/v1alpha1"]
-    kind: Literal["ParetoMergeRun"]
+    api_version: Literal[API_VERSION]
+    kind: Literal[KIND]
     metadata: ObjectMeta
     spec: RunSpec
 
@@ -300,13 +292,29 @@ class ParetoMergeRun(SpecModel):
 
 @dataclass(frozen=True)
 class SpecProblem:
-    """One problem of a run file: the field at fault (``spec.search.batchSize``) and why."""
+    """One problem of a run file: the field at fault (``spec.search.budget``) and why."""
 
     field: str
     message: str
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RemovedField(SpecProblem):
+    """A field an earlier version had; ``message`` says what takes its place."""
+
+    def __str__(self) -> str:
+        return f"{self.field} was removed: {self.message}"
+
+
+#: Fields of earlier versions, and what takes their place. A run file that still has one
+#: is refused, naming it; a run directory's ``run.yaml``, written by an earlier
+#: controller, is read without them (:func:`load_started_run`).
+REMOVED_FIELDS = {
+    "spec.search.batchSize": "execution.parallelism is how many candidates run at once",
+}
 
 
 class SpecError(ValueError):
@@ -328,11 +336,6 @@ def _field_name(loc: tuple[str | int, ...]) -> str:
 def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
     """Problems that span several fields (the schema checks each field on its own)."""
     search, merge = spec.search, spec.merge
-    if search.batch_size > search.budget:
-        yield SpecProblem(
-            "spec.search.batchSize",
-            f"{search.batch_size} is above the budget ({search.budget})",
-        )
     if search.initial_points > search.budget:
         yield SpecProblem(
             "spec.search.initialPoints",
@@ -364,11 +367,11 @@ def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         )
     if search.density_range is not None and search.density_range[0] <= 0.0:
         yield SpecProblem("spec.search.densityRange", "a density must be above 0")
-    if merge.density is not None and merge.method not in SPARSIFYING_METHODS:
+    if merge.density is not None and not METHODS[merge.method].has_density:
+        sparsifying = sorted(method_names(lambda method: method.has_density))
         yield SpecProblem(
             "spec.merge.density",
-            f"applies to sparsifying methods only ({', '.join(sorted(SPARSIFYING_METHODS))}), "
-            f"not {merge.method}",
+            f"applies to sparsifying methods only ({', '.join(sparsifying)}), not {merge.method}",
         )
     yield from _strategy_problems(spec)
     yield from _model_problems(spec.models)
@@ -464,31 +467,51 @@ def parse_run(data: Any, source: str = "run file") -> ParetoMergeRun:
     try:
         run = ParetoMergeRun.model_validate(data)
     except ValidationError as error:
-        problems = [
-            SpecProblem(
-                _field_name(e["loc"]) or "(document)", e["msg"].removeprefix("Value error, ")
-            )
-            for e in error.errors()
-        ]
-        raise SpecError(problems, source) from None
+        raise SpecError([_problem(e) for e in error.errors()], source) from None
     problems = list(semantic_problems(run.spec))
     if problems:
         raise SpecError(problems, source)
     return run
 
 
+def _problem(error: Any) -> SpecProblem:
+    """One pydantic error as a problem naming its field."""
+    field = _field_name(error["loc"]) or "(document)"
+    if error["type"] == "extra_forbidden" and field in REMOVED_FIELDS:
+        return RemovedField(field, REMOVED_FIELDS[field])
+    return SpecProblem(field, error["msg"].removeprefix("Value error, "))
+
+
 def load_run(path: str | Path) -> ParetoMergeRun:
     """Read and validate a run file (YAML or JSON)."""
+    return parse_run(_read_manifest(path), str(path))
+
+
+def load_started_run(path: str | Path) -> ParetoMergeRun:
+    """Read the ``run.yaml`` a controller wrote into its run directory: the spec the run
+    started with, every default filled in by the version that wrote it, so without the
+    fields removed since (:data:`REMOVED_FIELDS`)."""
+    data = _read_manifest(path)
+    for field in REMOVED_FIELDS:
+        *parents, name = field.split(".")
+        node = data
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(name, None)
+    return parse_run(data, str(path))
+
+
+def _read_manifest(path: str | Path) -> Any:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as error:
         raise SpecError(
             [SpecProblem("(file)", f"cannot read {path}: {error}")], str(path)
         ) from None
     except yaml.YAMLError as error:
         raise SpecError([SpecProblem("(file)", f"not valid YAML: {error}")], str(path)) from None
-    return parse_run(data, str(path))
 
 
 def dump_run(run: ParetoMergeRun) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 A task is a small typed value written as ``task.json`` into its own work directory on
 the run's volume; whoever runs it (a local subprocess, a container of a Kubernetes Job)
 calls :func:`run_task` with the volume's local path, and the task leaves ``result.json``
-(or ``error.json``) beside it. Every path in a task is relative to the volume, so the
-same file works wherever the volume is mounted.
+(its typed result, its ``result_type``: see :mod:`paretomerge.results`) or
+``error.json`` beside it. Every path in a task is relative to the volume, so the same
+file works wherever the volume is mounted.
 
 - :class:`ProfileTask`: the importance profile of the experts against the base (CPU).
 - :class:`EvaluateTask`: evaluate a model; with a merge plan, merge it first (a
@@ -20,11 +21,13 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
+from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 
 TASK_FILE = "task.json"
@@ -47,6 +50,7 @@ class TaskBase(BaseModel):
 class ProfileTask(TaskBase):
     """Measure the per-layer divergence profile (``profile.json`` in the work dir)."""
 
+    result_type: ClassVar[type[ProfileResult]] = ProfileResult
     kind: Literal["profile"] = "profile"
     base: VolumePath
     experts: list[VolumePath]
@@ -59,6 +63,7 @@ class EvaluateTask(TaskBase):
     evaluation; otherwise they are deleted (a 4B model is 8 GB).
     """
 
+    result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
     kind: Literal["evaluate"] = "evaluate"
     role: Literal["base", "expert", "merged"]
     model: VolumePath | None = None
@@ -94,7 +99,7 @@ def write_task(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
         (work_dir / name).unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / TASK_FILE
-    _write_json_atomic(path, json.loads(task.model_dump_json()))
+    write_atomic(path, task.model_dump_json(indent=2) + "\n")
     return path
 
 
@@ -102,12 +107,18 @@ def read_task(path: Path) -> ProfileTask | EvaluateTask:
     return TASK_ADAPTER.validate_json(path.read_text())
 
 
-def read_result(task: ProfileTask | EvaluateTask, volume: Path) -> dict[str, Any] | None:
-    """The task's ``result.json``, or ``None`` when it has none (yet)."""
+def read_result(
+    task: ProfileTask | EvaluateTask, volume: Path
+) -> ProfileResult | EvaluateTaskResult | None:
+    """The task's ``result.json`` as its ``result_type``, or ``None`` when it has none (yet).
+
+    Raises:
+        pydantic.ValidationError: the file is not a result of this task's kind.
+    """
     path = volume / task.work_dir / RESULT_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    return task.result_type.model_validate_json(path.read_text())
 
 
 def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
@@ -117,7 +128,9 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
     return json.loads(path.read_text()).get("message")
 
 
-def run_task(task_file: Path, volume: Path, stage: Stage = "all") -> dict[str, Any] | None:
+def run_task(
+    task_file: Path, volume: Path, stage: Stage = "all"
+) -> ProfileResult | EvaluateTaskResult | None:
     """Carry out the task in ``task_file`` and write its result (or error) file.
 
     Returns:
@@ -134,16 +147,22 @@ def run_task(task_file: Path, volume: Path, stage: Stage = "all") -> dict[str, A
         else:
             result = _run_evaluate(task, volume, stage)
     except TaskFailure as failure:
-        _write_json_atomic(work_dir / ERROR_FILE, {"stage": failure.stage, "message": str(failure)})
+        error = {"stage": failure.stage, "message": str(failure)}
+        write_atomic(work_dir / ERROR_FILE, json.dumps(error, indent=2) + "\n")
         _write_termination_message(f"failed: {failure}")
         raise
     if result is not None:
-        _write_json_atomic(work_dir / RESULT_FILE, result)
-        _write_termination_message(_summary(result))
+        write_result(result, work_dir)
     return result
 
 
-def _run_profile(task: ProfileTask, volume: Path) -> dict[str, Any]:
+def write_result(result: ProfileResult | EvaluateTaskResult, work_dir: Path) -> None:
+    """Leave ``result.json`` in ``work_dir`` and its summary as the termination message."""
+    write_atomic(work_dir / RESULT_FILE, result.model_dump_json(indent=2) + "\n")
+    _write_termination_message(_summary(result))
+
+
+def _run_profile(task: ProfileTask, volume: Path) -> ProfileResult:
     from paretomerge.checkpoint import CheckpointError
     from paretomerge.importance import compute_profile
 
@@ -153,16 +172,15 @@ def _run_profile(task: ProfileTask, volume: Path) -> dict[str, Any]:
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("profile", str(error)) from error
     profile.write(volume / task.work_dir / PROFILE_FILE)
-    return {
-        "task": task.id,
-        "kind": task.kind,
-        "layers": profile.layers,
-        "head": profile.head,
-        "seconds": {"profile": time.monotonic() - started},
-    }
+    return ProfileResult(
+        task=task.id,
+        layers=profile.layers,
+        head=profile.head,
+        seconds={"profile": time.monotonic() - started},
+    )
 
 
-def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> dict[str, Any] | None:
+def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTaskResult | None:
     work_dir = volume / task.work_dir
     merged = work_dir / MERGED_DIR
     seconds: dict[str, float] = {}
@@ -193,14 +211,13 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> dict[str, A
         if task.plan is not None and not task.keep_merged:
             shutil.rmtree(merged, ignore_errors=True)
     seconds["evaluate"] = time.monotonic() - started
-    return {
-        "task": task.id,
-        "kind": task.kind,
-        "role": task.role,
-        "evaluation": evaluation.to_dict(),
-        "merged_model": str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
-        "seconds": seconds,
-    }
+    return EvaluateTaskResult(
+        task=task.id,
+        role=task.role,
+        evaluation=evaluation,
+        merged_model=str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
+        seconds=seconds,
+    )
 
 
 def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
@@ -250,13 +267,12 @@ def _describe(error: BaseException) -> str:
     return text
 
 
-def _summary(result: dict[str, Any]) -> str:
-    if result.get("kind") == "profile":
-        return f"profile: {len(result['layers'])} layers"
-    scores = result["evaluation"]["scores"]
+def _summary(result: ProfileResult | EvaluateTaskResult) -> str:
+    if isinstance(result, ProfileResult):
+        return f"profile: {len(result.layers)} layers"
     parts = [
-        f"{name} acc={s['accuracy']:.3f} tok={s['mean_output_tokens']:.0f}"
-        for name, s in scores.items()
+        f"{name} acc={s.accuracy:.3f} tok={s.mean_output_tokens:.0f}"
+        for name, s in result.scores.items()
     ]
     return "ok: " + ", ".join(parts)
 
@@ -266,11 +282,3 @@ def _write_termination_message(message: str) -> None:
     if path:
         with open(path, "w") as handle:  # Kubernetes keeps at most 4 KiB of it
             handle.write(message[:4000])
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)

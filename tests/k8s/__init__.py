@@ -4,4 +4,5 @@
 - ``node_simulator``: a Node that plays the kubelet by running Pods as local processes.
 - ``fixtures``: the pytest fixtures ``k8s_cluster``, ``k8s_namespace`` and ``k8s_node``.
 - ``rest``: the small standard-library REST client the simulator uses.
+- ``operator_process``: ``paretomerge-operator`` as a local process, the CRD installed.
 """

@@ -6,11 +6,10 @@ from typing import Any
 
 import kopf
 
-from paretomerge.executors.kubernetes import COMPONENT_LABEL, RUN_LABEL
-from paretomerge.status import condition, merge_conditions
-from paretomerge_operator import api
+from paretomerge.k8s.constants import COMPONENT_LABEL, CONTROLLER, FINAL_PHASES, RUN_LABEL
+from paretomerge.k8s.status import condition, merge_conditions
 from paretomerge_operator.metrics import counting_errors
-from paretomerge_operator.resources import CONTROLLER
+from paretomerge_operator.status_updates import update_run_status
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={COMPONENT_LABEL: CONTROLLER})
@@ -29,12 +28,12 @@ def controller_job_changed(body: kopf.Body, type: str, **_: Any) -> None:
         f"not restarted again ({reason}: {failed[0].get('message', '')}); see the logs of "
         f"the pods of job {body.metadata.name}"
     )
-    api.update_run_status(
+    update_run_status(
         body.metadata.namespace,
         run_name,
         lambda status: (
             None
-            if status.get("phase") in ("Succeeded", "Failed")
+            if status.get("phase") in FINAL_PHASES
             else {
                 "phase": "Failed",
                 "message": message,

@@ -12,9 +12,8 @@ from typing import Any
 
 import kopf
 
-from paretomerge.kube import PLURAL, VERSION
-from paretomerge.spec import API_GROUP
-from paretomerge_operator.metrics import RunProgress, counting_errors
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
+from paretomerge_operator.metrics import RunSnapshot, counting_errors
 
 
 @kopf.on.event(API_GROUP, VERSION, PLURAL)
@@ -25,5 +24,5 @@ def run_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) ->
     if type == "DELETED":
         memo.metrics.forget(namespace, name)
         return
-    progress = RunProgress.from_body(body.get("spec") or {}, body.get("status") or {})
-    memo.metrics.observe(namespace, name, progress)
+    snapshot = RunSnapshot.from_body(body.get("spec") or {}, body.get("status") or {})
+    memo.metrics.observe(namespace, name, snapshot)

@@ -6,10 +6,11 @@ from typing import Any
 
 import kopf
 
-from paretomerge.kube import PLURAL, VERSION, with_run_defaults
-from paretomerge.spec import API_GROUP, SpecError, parse_run
-from paretomerge.status import condition, merge_conditions
-from paretomerge_operator import api
+from paretomerge.k8s import client
+from paretomerge.k8s.constants import API_GROUP, FINAL_PHASES, PLURAL, VERSION
+from paretomerge.k8s.runs import effective_run
+from paretomerge.k8s.status import condition, merge_conditions
+from paretomerge.spec import SpecError
 from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import (
     controller_job,
@@ -17,12 +18,13 @@ from paretomerge_operator.resources import (
     controller_role_binding,
     controller_service_account,
 )
+from paretomerge_operator.status_updates import update_run_status
 
 
 def _reject(body: kopf.Body, error: SpecError) -> None:
     """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
     message = str(error)
-    api.update_run_status(
+    update_run_status(
         body.metadata.namespace,
         body.metadata.name,
         lambda status: {
@@ -46,24 +48,21 @@ def _reject(body: kopf.Body, error: SpecError) -> None:
 @counting_errors
 def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
     """Validate the run and start its controller (once: names are deterministic)."""
-    if body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+    if body.get("status", {}).get("phase") in FINAL_PHASES:
         return
     try:
-        run = parse_run(
-            with_run_defaults(dict(body), memo.settings.run_defaults),
-            f"{body.metadata.namespace}/{body.metadata.name}",
-        )
+        run = effective_run(body, memo.cluster_settings.run_defaults)
     except SpecError as error:
         _reject(body, error)
         raise kopf.PermanentError(str(error)) from None
     manifest = dict(body)
     for make in (controller_service_account, controller_role, controller_role_binding):
-        api.create_if_absent(make(run, manifest))
-    created = api.create_if_absent(controller_job(run, manifest, memo.settings))
+        client.create_if_absent(make(run, manifest))
+    created = client.create_if_absent(controller_job(run, manifest, memo.cluster_settings))
     if created:
         kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")
         logger.info("controller Job created")
-    api.update_run_status(
+    update_run_status(
         body.metadata.namespace,
         body.metadata.name,
         lambda status: (
@@ -84,20 +83,21 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
 
 @kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec")
 @counting_errors
-def spec_edited(body: kopf.Body, old: Any, new: Any, **_: Any) -> None:
+def spec_edited(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
     """An edit while running: the controller picks up budget and parallelism itself (and
     reports any other edit in the ``SpecApplied`` condition, unapplied); an invalid edit
-    is reported here (and ignored by the controller)."""
-    if old is None or body.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+    is reported here (and ignored by the controller). The run is judged as at creation,
+    with the cluster's run defaults."""
+    if old is None or body.get("status", {}).get("phase") in FINAL_PHASES:
         return
     try:
-        parse_run(dict(body))
+        effective_run(body, memo.cluster_settings.run_defaults)
     except SpecError as error:
         update = condition("Valid", False, "InvalidEdit", f"the edit is ignored: {error}")
         kopf.warn(body, reason="InvalidEdit", message=str(error))
     else:
         update = condition("Valid", True, "SpecAccepted", "the spec is valid")
-    api.update_run_status(
+    update_run_status(
         body.metadata.namespace,
         body.metadata.name,
         lambda status: {"conditions": merge_conditions(status.get("conditions", []), [update])},

@@ -1,11 +1,8 @@
 """The run's controller: importance profile, anchors, and the asynchronous search loop.
 
 It joins ``search``, ``merge`` and ``evaluate`` through an executor, and knows nothing of
-where tasks run.
+where tasks run. The package imports nothing itself: the operator builds a run's status
+from :mod:`.state` and must not load the loop (and BoTorch, torch behind it), so callers
+import from the modules: :mod:`.loop` (``Controller``, ``Limits``, ``RunFailed``),
+:mod:`.state` (``RunState``), :mod:`.objectives`, :mod:`.artifacts`.
 """
-
-from paretomerge.controller.loop import Controller, Limits, RunFailed, run_directory
-from paretomerge.controller.objectives import AnchorError
-from paretomerge.controller.state import RunState
-
-__all__ = ["AnchorError", "Controller", "Limits", "RunFailed", "RunState", "run_directory"]

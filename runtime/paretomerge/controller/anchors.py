@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from paretomerge.files import write_atomic
+from paretomerge.results import Scores
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 CACHE_DIR = ".paretomerge"
@@ -63,18 +66,34 @@ def tree_digest(path: Path, volume: Path) -> str:
         relative = file.relative_to(path) if path.is_dir() else Path(file.name)
         digest.update(f"{relative}\0{entry['sha256']}\n".encode())
     if changed:
-        _write_json(memo_path, memo)
+        write_atomic(memo_path, json.dumps(memo, indent=1) + "\n")
     return digest.hexdigest()
 
 
-def cached_scores(volume: Path, key: str) -> dict[str, Any] | None:
-    """The benchmark scores stored under ``key``, or ``None``."""
-    entry = _read_json(volume / CACHE_DIR / "anchors" / f"{key}.json")
-    return entry["scores"] if isinstance(entry, dict) and "scores" in entry else None
+class AnchorEntry(BaseModel):
+    """One cached anchor: the model evaluated and its scores."""
+
+    model: str
+    scores: Scores
 
 
-def store_scores(volume: Path, key: str, model: str, scores: dict[str, Any]) -> None:
-    _write_json(volume / CACHE_DIR / "anchors" / f"{key}.json", {"model": model, "scores": scores})
+def cached_scores(volume: Path, key: str) -> Scores | None:
+    """The benchmark scores stored under ``key``, or ``None`` (also for an unreadable
+    entry: the anchor is evaluated again and the entry rewritten)."""
+    try:
+        text = _anchor_path(volume, key).read_text()
+        return AnchorEntry.model_validate_json(text).scores
+    except (OSError, ValidationError):
+        return None
+
+
+def store_scores(volume: Path, key: str, model: str, scores: Scores) -> None:
+    entry = AnchorEntry(model=model, scores=scores)
+    write_atomic(_anchor_path(volume, key), entry.model_dump_json(indent=1) + "\n")
+
+
+def _anchor_path(volume: Path, key: str) -> Path:
+    return volume / CACHE_DIR / "anchors" / f"{key}.json"
 
 
 def _file_sha256(path: Path) -> str:
@@ -90,10 +109,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(temporary, path)

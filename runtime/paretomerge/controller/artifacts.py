@@ -1,6 +1,7 @@
 """The run directory's artifacts, rewritten after every finished evaluation.
 
-Names follow the reference code where it has them:
+Names follow the reference code where it has them (where they lie:
+:mod:`paretomerge.run_layout`):
 
 - ``decision_variables.npy`` ``(n, d)``: merge weights (and density) of the ``n``
   evaluated candidates, in evaluation order;
@@ -16,20 +17,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from paretomerge.controller.space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
-from paretomerge.search import pareto_mask
+from paretomerge.files import write_atomic
+from paretomerge.run_layout import WITHIN_RUN, RunLayout
 
-DECISION_VARIABLES_FILE = "decision_variables.npy"
-OBJECTIVES_FILE = "objectives.npy"
-RESULTS_FILE = "results.json"
-PARETO_FILE = "pareto.csv"
-HYPERVOLUME_FILE = "hypervolume.json"
+if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
+    from paretomerge.controller.decision_space import DecisionSpace
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:
@@ -37,19 +35,33 @@ def pareto_candidates(state: RunState) -> list[CandidateRecord]:
     done = [c for c in state.candidates if c.status == "succeeded"]
     if not done:
         return []
-    mask = pareto_mask(np.array([c.objectives for c in done]))
+    mask = non_dominated(np.array([c.objectives for c in done]))
     front = [c for c, keep in zip(done, mask, strict=True) if keep]
     return sorted(front, key=lambda c: (-c.objectives[0], -c.objectives[1], c.id))
 
 
+def non_dominated(Y: np.ndarray) -> np.ndarray:
+    """Boolean mask ``(n,)`` of the rows of ``Y`` ``(n, m)`` that no other row dominates
+    (maximisation: ``y'`` dominates ``y`` when ``y' >= y`` in every objective and ``>`` in
+    one); duplicate non-dominated rows are all kept. ``O(n^2 m)`` time, ``O(n m)`` memory.
+
+    In numpy rather than BoTorch's ``is_non_dominated``: the run's status is built with
+    it, and the operator, which imports the status module, must not load torch."""
+    dominated = np.zeros(len(Y), dtype=bool)
+    for y in Y:
+        dominated |= (y >= Y).all(axis=1) & (y > Y).any(axis=1)
+    return ~dominated
+
+
 def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> None:
+    files = RunLayout(run_dir)
     done = [c for c in state.candidates if c.status == "succeeded"]
-    _atomic_npy(
-        run_dir / DECISION_VARIABLES_FILE,
+    _write_npy(
+        files.decision_variables,
         np.array([c.variables for c in done], dtype=float).reshape(-1, space.dim),
     )
-    _atomic_npy(
-        run_dir / OBJECTIVES_FILE,
+    _write_npy(
+        files.objectives,
         np.array([c.objectives for c in done], dtype=float).reshape(-1, 2),
     )
     results = {
@@ -58,17 +70,17 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
         "anchors": {role: a.model_dump() for role, a in state.anchors.items()},
         "candidates": [c.model_dump() for c in state.candidates],
     }
-    _atomic_text(run_dir / RESULTS_FILE, json.dumps(results, indent=1) + "\n")
-    _atomic_text(run_dir / PARETO_FILE, pareto_table(state, space, run_dir.name))
+    write_atomic(files.results, json.dumps(results, indent=1) + "\n")
+    write_atomic(files.pareto, pareto_table(state, space))
     history = {
         "reference_point": list(space.spec.search.reference_point),
         "evaluations": list(range(1, len(state.hypervolume) + 1)),
         "hypervolume": state.hypervolume,
     }
-    _atomic_text(run_dir / HYPERVOLUME_FILE, json.dumps(history, indent=1) + "\n")
+    write_atomic(files.hypervolume, json.dumps(history, indent=1) + "\n")
 
 
-def pareto_table(state: RunState, space: DecisionSpace, run_dir_name: str) -> str:
+def pareto_table(state: RunState, space: DecisionSpace) -> str:
     """``pareto.csv``'s content."""
     benchmarks = [b.name for b in space.spec.objectives.benchmarks]
     weight_count = space.num_weights
@@ -97,28 +109,24 @@ def pareto_table(state: RunState, space: DecisionSpace, run_dir_name: str) -> st
                 f"{candidate.objectives[0]:.6g}",
                 f"{candidate.objectives[1]:.6g}",
                 *[
-                    f"{candidate.scores[name][metric]:.6g}"
+                    f"{value:.6g}"
                     for name in benchmarks
-                    for metric in ("accuracy", "mean_output_tokens")
+                    for value in (
+                        candidate.scores[name].accuracy,
+                        candidate.scores[name].mean_output_tokens,
+                    )
                 ],
                 f"{weights.mean():.4f}",
                 f"{weights.min():.4f}",
                 f"{weights.max():.4f}",
                 " ".join(f"{v:.4f}" for v in candidate.variables),
-                f"candidates/{candidate.id}/task.json",
+                str(WITHIN_RUN.candidate_task(candidate.id)),
             ]
         )
     return buffer.getvalue()
 
 
-def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        np.save(handle, array)
-    os.replace(temporary, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_atomic(path, buffer.getvalue())

@@ -7,7 +7,9 @@ runs candidates as local processes or as Kubernetes Jobs.
 
 Every change is checkpointed before it counts, so a controller that is killed and
 started again on the same run directory loses no finished evaluation and repeats none:
-finished attempts are collected from their result files, running ones adopted.
+finished attempts are collected from their result files, running ones adopted. Every
+task, the profile and the anchors as much as the candidates, is started, adopted and
+retried the same way (:meth:`Controller._start`, :meth:`Controller._retry`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ import yaml
 
 from paretomerge.controller.anchors import anchor_key, cached_scores, store_scores
 from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
+from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
-from paretomerge.controller.space import DecisionSpace
-from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState, now
+from paretomerge.controller.state import (
+    AnchorRecord,
+    CandidateRecord,
+    RunState,
+    TaskAttempts,
+    now,
+)
 from paretomerge.executors import Executor, TaskOutcome
+from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer
-from paretomerge.spec import ParetoMergeRun, dump_run, load_run, resume_conflicts
+from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
-RUN_FILE = "run.yaml"
+Task = ProfileTask | EvaluateTask
+
 ANCHOR_ROLES = ("base", "expert")
 
 
@@ -44,11 +55,6 @@ class Limits:
 
     budget: int
     parallelism: int
-
-
-def run_directory(run: ParetoMergeRun) -> str:
-    """The run's directory, relative to its volume."""
-    return f"{run.spec.execution.storage.runs_path}/{run.name}"
 
 
 class Controller:
@@ -78,8 +84,8 @@ class Controller:
         self.spec = run.spec
         self.volume = volume
         self.executor = executor
-        self.run_dir_name = run_directory(run)
-        self.run_dir = volume / self.run_dir_name
+        self.layout = RunLayout.of(run)  # volume-relative, as tasks name their directories
+        self.files = self.layout.on(volume)
         self.on_update = on_update or (lambda state: None)
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
@@ -93,15 +99,15 @@ class Controller:
 
     def run_to_end(self) -> RunState:
         """Run (or resume) until the budget is spent or the run fails; returns the state."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        state = RunState.load(self.run_dir)
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        state = RunState.load(self.files.root)
         if state is not None and (conflict := self._resume_conflict()):
             # Told (status, progress) but not checkpointed: put the fields back and the
             # run resumes where it was.
             state.phase, state.message = "Failed", conflict
             self.on_update(state)
             return state
-        (self.run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
+        self.files.run_file.write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
         state = state or RunState(run=self.run.name)
         if state.phase in ("Succeeded", "Failed"):
             return state  # an outcome: a restarted controller must not extend it
@@ -117,10 +123,10 @@ class Controller:
     def _resume_conflict(self) -> str | None:
         """Why this run's checkpoint cannot be resumed under the current spec, if it
         cannot: a field its results depend on changed since it started."""
-        started_file = self.run_dir / RUN_FILE
+        started_file = self.files.run_file
         if not started_file.exists():
             return None
-        conflicts = resume_conflicts(load_run(started_file), self.run)
+        conflicts = resume_conflicts(load_started_run(started_file), self.run)
         if not conflicts:
             return None
         return (
@@ -134,7 +140,7 @@ class Controller:
         self._save(state)
 
     def _save(self, state: RunState) -> None:
-        state.save(self.run_dir)
+        state.save(self.files.root)
         self.on_update(state)
 
     # --- profile and anchors ---------------------------------------------------------------
@@ -145,13 +151,13 @@ class Controller:
         self._set_phase(state, "Profiling", "measuring the per-layer importance profile")
         task = ProfileTask(
             id="profile",
-            work_dir=f"{self.run_dir_name}/profile",
+            work_dir=str(self.layout.profile),
             base=self.spec.models.base.path,
             experts=[e.path for e in self.spec.models.experts],
         )
         result = self._complete([task], state)["profile"]
-        state.profile = [*result["layers"], result["head"]]
-        state.num_layers = len(result["layers"])
+        state.profile = result.merge_weight_profile
+        state.num_layers = len(result.layers)
         self._save(state)
 
     def _anchor(self, state: RunState) -> None:
@@ -177,7 +183,7 @@ class Controller:
                 tasks.append((task, key))
         results = self._complete([task for task, _ in tasks], state)
         for task, key in tasks:
-            scores = results[task.id]["evaluation"]["scores"]
+            scores = results[task.id].scores
             store_scores(self.volume, key, task.model, scores)
             state.anchors[task.role] = AnchorRecord(
                 model=task.model, scores=scores, cache_key=key, cached=False
@@ -190,53 +196,89 @@ class Controller:
         model = self.spec.models.base if role == "base" else self.spec.models.experts[0]
         return EvaluateTask(
             id=f"anchor-{role}",
-            work_dir=f"{self.run_dir_name}/anchors/{role}",
+            work_dir=str(self.layout.anchor(role)),
             role=role,
             model=model.path,
             evaluation=self.spec.evaluation,
             objectives=self.spec.objectives,
         )
 
-    def _complete(self, tasks: list, state: RunState) -> dict[str, dict]:
-        """Run ``tasks`` to success (retrying each per spec); a task that keeps failing
-        fails the run. Attempts are counted in the checkpoint, so a restarted controller
-        grants no extra retries: every attempt but the newest has failed."""
+    def _complete(
+        self, tasks: list[Task], state: RunState
+    ) -> dict[str, ProfileResult | EvaluateTaskResult]:
+        """Run ``tasks`` to success, each retried like a candidate; a task that fails past
+        its retries fails the run."""
         waiting, results = list(tasks), {}
         by_id = {task.id: task for task in tasks}
         while waiting or self.executor.running():
             while waiting and len(self.executor.running()) < self.limits().parallelism:
                 task = waiting.pop(0)
-                attempts = state.task_attempts.get(task.id, 0)
-                state.task_attempts[task.id] = self._start(task, attempts, resume=attempts > 0)
+                attempts = state.task_attempts.get(task.id)
+                resuming = attempts is not None  # an earlier controller may have started it
+                if attempts is None:
+                    attempts = state.task_attempts[task.id] = TaskAttempts()
+                    self._save(state)  # recorded before anything runs, like a candidate
+                elif not self._retries_left(attempts):  # failed for good before a restart
+                    raise RunFailed(self._gave_up(task, attempts))
+                self._start(task, attempts, resuming=resuming)
                 self._save(state)
             for outcome in self.executor.wait(self.poll_seconds):
-                task = by_id[outcome.task_id]
-                if outcome.succeeded:
-                    results[task.id] = read_result(task, self.volume)
-                    continue
-                failed = state.task_attempts[task.id]
-                if failed > self.spec.execution.candidate_retries:
-                    raise RunFailed(
-                        f"{task.id} failed {failed} time(s); last: "
-                        f"{outcome.reason or 'unknown failure'}"
-                    )
-                state.task_attempts[task.id] = self._start(
-                    task, state.task_attempts[task.id], resume=False
-                )
-                self._save(state)
+                task, attempts = by_id[outcome.task_id], state.task_attempts[outcome.task_id]
+                result, reason = self._read_outcome(task, outcome)
+                if result is not None:
+                    results[task.id] = result
+                elif not self._retry(state, task, attempts, reason):
+                    raise RunFailed(self._gave_up(task, attempts))
+                else:
+                    self._save(state)
         return results
 
-    def _start(self, task, attempts: int, *, resume: bool) -> int:
-        """Start the next attempt of ``task``, or on resume adopt its last one (running,
-        or finished while no controller was there). Returns the attempts started."""
-        if resume:
-            # The newest attempt may have started after the last checkpoint was written.
-            for attempt in (attempts, attempts - 1):
-                if attempt >= 0 and self.executor.adopt(task, attempt):
-                    return attempt + 1
-        write_task(task, self.volume)
-        self.executor.submit(task, attempts)
-        return attempts + 1
+    def _start(self, task: Task, attempts: TaskAttempts, *, resuming: bool = False) -> None:
+        """Start the attempt of ``task`` that is due. ``resuming``: the checkpoint an
+        earlier controller left says the task was under way, so that attempt may have
+        started after the checkpoint was written: if it still runs, or finished while no
+        controller was there, it is followed, not run again."""
+        attempt = attempts.due
+        if not (resuming and self.executor.adopt(task, attempt)):
+            write_task(task, self.volume)
+            self.executor.submit(task, attempt)
+        attempts.attempts = attempt + 1
+
+    def _retry(self, state: RunState, task: Task, attempts: TaskAttempts, reason: str) -> bool:
+        """Record a failed attempt of ``task`` and, while retries are left, start the next
+        one; ``False`` when none is left (nothing is started)."""
+        attempts.reasons.append(f"attempt {attempts.due + 1}: {reason}")
+        if not self._retries_left(attempts):
+            return False
+        self._save(state)  # a controller killed now must not grant this retry twice
+        self._start(task, attempts)
+        return True
+
+    def _retries_left(self, attempts: TaskAttempts) -> bool:
+        return attempts.due <= self.spec.execution.candidate_retries
+
+    @staticmethod
+    def _gave_up(task: Task, attempts: TaskAttempts) -> str:
+        return f"{task.id} failed {attempts.due} time(s); last: {attempts.reasons[-1]}"
+
+    def _read_outcome(
+        self, task: Task, outcome: TaskOutcome
+    ) -> tuple[ProfileResult | EvaluateTaskResult | None, str]:
+        """The result of a finished attempt, or ``None`` and why the attempt failed (its
+        own reason, or a result file that cannot be read or lacks a benchmark)."""
+        if not outcome.succeeded:
+            return None, outcome.reason or "unknown failure"
+        try:
+            result = read_result(task, self.volume)
+        except (OSError, ValueError) as error:
+            return None, f"unusable result: {error!r}"
+        if result is None:
+            return None, "the attempt succeeded but left no result file"
+        if isinstance(result, EvaluateTaskResult):
+            missing = [name for name in self.benchmarks if name not in result.scores]
+            if missing:
+                return None, f"unusable result: no score for {', '.join(missing)}"
+        return result, ""
 
     # --- the search -------------------------------------------------------------------------
 
@@ -249,7 +291,7 @@ class Controller:
         self._set_phase(state, "Searching", "")
         for candidate in state.candidates:
             if candidate.status == "running":
-                candidate.attempts = self._resume_candidate(candidate)
+                self._start(self._candidate_task(candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
             running = len(self.executor.running())
@@ -269,35 +311,24 @@ class Controller:
 
     def _launch_candidate(self, state: RunState) -> None:
         started = time.monotonic()
-        x = self.optimizer.ask(1)[0]
+        trial = self.optimizer.ask(1)[0]
         candidate = CandidateRecord(
             id=f"c{len(state.candidates) + 1:04d}",
-            x=x.tolist(),
-            variables=self.space.variables(x).tolist(),
-            attempts=0,
+            x=trial.x,
+            variables=self.space.variables(trial.x).tolist(),
             seconds={"proposal": time.monotonic() - started},
         )
         state.candidates.append(candidate)
         state.optimizer = self.optimizer.state_dict()
         self._save(state)  # the proposal is recorded before anything runs
-        candidate.attempts = self._start(self._candidate_task(candidate), 0, resume=False)
+        self._start(self._candidate_task(candidate), candidate)
         self._save(state)
-
-    def _resume_candidate(self, candidate: CandidateRecord) -> int:
-        """Adopt the attempt of a running candidate that an earlier controller left, or start
-        it. Its failed attempts are all recorded before the next one starts, so the attempt
-        due is the one after them, whether or not it had started."""
-        task, attempt = self._candidate_task(candidate), len(candidate.reasons)
-        if not self.executor.adopt(task, attempt):
-            write_task(task, self.volume)
-            self.executor.submit(task, attempt)
-        return attempt + 1
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])
         return EvaluateTask(
             id=candidate.id,
-            work_dir=f"{self.run_dir_name}/candidates/{candidate.id}",
+            work_dir=str(self.layout.candidate(candidate.id)),
             role="merged",
             plan=self.space.plan(candidate.x, seed=self.spec.search.seed + index),
             keep_merged=self.spec.execution.keep_merged_models != "none",
@@ -307,17 +338,15 @@ class Controller:
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
         candidate = state.candidate(outcome.task_id)
-        if outcome.succeeded:
-            try:
-                self._record_result(state, candidate)
-            except (KeyError, TypeError, ValueError) as error:
-                outcome = TaskOutcome(
-                    outcome.task_id, outcome.attempt, False, f"unusable result: {error!r}"
-                )
-        if not outcome.succeeded:
-            self._record_failure(state, candidate, outcome.reason or "unknown failure")
+        task = self._candidate_task(candidate)
+        result, reason = self._read_outcome(task, outcome)
+        if result is not None:
+            self._record_result(state, candidate, result)
+        elif not self._retry(state, task, candidate, reason):
+            candidate.status, candidate.finished = "failed", now()
+            self.optimizer.tell_failed(state.candidates.index(candidate), reason)
         state.optimizer = self.optimizer.state_dict()
-        write_artifacts(self.run_dir, state, self.space)
+        write_artifacts(self.files.root, state, self.space)
         self._save(state)
         failed = state.count("failed")
         if failed > self.spec.execution.max_failed_candidates:
@@ -326,31 +355,21 @@ class Controller:
                 f"({self.spec.execution.max_failed_candidates}); last: {candidate.reasons[-1]}"
             )
 
-    def _record_result(self, state: RunState, candidate: CandidateRecord) -> None:
-        result = read_result(self._candidate_task(candidate), self.volume)
-        scores = result["evaluation"]["scores"]
+    def _record_result(
+        self, state: RunState, candidate: CandidateRecord, result: EvaluateTaskResult
+    ) -> None:
         anchors = state.anchors
         y = normalised_objectives(
-            scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
+            result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
-        self.optimizer.tell(candidate.x, y)
-        candidate.status, candidate.objectives, candidate.scores = "succeeded", list(y), scores
-        candidate.seconds.update(result.get("seconds", {}))
-        candidate.merged_model = result.get("merged_model")
+        self.optimizer.tell(state.candidates.index(candidate), y)  # candidate i is trial i
+        candidate.status, candidate.objectives = "succeeded", list(y)
+        candidate.scores = result.scores
+        candidate.seconds.update(result.seconds)
+        candidate.merged_model = result.merged_model
         candidate.finished = now()
         state.hypervolume.append(self.optimizer.hypervolume())
         self._prune_merged_models(state)
-
-    def _record_failure(self, state: RunState, candidate: CandidateRecord, reason: str) -> None:
-        candidate.reasons.append(f"attempt {len(candidate.reasons) + 1}: {reason}")
-        if len(candidate.reasons) <= self.spec.execution.candidate_retries:
-            self._save(state)  # a controller killed now must not run this attempt again
-            candidate.attempts = self._start(
-                self._candidate_task(candidate), candidate.attempts, resume=False
-            )
-            return
-        candidate.status, candidate.finished = "failed", now()
-        self.optimizer.tell_failed(candidate.x, reason)
 
     def _prune_merged_models(self, state: RunState) -> None:
         """With ``keepMergedModels: pareto``, delete merges that left the front."""

@@ -13,12 +13,9 @@ the base. Anything else is an :class:`AnchorError`, not a division by zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-Scores = Mapping[
-    str, Mapping[str, Any]
-]  # benchmark -> {"accuracy": ..., "mean_output_tokens": ...}
+from paretomerge.results import Scores
 
 
 class AnchorError(ValueError):
@@ -32,8 +29,8 @@ def check_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> No
         if name not in base or name not in expert:
             problems.append(f"{name}: no anchor score")
             continue
-        acc_base, acc_expert = base[name]["accuracy"], expert[name]["accuracy"]
-        tok_base, tok_expert = base[name]["mean_output_tokens"], expert[name]["mean_output_tokens"]
+        acc_base, acc_expert = base[name].accuracy, expert[name].accuracy
+        tok_base, tok_expert = base[name].mean_output_tokens, expert[name].mean_output_tokens
         if not acc_expert > acc_base:
             problems.append(
                 f"{name}: the expert is no more accurate than the base "
@@ -57,9 +54,9 @@ def normalised_objectives(
     """``(f1, f2)`` of a model's ``scores``; anchors must have passed :func:`check_anchors`."""
     f1 = f2 = 0.0
     for name in benchmarks:
-        acc, tok = scores[name]["accuracy"], scores[name]["mean_output_tokens"]
-        acc_base, acc_expert = base[name]["accuracy"], expert[name]["accuracy"]
-        tok_base, tok_expert = base[name]["mean_output_tokens"], expert[name]["mean_output_tokens"]
+        acc, tok = scores[name].accuracy, scores[name].mean_output_tokens
+        acc_base, acc_expert = base[name].accuracy, expert[name].accuracy
+        tok_base, tok_expert = base[name].mean_output_tokens, expert[name].mean_output_tokens
         f1 += (acc - acc_base) / (acc_expert - acc_base)
         f2 += (tok - tok_expert) / (tok_base - tok_expert)
     return f1 / len(benchmarks), f2 / len(benchmarks)

@@ -2,20 +2,24 @@
 
 It is written (atomically) after every change that matters: a candidate launched, a
 result or failure recorded. Candidate ``i`` is trial ``i`` of the optimiser, so a
-restored controller knows which points are still being evaluated.
+restored controller knows which points are still being evaluated. Every task (the
+profile, the anchors, each candidate) keeps its attempts the same way
+(:class:`TaskAttempts`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-CHECKPOINT_FILE = "checkpoint.json"
+from paretomerge.files import write_atomic
+from paretomerge.results import Scores
+from paretomerge.run_layout import RunLayout
+
 STATE_VERSION = 1
 
 Phase = Literal["Pending", "Profiling", "Anchoring", "Searching", "Succeeded", "Failed"]
@@ -26,22 +30,38 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class CandidateRecord(BaseModel):
+class TaskAttempts(BaseModel):
+    """The attempts of one task: how many were started, and why each failed one failed.
+
+    A failure is recorded, and checkpointed, before the next attempt starts, so the
+    attempt due is always the one after the failures (:attr:`due`): a restarted
+    controller adopts it if an earlier one started it, or starts it, and never grants a
+    retry twice.
+    """
+
+    attempts: int = 0
+    reasons: list[str] = []
+
+    @property
+    def due(self) -> int:
+        """The attempt to run or follow now (0, 1, ...): the number of failed ones."""
+        return len(self.reasons)
+
+
+class CandidateRecord(TaskAttempts):
     """One candidate merge and what became of it.
 
     ``x`` is its decision vector in ``[0, 1]^d``, ``variables`` the same in merge-weight
-    units; ``attempts`` counts attempts started; ``objectives`` is ``(f1, f2)``;
-    ``scores`` the raw scores per benchmark; ``seconds`` the time of each stage.
+    units; ``objectives`` is ``(f1, f2)``; ``scores`` the raw scores per benchmark;
+    ``seconds`` the time of each stage.
     """
 
     id: str
     x: list[float]
     variables: list[float]
     status: CandidateStatus = "running"
-    attempts: int = 1
-    reasons: list[str] = []
     objectives: list[float] | None = None
-    scores: dict[str, dict[str, Any]] | None = None
+    scores: Scores | None = None
     seconds: dict[str, float] = {}
     merged_model: str | None = None
     created: str = Field(default_factory=now)
@@ -52,7 +72,7 @@ class AnchorRecord(BaseModel):
     """The evaluation of the base or the expert, and where it came from."""
 
     model: str
-    scores: dict[str, dict[str, Any]]
+    scores: Scores
     cache_key: str
     cached: bool = False
 
@@ -70,9 +90,21 @@ class RunState(BaseModel):
     optimizer: dict[str, Any] | None = None
     candidates: list[CandidateRecord] = []
     hypervolume: list[float] = []
-    task_attempts: dict[str, int] = {}
+    task_attempts: dict[str, TaskAttempts] = {}
     started: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
+
+    @field_validator("task_attempts", mode="before")
+    @classmethod
+    def _counted_attempts(cls, value: Any) -> Any:
+        """Checkpoints before :class:`TaskAttempts` counted a task's attempts started, the
+        newest one due: every earlier one had failed, for a reason not kept."""
+        return {
+            task: {"attempts": count, "reasons": ["(reason not recorded)"] * (count - 1)}
+            if isinstance(count, int)
+            else count
+            for task, count in (value or {}).items()
+        }
 
     def count(self, status: CandidateStatus) -> int:
         return sum(c.status == status for c in self.candidates)
@@ -90,14 +122,11 @@ class RunState(BaseModel):
 
     def save(self, run_dir: Path) -> None:
         self.updated = now()
-        path = run_dir / CHECKPOINT_FILE
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(self.model_dump_json(indent=1) + "\n")
-        os.replace(temporary, path)
+        write_atomic(RunLayout(run_dir).checkpoint, self.model_dump_json(indent=1) + "\n")
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState | None:
-        path = run_dir / CHECKPOINT_FILE
+        path = RunLayout(run_dir).checkpoint
         if not path.exists():
             return None
         data = json.loads(path.read_text())

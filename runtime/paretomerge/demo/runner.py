@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from paretomerge.demo.pair import build_demo_pair
+from paretomerge.k8s.constants import API_VERSION, KIND
 
 RUN_NAME = "demo"
 BASELINE_RUN_NAME = "demo-model-level"
@@ -55,8 +56,8 @@ def demo_manifest(
     asked per evaluation."""
     strategy = "sip-map-saas" if granularity == "layer" else "model-level"
     return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": name},
         "spec": {
             "models": {
@@ -68,7 +69,6 @@ def demo_manifest(
                 "strategy": strategy,
                 "budget": budget,
                 "initialPoints": min(4, budget),
-                "batchSize": 1,
                 "initialSolutions": [0.55, 0.8],
                 "seed": seed,
             },

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from paretomerge.evaluate.benchmarks import BenchmarkDataError, prepare_benchmarks
 from paretomerge.evaluate.evalscope_task import EvalscopeOutputError, run_benchmark
-from paretomerge.evaluate.scoring import BenchmarkScore, EvaluationResult, score_benchmark
+from paretomerge.evaluate.scoring import score_benchmark
 from paretomerge.evaluate.serving import ServingError, serve
+from paretomerge.results import BenchmarkScore, EvaluationResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 __all__ = [

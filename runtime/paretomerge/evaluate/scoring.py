@@ -1,7 +1,9 @@
-"""Per-benchmark metrics from per-sample records, and the typed results.
+"""Per-benchmark metrics from per-sample records.
 
-No evalscope here: these are plain functions over what evalscope wrote (see
-:mod:`paretomerge.evaluate.records`), so they can be checked on their own.
+No evalscope here: these are plain functions over the records that
+:func:`paretomerge.evaluate.evalscope_task.read_records` takes from evalscope's outputs,
+so they can be checked on their own. The scores are the typed
+:class:`~paretomerge.results.BenchmarkScore`.
 
 Definitions:
 
@@ -21,9 +23,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+
+from paretomerge.results import BenchmarkScore
 
 THINK_CLOSE = "</think>"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -64,23 +67,6 @@ class SampleRecord:
     thinking_closed: bool
 
 
-@dataclass(frozen=True)
-class BenchmarkScore:
-    """A model's result on one benchmark.
-
-    ``accuracy`` and ``thinking_closed`` are fractions in [0, 1], ``accuracy_stderr`` is
-    in the same unit as ``accuracy``, ``mean_output_tokens`` is in tokens per question,
-    ``n`` counts questions.
-    """
-
-    name: str
-    accuracy: float
-    accuracy_stderr: float
-    mean_output_tokens: float
-    thinking_closed: float
-    n: int
-
-
 def score_benchmark(name: str, records: list[SampleRecord]) -> BenchmarkScore:
     """Aggregate per-sample records into a :class:`BenchmarkScore`.
 
@@ -99,23 +85,3 @@ def score_benchmark(name: str, records: list[SampleRecord]) -> BenchmarkScore:
         thinking_closed=sum(r.thinking_closed for r in records) / n,
         n=n,
     )
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    """Every benchmark's score, keyed by benchmark name in the run's order, and the
-    wall-clock seconds the evaluation took (serving the model included)."""
-
-    scores: dict[str, BenchmarkScore]
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable data; :meth:`from_dict` reads it back."""
-        return {"scores": {k: asdict(v) for k, v in self.scores.items()}, "seconds": self.seconds}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:
-        return cls(
-            scores={k: BenchmarkScore(**v) for k, v in data["scores"].items()},
-            seconds=float(data["seconds"]),
-        )

@@ -59,31 +59,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def vllm_command(model_dir: Path, served_name: str, max_model_len: int, port: int) -> list[str]:
-    """The ``vllm serve`` command line for ``model_dir`` on ``127.0.0.1:port``."""
-    return [
-        "vllm",
-        "serve",
-        str(model_dir),
-        "--served-model-name",
-        served_name,
-        "--max-model-len",
-        str(max_model_len),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-    ]
+# The program of each engine that starts a server; the built-in one (see :mod:`.server`)
+# takes vLLM's arguments.
+SERVER_PROGRAMS = {
+    "vllm": ("vllm", "serve"),
+    "transformers": (sys.executable, "-m", "paretomerge.evaluate.server"),
+}
 
 
-def transformers_command(
-    model_dir: Path, served_name: str, max_model_len: int, port: int
+def server_command(
+    engine: str, model_dir: Path, served_name: str, max_model_len: int, port: int
 ) -> list[str]:
-    """The built-in transformers server's command line (see :mod:`.server`)."""
+    """The command line that serves ``model_dir`` with ``engine`` on ``127.0.0.1:port``."""
     return [
-        sys.executable,
-        "-m",
-        "paretomerge.evaluate.server",
+        *SERVER_PROGRAMS[engine],
         str(model_dir),
         "--served-model-name",
         served_name,
@@ -243,9 +232,10 @@ def serve(
         model = endpoint.model or endpoint_model(base_url, api_key)
         yield ServedModel(base_url=base_url, model=model, api_key=api_key)
         return
-    build = vllm_command if evaluation.engine == "vllm" else transformers_command
     port = free_port()
-    command = build(Path(model_dir), served_name, evaluation.model_len, port)
+    command = server_command(
+        evaluation.engine, Path(model_dir), served_name, evaluation.model_len, port
+    )
     log_path = log_dir / "server.log"
     with run_server(command, port, log_path, evaluation.timeout_seconds) as root:
         yield ServedModel(base_url=f"{root}/v1", model=served_name)

@@ -1,4 +1,5 @@
-"""Where tasks run: local subprocesses, or Kubernetes Jobs.
+"""Where tasks run: local subprocesses here, Kubernetes Jobs in
+:mod:`paretomerge.k8s.executor`.
 
 The controller's loop only sees :class:`Executor`: it submits tasks and collects their
 outcomes as they finish, whatever runs them.

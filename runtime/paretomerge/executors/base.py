@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -23,7 +24,13 @@ class TaskOutcome:
 
 
 class Executor(ABC):
-    """Runs tasks asynchronously; at most one attempt of a task at a time."""
+    """Runs tasks asynchronously; at most one attempt of a task at a time.
+
+    Attributes:
+        poll_seconds: how often :meth:`wait` looks for finished attempts.
+    """
+
+    poll_seconds: float
 
     @abstractmethod
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
@@ -34,10 +41,21 @@ class Executor(ABC):
         or finished uncollected; ``False`` when there is nothing to adopt."""
         return False
 
-    @abstractmethod
     def wait(self, timeout: float) -> list[TaskOutcome]:
-        """Outcomes of attempts that finished since the last call; waits up to ``timeout``
-        seconds for at least one."""
+        """Outcomes of attempts that finished since the last call; waits for at least one
+        for ``timeout`` seconds, give or take one :attr:`poll_seconds` (not at all when
+        nothing runs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            outcomes = self.poll()
+            if outcomes or not self.running() or time.monotonic() >= deadline:
+                return outcomes
+            time.sleep(self.poll_seconds)
+
+    @abstractmethod
+    def poll(self) -> list[TaskOutcome]:
+        """Outcomes of attempts that finished since the last call, without waiting; their
+        tasks no longer count as running."""
 
     @abstractmethod
     def running(self) -> dict[str, int]:

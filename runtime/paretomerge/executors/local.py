@@ -28,7 +28,6 @@ from paretomerge.tasks import (
     read_error,
 )
 
-POLL_SECONDS = 0.2
 LOG_TAIL_CHARS = 1500
 
 
@@ -49,6 +48,8 @@ class LocalExecutor(Executor):
         deadline_seconds: an attempt running longer is killed and fails.
         env: extra environment variables for the tasks.
     """
+
+    poll_seconds = 0.2
 
     def __init__(self, volume: Path, deadline_seconds: float, env: dict[str, str] | None = None):
         self.volume = volume
@@ -98,15 +99,11 @@ class LocalExecutor(Executor):
         self._attempts[task.id] = _Attempt(task, attempt, pid, time.monotonic(), None)
         return True
 
-    def wait(self, timeout: float) -> list[TaskOutcome]:
-        deadline = time.monotonic() + timeout
-        while True:
-            outcomes = [o for o in map(self._outcome, list(self._attempts.values())) if o]
-            for outcome in outcomes:
-                del self._attempts[outcome.task_id]
-            if outcomes or time.monotonic() >= deadline or not self._attempts:
-                return outcomes
-            time.sleep(POLL_SECONDS)
+    def poll(self) -> list[TaskOutcome]:
+        outcomes = [o for o in map(self._outcome, list(self._attempts.values())) if o]
+        for outcome in outcomes:
+            del self._attempts[outcome.task_id]
+        return outcomes
 
     def _outcome(self, attempt: _Attempt) -> TaskOutcome | None:
         work_dir = self.volume / attempt.task.work_dir

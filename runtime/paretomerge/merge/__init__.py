@@ -4,23 +4,20 @@ Build a :class:`MergePlan` (from per-layer, block or model-level weights), then 
 with :func:`merge_models`; :func:`build_configuration` shows the mergekit configuration
 a plan becomes without running it.
 
-Plans are light; mergekit (and torch behind it) is imported only when something from
-``execute`` or ``mergekit_config`` is first used, so that processes which only pass
+Nothing is imported until it is first used: the spec (and so the operator) reads the
+method registry (:mod:`.methods`) without numpy, and mergekit (and torch behind it) is
+loaded only by ``execute`` and ``mergekit_config``, so that processes which only pass
 plans around (the operator, the controller) start fast.
 """
 
 from importlib import import_module
 
-from paretomerge.merge.plan import (
-    MERGE_METHODS,
-    SPARSIFYING_METHODS,
-    STOCHASTIC_METHODS,
-    MergePlan,
-    plan_from_block_weights,
-    plan_from_weights,
-)
-
 _LAZY = {
+    "METHODS": "paretomerge.merge.methods",
+    "MergeMethod": "paretomerge.merge.methods",
+    "MergePlan": "paretomerge.merge.plan",
+    "plan_from_block_weights": "paretomerge.merge.plan",
+    "plan_from_weights": "paretomerge.merge.plan",
     "MERGEKIT_CONFIG_FILE": "paretomerge.merge.execute",
     "PLAN_FILE": "paretomerge.merge.execute",
     "ExecutionOptions": "paretomerge.merge.execute",
@@ -28,19 +25,7 @@ _LAZY = {
     "build_configuration": "paretomerge.merge.mergekit_config",
 }
 
-__all__ = [
-    "MERGEKIT_CONFIG_FILE",
-    "MERGE_METHODS",
-    "PLAN_FILE",
-    "SPARSIFYING_METHODS",
-    "STOCHASTIC_METHODS",
-    "ExecutionOptions",
-    "MergePlan",
-    "build_configuration",
-    "merge_models",
-    "plan_from_block_weights",
-    "plan_from_weights",
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):

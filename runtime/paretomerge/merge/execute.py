@@ -16,9 +16,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
-from paretomerge.layout import TensorLayout
 from paretomerge.merge.mergekit_config import build_configuration
 from paretomerge.merge.plan import MergePlan
+from paretomerge.tensor_layout import TensorLayout
 
 PLAN_FILE = "paretomerge-merge.json"
 MERGEKIT_CONFIG_FILE = "mergekit_config.yml"

@@ -28,8 +28,8 @@ from mergekit.config import (
 )
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError
-from paretomerge.layout import TensorLayout
-from paretomerge.merge.plan import EPSILON_METHODS, GAMMA_METHODS, MergePlan
+from paretomerge.merge.plan import MergePlan
+from paretomerge.tensor_layout import TensorLayout
 
 
 def build_configuration(
@@ -54,7 +54,7 @@ def build_configuration(
                 layer_range=(start, stop),
                 parameters=(
                     {"weight": _setting(base_weight, head_base_weight, head_names)}
-                    if plan.method == "linear"
+                    if plan.merge_method.averages
                     else None
                 ),
             )
@@ -79,11 +79,11 @@ def build_configuration(
 def _source_weights(plan: MergePlan, weight: float) -> tuple[float, float]:
     """``(expert source weight, base source weight)`` for a plan weight ``w``.
 
-    linear averages its inputs with these weights: ``1 - w`` for the base and ``w / m``
-    for each of ``m`` experts, which sum to 1. The task arithmetic family scales each
-    task vector by ``w`` and gives the base no weight.
+    ``linear`` averages its inputs with these weights: ``1 - w`` for the base and
+    ``w / m`` for each of ``m`` experts, which sum to 1. The task arithmetic family scales
+    each task vector by ``w`` and gives the base no weight.
     """
-    if plan.method == "linear":
+    if plan.merge_method.averages:
         return weight / len(plan.experts), 1.0 - weight
     return weight, 0.0
 
@@ -101,11 +101,11 @@ def _method_parameters(plan: MergePlan) -> dict[str, ParameterSetting]:
     parameters: dict[str, ParameterSetting] = {}
     if plan.density is not None:
         parameters["density"] = plan.density
-    if plan.epsilon is not None and plan.method in EPSILON_METHODS:
+    if plan.epsilon is not None:  # the plan has checked that its method takes them
         parameters["epsilon"] = plan.epsilon
-    if plan.gamma is not None and plan.method in GAMMA_METHODS:
+    if plan.gamma is not None:
         parameters["gamma"] = plan.gamma
-    if plan.method != "linear":
+    if not plan.merge_method.averages:
         # Written even when False: mergekit's default differs per method.
         parameters["normalize"] = plan.normalize
     return parameters

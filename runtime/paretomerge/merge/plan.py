@@ -29,26 +29,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from paretomerge.merge.methods import METHODS, MergeMethod, MergeMethodName, method_names
 from paretomerge.partition import BlockPartition
-from paretomerge.vocabulary import (
-    EPSILON_METHODS,
-    GAMMA_METHODS,
-    MERGE_METHODS,
-    SPARSIFYING_METHODS,
-    STOCHASTIC_METHODS,
-    MergeMethodName,
-)
 
-__all__ = [
-    "EPSILON_METHODS",
-    "GAMMA_METHODS",
-    "MERGE_METHODS",
-    "SPARSIFYING_METHODS",
-    "STOCHASTIC_METHODS",
-    "MergePlan",
-    "plan_from_block_weights",
-    "plan_from_weights",
-]
+__all__ = ["MergePlan", "plan_from_block_weights", "plan_from_weights"]
 
 
 Granularity = Literal["layer", "block", "model"]
@@ -94,19 +78,25 @@ class MergePlan(BaseModel):
         weights = [*self.layer_weights, self.head_weight]
         if not all(np.isfinite(weights)):
             raise ValueError(f"merge weights must be finite, got {weights}")
-        if self.density is not None and self.method not in SPARSIFYING_METHODS:
+        method = self.merge_method
+        if self.density is not None and not method.has_density:
             raise ValueError(f"density applies to sparsifying methods only, not {self.method}")
-        if self.epsilon is not None and self.method not in EPSILON_METHODS:
-            raise ValueError(f"epsilon applies to della and della_linear only, not {self.method}")
-        if self.gamma is not None and self.method not in GAMMA_METHODS:
-            raise ValueError(
-                f"gamma applies to breadcrumbs and breadcrumbs_ties only, not {self.method}"
-            )
-        if self.normalize and self.method == "linear":
-            raise ValueError("normalize applies to the task arithmetic family, not linear")
+        for value, name, takes in (
+            (self.epsilon, "epsilon", lambda m: m.has_epsilon),
+            (self.gamma, "gamma", lambda m: m.has_gamma),
+        ):
+            if value is not None and not takes(method):
+                owners = " and ".join(method_names(takes))
+                raise ValueError(f"{name} applies to {owners} only, not {self.method}")
+        if self.normalize and method.averages:
+            raise ValueError(f"normalize applies to the task arithmetic family, not {self.method}")
         if (self.granularity == "block") != (self.block_starts is not None):
             raise ValueError("block_starts is given exactly when granularity is 'block'")
         return self
+
+    @property
+    def merge_method(self) -> MergeMethod:
+        return METHODS[self.method]
 
     @property
     def num_layers(self) -> int:

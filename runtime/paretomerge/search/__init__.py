@@ -2,10 +2,12 @@
 
 >>> from paretomerge.search import optimize
 >>> result = optimize(objective, dim=37, strategy="sip-map-saas", layer_profile=profile)
+>>> result.pareto_X, result.pareto_Y, result.pareto_Y_std  # the front, by the posterior
 """
 
 from paretomerge.search.acquisition import AcquisitionSettings
 from paretomerge.search.config import STRATEGY_NAMES, SearchConfig
+from paretomerge.search.estimates import FrontPoint, PointEstimates
 from paretomerge.search.optimize import ObjectiveError, OptimizeResult, optimize
 from paretomerge.search.optimizer import AskTellOptimizer, Trial
 from paretomerge.search.pareto import hypervolume, hypervolume_history, pareto_mask
@@ -15,9 +17,11 @@ __all__ = [
     "STRATEGY_NAMES",
     "AcquisitionSettings",
     "AskTellOptimizer",
+    "FrontPoint",
     "NutsSettings",
     "ObjectiveError",
     "OptimizeResult",
+    "PointEstimates",
     "SearchConfig",
     "Trial",
     "hypervolume",

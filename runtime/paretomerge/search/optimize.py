@@ -11,25 +11,49 @@ import numpy as np
 from paretomerge.search.acquisition import AcquisitionSettings
 from paretomerge.search.config import SearchConfig, expand_initial_solutions
 from paretomerge.search.optimizer import AskTellOptimizer
-from paretomerge.search.pareto import hypervolume_history, pareto_mask
+from paretomerge.search.pareto import hypervolume_history
 from paretomerge.search.surrogates import NutsSettings
 
-Objective = Callable[[np.ndarray], np.ndarray]
+# f(X (q, d)) -> Y (q, m), or (Y, Yvar) with Yvar (q, m) the variances of Y's entries.
+Objective = Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
 class OptimizeResult:
-    """Every evaluation of a search, in order, and its Pareto set.
+    """Every evaluation of a search, in order, and the Pareto set it reports.
 
-    ``X`` ``(budget, dim)``, ``Y`` ``(budget, m)``; ``pareto_X``/``pareto_Y`` the
-    non-dominated rows; ``hypervolume[i]`` the hypervolume of ``Y[: i + 1]``;
-    ``proposal_seconds`` the wall time of each batch proposal (initial design included).
+    Attributes:
+        X: ``(n, dim)`` every point evaluated, search then validation evaluations
+            (``n = budget + validation_budget``).
+        Y: ``(n, m)`` the raw values the objective returned for them.
+        Yvar: ``(n, m)`` their variances when the objective returned them, else ``None``.
+        is_validation: ``(n,)`` which evaluations were validations.
+        pareto_X: ``(k, dim)`` the reported front: the evaluated points whose estimated
+            values are non-dominated (see :mod:`paretomerge.search.estimates`), best
+            first objective first.
+        pareto_Y: ``(k, m)`` their estimated values: the surrogate's posterior mean given
+            every evaluation (a point's repeated evaluations pooled), or for a strategy
+            with no surrogate the pooled observations.
+        pareto_Y_std: ``(k, m)`` the posterior standard deviations (or the pooled
+            observations' standard errors; NaN when no variance is known). A 95% interval
+            is ``pareto_Y +- 1.96 pareto_Y_std``.
+        pareto_probability: ``(k,)`` each point's posterior probability of being
+            non-dominated among the evaluated points.
+        hypervolume: ``(budget,)`` ``hypervolume[i]`` is the hypervolume of the raw values
+            of the first ``i + 1`` search evaluations (a progress figure).
+        proposal_seconds: the wall time of each ``ask``, initial design and validation
+            included.
+        state: the optimiser's state (:meth:`AskTellOptimizer.state_dict`).
     """
 
     X: np.ndarray
     Y: np.ndarray
+    Yvar: np.ndarray | None
+    is_validation: np.ndarray
     pareto_X: np.ndarray
     pareto_Y: np.ndarray
+    pareto_Y_std: np.ndarray
+    pareto_probability: np.ndarray
     hypervolume: np.ndarray
     proposal_seconds: list[float] = field(default_factory=list)
     state: dict = field(default_factory=dict)
@@ -61,17 +85,26 @@ def optimize(
     partition_strategy: str = "hybrid",
     acquisition: AcquisitionSettings | None = None,
     nuts: NutsSettings | None = None,
+    validation_budget: int = 0,
 ) -> OptimizeResult:
     """Search the Pareto set of ``objective`` over ``[0, 1]^dim`` (all objectives maximised).
 
+    The search spends ``budget`` evaluations, then ``validation_budget`` more on the
+    points that may be on the front (:meth:`AskTellOptimizer.ask_validation`), in
+    batches of ``batch_size``. The front it reports is chosen and valued by the
+    surrogate's posterior at the evaluated points, never by the raw values.
+
     Args:
-        objective: ``f(X)`` with ``X`` ``(q, dim)`` in ``[0, 1]^dim`` returning ``(q, m)``
-            finite values.
+        objective: ``f(X)`` with ``X`` ``(q, dim)`` in ``[0, 1]^dim`` returning ``Y``
+            ``(q, m)`` finite values, or ``(Y, Yvar)`` with ``Yvar`` ``(q, m)`` the
+            variances of those values (the squared standard errors of the objective's own
+            estimates). With ``Yvar`` every Bayesian strategy fits with that noise
+            (heteroscedastic); without, it infers one noise level per objective.
         dim: number of decision variables (merge weights, then ``extra_variables``).
         num_objectives: ``m >= 2``.
         strategy: one of random, sobol, model-level, gp, sip-gp, saas, sip-saas,
             sip-map-saas, bambo.
-        budget: total number of evaluations, exactly.
+        budget: number of search evaluations, exactly (validation comes on top).
         batch_size: points per batch after the initial design.
         initial_points: size of the initial design, evaluated as one batch.
         ref_point: hypervolume reference point, ``(m,)``.
@@ -84,6 +117,8 @@ def optimize(
         partition_strategy: bambo's block partition (hybrid, variance, balance, uniform).
         acquisition: acquisition optimisation budget.
         nuts: NUTS budget of the fully Bayesian strategies.
+        validation_budget: evaluations after the budget that re-evaluate the points most
+            likely on the front; their values are pooled with the earlier ones.
 
     Raises:
         ValueError: for an invalid configuration.
@@ -92,6 +127,8 @@ def optimize(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if validation_budget < 0:
+        raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
     config = SearchConfig(
         dim=dim,
         num_objectives=num_objectives,
@@ -110,44 +147,73 @@ def optimize(
     )
     optimizer = AskTellOptimizer(config)
     seconds: list[float] = []
-    while len(optimizer.trials) < budget:
-        remaining = budget - len(optimizer.trials)
-        q = min(initial_points if not optimizer.trials else batch_size, remaining)
+    validated = 0
+    while optimizer.num_search_trials < budget or validated < validation_budget:
         started = time.perf_counter()
-        X = optimizer.ask(q)
+        if optimizer.num_search_trials < budget:
+            remaining = budget - optimizer.num_search_trials
+            q = min(initial_points if not optimizer.trials else batch_size, remaining)
+            trials = optimizer.ask(q)
+        else:
+            trials = optimizer.ask_validation(min(batch_size, validation_budget - validated))
+            validated += len(trials)
         seconds.append(time.perf_counter() - started)
-        Y = np.asarray(objective(X), dtype=float)
-        problem = _objective_problem(X, Y, num_objectives)
+        X = np.array([t.x for t in trials])
+        Y, Yvar, problem = _objective_values(objective(X), X, num_objectives)
         if problem:
             raise ObjectiveError(problem, _result(optimizer, seconds))
-        for x, y in zip(X, Y, strict=True):
-            optimizer.tell(x, y)
+        for i, trial in enumerate(trials):
+            optimizer.tell(trial, Y[i], None if Yvar is None else Yvar[i])
     return _result(optimizer, seconds)
 
 
-def _objective_problem(X: np.ndarray, Y: np.ndarray, num_objectives: int) -> str | None:
+def _objective_values(
+    output, X: np.ndarray, num_objectives: int
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """``(Y, Yvar, problem)`` from what the objective returned for ``X``; ``problem`` says
+    what is wrong with it, if anything."""
+    Y, Yvar = output if isinstance(output, tuple) and len(output) == 2 else (output, None)
+    Y = np.asarray(Y, dtype=float)
+    Yvar = None if Yvar is None else np.asarray(Yvar, dtype=float)
     expected = (len(X), num_objectives)
-    if Y.shape != expected:
-        return f"objective returned shape {Y.shape} for {len(X)} points, expected {expected}"
-    bad = np.flatnonzero(~np.all(np.isfinite(Y), axis=1))
-    if len(bad):
-        i = int(bad[0])
-        return (
-            f"objective returned non-finite values {Y[i].tolist()} for row {i} of the batch "
-            f"(x={X[i].round(4).tolist()}); {len(bad)} of {len(X)} rows are non-finite"
-        )
-    return None
+    for name, values in (("values", Y), ("variances", Yvar)):
+        if values is None:
+            continue
+        if values.shape != expected:
+            problem = f"objective returned {name} of shape {values.shape} for {len(X)} points"
+            return Y, Yvar, f"{problem}, expected {expected}"
+        usable = np.isfinite(values) & (values >= 0 if name == "variances" else True)
+        bad = np.flatnonzero(~np.all(usable, axis=1))
+        if len(bad):
+            i = int(bad[0])
+            kind = "non-finite" if name == "values" else "negative or non-finite"
+            return (
+                Y,
+                Yvar,
+                (
+                    f"objective returned {kind} {name} {values[i].tolist()} for row {i} of the "
+                    f"batch (x={X[i].round(4).tolist()}); {len(bad)} of {len(X)} rows are unusable"
+                ),
+            )
+    return Y, Yvar, None
 
 
 def _result(optimizer: AskTellOptimizer, seconds: list[float]) -> OptimizeResult:
-    X, Y = optimizer.X, optimizer.Y
-    mask = pareto_mask(Y)
+    completed = [t for t in optimizer.trials if t.status == "completed"]
+    is_validation = np.array([t.kind == "validation" for t in completed], dtype=bool)
+    Y = optimizer.Y
+    front = optimizer.front() if completed else []
+    m, d = optimizer.config.num_objectives, optimizer.config.dim
     return OptimizeResult(
-        X=X,
+        X=optimizer.X,
         Y=Y,
-        pareto_X=X[mask],
-        pareto_Y=Y[mask],
-        hypervolume=hypervolume_history(Y, np.asarray(optimizer.config.ref_point)),
+        Yvar=optimizer.Yvar,
+        is_validation=is_validation,
+        pareto_X=np.array([p.x for p in front]).reshape(-1, d),
+        pareto_Y=np.array([p.mean for p in front]).reshape(-1, m),
+        pareto_Y_std=np.array([p.std for p in front]).reshape(-1, m),
+        pareto_probability=np.array([p.prob_non_dominated for p in front]),
+        hypervolume=hypervolume_history(Y[~is_validation], np.asarray(optimizer.config.ref_point)),
         proposal_seconds=seconds,
         state=optimizer.state_dict(),
     )

@@ -6,26 +6,48 @@ for the improvement it adds beyond what the running ones are expected to bring. 
 points stay pending for good: they are no data for the model, and a proposal next to one
 earns no credit for repeating it.
 
-The whole state is plain JSON (:meth:`AskTellOptimizer.state_dict`). Proposals are a
-deterministic function of that state, so a restored optimiser proposes exactly what the
-original would have.
+Every evaluation is a :class:`Trial` with an id, as in Optuna: :meth:`AskTellOptimizer.ask`
+returns trials, :meth:`~AskTellOptimizer.tell` takes one (or its id) with the values and,
+when known, their variances; :meth:`~AskTellOptimizer.add` records a point evaluated
+elsewhere (an anchor, an imported result). Three kinds of trial:
+
+- ``search``: proposed by :meth:`~AskTellOptimizer.ask`; what a search budget counts.
+- ``validation``: a second evaluation of a point that may be on the front, proposed by
+  :meth:`~AskTellOptimizer.ask_validation` once the search budget is spent; counted apart.
+- ``added``: told by :meth:`~AskTellOptimizer.add`; data for the model, counted nowhere.
+
+The front is never the raw non-dominated values (the lucky draws of a noisy objective):
+:meth:`~AskTellOptimizer.estimates` gives the surrogate's posterior at every evaluated
+point, all its evaluations pooled, and :meth:`~AskTellOptimizer.front` the points whose
+posterior means are non-dominated.
+
+The whole state is plain JSON (:meth:`AskTellOptimizer.state_dict`). Proposals and
+estimates are deterministic functions of that state, so a restored optimiser proposes
+exactly what the original would have. States of version 1 (before trial ids) load too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from paretomerge.search.config import SearchConfig
-from paretomerge.search.pareto import hypervolume, pareto_mask
+from paretomerge.search.estimates import (
+    FrontPoint,
+    PointEstimates,
+    observed_estimates,
+    posterior_estimates,
+)
+from paretomerge.search.pareto import hypervolume
 from paretomerge.search.strategies import STRATEGIES, ProposalContext, sobol_points
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 # A model needs at least this many finished evaluations; until then the design continues.
 MIN_OBSERVATIONS = 2
 # Candidates closer than this (max-norm, search space) to a known point are replaced.
@@ -33,18 +55,36 @@ DUPLICATE_TOLERANCE = 1e-6
 # The surrogates here are small (n <= a few hundred): one thread avoids the thread-pool
 # overhead that made a GP fit ~5x slower with two threads on a two-core machine.
 SEARCH_THREADS = 1
+# A point is worth validating while its posterior probability of being non-dominated is at
+# least this.
+VALIDATION_THRESHOLD = 0.1
 
 TrialStatus = Literal["pending", "completed", "failed"]
+TrialKind = Literal["search", "validation", "added"]
 
 
 @dataclass
 class Trial:
-    """One decision vector and what became of it."""
+    """One evaluation of a decision vector ``x`` ``(dim,)`` and what became of it.
 
+    ``id`` is the trial's position in the optimiser (0, 1, ...); ``y`` and ``yvar``
+    ``(m,)`` the objective values and their variances (``None`` when unknown);
+    ``validates`` the id of the trial whose point a validation trial evaluates again.
+    """
+
+    id: int
     x: list[float]
+    kind: TrialKind = "search"
     status: TrialStatus = "pending"
     y: list[float] | None = None
+    yvar: list[float] | None = None
     reason: str | None = None
+    validates: int | None = None
+
+    @property
+    def point_id(self) -> int:
+        """The trial that first evaluated this point: its own id, or the validated one."""
+        return self.id if self.validates is None else self.validates
 
 
 @contextlib.contextmanager
@@ -60,8 +100,8 @@ def _torch_threads(n: int) -> Iterator[None]:
 class AskTellOptimizer:
     """Propose decision vectors in ``[0, 1]^dim`` and learn from their objective values.
 
-    Objectives are maximised. Use :meth:`ask` to get candidates (they become pending),
-    then :meth:`tell` each result or :meth:`tell_failed` if its evaluation failed.
+    Objectives are maximised. :meth:`ask` returns trials (pending until told); then
+    :meth:`tell` each result, or :meth:`tell_failed` if its evaluation failed.
     """
 
     def __init__(
@@ -76,32 +116,76 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
+        self._estimates: tuple[tuple[int, int], PointEstimates] | None = None
 
     # --- asking ---------------------------------------------------------------------
 
-    def ask(self, n: int = 1) -> np.ndarray:
-        """Propose ``n`` new decision vectors, shape ``(n, dim)``; they become pending.
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Propose ``n`` search trials; they are pending until told.
 
-        The first ``initial_points`` trials are the initial design: the user's initial
-        solutions, then scrambled Sobol points. After that the strategy proposes, with
-        every pending and failed point passed as pending.
+        The first ``initial_points`` search trials are the initial design: the user's
+        initial solutions, then scrambled Sobol points. After that the strategy proposes,
+        with every pending and failed point passed as pending.
+
+        Returns:
+            ``n`` trials (copies: tell them back by trial or id), ``x`` of ``dim`` values.
         """
         if n < 1:
             raise ValueError(f"ask(n) needs n >= 1, got {n}")
-        design_count = max(0, min(n, self.config.initial_points - len(self.trials)))
+        searched = self.num_search_trials
+        design_count = max(0, min(n, self.config.initial_points - searched))
         if self._num_completed() < MIN_OBSERVATIONS:
             design_count = n  # no model yet: the design sequence goes on
         grouping = self.strategy.grouping
-        X = self._design_points(len(self.trials), design_count)
+        X = self._design_points(searched, design_count)
         if n > design_count:
             with _torch_threads(SEARCH_THREADS):
                 Z = self._propose(also_pending=grouping.reduce(X), q=n - design_count)
             X = np.vstack([X, grouping.expand(np.clip(Z, 0.0, 1.0))])
-        self.trials.extend(Trial(x=row.tolist()) for row in X)
-        return X
+        return [self._new_trial(row, "search") for row in X]
+
+    def ask_validation(self, n: int = 1) -> list[Trial]:
+        """Propose ``n`` validation trials: evaluations again of the points that may be on
+        the front, once the search is over.
+
+        Candidates are the points whose posterior probability of being non-dominated is
+        at least ``VALIDATION_THRESHOLD`` (the estimated front always among them). They
+        are taken fewest evaluations first (pending validations included), then most
+        likely on the front first, so that ``n`` trials spread over the candidates before
+        any point is validated twice. A validation trial's value is pooled with the
+        point's other evaluations (:meth:`estimates`).
+        """
+        if n < 1:
+            raise ValueError(f"ask_validation(n) needs n >= 1, got {n}")
+        estimates = self.estimates()
+        candidates = np.flatnonzero(
+            (estimates.prob_non_dominated >= VALIDATION_THRESHOLD) | estimates.front_mask
+        )
+        load = {int(estimates.trial_ids[i]): int(estimates.num_observations[i]) for i in candidates}
+        for trial in self.trials:
+            if trial.kind == "validation" and trial.status == "pending":
+                load[trial.validates] = load.get(trial.validates, 0) + 1
+        prob = dict(zip(estimates.trial_ids.tolist(), estimates.prob_non_dominated, strict=True))
+        trials = []
+        for _ in range(n):
+            point = min(load, key=lambda i: (load[i], -prob[i], i))
+            load[point] += 1
+            x = np.asarray(self.trials[point].x)
+            trials.append(self._new_trial(x, "validation", validates=point))
+        return trials
+
+    def _new_trial(self, x: np.ndarray, kind: TrialKind, validates: int | None = None) -> Trial:
+        trial = Trial(
+            id=len(self.trials),
+            x=np.asarray(x, dtype=float).tolist(),
+            kind=kind,
+            validates=validates,
+        )
+        self.trials.append(trial)
+        return replace(trial, x=list(trial.x))
 
     def _design_points(self, position: int, count: int) -> np.ndarray:
-        """Initial-design decision vectors for trials ``position ..``: the user's
+        """Initial-design decision vectors for search trials ``position ..``: the user's
         solutions as given, then Sobol points of the strategy's search space."""
         solutions = self.config.initial_solutions
         grouping = self.strategy.grouping
@@ -118,31 +202,37 @@ class AskTellOptimizer:
 
     def _propose(self, also_pending: np.ndarray, q: int) -> np.ndarray:
         grouping = self.strategy.grouping
-        completed = [t for t in self.trials if t.status == "completed"]
-        X = grouping.reduce(np.array([t.x for t in completed]))
-        Y = np.array([t.y for t in completed])
         waiting = [t.x for t in self.trials if t.status != "completed"]
         X_pending = np.vstack(
             [grouping.reduce(np.array(waiting).reshape(-1, self.config.dim)), also_pending]
         )
-        position = len(self.trials) + len(also_pending)
-        seed = self._step_seed(position)
-        context = ProposalContext(
-            X=X,
-            Y=Y,
+        position = self.num_search_trials + len(also_pending)
+        seed = self._seed(position)
+        context = self._context(X_pending, q, position, seed, self.warm_start)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # a fit that fails retries from random restarts
+            candidates = self.strategy.propose(context)
+        return self._replace_duplicates(candidates, np.vstack([context.X, X_pending]), seed)
+
+    def _context(
+        self, X_pending: np.ndarray, q: int, position: int, seed: int, warm_start: dict
+    ) -> ProposalContext:
+        """The finished evaluations, in the strategy's search space."""
+        completed = self._completed()
+        return ProposalContext(
+            X=self.strategy.grouping.reduce(np.array([t.x for t in completed])),
+            Y=np.array([t.y for t in completed]),
+            Yvar=self._known_variances(completed),
             X_pending=X_pending,
             q=q,
             position=position,
             seed=seed,
-            warm_start=self.warm_start,
+            warm_start=warm_start,
         )
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)  # a fit that fails retries from random restarts
-            candidates = self.strategy.propose(context)
-        return self._replace_duplicates(candidates, np.vstack([X, X_pending]), seed)
 
-    def _step_seed(self, position: int) -> int:
-        return int(np.random.SeedSequence([self.config.seed, position]).generate_state(1)[0])
+    def _seed(self, *position: int) -> int:
+        state = np.random.SeedSequence([self.config.seed, *position]).generate_state(1)
+        return int(state[0])
 
     @staticmethod
     def _replace_duplicates(candidates: np.ndarray, known: np.ndarray, seed: int) -> np.ndarray:
@@ -157,30 +247,54 @@ class AskTellOptimizer:
 
     # --- telling --------------------------------------------------------------------
 
-    def tell(self, x: Sequence[float], y: Sequence[float]) -> None:
-        """Record objective values ``y`` ``(m,)`` of decision vector ``x`` ``(dim,)``.
+    def tell(
+        self,
+        trial: Trial | int,
+        y: Sequence[float],
+        yvar: Sequence[float] | None = None,
+    ) -> None:
+        """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
+        their variances ``yvar`` ``(m,)`` when known.
 
-        ``x`` is matched to a pending trial; a vector that was never asked (an anchor, a
-        user's own evaluation) is recorded as a new trial.
+        The surrogates fit with the known variances when every finished evaluation has
+        them, and infer one noise level per objective otherwise.
         """
-        x_arr = self._check_x(x)
-        y_arr = np.asarray(y, dtype=float)
-        if y_arr.shape != (self.config.num_objectives,):
-            raise ValueError(
-                f"expected {self.config.num_objectives} objective values, got shape {y_arr.shape}"
-            )
-        if not np.all(np.isfinite(y_arr)):
-            raise ValueError(
-                f"objective values must be finite, got {y_arr.tolist()} for x={x_arr.tolist()}; "
-                "record a failed evaluation with tell_failed(x, reason)"
-            )
-        trial = self._pending_trial(x_arr)
-        trial.status, trial.y = "completed", y_arr.tolist()
+        pending = self._pending(trial)
+        pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
+        pending.status = "completed"
 
-    def tell_failed(self, x: Sequence[float], reason: str) -> None:
-        """Record that evaluating ``x`` failed, and why. It stays pending for the model."""
-        trial = self._pending_trial(self._check_x(x))
-        trial.status, trial.reason = "failed", str(reason)
+    def tell_failed(self, trial: Trial | int, reason: str) -> None:
+        """Record that a pending trial's evaluation failed, and why. It stays pending for
+        the model."""
+        pending = self._pending(trial)
+        pending.status, pending.reason = "failed", str(reason)
+
+    def add(
+        self, x: Sequence[float], y: Sequence[float], yvar: Sequence[float] | None = None
+    ) -> Trial:
+        """Record a point evaluated elsewhere (an anchor, an imported result): data for the
+        model, counted in no budget. Returns its trial."""
+        x_arr = self._check_x(x)
+        values, variances = self._check_values(y, yvar, x_arr.tolist())
+        trial = Trial(
+            id=len(self.trials),
+            x=x_arr.tolist(),
+            kind="added",
+            status="completed",
+            y=values,
+            yvar=variances,
+        )
+        self.trials.append(trial)
+        return replace(trial, x=list(trial.x))
+
+    def _pending(self, trial: Trial | int) -> Trial:
+        trial_id = trial.id if isinstance(trial, Trial) else int(trial)
+        if not 0 <= trial_id < len(self.trials):
+            raise ValueError(f"no trial {trial_id}: the trials are 0..{len(self.trials) - 1}")
+        found = self.trials[trial_id]
+        if found.status != "pending":
+            raise ValueError(f"trial {trial_id} is already {found.status}; a trial is told once")
+        return found
 
     def _check_x(self, x: Sequence[float]) -> np.ndarray:
         x_arr = np.asarray(x, dtype=float)
@@ -192,17 +306,100 @@ class AskTellOptimizer:
             raise ValueError(f"decision vector must be finite, got {x_arr.tolist()}")
         return x_arr
 
-    def _pending_trial(self, x: np.ndarray) -> Trial:
-        for trial in self.trials:
-            if trial.status == "pending" and np.array_equal(trial.x, x):
-                return trial
-        self.trials.append(Trial(x=x.tolist()))
-        return self.trials[-1]
+    def _check_values(
+        self, y: Sequence[float], yvar: Sequence[float] | None, x: list[float]
+    ) -> tuple[list[float], list[float] | None]:
+        m = self.config.num_objectives
+        y_arr = np.asarray(y, dtype=float)
+        if y_arr.shape != (m,):
+            raise ValueError(f"expected {m} objective values, got shape {y_arr.shape}")
+        if not np.all(np.isfinite(y_arr)):
+            raise ValueError(
+                f"objective values must be finite, got {y_arr.tolist()} for x={x}; "
+                "record a failed evaluation with tell_failed(trial, reason)"
+            )
+        if yvar is None:
+            return y_arr.tolist(), None
+        var = np.asarray(yvar, dtype=float)
+        if var.shape != (m,) or not np.all(np.isfinite(var)) or np.any(var < 0):
+            raise ValueError(
+                f"expected {m} finite, non-negative variances, got {np.asarray(yvar).tolist()}"
+            )
+        return y_arr.tolist(), var.tolist()
+
+    # --- estimates ------------------------------------------------------------------
+
+    def estimates(self) -> PointEstimates:
+        """The surrogate's posterior at every evaluated point, each point's evaluations
+        (search or added, then validations) pooled; the observations themselves for a
+        strategy with no surrogate (see :mod:`paretomerge.search.estimates`).
+
+        The fit starts from the last proposal's hyperparameters without changing them,
+        so asking for estimates never changes what the optimiser proposes next.
+        """
+        key = (len(self.trials), self._num_completed())
+        if self._estimates is not None and self._estimates[0] == key:
+            return self._estimates[1]
+        completed = self._completed()
+        points = [t for t in completed if t.kind != "validation"]
+        if not points:
+            raise ValueError("no finished evaluation to estimate from")
+        members = {p.id: [t for t in completed if t.point_id == p.id] for p in points}
+        seed = self._seed(*key)
+        model = None
+        if len(completed) >= MIN_OBSERVATIONS:
+            nothing_pending = np.zeros((0, self.strategy.grouping.search_dim))
+            warm_start = copy.deepcopy(self.warm_start)
+            context = self._context(nothing_pending, 0, key[0], seed, warm_start)
+            with _torch_threads(SEARCH_THREADS), torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = self.strategy.surrogate(context)
+        X = np.array([p.x for p in points])
+        if model is not None:
+            Z = self.strategy.grouping.reduce(X)
+            mean, std, prob = posterior_estimates(model, Z, seed)
+        else:
+            known = self._known_variances(completed) is not None
+            mean, std, prob = observed_estimates(
+                [np.array([t.y for t in members[p.id]]) for p in points],
+                [np.array([t.yvar for t in members[p.id]]) for p in points] if known else None,
+                seed,
+            )
+        estimates = PointEstimates(
+            trial_ids=np.array([p.id for p in points]),
+            X=X,
+            mean=mean,
+            std=std,
+            prob_non_dominated=prob,
+            num_observations=np.array([len(members[p.id]) for p in points]),
+        )
+        self._estimates = (key, estimates)
+        return estimates
+
+    def front(self) -> list[FrontPoint]:
+        """The reported Pareto set: the points whose estimated values are non-dominated,
+        with their posterior standard deviations and trial ids."""
+        return self.estimates().front()
 
     # --- views ----------------------------------------------------------------------
 
+    def _completed(self) -> list[Trial]:
+        return [t for t in self.trials if t.status == "completed"]
+
     def _num_completed(self) -> int:
         return sum(t.status == "completed" for t in self.trials)
+
+    @staticmethod
+    def _known_variances(trials: list[Trial]) -> np.ndarray | None:
+        """``(n, m)`` variances of ``trials``, or ``None`` unless every one has them."""
+        if not trials or any(t.yvar is None for t in trials):
+            return None
+        return np.array([t.yvar for t in trials], dtype=float)
+
+    @property
+    def num_search_trials(self) -> int:
+        """Search trials asked for so far (what a search budget counts)."""
+        return sum(t.kind == "search" for t in self.trials)
 
     @property
     def pending(self) -> np.ndarray:
@@ -216,25 +413,28 @@ class AskTellOptimizer:
 
     @property
     def X(self) -> np.ndarray:
-        """``(n, dim)`` decision vectors of the finished evaluations, in order told."""
+        """``(n, dim)`` decision vectors of the finished evaluations (every kind), in trial
+        order."""
         return self._x_with_status("completed")
 
     @property
     def Y(self) -> np.ndarray:
-        """``(n, m)`` objective values of the finished evaluations."""
-        ys = [t.y for t in self.trials if t.status == "completed"]
+        """``(n, m)`` objective values of the finished evaluations, as observed."""
+        ys = [t.y for t in self._completed()]
         return np.array(ys, dtype=float).reshape(-1, self.config.num_objectives)
+
+    @property
+    def Yvar(self) -> np.ndarray | None:
+        """``(n, m)`` their variances, or ``None`` unless every one is known."""
+        return self._known_variances(self._completed())
 
     def _x_with_status(self, status: TrialStatus) -> np.ndarray:
         xs = [t.x for t in self.trials if t.status == status]
         return np.array(xs, dtype=float).reshape(-1, self.config.dim)
 
-    def pareto(self) -> tuple[np.ndarray, np.ndarray]:
-        """The non-dominated finished evaluations ``(X, Y)``."""
-        mask = pareto_mask(self.Y)
-        return self.X[mask], self.Y[mask]
-
     def hypervolume(self) -> float:
+        """Hypervolume of the observed values: a progress figure, not the reported front's
+        (which is ``hypervolume`` of the means of :meth:`front`)."""
         return hypervolume(self.Y, np.asarray(self.config.ref_point))
 
     # --- state ----------------------------------------------------------------------
@@ -250,7 +450,23 @@ class AskTellOptimizer:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> AskTellOptimizer:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported optimiser state version {state.get('version')!r}")
+        """Restore an optimiser from :meth:`state_dict` (any version so far)."""
+        version = state.get("version")
+        if version == 1:
+            state = migrate_state_v1(state)
+        elif version != STATE_VERSION:
+            raise ValueError(f"unsupported optimiser state version {version!r}")
         config = SearchConfig.from_dict(state["config"])
         return cls(config, [Trial(**t) for t in state["trials"]], state.get("warm_start"))
+
+
+def migrate_state_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 state (trials matched by their ``x``, no ids, no variances) as version 2.
+
+    Version 1 had search trials only (a told point that was never asked became one too,
+    and so counted in the design and the proposal seeds as a search trial): each becomes a
+    search trial whose id is its position, so the restored optimiser proposes exactly what
+    the version-1 one would have.
+    """
+    trials = [{**t, "id": i, "kind": "search"} for i, t in enumerate(state["trials"])]
+    return {**state, "version": STATE_VERSION, "trials": trials}

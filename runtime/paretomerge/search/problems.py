@@ -18,9 +18,11 @@ class LayerMergeLandscape:
 
     Decision vector: one expert weight per layer, then the head variable (``d = L + 1``).
     Each variable ``i`` has a capability sensitivity ``a_i`` and a verbosity sensitivity
-    ``b_i``; both are sparse (a few layers matter) and only partly overlap, so a
-    layer-wise merge can take capability from some layers without the verbosity of
-    others — model-level merges (all weights equal) are dominated. With
+    ``b_i``; both are sparse (``num_capability`` and ``num_verbosity`` layers matter,
+    ``shared`` of them for both), so a layer-wise merge can take capability from some
+    layers without the verbosity of others — model-level merges (all weights equal) are
+    dominated. The sensitive layers are scattered at random, or with ``contiguous`` two
+    runs of neighbouring layers that overlap in ``shared`` layers. With
     ``u = a·w / sum(a)`` and ``v = b·w / sum(b)``:
 
     .. math::
@@ -31,7 +33,10 @@ class LayerMergeLandscape:
     interference) and Gaussian noise of standard deviation ``noise`` on both. The base
     model (``w = 0``) scores (0, 1), the expert (``w = 1``) (1, 0), as normalised
     objectives do. :attr:`profile` is what a user could measure: divergence correlated
-    with, but not equal to, ``a + b``.
+    with ``a + b`` through a log-normal factor of spread ``profile_noise``, plus a uniform
+    floor of height ``profile_floor``, plus ``decoys`` layers that diverge as much as the
+    sensitive ones and matter to neither objective (the more of each, the farther the
+    profile lies from what matters).
     """
 
     num_layers: int = 36
@@ -39,6 +44,13 @@ class LayerMergeLandscape:
     noise: float = 0.01
     curvature: float = 3.0
     interference: float = 0.3
+    num_capability: int = 6
+    num_verbosity: int = 6
+    shared: int = 2
+    contiguous: bool = False
+    profile_noise: float = 0.35
+    profile_floor: float = 0.15
+    decoys: int = 0
     a: np.ndarray = field(init=False)
     b: np.ndarray = field(init=False)
     profile: np.ndarray = field(init=False)
@@ -46,15 +58,34 @@ class LayerMergeLandscape:
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
         d = self.num_layers + 1
-        layers = rng.permutation(self.num_layers)
-        capability, verbosity = layers[:6], layers[4:10]  # two layers drive both
+        capability, verbosity = self._sensitive_layers(rng)
         self.a = np.full(d, 0.02)
         self.b = np.full(d, 0.02)
         self.a[capability] = rng.uniform(0.5, 1.0, capability.size)
         self.b[verbosity] = rng.uniform(0.5, 1.0, verbosity.size)
         self.a[-1], self.b[-1] = 0.2, 0.2  # the head matters a little for both
-        self.profile = (self.a + self.b) * rng.lognormal(0.0, 0.35, d) + rng.uniform(0, 0.15, d)
+        spread = rng.lognormal(0.0, self.profile_noise, d)
+        self.profile = (self.a + self.b) * spread + rng.uniform(0, self.profile_floor, d)
+        inert = np.setdiff1d(np.arange(self.num_layers), np.r_[capability, verbosity])
+        decoys = rng.choice(inert, size=self.decoys, replace=False)
+        self.profile[decoys] += rng.uniform(0.5, 1.0, self.decoys)
         self._noise_rng = np.random.default_rng(self.seed + 1)
+
+    def _sensitive_layers(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Layer indices ``(capability, verbosity)``, sharing ``shared`` layers (scattered
+        layers are cut short where the model has fewer)."""
+        span = self.num_capability + self.num_verbosity - self.shared
+        if self.contiguous:
+            if span > self.num_layers:
+                raise ValueError(f"contiguous runs of {span} layers exceed {self.num_layers}")
+            start = int(rng.integers(0, self.num_layers - span + 1))
+            layers = np.arange(start, start + span)
+            if rng.random() < 0.5:  # which run comes first
+                layers = layers[::-1]
+        else:
+            layers = rng.permutation(self.num_layers)
+        first = self.num_capability - self.shared
+        return layers[: self.num_capability], layers[first : first + self.num_verbosity]
 
     @property
     def dim(self) -> int:
@@ -74,6 +105,28 @@ class LayerMergeLandscape:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         values = self.true_values(X)
         return values + self.noise * self._noise_rng.standard_normal(values.shape)
+
+
+# The structures of the landscape family (member i is seeded with i): where the sensitive
+# layers sit, how many there are, and how far the profile lies from them.
+FAR_PROFILE = {"profile_noise": 0.8, "profile_floor": 0.3, "decoys": 5}
+LANDSCAPE_FAMILY: tuple[dict, ...] = (
+    {},  # 6 + 6 scattered layers, 2 shared, a close profile: the original landscape
+    {"contiguous": True},  # two runs of 6 neighbouring layers overlapping in 2
+    {"num_capability": 12, "num_verbosity": 12, "shared": 6},  # dense: a third of the layers
+    {"num_capability": 3, "num_verbosity": 3, "shared": 1, **FAR_PROFILE},  # very sparse
+    {"num_capability": 10, "num_verbosity": 8, "shared": 3, "contiguous": True, **FAR_PROFILE},
+    {"num_capability": 4, "num_verbosity": 8, "shared": 0},  # disjoint, unequal
+)
+
+
+def landscape_family_member(member: int, num_layers: int = 36, noise: float = 0.01):
+    """Member ``member`` of the layer landscape family (structures in ``LANDSCAPE_FAMILY``,
+    seed ``member``)."""
+    if not 0 <= member < len(LANDSCAPE_FAMILY):
+        raise ValueError(f"the landscape family has members 0..{len(LANDSCAPE_FAMILY) - 1}")
+    structure = LANDSCAPE_FAMILY[member]
+    return LayerMergeLandscape(num_layers=num_layers, seed=member, noise=noise, **structure)
 
 
 @dataclass
@@ -105,3 +158,240 @@ class EmbeddedTestProblem:
         return self.problem(lower + X * (upper - lower)).numpy()
 
     __call__ = true_values
+
+
+@dataclass(frozen=True)
+class BenchmarkCalibration:
+    """Published figures of a benchmark for a base and an expert model: ``accuracy`` and
+    ``mean_tokens`` (mean output tokens per question) are ``(base, expert)``."""
+
+    name: str
+    questions: int
+    accuracy: tuple[float, float]
+    mean_tokens: tuple[float, float]
+
+
+# Qwen3-4B-Instruct-2507 (base) and Qwen3-4B-Thinking-2507 (expert), arXiv 2510.10977 Table 2.
+QWEN3_4B_BENCHMARKS = (
+    BenchmarkCalibration("gpqa_diamond", 198, (0.413, 0.658), (570.0, 9114.0)),
+    BenchmarkCalibration("aime25", 30, (0.466, 0.804), (15097.0, 22813.0)),
+)
+
+
+@dataclass(frozen=True)
+class QuestionRecords:
+    """One evaluation of ``q`` models on one benchmark's ``n`` questions: ``correct``
+    ``(q, n)`` booleans and ``tokens`` ``(q, n)`` output tokens (the generation's cost)."""
+
+    correct: np.ndarray
+    tokens: np.ndarray
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        r"""``(accuracy, accuracy_var, mean_tokens, mean_tokens_var)``, each ``(q,)``: the
+        means over the questions and their squared standard errors over questions,
+        :math:`s^2 / n` with :math:`s^2` the sample variance of the per-question values
+        (for accuracy :math:`\hat p (1 - \hat p) n / (n - 1)`)."""
+        n = self.correct.shape[1]
+        correct = self.correct.astype(float)
+        return (
+            correct.mean(axis=1),
+            correct.var(axis=1, ddof=1) / n,
+            self.tokens.mean(axis=1),
+            self.tokens.var(axis=1, ddof=1) / n,
+        )
+
+
+@dataclass
+class SimulatedBenchmark:
+    r"""A finite benchmark of ``n`` questions, each with its own difficulty and length.
+
+    Question ``j`` is answered correctly with probability
+    :math:`p_j = \sigma(\theta - \delta_j)`, difficulties :math:`\delta_j \sim
+    N(0, 1.5^2)`; the model's ability :math:`\theta` is set so that the mean of the
+    :math:`p_j` is the model's accuracy. Its output length has mean :math:`T \ell_j`, with
+    :math:`T` the model's mean output tokens and :math:`\ell_j` log-normal of mean 1 over
+    the questions (coefficient of variation ``between_cv``), and varies from one
+    generation to the next as a Gamma variable of coefficient of variation
+    ``within_cv``: a question's tokens spread by
+    :math:`\sqrt{(1 + \text{between}^2)(1 + \text{within}^2) - 1} \approx 0.64` of their
+    mean. The true accuracy and mean tokens of a model are exactly the ones asked for; one
+    evaluation samples every question once.
+    """
+
+    calibration: BenchmarkCalibration
+    seed: int = 0
+    difficulty_sd: float = 1.5
+    between_cv: float = 0.4
+    within_cv: float = 0.5
+    difficulty: np.ndarray = field(init=False)
+    length: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        n = self.calibration.questions
+        self.difficulty = rng.normal(0.0, self.difficulty_sd, n)
+        sigma = np.sqrt(np.log1p(self.between_cv**2))
+        length = rng.lognormal(-(sigma**2) / 2, sigma, n)
+        self.length = length / length.mean()
+
+    def success_probabilities(self, accuracy: np.ndarray) -> np.ndarray:
+        """``(q, n)`` per-question success probabilities whose row means are ``accuracy``
+        ``(q,)`` (each in ``(0, 1)``), by bisection on the ability."""
+        target = np.clip(np.asarray(accuracy, dtype=float), 1e-6, 1 - 1e-6)[:, None]
+        low, high = np.full_like(target, -30.0), np.full_like(target, 30.0)
+        for _ in range(60):
+            mid = (low + high) / 2
+            too_high = _sigmoid(mid - self.difficulty).mean(axis=1, keepdims=True) > target
+            low, high = np.where(too_high, low, mid), np.where(too_high, mid, high)
+        return _sigmoid((low + high) / 2 - self.difficulty)
+
+    def sample(
+        self, accuracy: np.ndarray, mean_tokens: np.ndarray, rng: np.random.Generator
+    ) -> QuestionRecords:
+        """One evaluation of ``q`` models of true ``accuracy`` and ``mean_tokens`` ``(q,)``."""
+        p = self.success_probabilities(accuracy)
+        expected = np.asarray(mean_tokens, dtype=float)[:, None] * self.length
+        shape = 1.0 / self.within_cv**2
+        return QuestionRecords(
+            correct=rng.random(p.shape) < p,
+            tokens=rng.gamma(shape, expected / shape),
+        )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def normalised_with_variance(
+    scores: np.ndarray,
+    scores_var: np.ndarray,
+    base: np.ndarray,
+    expert: np.ndarray,
+    base_var: np.ndarray,
+    expert_var: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Scores normalised by the anchors, with variances by the delta method.
+
+    Per benchmark :math:`s`, :math:`g_s = (a_s - b_s) / (e_s - b_s)` (0 at the base, 1 at
+    the expert) with the model's, base's and expert's scores :math:`a, b, e` of variances
+    :math:`\sigma_a^2, \sigma_b^2, \sigma_e^2`, independent; the objective is the mean
+    over the :math:`S` benchmarks, and to first order
+
+    .. math:: \operatorname{Var} \bar g = \frac{1}{S^2} \sum_s
+        \frac{\sigma_{a,s}^2 + g_s^2 \sigma_{e,s}^2 + (1 - g_s)^2 \sigma_{b,s}^2}
+        {(e_s - b_s)^2}.
+
+    For the tokens objective pass the tokens with base and expert swapped (fewer is better:
+    0 at the expert, 1 at the base).
+
+    Args:
+        scores, scores_var: ``(q, S)``.
+        base, expert, base_var, expert_var: ``(S,)``.
+
+    Returns:
+        ``(mean (q,), var (q,))``.
+    """
+    span = expert - base
+    g = (scores - base) / span
+    var = (scores_var + g**2 * expert_var + (1 - g) ** 2 * base_var) / span**2
+    S = scores.shape[1]
+    return g.mean(axis=1), var.sum(axis=1) / S**2
+
+
+@dataclass
+class QuestionLevelMergeProblem:
+    """A merge landscape evaluated through finite benchmarks, as the tool evaluates.
+
+    The landscape's noiseless objectives set each merge's true scores: accuracy
+    ``acc_base + f1 (acc_expert - acc_base)`` and mean tokens ``tok_expert + f2 (tok_base -
+    tok_expert)`` on every benchmark, so the true normalised objectives are the
+    landscape's. An evaluation samples every question of every benchmark
+    (:class:`SimulatedBenchmark`); the anchors (base ``w = 0`` and expert ``w = 1``) are
+    evaluated once, through the same simulator, when the problem is made. Calling the
+    problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors, and
+    their variances by the delta method over questions (:func:`normalised_with_variance`;
+    the anchors' errors included).
+
+    ``tokens`` accumulates the output tokens of every evaluation, anchors included.
+    """
+
+    landscape: LayerMergeLandscape
+    seed: int = 0
+    calibrations: tuple[BenchmarkCalibration, ...] = QWEN3_4B_BENCHMARKS
+    tokens: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.benchmarks = [
+            SimulatedBenchmark(c, seed=self.landscape.seed * 100 + i)
+            for i, c in enumerate(self.calibrations)
+        ]
+        self._rng = np.random.default_rng([self.landscape.seed, self.seed])
+        anchors = self.scores(np.stack([np.zeros(self.dim), np.ones(self.dim)]))
+        self.anchors = tuple(np.stack(s, axis=-1) for s in anchors)  # each (2, S)
+
+    @property
+    def dim(self) -> int:
+        return self.landscape.dim
+
+    @property
+    def profile(self) -> np.ndarray:
+        return self.landscape.profile
+
+    def true_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(accuracy, mean_tokens)``, each ``(q, S)``: the merges' expected scores."""
+        f = self.landscape.true_values(X)
+        acc = np.array([c.accuracy for c in self.calibrations])  # (S, 2): base, expert
+        tok = np.array([c.mean_tokens for c in self.calibrations])
+        accuracy = acc[:, 0] + f[:, :1] * (acc[:, 1] - acc[:, 0])
+        mean_tokens = tok[:, 1] + f[:, 1:] * (tok[:, 0] - tok[:, 1])
+        return accuracy, mean_tokens
+
+    def records(self, X: np.ndarray) -> list[QuestionRecords]:
+        """One evaluation of the merges ``X`` ``(q, d)``: per benchmark, every question."""
+        accuracy, mean_tokens = self.true_scores(np.atleast_2d(X))
+        records = [
+            b.sample(accuracy[:, s], mean_tokens[:, s], self._rng)
+            for s, b in enumerate(self.benchmarks)
+        ]
+        self.tokens += float(sum(r.tokens.sum() for r in records))
+        return records
+
+    def scores(self, X: np.ndarray) -> tuple[list[np.ndarray], ...]:
+        """Per benchmark, ``(accuracy, accuracy_var, tokens, tokens_var)`` of one
+        evaluation of ``X``, as four lists of ``(q,)`` arrays."""
+        per_benchmark = [r.scores() for r in self.records(X)]
+        return tuple(list(column) for column in zip(*per_benchmark, strict=True))
+
+    def normalise(
+        self,
+        accuracy: np.ndarray,
+        accuracy_var: np.ndarray,
+        tokens: np.ndarray,
+        tokens_var: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(q, S)`` as objectives ``(q, 2)`` with variances, by the measured
+        anchors."""
+        acc, acc_var, tok, tok_var = self.anchors
+        f1, f1_var = normalised_with_variance(
+            accuracy, accuracy_var, acc[0], acc[1], acc_var[0], acc_var[1]
+        )
+        f2, f2_var = normalised_with_variance(
+            tokens, tokens_var, tok[1], tok[0], tok_var[1], tok_var[0]
+        )
+        return np.stack([f1, f2], axis=-1), np.stack([f1_var, f2_var], axis=-1)
+
+    def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One evaluation of ``X`` ``(q, d)``: ``(Y, Yvar)``, each ``(q, 2)``."""
+        accuracy, accuracy_var, tokens, tokens_var = (np.stack(c, axis=-1) for c in self.scores(X))
+        return self.normalise(accuracy, accuracy_var, tokens, tokens_var)
+
+    def true_values(self, X: np.ndarray) -> np.ndarray:
+        """The true objectives ``(q, 2)`` (normalised by the true anchors)."""
+        return self.landscape.true_values(X)
+
+    def true_values_by_measured_anchors(self, X: np.ndarray) -> np.ndarray:
+        """The merges' true scores normalised by the anchors as measured, ``(q, 2)``: what
+        the values a run reports would be without the merges' own evaluation noise."""
+        accuracy, mean_tokens = self.true_scores(np.atleast_2d(X))
+        zero = np.zeros_like(accuracy)
+        return self.normalise(accuracy, zero, mean_tokens, zero)[0]

@@ -15,7 +15,7 @@ import torch
 from botorch.models.model import Model
 from torch.quasirandom import SobolEngine
 
-from paretomerge.partition import BlockPartition, partition_layers
+from paretomerge.partition import BlockPartition, block_partition
 from paretomerge.search.acquisition import propose_by_nehvi
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.prior import (
@@ -31,7 +31,8 @@ from paretomerge.search.surrogates import fit_map_saas_gp, fit_matern_gp, fit_sa
 class ProposalContext:
     """What a strategy may use to propose ``q`` points, all in its search space.
 
-    ``X`` ``(n, k)`` and ``Y`` ``(n, m)`` are the finished evaluations; ``X_pending``
+    ``X`` ``(n, k)`` and ``Y`` ``(n, m)`` are the finished evaluations and ``Yvar``
+    ``(n, m)`` their known variances (``None``: unknown, the noise is inferred); ``X_pending``
     ``(p, k)`` the points still being evaluated and those that failed; ``position`` the
     index of the first new trial (for quasi-random sequences); ``seed`` is derived from
     the run's seed and ``position``. ``warm_start`` holds the surrogate's raw
@@ -41,6 +42,7 @@ class ProposalContext:
 
     X: np.ndarray
     Y: np.ndarray
+    Yvar: np.ndarray | None
     X_pending: np.ndarray
     q: int
     position: int
@@ -70,6 +72,12 @@ class Strategy(ABC):
     def propose(self, context: ProposalContext) -> np.ndarray:
         """``(q, k)`` new points in ``[0, 1]^k``."""
 
+    def surrogate(self, context: ProposalContext) -> Model | None:
+        """The strategy's model of the data in ``context``, or ``None`` when it has none
+        (then the observations themselves are the estimates). ``context.warm_start`` is
+        read and may be updated."""
+        return None
+
 
 class RandomStrategy(Strategy):
     """Independent uniform points."""
@@ -90,10 +98,15 @@ class SobolStrategy(Strategy):
 class BayesianStrategy(Strategy):
     """A surrogate of every objective, fitted to the data, and qLogNEHVI over it."""
 
-    def propose(self, context: ProposalContext) -> np.ndarray:
+    def surrogate(self, context: ProposalContext) -> Model:
         X = torch.as_tensor(context.X, dtype=torch.double)
         Y = torch.as_tensor(context.Y, dtype=torch.double)
-        model = self.fit(X, Y, context.seed, context.warm_start)
+        Yvar = None if context.Yvar is None else torch.as_tensor(context.Yvar, dtype=torch.double)
+        return self.fit(X, Y, Yvar, context.seed, context.warm_start)
+
+    def propose(self, context: ProposalContext) -> np.ndarray:
+        X = torch.as_tensor(context.X, dtype=torch.double)
+        model = self.surrogate(context)
         X_pending = torch.as_tensor(context.X_pending, dtype=torch.double)
         return propose_by_nehvi(
             model,
@@ -106,8 +119,16 @@ class BayesianStrategy(Strategy):
         ).numpy()
 
     @abstractmethod
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
-        """A fitted model of ``Y`` ``(n, m)`` given ``X`` ``(n, k)``."""
+    def fit(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        Yvar: torch.Tensor | None,
+        seed: int,
+        warm_start: dict,
+    ) -> Model:
+        """A fitted model of ``Y`` ``(n, m)`` given ``X`` ``(n, k)``, with the known noise
+        variances ``Yvar`` ``(n, m)`` or, when ``None``, an inferred noise level."""
 
     def importance(self) -> np.ndarray:
         """Importance of each search variable in ``[0, 1]``; extra variables count as 1."""
@@ -118,15 +139,16 @@ class BayesianStrategy(Strategy):
 class GPStrategy(BayesianStrategy):
     """MAP Matern-5/2 ARD GP ("plain BoTorch")."""
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
-        return fit_matern_gp(X, Y, warm_start=warm_start)
+    def fit(self, X, Y, Yvar, seed, warm_start) -> Model:
+        return fit_matern_gp(X, Y, Yvar, warm_start=warm_start)
 
 
 class SipGPStrategy(BayesianStrategy):
     """SIP-BMM's reference scheme: every fit starts from lengthscales set by importance."""
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
-        return fit_matern_gp(X, Y, initial_lengthscales=sip_initial_lengthscales(self.importance()))
+    def fit(self, X, Y, Yvar, seed, warm_start) -> Model:
+        lengthscales = sip_initial_lengthscales(self.importance())
+        return fit_matern_gp(X, Y, Yvar, initial_lengthscales=lengthscales)
 
 
 class SaasStrategy(BayesianStrategy):
@@ -134,9 +156,9 @@ class SaasStrategy(BayesianStrategy):
 
     use_prior = False
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+    def fit(self, X, Y, Yvar, seed, warm_start) -> Model:
         scales = sip_saas_prior_scales(self.importance()) if self.use_prior else None
-        return fit_saas_gp(X, Y, prior_scales=scales, nuts=self.config.nuts, seed=seed)
+        return fit_saas_gp(X, Y, Yvar, prior_scales=scales, nuts=self.config.nuts, seed=seed)
 
 
 class SipSaasStrategy(SaasStrategy):
@@ -159,9 +181,9 @@ class SipMapSaasStrategy(BayesianStrategy):
     is the strategy for such landscapes.
     """
 
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, seed: int, warm_start: dict) -> Model:
+    def fit(self, X, Y, Yvar, seed, warm_start) -> Model:
         scales = sip_saas_prior_scales(self.importance())
-        return fit_map_saas_gp(X, Y, prior_scales=scales)
+        return fit_map_saas_gp(X, Y, Yvar, prior_scales=scales)
 
 
 class ModelLevelStrategy(GPStrategy):
@@ -185,15 +207,10 @@ class BamboStrategy(GPStrategy):
 
 
 def bambo_partition(config: SearchConfig) -> BlockPartition:
-    """The blocks BAMBO searches: the DP over the layers' normalised importance.
-
-    The layers are the first ``num_weights - 1`` merge weights (the last is the head);
-    ``config.layer_profile`` is min-max normalised over every merge weight first.
-    """
-    num_layers = config.num_weights - 1
-    importance = normalize_profile(config.layer_profile)
-    return partition_layers(
-        importance[:num_layers],
+    """The blocks BAMBO searches: :func:`~paretomerge.partition.block_partition` of
+    ``config.layer_profile`` (one value per merge weight: the layers, then the head)."""
+    return block_partition(
+        config.layer_profile,
         config.num_blocks,
         config.partition_strategy,
         config.partition_alpha,

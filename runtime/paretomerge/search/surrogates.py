@@ -1,8 +1,15 @@
 """Surrogate models: one GP per objective, fitted to data in the unit cube.
 
-All builders take ``X`` of shape ``(n, k)`` in ``[0, 1]^k`` and ``Y`` of shape ``(n, m)``
-(raw objective values, maximised) as double tensors, and return a fitted BoTorch model
-whose posterior is on the raw scale of ``Y`` (outcome standardisation is inside the model).
+All builders take ``X`` of shape ``(n, k)`` in ``[0, 1]^k``, ``Y`` of shape ``(n, m)``
+(raw objective values, maximised) and optionally ``Yvar`` ``(n, m)``, the known variances
+of those values, as double tensors, and return a fitted BoTorch model whose posterior is
+on the raw scale of ``Y`` (outcome standardisation is inside the model).
+
+Known noise: with ``Yvar`` each observation ``y_i = f(x_i) + e_i`` has its own
+``e_i ~ N(0, Yvar_i)`` (heteroscedastic, BoTorch's ``train_Yvar``: a fixed-noise
+likelihood, no noise hyperparameter to fit), floored at ``MIN_NOISE_SHARE`` of each
+objective's sample variance so that a value reported as exact cannot make the kernel
+matrix singular. Without ``Yvar`` one noise level per objective is inferred.
 """
 
 from __future__ import annotations
@@ -22,11 +29,18 @@ from botorch.models.map_saas import (
 from botorch.models.model import Model
 from botorch.models.transforms.input import Normalize
 from botorch.models.transforms.outcome import Standardize
-from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+from botorch.models.utils.gpytorch_modules import (
+    MIN_INFERRED_NOISE_LEVEL,
+    get_covar_module_with_dim_scaled_prior,
+)
 from botorch.utils.constraints import LogTransformedInterval
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import HalfCauchyPrior
+
+# The floor of a known variance, as a share of the objective's sample variance: BoTorch's
+# own floor of an inferred noise level (``MIN_INFERRED_NOISE_LEVEL``) on standardised data.
+MIN_NOISE_SHARE = MIN_INFERRED_NOISE_LEVEL
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,16 @@ class NutsSettings:
 
 def _bounds(dim: int) -> torch.Tensor:
     return torch.stack([torch.zeros(dim), torch.ones(dim)]).double()
+
+
+def floored_noise(Y: torch.Tensor, Yvar: torch.Tensor | None) -> torch.Tensor | None:
+    r"""Known variances ``(n, m)`` floored per objective: :math:`\max(Yvar_{ij},
+    \epsilon\, s_j^2)` with :math:`s_j^2` the sample variance of ``Y[:, j]`` and
+    :math:`\epsilon` = ``MIN_NOISE_SHARE``; ``None`` stays ``None`` (noise inferred)."""
+    if Yvar is None:
+        return None
+    scale = Y.var(dim=0) if len(Y) > 1 else torch.ones(Y.shape[-1], dtype=Y.dtype)
+    return torch.maximum(Yvar, MIN_NOISE_SHARE * scale.clamp_min(1e-12))
 
 
 def _fit_map(model: SingleTaskGP, warm_start: dict[str, list] | None) -> SingleTaskGP:
@@ -74,6 +98,7 @@ def _fit_map(model: SingleTaskGP, warm_start: dict[str, list] | None) -> SingleT
 def fit_matern_gp(
     X: torch.Tensor,
     Y: torch.Tensor,
+    Yvar: torch.Tensor | None = None,
     initial_lengthscales: np.ndarray | None = None,
     warm_start: dict[str, list] | None = None,
 ) -> SingleTaskGP:
@@ -87,6 +112,7 @@ def fit_matern_gp(
     Args:
         X: ``(n, k)`` inputs in ``[0, 1]^k``.
         Y: ``(n, m)`` objective values.
+        Yvar: ``(n, m)`` known variances of ``Y``, or ``None`` to infer the noise.
         initial_lengthscales: optional ``(k,)`` starting lengthscales for the MAP fit
             (SIP-BMM's prior); the fit starts there and is free to move.
         warm_start: previous hyperparameters to start from, updated in place (see
@@ -97,6 +123,7 @@ def fit_matern_gp(
     model = SingleTaskGP(
         X,
         Y,
+        floored_noise(Y, Yvar),
         covar_module=get_covar_module_with_dim_scaled_prior(
             X.shape[-1], batch_shape=batch_shape, use_rbf_kernel=False
         ),
@@ -132,6 +159,7 @@ def add_sip_saas_prior(kernel: MaternKernel, prior_scales: np.ndarray | None) ->
 def fit_map_saas_gp(
     X: torch.Tensor,
     Y: torch.Tensor,
+    Yvar: torch.Tensor | None = None,
     prior_scales: np.ndarray | None = None,
 ) -> SingleTaskGP:
     """MAP-fitted Matern-5/2 GP under the (SIP-)SAAS prior, one batch member per objective.
@@ -139,6 +167,8 @@ def fit_map_saas_gp(
     Args:
         X: ``(n, k)`` inputs in ``[0, 1]^k``.
         Y: ``(n, m)`` objective values.
+        Yvar: ``(n, m)`` known variances of ``Y``, or ``None`` to infer the noise (Gamma
+            prior, as BoTorch's MAP SAAS).
         prior_scales: ``(k,)`` half-Cauchy scales of ``tau / l_j^2``; ``None`` is plain
             MAP SAAS.
     """
@@ -146,16 +176,22 @@ def fit_map_saas_gp(
     batch_shape = torch.Size([num_objectives]) if num_objectives > 1 else torch.Size()
     base_kernel = MaternKernel(nu=2.5, ard_num_dims=X.shape[-1], batch_shape=batch_shape).to(X)
     add_sip_saas_prior(base_kernel, prior_scales)
+    train_Yvar = floored_noise(Y, Yvar)
     model = SingleTaskGP(
         X,
         Y,
+        train_Yvar,
         mean_module=get_mean_module_with_normal_prior(batch_shape=batch_shape),
         covar_module=ScaleKernel(
             base_kernel,
             outputscale_constraint=LogTransformedInterval(1e-2, 1e4, initial_value=10),
             batch_shape=batch_shape,
         ),
-        likelihood=get_gaussian_likelihood_with_gamma_prior(batch_shape=batch_shape),
+        likelihood=(
+            get_gaussian_likelihood_with_gamma_prior(batch_shape=batch_shape)
+            if train_Yvar is None
+            else None
+        ),
         input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
         outcome_transform=Standardize(num_objectives),
     ).to(X)
@@ -187,10 +223,17 @@ class SipSaasFullyBayesianGP(SaasFullyBayesianSingleTaskGP):
 
     _pyro_model_class = SipSaasPyroModel
 
-    def __init__(self, X: torch.Tensor, Y: torch.Tensor, prior_scales: np.ndarray | None):
+    def __init__(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        Yvar: torch.Tensor | None,
+        prior_scales: np.ndarray | None,
+    ):
         super().__init__(
             X,
             Y,
+            Yvar,
             input_transform=Normalize(X.shape[-1], bounds=_bounds(X.shape[-1])),
             outcome_transform=Standardize(1),
         )
@@ -200,14 +243,20 @@ class SipSaasFullyBayesianGP(SaasFullyBayesianSingleTaskGP):
 def fit_saas_gp(
     X: torch.Tensor,
     Y: torch.Tensor,
+    Yvar: torch.Tensor | None = None,
     prior_scales: np.ndarray | None = None,
     nuts: NutsSettings = NutsSettings(),
     seed: int = 0,
 ) -> Model:
-    """Fully Bayesian (SIP-)SAAS GP per objective, fitted by NUTS; a ``ModelListGP``."""
+    """Fully Bayesian (SIP-)SAAS GP per objective, fitted by NUTS; a ``ModelListGP``.
+
+    With ``Yvar`` ``(n, m)`` the noise is known (floored), otherwise sampled by NUTS.
+    """
     models = []
+    train_Yvar = floored_noise(Y, Yvar)
     for j in range(Y.shape[-1]):
-        model = SipSaasFullyBayesianGP(X, Y[:, j : j + 1], prior_scales)
+        noise = None if train_Yvar is None else train_Yvar[:, j : j + 1]
+        model = SipSaasFullyBayesianGP(X, Y[:, j : j + 1], noise, prior_scales)
         fit_fully_bayesian_model_nuts(
             model,
             warmup_steps=nuts.warmup_steps,

@@ -16,13 +16,17 @@ from typing import Any
 
 import yaml
 
-from paretomerge.spec import API_GROUP, KIND, RunSpec
+from paretomerge.k8s.constants import (
+    API_GROUP,
+    CRD_NAME,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
+from paretomerge.spec import RunSpec
 
-PLURAL = "paretomergeruns"
-SINGULAR = "paretomergerun"
-SHORT_NAMES = ["pmr"]
-VERSION = "v1alpha1"
-CRD_NAME = f"{PLURAL}.{API_GROUP}"
 # JSON Schema keywords that mean the same in OpenAPI v3.0 and are kept as they are.
 KEPT_KEYWORDS = (
     "type",
@@ -107,7 +111,7 @@ def custom_resource_definition() -> dict[str, Any]:
                 "listKind": f"{KIND}List",
                 "plural": PLURAL,
                 "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "shortNames": list(SHORT_NAMES),
                 "categories": ["paretomerge"],
             },
             "versions": [

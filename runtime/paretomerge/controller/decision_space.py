@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from paretomerge.merge.plan import SPARSIFYING_METHODS, MergePlan, plan_from_block_weights
+from paretomerge.merge.methods import METHODS
+from paretomerge.merge.plan import MergePlan, plan_from_block_weights
 from paretomerge.partition import BlockPartition
 from paretomerge.search import AcquisitionSettings, SearchConfig
 from paretomerge.search.strategies import bambo_partition
@@ -43,7 +45,7 @@ class DecisionSpace:
         merge, search = self.spec.merge, self.spec.search
         return (
             merge.granularity == "model"
-            and merge.method in SPARSIFYING_METHODS
+            and METHODS[merge.method].has_density
             and search.density_range is not None
         )
 
@@ -104,8 +106,10 @@ class DecisionSpace:
             names = [f"layer_{layer}" for layer in range(self.num_layers)] + ["head"]
         return names + ["density"] * int(self.searches_density)
 
+    @cached_property
     def partition(self) -> BlockPartition | None:
-        """BAMBO's blocks (granularity ``block``), else ``None``."""
+        """BAMBO's blocks (granularity ``block``), else ``None``; computed once, when
+        first asked for, by the rule the strategy follows."""
         if self.spec.merge.granularity != "block":
             return None
         return bambo_partition(self.search_config())
@@ -130,7 +134,7 @@ class DecisionSpace:
                 layer_weights=[weight] * self.num_layers,
                 head_weight=weight,
             )
-        partition = self.partition()
+        partition = self.partition
         if partition is not None:
             block_weights = [float(values[start]) for start in partition.starts]
             return plan_from_block_weights(

@@ -10,87 +10,37 @@ the Jobs still running instead of creating them again. Jobs do not retry by them
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from paretomerge.executors.base import Executor, TaskOutcome
+from paretomerge.k8s import client
+from paretomerge.k8s.constants import (
+    ATTEMPT_LABEL,
+    SCRATCH_MOUNT,
+    TASK_LABEL,
+    TERMINATION_LOG,
+    VOLUME_MOUNT,
+)
+from paretomerge.k8s.objects import (
+    container_security_context,
+    data_mount,
+    data_volume,
+    job_name,
+    labels,
+    metadata,
+    pod_security_context,
+)
+from paretomerge.k8s.settings import Images
 from paretomerge.spec import ParetoMergeRun
-from paretomerge.tasks import RESULT_FILE, TASK_FILE, EvaluateTask, ProfileTask, read_error
-
-VOLUME_MOUNT = "/data"
-SCRATCH_MOUNT = "/scratch"
-TERMINATION_LOG = "/dev/termination-log"
-RUN_LABEL = "paretomerge.io/run"
-TASK_LABEL = "paretomerge.io/task"
-ATTEMPT_LABEL = "paretomerge.io/attempt"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-POLL_SECONDS = 2.0
-MAX_NAME = 63
-API_RETRIES = 8
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Images:
-    """The two images a cluster owner sets once (Helm values), how to pull them."""
-
-    runtime: str
-    eval: str
-    pull_policy: str = "IfNotPresent"
-    pull_secrets: tuple[str, ...] = ()
-
-
-def job_name(run_name: str, task_id: str, attempt: int) -> str:
-    """``<run>-<task>-a<attempt>``, shortened with a hash when longer than a label value."""
-    name = f"{run_name}-{task_id}-a{attempt}"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    suffix = f"-{task_id}-a{attempt}-{digest}"
-    return run_name[: MAX_NAME - len(suffix)].rstrip("-") + suffix
-
-
-def with_retries(call: Callable[[], T], what: str) -> T:
-    """``call()``, retried with backoff on server errors and lost connections (an API
-    server that restarts: about 90 s in all), not on client errors."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    for attempt in range(API_RETRIES):
-        try:
-            return call()
-        except ApiException as error:
-            if error.status is not None and error.status < 500 and error.status != 429:
-                raise
-            failure = error
-        except (HTTPError, OSError) as error:
-            failure = error
-        time.sleep(min(30.0, 0.5 * 2**attempt))
-    raise RuntimeError(f"{what}: the API server did not answer ({failure})")
-
-
-def owner_reference(run_object: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": run_object["apiVersion"],
-        "kind": run_object["kind"],
-        "name": run_object["metadata"]["name"],
-        "uid": run_object["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def restricted_security_context() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+from paretomerge.tasks import (
+    RESULT_FILE,
+    TASK_FILE,
+    TERMINATION_LOG_ENV,
+    EvaluateTask,
+    ProfileTask,
+    read_error,
+)
 
 
 def task_job(
@@ -104,13 +54,7 @@ def task_job(
     execution = run.spec.execution
     name = job_name(run.name, task.id, attempt)
     component = "profile" if isinstance(task, ProfileTask) else f"{task.role}-evaluation"
-    labels = {
-        "app.kubernetes.io/name": "paretomerge",
-        COMPONENT_LABEL: component,
-        RUN_LABEL: run.name,
-        TASK_LABEL: task.id,
-        ATTEMPT_LABEL: str(attempt),
-    }
+    job_labels = labels(run.name, component, **{TASK_LABEL: task.id, ATTEMPT_LABEL: str(attempt)})
     task_file = f"{VOLUME_MOUNT}/{task.work_dir}/{TASK_FILE}"
 
     def container(container_name: str, image: str, stage: str, gpu: bool) -> dict[str, Any]:
@@ -118,7 +62,7 @@ def task_job(
         if gpu and execution.resources.gpus:
             limits[execution.resources.gpu_resource] = str(execution.resources.gpus)
         env = [
-            {"name": "PARETOMERGE_TERMINATION_LOG", "value": TERMINATION_LOG},
+            {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG},
             {"name": "HF_HUB_OFFLINE", "value": "1"},
             {"name": "HF_HOME", "value": f"{SCRATCH_MOUNT}/hf"},
         ]
@@ -147,13 +91,13 @@ def task_job(
                 "limits": limits,
             },
             "volumeMounts": [
-                {"name": "data", "mountPath": VOLUME_MOUNT},
+                data_mount(),
                 {"name": "scratch", "mountPath": SCRATCH_MOUNT},
                 {"name": "dshm", "mountPath": "/dev/shm"},
             ],
             "terminationMessagePath": TERMINATION_LOG,
             "terminationMessagePolicy": "FallbackToLogsOnError",
-            "securityContext": {**restricted_security_context(), "readOnlyRootFilesystem": True},
+            "securityContext": container_security_context(),
         }
 
     if isinstance(task, ProfileTask):
@@ -166,17 +110,11 @@ def task_job(
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
         "initContainers": init,
         "containers": main,
         "volumes": [
-            {"name": "data", "persistentVolumeClaim": {"claimName": execution.storage.claim_name}},
+            data_volume(execution.storage.claim_name),
             {"name": "scratch", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ],
@@ -192,16 +130,11 @@ def task_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": run_object["metadata"]["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(run_object)],
-        },
+        "metadata": metadata(name, run_object, job_labels),
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": execution.active_deadline_seconds,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
         },
     }
 
@@ -214,40 +147,22 @@ class KubernetesExecutor(Executor):
         run_object: the ParetoMergeRun as read from the API (owner of every Job).
         volume: where the controller itself sees the run's volume.
         images: the runtime and eval images.
-        batch_api, core_api: ``kubernetes.client`` APIs.
     """
 
+    poll_seconds = 2.0
+
     def __init__(
-        self,
-        run: ParetoMergeRun,
-        run_object: dict[str, Any],
-        volume: Path,
-        images: Images,
-        batch_api: Any,
-        core_api: Any,
+        self, run: ParetoMergeRun, run_object: dict[str, Any], volume: Path, images: Images
     ):
         self.run = run
         self.run_object = run_object
         self.namespace = run_object["metadata"]["namespace"]
         self.volume = volume
         self.images = images
-        self.batch = batch_api
-        self.core = core_api
         self._tasks: dict[str, tuple[ProfileTask | EvaluateTask, int]] = {}
 
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        manifest = task_job(task, attempt, self.run, self.run_object, self.images)
-        try:
-            with_retries(
-                lambda: self.batch.create_namespaced_job(self.namespace, manifest),
-                f"creating job {manifest['metadata']['name']}",
-            )
-        except ApiException as error:
-            # Already there: an earlier controller created it, or a retried create landed.
-            if error.status != 409:
-                raise
+        client.create_if_absent(task_job(task, attempt, self.run, self.run_object, self.images))
         self._tasks[task.id] = (task, attempt)
 
     def adopt(self, task: ProfileTask | EvaluateTask, attempt: int) -> bool:
@@ -256,15 +171,11 @@ class KubernetesExecutor(Executor):
         self._tasks[task.id] = (task, attempt)
         return True
 
-    def wait(self, timeout: float) -> list[TaskOutcome]:
-        deadline = time.monotonic() + timeout
-        while True:
-            outcomes = [o for o in map(self._outcome, list(self._tasks.values())) if o]
-            for outcome in outcomes:
-                del self._tasks[outcome.task_id]
-            if outcomes or not self._tasks or time.monotonic() >= deadline:
-                return outcomes
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    def poll(self) -> list[TaskOutcome]:
+        outcomes = [o for o in map(self._outcome, list(self._tasks.values())) if o]
+        for outcome in outcomes:
+            del self._tasks[outcome.task_id]
+        return outcomes
 
     def _outcome(self, entry: tuple[ProfileTask | EvaluateTask, int]) -> TaskOutcome | None:
         task, attempt = entry
@@ -286,21 +197,17 @@ class KubernetesExecutor(Executor):
             )
         return None
 
-    def _read_job(self, name: str):
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return with_retries(
-                lambda: self.batch.read_namespaced_job(name, self.namespace), f"reading job {name}"
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+    def _read_job(self, name: str) -> Any:
+        """The Job ``name`` (``kubernetes.client.V1Job``); ``None`` when there is none."""
+        return client.call(
+            lambda: client.batch().read_namespaced_job(name, self.namespace),
+            f"reading job {name}",
+            absent_ok=True,
+        )
 
     def _termination_message(self, name: str) -> str | None:
-        pods = with_retries(
-            lambda: self.core.list_namespaced_pod(
+        pods = client.call(
+            lambda: client.core().list_namespaced_pod(
                 self.namespace, label_selector=f"job-name={name}"
             ),
             f"listing the pods of job {name}",
@@ -319,19 +226,14 @@ class KubernetesExecutor(Executor):
         return {task_id: attempt for task_id, (_, attempt) in self._tasks.items()}
 
     def cancel(self, task_id: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
         name = job_name(self.run.name, task_id, entry[1])
-        try:
-            with_retries(
-                lambda: self.batch.delete_namespaced_job(
-                    name, self.namespace, propagation_policy="Background"
-                ),
-                f"deleting job {name}",
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        client.call(
+            lambda: client.batch().delete_namespaced_job(
+                name, self.namespace, propagation_policy="Background"
+            ),
+            f"deleting job {name}",
+            absent_ok=True,
+        )

@@ -5,7 +5,8 @@ owns). It stays compact enough for budgets of several hundred evaluations within
 API server's object size limit (about 1.5 MB): each finished evaluation is one short row
 ``[id, status, f1, f2, ...]``; weights and raw scores are kept for the Pareto set only,
 and everything else is in the run directory on the volume (``status.runDirectory``). The
-rows carry each candidate's stage durations, which the operator turns into metrics.
+rows (:class:`EvaluationRow`) carry each candidate's stage durations, which the operator
+turns into metrics.
 Beyond :data:`MAX_STATUS_EVALUATIONS` finished evaluations the status keeps no rows, and
 beyond :data:`MAX_STATUS_PARETO` Pareto points only the most accurate ones; it then names
 the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
@@ -15,10 +16,17 @@ the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
-from paretomerge.controller.artifacts import PARETO_FILE, RESULTS_FILE, pareto_candidates
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.k8s.constants import FINAL_PHASES
+from paretomerge.results import Scores
+from paretomerge.run_layout import RunLayout
 
 CONDITION_TYPES = ("Valid", "SpecApplied", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
@@ -54,6 +62,67 @@ def merge_conditions(
     ]
 
 
+# A row's missing value: the API server drops nulls inside lists, which would shift the
+# columns after them.
+NO_VALUE = "-"
+
+
+class EvaluationRow(BaseModel):
+    """One finished evaluation in the status: ``status.evaluations`` holds it as a list of
+    values in the order of ``status.evaluationColumns`` (:data:`EVALUATION_COLUMNS`),
+    ``None`` written :data:`NO_VALUE`. ``f1``, ``f2`` are the objectives, the durations
+    are in seconds, ``attempts`` counts the attempts started."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    id: str
+    status: str
+    f1: float | None = None
+    f2: float | None = None
+    merge_seconds: float | None = None
+    evaluate_seconds: float | None = None
+    proposal_seconds: float | None = None
+    attempts: int | None = None
+
+    @classmethod
+    def of(cls, candidate: CandidateRecord) -> EvaluationRow:
+        """The row of a finished candidate (a failed one has no objectives)."""
+        f1, f2 = candidate.objectives or (None, None)
+        seconds = {k: round(v, 3) for k, v in candidate.seconds.items()}
+        return cls(
+            id=candidate.id,
+            status=candidate.status,
+            f1=None if f1 is None else round(f1, 6),
+            f2=None if f2 is None else round(f2, 6),
+            merge_seconds=seconds.get("merge"),
+            evaluate_seconds=seconds.get("evaluate"),
+            proposal_seconds=seconds.get("proposal"),
+            attempts=candidate.attempts,
+        )
+
+    def to_status(self) -> list[Any]:
+        """The row as the status holds it."""
+        values = self.model_dump(by_alias=True)
+        return [NO_VALUE if values[c] is None else values[c] for c in EVALUATION_COLUMNS]
+
+    @classmethod
+    def from_status(cls, values: list[Any]) -> EvaluationRow:
+        """A row read from a status. An API server that drops nulls from lists (Kubernetes
+        before 1.21, kubernetes#98080) shortens a row with a missing value and shifts the
+        columns after it: of such a row only the id and status, never null, are kept."""
+        columns = EVALUATION_COLUMNS if len(values) == len(EVALUATION_COLUMNS) else ("id", "status")
+        return cls.model_validate(
+            {
+                column: value
+                for column, value in zip(columns, values, strict=False)
+                if value is not None and value != NO_VALUE
+            }
+        )
+
+
+EVALUATION_COLUMNS = tuple(field.alias for field in EvaluationRow.model_fields.values())
+
+
 def run_status(
     state: RunState,
     run_directory: str,
@@ -61,9 +130,10 @@ def run_status(
     previous_conditions: list[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """The status object for ``state``."""
+    files = RunLayout(PurePosixPath(run_directory))
     front = pareto_candidates(state)
     finished = [c for c in state.candidates if c.status != "running"]
-    done = state.phase in ("Succeeded", "Failed")
+    done = state.phase in FINAL_PHASES
     updates = [
         condition("Running", not done, state.phase, state.message or state.phase),
         condition("Succeeded", state.phase == "Succeeded", state.phase, state.message),
@@ -92,61 +162,28 @@ def run_status(
                 "f2": round(c.objectives[1], 6),
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),
-                "mergeTask": f"{run_directory}/candidates/{c.id}/task.json",
+                "mergeTask": str(files.candidate_task(c.id)),
             }
             for c in front[:MAX_STATUS_PARETO]
         ],
         # null removes a pointer that a merge patch wrote before
-        "paretoIn": f"{run_directory}/{PARETO_FILE}" if len(front) > MAX_STATUS_PARETO else None,
+        "paretoIn": str(files.pareto) if len(front) > MAX_STATUS_PARETO else None,
         "conditions": merge_conditions(list(previous_conditions), updates),
     }
     status["evaluationColumns"] = list(EVALUATION_COLUMNS)
     if len(finished) <= MAX_STATUS_EVALUATIONS:
-        status["evaluations"] = [_evaluation_row(c) for c in finished]
+        status["evaluations"] = [EvaluationRow.of(c).to_status() for c in finished]
     else:
         status["evaluations"] = None
-        status["evaluationsIn"] = f"{run_directory}/{RESULTS_FILE}"
+        status["evaluationsIn"] = str(files.results)
     return status
 
 
-# A row's missing value: the API server drops nulls inside lists, which would shift the
-# columns after them.
-NO_VALUE = "-"
-EVALUATION_COLUMNS = (
-    "id",
-    "status",
-    "f1",
-    "f2",
-    "mergeSeconds",
-    "evaluateSeconds",
-    "proposalSeconds",
-    "attempts",
-)
-
-
-def _evaluation_row(candidate: CandidateRecord) -> list[Any]:
-    """One finished evaluation as a row of :data:`EVALUATION_COLUMNS` (:data:`NO_VALUE`
-    where a failed candidate has no value)."""
-    f1, f2 = candidate.objectives or (None, None)
-    seconds = candidate.seconds
-    return [
-        candidate.id,
-        candidate.status,
-        NO_VALUE if f1 is None else round(f1, 6),
-        NO_VALUE if f2 is None else round(f2, 6),
-        *(
-            round(seconds[k], 3) if k in seconds else NO_VALUE
-            for k in ("merge", "evaluate", "proposal")
-        ),
-        candidate.attempts,
-    ]
-
-
-def _short_scores(scores: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, float]]:
+def _short_scores(scores: Scores | None) -> dict[str, dict[str, float]]:
     return {
         name: {
-            "accuracy": round(s["accuracy"], 6),
-            "meanOutputTokens": round(s["mean_output_tokens"], 2),
+            "accuracy": round(s.accuracy, 6),
+            "meanOutputTokens": round(s.mean_output_tokens, 2),
         }
         for name, s in (scores or {}).items()
     }

@@ -1,0 +1,111 @@
+"""The controller pod's side of Kubernetes: read its run, write its status, run the loop.
+
+``paretomerge controller --run NAMESPACE/NAME`` runs :func:`run_controller`: the same
+:class:`~paretomerge.controller.loop.Controller` as a local run, with the Kubernetes executor,
+the volume mounted at ``/data``, the budget and parallelism re-read from the resource on
+every iteration (users may edit them while it runs), and the status patched after every
+checkpoint. A controller that restarts resumes from the checkpoint on the volume and
+adopts the candidate Jobs that are still running.
+
+What a cluster owner sets once (Helm values) reaches the controller as environment
+variables from the operator (:class:`~paretomerge.k8s.settings.ClusterSettings`): the
+images, their pull policy and pull secrets, and run defaults — a partial
+``spec.execution`` whose fields fill those a run leaves out or empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from paretomerge.controller.loop import Controller, Limits
+from paretomerge.controller.state import RunState
+from paretomerge.k8s import client
+from paretomerge.k8s.executor import KubernetesExecutor
+from paretomerge.k8s.runs import RunResource, effective_run
+from paretomerge.k8s.settings import ClusterSettings
+from paretomerge.k8s.status import condition, merge_conditions, run_status
+from paretomerge.run_layout import run_directory
+from paretomerge.spec import SpecError, resume_conflicts
+
+
+class RunFollower:
+    """Keeps up with a run while it goes on: the budget and parallelism users may edit,
+    the generation and conditions the status must carry."""
+
+    def __init__(self, resource: RunResource, run_object: dict[str, Any], run_defaults: dict):
+        self.resource = resource
+        self.run_object = run_object
+        self.run_defaults = run_defaults
+        self.started = effective_run(run_object, run_defaults)
+        spec = self.started.spec
+        self.latest_limits = Limits(spec.search.budget, spec.execution.parallelism)
+        self.run_dir = run_directory(self.started)
+        self.unapplied: list[str] = []
+
+    def limits(self) -> Limits:
+        """The limits of the resource as it is now; an invalid edit changes nothing (the
+        operator reports it), an edit of what the results mean is reported and not
+        applied (:func:`~paretomerge.spec.resume_conflicts`)."""
+        current = self.resource.read()
+        if current is None:  # deleted: the garbage collector is about to stop this pod
+            return self.latest_limits
+        try:
+            run = effective_run(current, self.run_defaults)
+        except SpecError:
+            return self.latest_limits
+        self.run_object = current
+        self.latest_limits = Limits(run.spec.search.budget, run.spec.execution.parallelism)
+        unapplied = [str(problem) for problem in resume_conflicts(self.started, run)]
+        if unapplied != self.unapplied:
+            self.unapplied = unapplied
+            self.resource.update_status(
+                lambda status: {
+                    "conditions": merge_conditions(
+                        status.get("conditions", []), [self.spec_applied()]
+                    )
+                }
+            )
+        return self.latest_limits
+
+    def spec_applied(self) -> dict[str, str]:
+        """Condition ``SpecApplied``: whether the run goes on under the spec as it is now."""
+        if not self.unapplied:
+            return condition("SpecApplied", True, "Applied", "the run follows its spec")
+        return condition(
+            "SpecApplied",
+            False,
+            "EditNotApplied",
+            "the run goes on with the values it started with, and a restarted controller "
+            f"would stop on them: {'; '.join(self.unapplied)}. Put them back, or start a new "
+            "run under another name",
+        )
+
+    def publish(self, state: RunState) -> None:
+        """Patch the status for ``state``, its conditions merged into the run's current
+        ones (the operator writes conditions too; see :meth:`RunResource.update_status`)."""
+        generation = self.run_object["metadata"].get("generation")
+        self.resource.update_status(
+            lambda status: run_status(state, self.run_dir, generation, status.get("conditions", []))
+        )
+
+
+def run_controller(namespace: str, name: str, volume: Path) -> RunState:
+    """Drive run ``namespace/name`` to its end.
+
+    Raises:
+        SpecError: the run is invalid (the operator has reported it on the run).
+        LookupError: there is no such run.
+    """
+    client.load_credentials()
+    resource = RunResource(namespace, name)
+    run_object = resource.read()
+    if run_object is None:
+        raise LookupError(f"there is no ParetoMergeRun {resource}")
+    settings = ClusterSettings.from_environment()
+    follower = RunFollower(resource, run_object, settings.run_defaults)
+    executor = KubernetesExecutor(follower.started, run_object, volume, settings.images)
+    controller = Controller(
+        follower.started, volume, executor, on_update=follower.publish, limits=follower.limits
+    )
+    return controller.run_to_end()

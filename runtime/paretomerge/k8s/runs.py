@@ -1,0 +1,112 @@
+"""A ParetoMergeRun in the API: the run as the operator and the controller see it, and
+its status, read and patched through :class:`RunResource`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from paretomerge.k8s import client
+from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
+from paretomerge.spec import ParetoMergeRun, parse_run
+
+CONFLICT_RETRIES = 20
+
+
+def effective_run(run_object: Mapping[str, Any], run_defaults: dict[str, Any]) -> ParetoMergeRun:
+    """The run as the operator and the controller see it: ``run_object`` (as read from the
+    API) with the cluster's run defaults filled in (:func:`with_run_defaults`), validated.
+
+    Raises:
+        SpecError: every problem, under the run's ``namespace/name``.
+    """
+    metadata = run_object.get("metadata") or {}
+    source = f"{metadata.get('namespace')}/{metadata.get('name')}"
+    return parse_run(with_run_defaults(run_object, run_defaults), source)
+
+
+def with_run_defaults(manifest: Mapping[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with ``spec.execution`` filled from ``defaults`` where the run leaves a
+    field out or empty (``{}``, ``[]``, null); nested objects are filled field by field.
+    ``manifest`` itself is not changed."""
+    spec = manifest.get("spec") or {}
+    execution = _fill(spec.get("execution") or {}, defaults)
+    return {**manifest, "spec": {**spec, "execution": execution}}
+
+
+def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    filled = dict(values)
+    for key, default in defaults.items():
+        value = filled.get(key)
+        if isinstance(value, dict) and value and isinstance(default, dict):
+            filled[key] = _fill(value, default)
+        elif value is None or value == {} or value == []:
+            filled[key] = default
+    return filled
+
+
+class StatusConflictError(RuntimeError):
+    """A run's status changed under every one of :data:`CONFLICT_RETRIES` writes."""
+
+
+class RunResource:
+    """One ParetoMergeRun in the API: read it, write its status."""
+
+    def __init__(self, namespace: str, name: str):
+        self.namespace, self.name = namespace, name
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def read(self) -> dict[str, Any] | None:
+        """The run as the API has it now; ``None`` once it is deleted."""
+        return client.call(
+            lambda: client.custom_objects().get_namespaced_custom_object(
+                API_GROUP, VERSION, self.namespace, PLURAL, self.name
+            ),
+            f"reading {self}",
+            absent_ok=True,
+        )
+
+    def update_status(self, make: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Merge-patch the status with ``make(current status)`` (fields it does not name
+        are left alone), against the version of the run that status was read from. When
+        the run changed meanwhile (409), read it again and ask ``make`` again, so no
+        writer's change is lost: the controller and the operator both write
+        ``conditions``, one list. The run being gone, or ``make`` returning ``None``
+        (nothing to write), ends it.
+
+        Raises:
+            StatusConflictError: still conflicting after :data:`CONFLICT_RETRIES` tries.
+        """
+        for _ in range(CONFLICT_RETRIES):
+            run = self.read()
+            if run is None:
+                return
+            status = make(run.get("status") or {})
+            if status is None:
+                return
+            patch = functools.partial(
+                client.custom_objects().patch_namespaced_custom_object_status,
+                API_GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.name,
+                {
+                    "metadata": {"resourceVersion": run["metadata"]["resourceVersion"]},
+                    "status": status,
+                },
+            )
+            patched = client.call(
+                patch,
+                f"patching the status of {self}",
+                absent_ok=True,  # deleted meanwhile: the next read says so
+                conflict_ok=True,  # changed meanwhile: read it again
+            )
+            if patched is not None:
+                return
+        raise StatusConflictError(
+            f"the status of {self} changed {CONFLICT_RETRIES} times while it was written"
+        )

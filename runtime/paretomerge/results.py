@@ -1,0 +1,82 @@
+"""The typed results: what an evaluation or a task leaves, and what everyone else reads.
+
+A task writes its result as ``result.json`` in its work directory (:mod:`paretomerge.tasks`);
+the controller, the anchor cache, the objectives, the run's artifacts, the status, the
+report and the CLI read these models, never string-keyed dicts. The JSON is pydantic's
+dump of each model, so the files stay what they were: ``{"accuracy": 0.41, ...}``.
+
+A field added later gets a default, so that files written before it still load; fields
+this version does not know (written by a newer one) are ignored. NaN and infinities are
+refused: a score that is not a number is no result.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ResultModel(BaseModel):
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+
+class BenchmarkScore(ResultModel):
+    """A model's result on one benchmark.
+
+    ``accuracy`` and ``thinking_closed`` are fractions in [0, 1], ``accuracy_stderr`` is
+    in the same unit as ``accuracy``, ``mean_output_tokens`` is in tokens per question,
+    ``n`` counts questions (see :mod:`paretomerge.evaluate.scoring` for the definitions).
+    """
+
+    name: str
+    accuracy: float
+    accuracy_stderr: float
+    mean_output_tokens: float
+    thinking_closed: float
+    n: int
+
+
+#: Scores by benchmark name, in the run's benchmark order.
+Scores = dict[str, BenchmarkScore]
+
+
+class EvaluationResult(ResultModel):
+    """One model evaluated: every benchmark's score and the wall-clock seconds the
+    evaluation took (serving the model included). ``paretomerge evaluate --out`` writes it."""
+
+    scores: Scores
+    seconds: float
+
+
+class ProfileResult(ResultModel):
+    """What a profile task leaves: the divergence of every layer and of the head (the
+    default statistic; the whole profile is ``profile.json`` beside it) and its seconds."""
+
+    task: str
+    kind: Literal["profile"] = "profile"
+    layers: list[float]
+    head: float
+    seconds: dict[str, float] = {}
+
+    @property
+    def merge_weight_profile(self) -> list[float]:
+        """Divergence per merge weight: the layers, then the head (``L + 1`` values)."""
+        return [*self.layers, self.head]
+
+
+class EvaluateTaskResult(ResultModel):
+    """What an evaluate task leaves: the model's :class:`EvaluationResult`, where its
+    merged weights stay (``None`` once deleted) and the seconds of each stage
+    (``merge``, ``evaluate``)."""
+
+    task: str
+    kind: Literal["evaluate"] = "evaluate"
+    role: Literal["base", "expert", "merged"]
+    evaluation: EvaluationResult
+    merged_model: str | None = None
+    seconds: dict[str, float] = {}
+
+    @property
+    def scores(self) -> Scores:
+        return self.evaluation.scores

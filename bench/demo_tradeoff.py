@@ -3,8 +3,9 @@
 For each seed, in a fresh output directory (so the demo pair is trained too), runs
 ``paretomerge demo --seed S`` under ``/usr/bin/time -v`` and reports:
 
-- wall seconds of the whole demo (pair training, both searches, report) and the share of
-  it spent training the pair;
+- wall seconds of the whole demo (pair training, both searches, report), the share of
+  it spent training the pair, and CPU seconds (user + system, all processes: what the
+  wall time would shrink towards, over the cores, on an idle machine);
 - peak memory: ``/usr/bin/time``'s maximum resident set (the largest single process) and
   the peak of the sum over the demo's whole process tree (sampled every 0.2 s);
 - the per-layer front's size and hypervolume, the model-level sweep's, at the same
@@ -13,7 +14,8 @@ For each seed, in a fresh output directory (so the demo pair is trained too), ru
 Usage: ``python bench/demo_tradeoff.py [--seeds 0 1 2] [--budget 12] [--workdir DIR]``.
 Targets (issue 15): <= 600 s wall on 2 cores, peak RSS <= 2.5 GB, a per-layer front of
 >= 4 points, and a per-layer hypervolume above the model-level one on >= 2 of 3 seeds.
-The machine's load average during the run is printed: on a busy machine wall times grow.
+The machine's 1-minute load average during the run (mean of samples) is printed: on a
+busy machine wall times grow.
 """
 
 from __future__ import annotations
@@ -70,14 +72,14 @@ def run_demo(out: Path, seed: int, budget: int) -> dict:
         "--budget",
         str(budget),
     ]
-    load_before = os.getloadavg()[0]
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
+    peak, loads = [0], [os.getloadavg()[0]]
 
     def sample() -> None:
         while process.poll() is None:
             peak[0] = max(peak[0], tree_rss(process.pid))
+            loads.append(os.getloadavg()[0])
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -88,6 +90,7 @@ def run_demo(out: Path, seed: int, budget: int) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"demo seed {seed} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
     max_rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr).group(1))
+    cpu = sum(float(v) for v in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", stderr))
     training = sum(float(s) for s in re.findall(r": \d+ steps in ([\d.]+) s", stdout))
     fronts = {
         name: (int(size), float(volume))
@@ -104,7 +107,8 @@ def run_demo(out: Path, seed: int, budget: int) -> dict:
         "training": training,
         "max_rss": max_rss * 1024,
         "tree_rss": peak[0],
-        "load": (load_before + os.getloadavg()[0]) / 2,
+        "cpu": cpu,
+        "load": sum(loads) / len(loads),
         "layer": fronts["demo"],
         "model": fronts["demo-model-level"],
     }
@@ -120,7 +124,8 @@ def main() -> None:
     budget = args.budget or 12
     print(f"{os.cpu_count()} CPUs; demo budget {budget} per run; output in {workdir}")
     header = (
-        f"{'seed':>4} {'wall s':>7} {'train s':>7} {'max RSS GB':>10} {'tree RSS GB':>11} "
+        f"{'seed':>4} {'wall s':>7} {'CPU s':>6} {'train s':>7} {'max RSS GB':>10} "
+        f"{'tree RSS GB':>11} "
         f"{'load':>5} {'layer front':>11} {'layer HV':>8} {'model front':>11} {'model HV':>8} "
         f"{'layer>model':>11}"
     )
@@ -130,7 +135,7 @@ def main() -> None:
         row = run_demo(workdir / f"seed-{seed}", seed, budget)
         rows.append(row)
         print(
-            f"{seed:>4} {row['wall']:>7.0f} {row['training']:>7.0f} "
+            f"{seed:>4} {row['wall']:>7.0f} {row['cpu']:>6.0f} {row['training']:>7.0f} "
             f"{row['max_rss'] / GB:>10.2f} {row['tree_rss'] / GB:>11.2f} {row['load']:>5.1f} "
             f"{row['layer'][0]:>11} {row['layer'][1]:>8.3f} {row['model'][0]:>11} "
             f"{row['model'][1]:>8.3f} {row['layer'][1] > row['model'][1]!s:>11}",

@@ -25,7 +25,7 @@ import yaml
 from k8s.control_plane import ControlPlane, wait_until
 from safetensors.torch import save_file
 from test_operator import crd, manifest, operator  # noqa: F401 - fixtures
-from tiny_models import drop_shard, make_base, make_expert
+from tiny_models import drop_shard, link_tree, make_base, make_expert
 from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint, non_finite_tensors
@@ -205,7 +205,7 @@ def sharded_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _volume_with_defect(tmp_path: Path, base: Path, defect: str) -> tuple[Path, str]:
     volume = tmp_path / "volume"
     (volume / "models").mkdir(parents=True)
-    (volume / "models" / "base").symlink_to(base)
+    link_tree(base, volume / "models" / "base")
     pattern = DEFECTS[defect](base, volume / "models" / "expert")
     return volume, pattern
 

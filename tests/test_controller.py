@@ -8,6 +8,7 @@ real generation is ``test_local_run.py``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from builders import ONE_BENCHMARK, QUICK_SEARCH, benchmark_score, run_manifest
 from fake_tasks import FakeExecutor, run_controller
-from tiny_models import make_base, make_expert
+from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.decision_space import DecisionSpace
@@ -56,7 +57,7 @@ def manifest(name: str = "fake", **search) -> dict:
 
 @pytest.fixture
 def volume(tmp_path: Path, pair: Path) -> Path:
-    (tmp_path / "models").symlink_to(pair)
+    link_tree(pair, tmp_path / "models")
     return tmp_path
 
 
@@ -96,7 +97,9 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     history = json.loads((run_dir / "hypervolume.json").read_text())["hypervolume"]
     assert history == pytest.approx(hypervolume_history(objectives, np.array([-0.2, -0.2])))
     front = (run_dir / "pareto.csv").read_text().splitlines()[1:]
-    assert len(front) == pareto_mask(objectives).sum() >= 1
+    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])  # no trade-off when an anchor matches it
+    distinct = {tuple(y) for y in objectives[pareto_mask(objectives)]}
+    assert len(front) == len({y for y in distinct if not (anchors >= y).all(axis=1).any()}) >= 1
     results = json.loads((run_dir / "results.json").read_text())
     assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
@@ -294,7 +297,7 @@ def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) 
 
 
 def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
-    volume: Path,
+    volume: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = manifest(budget=10)
     run_file = write_run(volume, data)
@@ -313,7 +316,7 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     while time.monotonic() < deadline:
         if checkpoint.exists():
             state = RunState.model_validate_json(checkpoint.read_text())
-            if state.count("succeeded") >= 4:
+            if state.count("succeeded") >= 4 and state.count("running") >= 1:
                 break
         time.sleep(0.1)
     else:
@@ -321,7 +324,11 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     os.kill(controller.pid, signal.SIGKILL)  # the controller only: its tasks run on
     controller.wait()
 
+    running = {
+        c.id for c in RunState.load(volume / "runs" / "fake").candidates if c.status == "running"
+    }
     os.environ["FAKE_SECONDS"] = "0.5"
+    caplog.set_level(logging.INFO, logger="paretomerge.controller")
     try:
         assert run_controller(run_file, volume) == "Succeeded"
     finally:
@@ -332,3 +339,8 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
         pids = list((volume / "runs" / "fake" / "candidates" / candidate.id).glob("attempt-*.pid"))
         assert len(pids) == 1, f"{candidate.id} ran {len(pids)} times"
     assert len(pareto_candidates(state)) >= 1
+    # The resumed controller says so, and what became of each candidate left running.
+    assert caplog.messages[0].startswith("resuming run fake from its checkpoint (Searching)")
+    adopted = {m.split()[1] for m in caplog.messages if m.startswith("adopted ")}
+    restarted = {m.split()[1] for m in caplog.messages if m.startswith("starting ")}
+    assert adopted | restarted == running and adopted

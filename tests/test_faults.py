@@ -23,6 +23,7 @@ from fake_tasks import cluster_run, write_paretomerge_shim
 from k8s.control_plane import ControlPlane, wait_until
 from k8s.node_simulator import NodeSimulator
 from k8s.operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
+from tiny_models import link_tree
 
 from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
 from paretomerge.k8s.status import condition, merge_conditions
@@ -50,8 +51,8 @@ def volume(tmp_path: Path, models: dict) -> Path:
     the profile task reads both)."""
     root = tmp_path / "volume"
     (root / "models").mkdir(parents=True)
-    (root / "models" / "base").symlink_to(models["qwen3"]["base"])
-    (root / "models" / "expert").symlink_to(models["qwen3"]["experts"][0])
+    link_tree(models["qwen3"]["base"], root / "models" / "base")
+    link_tree(models["qwen3"]["experts"][0], root / "models" / "expert")
     return root
 
 

@@ -21,6 +21,7 @@ import yaml
 from k8s.control_plane import ControlPlane, KubectlError, wait_until
 from k8s.node_simulator import NodeSimulator
 from k8s.operator_process import OperatorProcess, install_crd, run_status, wait_for_phase
+from tiny_models import link_tree
 
 pytest_plugins = ["k8s.fixtures"]
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -41,7 +42,7 @@ def volume(tmp_path: Path, demo_models: Path) -> Path:
     """The run's volume: the demo pair under models/ (read-only use), runs written beside."""
     root = tmp_path / "volume"
     root.mkdir()
-    (root / "models").symlink_to(demo_models)
+    link_tree(demo_models, root / "models")
     return root
 
 

@@ -34,7 +34,7 @@ def finished_state(evaluations: int) -> RunState:
     candidates = []
     for i in range(evaluations):
         x = rng.random(DIM).tolist()
-        f1 = i / (evaluations - 1)
+        f1 = (i + 1) / (evaluations + 1)  # strictly between the anchors (0, 1) and (1, 0)
         candidates.append(
             CandidateRecord(
                 id=f"c{i + 1:04d}",
@@ -100,7 +100,7 @@ def test_a_failed_candidate_row_has_no_nulls_the_api_server_would_drop() -> None
 def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> None:
     state = RunState(run="r", phase="Searching")
     for i in range(300):
-        f1 = i / 300
+        f1 = (i + 1) / 301  # strictly between the anchors (0, 1) and (1, 0)
         state.candidates.append(
             CandidateRecord(
                 id=f"c{i + 1:04d}",
@@ -123,8 +123,9 @@ def test_the_status_keeps_every_evaluation_compact_and_the_front_in_full() -> No
 
 
 def test_the_front_in_the_status_is_botorchs_front() -> None:
-    """The status' front (numpy, so the operator loads no torch) keeps exactly the
-    candidates BoTorch's Pareto mask keeps, ties and duplicates included."""
+    """The status' front (numpy, so the operator loads no torch) keeps the candidates
+    BoTorch's Pareto mask keeps, less those the anchors (0, 1) and (1, 0) match or beat,
+    with one candidate (the first) per distinct objective vector."""
     import torch
     from botorch.utils.multi_objective.pareto import is_non_dominated
 
@@ -144,7 +145,13 @@ def test_the_front_in_the_status_is_botorchs_front() -> None:
                 )
             )
         mask = is_non_dominated(torch.as_tensor(objectives), deduplicate=False).numpy()
-        expected = {c.id for c, keep in zip(state.candidates, mask, strict=True) if keep}
+        first_with: dict[tuple[float, ...], str] = {}
+        for c, keep in zip(state.candidates, mask, strict=True):
+            f1, f2 = c.objectives
+            matched_by_anchor = (f1 <= 0.0 and f2 <= 1.0) or (f1 <= 1.0 and f2 <= 0.0)
+            if keep and not matched_by_anchor:
+                first_with.setdefault((f1, f2), c.id)
+        expected = set(first_with.values())
         pareto = run_status(state, "runs/r", 1)["pareto"]
         assert {point["id"] for point in pareto} == expected
         assert [p["f1"] for p in pareto] == sorted((p["f1"] for p in pareto), reverse=True)
@@ -171,7 +178,7 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         "proposalSeconds",
         "attempts",
     )
-    assert rows[0] == ["c0001", "succeeded", 0.0, 1.0, 81.235, 1834.568, 3.212, 2]
+    assert rows[0] == ["c0001", "succeeded", 0.25, 0.75, 81.235, 1834.568, 3.212, 2]
     assert rows[1] == ["c0002", "failed", NO_VALUE, NO_VALUE, 12.346, NO_VALUE, NO_VALUE, 3]
     for row, candidate in zip(rows, state.candidates, strict=True):
         assert EvaluationRow.from_status(row) == EvaluationRow.of(candidate)

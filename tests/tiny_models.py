@@ -9,6 +9,7 @@ the head), written with the base's exact shard layout.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -135,3 +136,17 @@ def drop_shard(model: Path) -> str:
     shard = sorted(set(weight_map.values()))[0]
     (model / shard).unlink()
     return shard
+
+
+def link_tree(source: Path, target: Path) -> Path:
+    """``source`` made available at ``target`` in hard links (copies across file systems),
+    not a symbolic link: a run refuses a path whose real path leaves its volume."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link, symlinks=False)
+    return target

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +17,7 @@ if TYPE_CHECKING:  # imported where they are used: the command line starts fast
     from rich.table import Table
 
     from paretomerge.report import RunDirectory
+    from paretomerge.results import BenchmarkScore
 
 app = typer.Typer(
     help=(
@@ -22,6 +26,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must print as written
 )
 
 
@@ -194,6 +199,33 @@ def _task_threads(parallelism: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // parallelism))}
 
 
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while a local run was going on."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise _Interrupted(signum)
+
+
+@contextmanager
+def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
+    """SIGINT and SIGTERM go to ``handler`` (a function, or ``signal.SIG_IGN``) while the
+    context is open."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
 def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
     """Run ``run_file`` to its end; returns its run directory."""
     from paretomerge.controller.loop import Controller
@@ -210,14 +242,26 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
     executor = LocalExecutor(
         volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
     )
-    with RunProgressBar(manifest) as progress:
-        controller = Controller(
-            manifest, volume, executor, on_update=progress.update, poll_seconds=poll
-        )
-        try:
-            state = controller.run_to_end()
-        finally:
-            executor.close()
+    try:
+        with _stop_signals_handled(_raise_interrupted), RunProgressBar(manifest) as progress:
+            controller = Controller(
+                manifest,
+                volume,
+                executor,
+                on_update=progress.update,
+                on_note=progress.note,
+                poll_seconds=poll,
+            )
+            try:
+                state = controller.run_to_end()
+            finally:
+                # A second Ctrl-C must not cut the cleanup short.
+                with _stop_signals_handled(signal.SIG_IGN):
+                    executor.close()  # every task and model server this run started
+    except _Interrupted as interrupted:
+        # Every result so far is in the checkpoint; the next run adopts or restarts the rest.
+        typer.echo(f"interrupted ({interrupted}): run the same command to resume", err=True)
+        raise typer.Exit(code=128 + interrupted.signum) from None
     files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
         raise _fail(
@@ -245,7 +289,7 @@ def demo(
 ) -> None:
     """Why per-layer merging matters, on this CPU: a tiny pair, two real searches, a report.
 
-    Trains a tiny instruct/thinking pair (a few minutes, once; reused later), then runs a
+    Trains the pair once (about 10 CPU-minutes; later runs reuse it), then runs a
     per-layer search and a model-level sweep of the same budget like `run`: importance
     profile, anchors, and candidates merged by mergekit and evaluated through evalscope on
     the built-in transformers server. Prints both fronts and writes OUT/report.html; the
@@ -288,6 +332,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     from rich.console import Console
 
     from paretomerge.report import RunDirectory, write_html, write_plots
+    from paretomerge.run_layout import PARETO_FILE
 
     try:
         directory = RunDirectory.open(run_dir)
@@ -302,57 +347,63 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
         console.print(
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
             f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
-            f"{run.hypervolume(ref_point):.4f}"
+            f"{run.hypervolume(ref_point):.4f}",
+            markup=False,
         )
-    plots = write_plots(directory, others)
+    state = directory.state
+    succeeded, points = state.count("succeeded"), len(directory.front())
+    if succeeded > points:
+        console.print(
+            f"{points} point(s) from {succeeded} merges: merges with the same scores share "
+            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
+            "expert match or beat in both objectives are not listed"
+        )
+    if state.phase != "Succeeded" and state.message:
+        console.print(f"run {state.phase}: {state.message}", markup=False)
+    for candidate in state.candidates:
+        if candidate.status == "failed":
+            reason = candidate.reasons[-1].splitlines()[0] if candidate.reasons else "unknown"
+            console.print(f"{candidate.id} failed: {reason}", markup=False)
+    plots = write_plots(directory, others) if succeeded else []
     for path in plots:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
     if html is not None:
-        console.print(f"wrote {write_html(directory, others, plots, html)}")
-    files = directory.files
+        console.print(f"wrote {write_html(directory, others, plots, html)}", markup=False)
+    present = [path.name for path in directory.files.artifacts if path.exists()]
     console.print(
-        f"artifacts in {directory.path} ({files.pareto.name}, {files.results.name}, "
-        f"{files.objectives.name}, ...)"
+        f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
     )
 
 
 def _front_table(directory: RunDirectory) -> Table:
     """The run's front as a rich table (values ± their standard deviations when the run
     reports them), the anchors last."""
+    from rich.markup import escape
     from rich.table import Table
 
     state = directory.state
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
-    table = Table(title=f"{directory.run.name}: Pareto set ({state.phase})")
+    # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
+    table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
     for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
-        table.add_column(column, justify="right")
+        table.add_column(escape(column), justify="right")
     for name in benchmarks:
-        table.add_column(f"{name} acc", justify="right")
-        table.add_column(f"{name} tokens", justify="right")
-
-    def score_cells(scores) -> list[str]:
-        return [
-            value
-            for name in benchmarks
-            for value in (
-                f"{scores[name].accuracy:.3f}",
-                f"{scores[name].mean_output_tokens:.1f}",
-            )
-        ]
-
+        table.add_column(escape(f"{name} acc"), justify="right")
+        table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
     for member in directory.front():
         candidate = directory.candidate(member)
         weights = candidate.variables[: space.num_weights]
+        same = len(member.same_scores)
         table.add_row(
             str(member.point),
-            candidate.id,
+            candidate.id + (f" (+{same} same)" if same else ""),
             *(
                 f"{value:.3f}" if member.std is None else f"{value:.3f} ± {std:.3f}"
                 for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
             ),
-            f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]",
-            *score_cells(candidate.scores),
+            escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
+            *_score_cells(candidate.scores, benchmarks),
         )
     for role, anchor in state.anchors.items():
         table.add_row(
@@ -361,9 +412,21 @@ def _front_table(directory: RunDirectory) -> Table:
             "0.000" if role == "base" else "1.000",
             "1.000" if role == "base" else "0.000",
             "",
-            *score_cells(anchor.scores),
+            *_score_cells(anchor.scores, benchmarks),
         )
     return table
+
+
+def _score_cells(scores: dict[str, BenchmarkScore], benchmarks: list[str]) -> list[str]:
+    """Accuracy and mean output tokens of each benchmark, in the table's column order."""
+    return [
+        value
+        for name in benchmarks
+        for value in (
+            f"{scores[name].accuracy:.3f}",
+            f"{scores[name].mean_output_tokens:.1f}",
+        )
+    ]
 
 
 @app.command()
@@ -379,7 +442,7 @@ def materialize(
 
     try:
         merge_models(RunDirectory.open(run_dir).member_plan(point), out)
-    except (FileNotFoundError, IndexError, CheckpointError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")
 
@@ -427,10 +490,17 @@ def task(
 
     if stage not in ("merge", "evaluate", "all"):
         raise typer.BadParameter("expected merge, evaluate or all", param_hint="--stage")
+    # Stopped from outside (a deadline, an interrupted run, a deleted pod): unwind, so that
+    # the model server is stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run_task(task_file, volume, stage)
     except TaskFailure as error:
         raise _fail(error) from error
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command("search-demo")

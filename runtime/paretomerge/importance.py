@@ -12,7 +12,7 @@ The value of a statistic for layer ``l`` is the mean of the per-tensor values ov
 tensors of layer ``l``; the head variable gets the same mean over the embeddings, the
 final norm and ``lm_head``. With several experts each one is reported, and the profile's
 own values are the mean over experts. The default statistic, ``frobenius``, is the one
-the SIP prior and the BAMBO partition use (DESIGN.md).
+the SIP prior and the BAMBO partition use (docs/design.md).
 
 Tensors are streamed (see :mod:`paretomerge.checkpoint`) and reduced in cache-sized
 chunks by a few worker threads, each holding one tensor of each model at a time, so

@@ -51,6 +51,10 @@ class RunProgressBar:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
+    def note(self, text: str) -> None:
+        """A line above the bar (what the controller did: resumed, adopted a task)."""
+        self.progress.console.log(text, markup=False)
+
     def update(self, state: RunState) -> None:
         spec = self.run.spec
         eta = eta_seconds(state, spec.search.budget, spec.execution.parallelism)
@@ -63,5 +67,5 @@ class RunProgressBar:
             eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-",
         )
         if state.message and state.message != self._last_message:
-            self.progress.console.log(f"{state.phase}: {state.message}")
+            self.progress.console.log(f"{state.phase}: {state.message}", markup=False)
             self._last_message = state.message

@@ -38,7 +38,7 @@ from paretomerge.results import Scores
 from paretomerge.run_layout import RUN_FILE, RunLayout
 from paretomerge.search import hypervolume
 from paretomerge.spec import ParetoMergeRun, load_started_run
-from paretomerge.tasks import EvaluateTask, read_task
+from paretomerge.tasks import EvaluateTask, local_merge_plan, read_task
 
 LAYERS_PER_REFERENCE_BLOCK = 4
 GRANULARITY_NAMES = {"layer": "layer-wise", "block": "block-wise", "model": "model-level"}
@@ -51,13 +51,15 @@ class FrontPoint:
     ``objectives`` is ``(f1, f2)``; ``std`` their standard deviations when the run
     reports them (``f1_std``, ``f2_std`` columns), else ``None``; ``validated`` whether
     the values come from validation rather than the search's estimate (a ``validated``
-    column: ``true``/``false``), ``None`` when the run does not say."""
+    column: ``true``/``false``), ``None`` when the run does not say; ``same_scores`` the
+    later merges that scored exactly the same."""
 
     point: int
     candidate: str
     objectives: tuple[float, float]
     std: tuple[float, float] | None
     validated: bool | None = None
+    same_scores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class RunDirectory:
                 objectives=(float(row["f1"]), float(row["f2"])),
                 std=(float(row["f1_std"]), float(row["f2_std"])) if row.get("f1_std") else None,
                 validated=_flag(row["validated"]) if row.get("validated") else None,
+                same_scores=tuple((row.get("same_scores") or "").split()),
             )
             for row in rows
         ]
@@ -126,13 +129,7 @@ class RunDirectory:
 
     def member_plan(self, point: int) -> MergePlan:
         """Front member ``point``'s merge plan, its model paths resolved on this volume."""
-        plan = self.merge_task(point).plan
-        return plan.model_copy(
-            update={
-                "base": str(self.volume / plan.base),
-                "experts": [str(self.volume / e) for e in plan.experts],
-            }
-        )
+        return local_merge_plan(self.merge_task(point).plan, self.volume)
 
     def evaluated(self) -> np.ndarray:
         """``(m, 2)`` objectives of every candidate evaluated."""
@@ -333,7 +330,7 @@ def _pareto_table(run_dir: RunDirectory) -> str:
         rows.append(
             f"<tr data-point='{member.point}'>"
             f"<td><a href='#point-{member.point}'>{member.point}</a></td>"
-            f"<td class='text'>{_e(member.candidate)}</td>{cells}"
+            f"<td class='text'>{_e(member.candidate)}{_same_note(member)}</td>{cells}"
             f"{_score_cells(run_dir.candidate(member).scores, benchmarks)}</tr>"
         )
     uncertainty = (
@@ -347,6 +344,13 @@ def _pareto_table(run_dir: RunDirectory) -> str:
         "<table id='pareto'><thead><tr><th>point</th><th class='text'>candidate</th>"
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _same_note(member: FrontPoint) -> str:
+    """Merges that scored exactly as ``member`` did, named in its row."""
+    if not member.same_scores:
+        return ""
+    return f" <span class='note'>(same scores: {_e(' '.join(member.same_scores))})</span>"
 
 
 def _figure(path: Path) -> str:

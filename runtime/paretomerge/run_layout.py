@@ -104,6 +104,17 @@ class RunLayout(Generic[PathT]):
         return self.root / HYPERVOLUME_FILE
 
     @property
+    def artifacts(self) -> tuple[PathT, ...]:
+        """The files rewritten after every finished evaluation."""
+        return (
+            self.pareto,
+            self.results,
+            self.objectives,
+            self.decision_variables,
+            self.hypervolume,
+        )
+
+    @property
     def front_plot(self) -> PathT:
         return self.root / FRONT_PLOT
 

@@ -29,12 +29,14 @@ from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
+from paretomerge.volume import OutsideVolumeError, in_volume
 
 TASK_FILE = "task.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
+EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
 Stage = Literal["merge", "evaluate", "all"]
@@ -128,6 +130,13 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
     return json.loads(path.read_text()).get("message")
 
 
+def server_pid_file(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
+    """Where an attempt of ``task`` records its model server's process group while it runs."""
+    from paretomerge.evaluate.serving import SERVER_PID_FILE
+
+    return volume / task.work_dir / EVAL_DIR / SERVER_PID_FILE
+
+
 def run_task(
     task_file: Path, volume: Path, stage: Stage = "all"
 ) -> ProfileResult | EvaluateTaskResult | None:
@@ -168,7 +177,8 @@ def _run_profile(task: ProfileTask, volume: Path) -> ProfileResult:
 
     started = time.monotonic()
     try:
-        profile = compute_profile(volume / task.base, [volume / e for e in task.experts])
+        base = in_volume(volume, task.base)
+        profile = compute_profile(base, [in_volume(volume, e) for e in task.experts])
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("profile", str(error)) from error
     profile.write(volume / task.work_dir / PROFILE_FILE)
@@ -188,9 +198,12 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
         seconds["merge"] = _merge(task.plan, volume, merged)
         if stage == "merge":
             return None
-    model_dir = merged if task.plan is not None else volume / (task.model or "")
     if task.plan is None and task.model is None:
         raise TaskFailure("evaluate", "the task names neither a model nor a merge plan")
+    try:
+        model_dir = merged if task.plan is not None else in_volume(volume, task.model)
+    except OutsideVolumeError as error:
+        raise TaskFailure("evaluate", str(error)) from error
     if not model_dir.is_dir():
         raise TaskFailure("evaluate", f"model directory {model_dir} does not exist")
     started = time.monotonic()
@@ -203,7 +216,7 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
             objectives=task.objectives,
             sampling=task.sampling,
             volume=volume,
-            work_dir=work_dir / "eval",
+            work_dir=work_dir / EVAL_DIR,
         )
     except Exception as error:
         raise TaskFailure("evaluate", _describe(error)) from error
@@ -225,11 +238,9 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
     from paretomerge.merge import merge_models
 
     shutil.rmtree(out, ignore_errors=True)  # a half-written merge of an earlier attempt
-    local_plan = plan.model_copy(
-        update={"base": str(volume / plan.base), "experts": [str(volume / e) for e in plan.experts]}
-    )
     started = time.monotonic()
     try:
+        local_plan = local_merge_plan(plan, volume)
         merge_models(local_plan, out)
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("merge", str(error)) from error
@@ -237,6 +248,17 @@ def _merge(plan: MergePlan, volume: Path, out: Path) -> float:
         raise TaskFailure("merge", _describe(error)) from error
     _check_finite(local_plan, out)
     return time.monotonic() - started
+
+
+def local_merge_plan(plan: MergePlan, volume: Path) -> MergePlan:
+    """``plan`` with its models' paths on the volume mounted at ``volume``.
+
+    Raises:
+        OutsideVolumeError: a model path leads out of the volume.
+    """
+    base = in_volume(volume, plan.base)
+    experts = [in_volume(volume, expert) for expert in plan.experts]
+    return plan.model_copy(update={"base": str(base), "experts": list(map(str, experts))})
 
 
 def _check_finite(plan: MergePlan, merged: Path) -> None:

@@ -7,8 +7,8 @@ Names follow the reference code where it has them (where they lie:
   evaluated candidates, in evaluation order;
 - ``objectives.npy`` ``(n, 2)``: their ``(f1, f2)``, both maximised;
 - ``results.json``: anchors and every candidate, failed ones with their reasons;
-- ``pareto.csv``: the non-dominated candidates, most accurate first, ``point`` numbering
-  them for ``paretomerge materialize --point``;
+- ``pareto.csv``: the Pareto set as :func:`pareto_points` defines it, most accurate
+  first, ``point`` numbering its rows for ``paretomerge materialize --point``;
 - ``hypervolume.json``: hypervolume after each evaluation, and the reference point.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,14 +31,43 @@ if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
     from paretomerge.controller.decision_space import DecisionSpace
 
 
-def pareto_candidates(state: RunState) -> list[CandidateRecord]:
-    """The non-dominated evaluated candidates, most accurate (highest f1) first."""
+# Where the anchors sit in objective space (see objectives.py): base, expert.
+ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One point of the Pareto set: ``candidate``, the first merge evaluated with these
+    objectives, and ``same_scores``, the ids of later merges that scored exactly the same
+    (equally good, so listed with it rather than as points of their own)."""
+
+    candidate: CandidateRecord
+    same_scores: tuple[str, ...] = ()
+
+
+def pareto_points(state: RunState) -> list[ParetoPoint]:
+    """The Pareto set of the evaluated merges, most accurate (highest f1) first.
+
+    A user chooses among models: the base and the expert are there without any merge, so a
+    merge that one of them matches or beats in both objectives is no trade-off worth
+    listing, and merges with identical objectives are one choice, not several.
+    """
     done = [c for c in state.candidates if c.status == "succeeded"]
     if not done:
         return []
-    mask = non_dominated(np.array([c.objectives for c in done]))
-    front = [c for c, keep in zip(done, mask, strict=True) if keep]
-    return sorted(front, key=lambda c: (-c.objectives[0], -c.objectives[1], c.id))
+    Y = np.array([c.objectives for c in done])
+    beaten_by_anchor = (ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
+    points: dict[tuple[float, ...], list[CandidateRecord]] = {}
+    for candidate, keep, matched in zip(done, non_dominated(Y), beaten_by_anchor, strict=True):
+        if keep and not matched:
+            points.setdefault(tuple(candidate.objectives), []).append(candidate)
+    front = [ParetoPoint(same[0], tuple(c.id for c in same[1:])) for same in points.values()]
+    return sorted(front, key=lambda p: (-p.candidate.objectives[0], -p.candidate.objectives[1]))
+
+
+def pareto_candidates(state: RunState) -> list[CandidateRecord]:
+    """The candidate of each point of :func:`pareto_points`, in its order."""
+    return [point.candidate for point in pareto_points(state)]
 
 
 def non_dominated(Y: np.ndarray) -> np.ndarray:
@@ -98,9 +128,11 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "weight_max",
             "variables",
             "merge_task",
+            "same_scores",
         ]
     )
-    for point, candidate in enumerate(pareto_candidates(state)):
+    for point, pareto_point in enumerate(pareto_points(state)):
+        candidate = pareto_point.candidate
         weights = np.asarray(candidate.variables[:weight_count])
         writer.writerow(
             [
@@ -121,6 +153,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 f"{weights.max():.4f}",
                 " ".join(f"{v:.4f}" for v in candidate.variables),
                 str(WITHIN_RUN.candidate_task(candidate.id)),
+                " ".join(pareto_point.same_scores),
             ]
         )
     return buffer.getvalue()

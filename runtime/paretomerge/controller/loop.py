@@ -14,6 +14,7 @@ retried the same way (:meth:`Controller._start`, :meth:`Controller._retry`).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer
 from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
+from paretomerge.volume import outside_volume_problems
 
 Task = ProfileTask | EvaluateTask
 
@@ -65,6 +67,8 @@ class Controller:
         volume: local path of the run's volume (model and data paths are relative to it).
         executor: runs the tasks.
         on_update: called with the state after every checkpoint (progress, status).
+        on_note: told what a resumed run did (tasks adopted or started again); default:
+            the ``paretomerge.controller`` logger.
         limits: the current budget and parallelism, asked every iteration; default: the
             spec's.
         poll_seconds: longest wait for an outcome before limits are looked at again.
@@ -77,6 +81,7 @@ class Controller:
         executor: Executor,
         *,
         on_update: Callable[[RunState], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
         limits: Callable[[], Limits] | None = None,
         poll_seconds: float = 5.0,
     ):
@@ -87,6 +92,7 @@ class Controller:
         self.layout = RunLayout.of(run)  # volume-relative, as tasks name their directories
         self.files = self.layout.on(volume)
         self.on_update = on_update or (lambda state: None)
+        self.on_note = on_note or logging.getLogger("paretomerge.controller").info
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
         )
@@ -99,6 +105,12 @@ class Controller:
 
     def run_to_end(self) -> RunState:
         """Run (or resume) until the budget is spent or the run fails; returns the state."""
+        if problems := outside_volume_problems(self.spec, self.volume):
+            # Told but not checkpointed: the run directory itself may be what leads out.
+            state = RunState(run=self.run.name, phase="Failed")
+            state.message = "; ".join(map(str, problems))
+            self.on_update(state)
+            return state
         self.files.root.mkdir(parents=True, exist_ok=True)
         state = RunState.load(self.files.root)
         if state is not None and (conflict := self._resume_conflict()):
@@ -111,6 +123,12 @@ class Controller:
         state = state or RunState(run=self.run.name)
         if state.phase in ("Succeeded", "Failed"):
             return state  # an outcome: a restarted controller must not extend it
+        if state.phase != "Pending":
+            self.on_note(
+                f"resuming run {self.run.name} from its checkpoint ({state.phase}): "
+                f"{state.finished} candidate(s) finished, {state.count('running')} to adopt "
+                "or start again"
+            )
         try:
             self._profile(state)
             self._anchor(state)
@@ -239,7 +257,10 @@ class Controller:
         started after the checkpoint was written: if it still runs, or finished while no
         controller was there, it is followed, not run again."""
         attempt = attempts.due
-        if not (resuming and self.executor.adopt(task, attempt)):
+        adopted = resuming and self.executor.adopt(task, attempt)
+        if resuming:
+            self._note_resumed(task.id, attempt, adopted)
+        if not adopted:
             write_task(task, self.volume)
             self.executor.submit(task, attempt)
         attempts.attempts = attempt + 1
@@ -323,6 +344,13 @@ class Controller:
         self._save(state)  # the proposal is recorded before anything runs
         self._start(self._candidate_task(candidate), candidate)
         self._save(state)
+
+    def _note_resumed(self, task_id: str, attempt: int, adopted: bool) -> None:
+        """Say what became of a task that the checkpoint left running."""
+        if adopted:
+            self.on_note(f"adopted {task_id} (attempt {attempt + 1}), started earlier")
+        else:
+            self.on_note(f"starting {task_id} again (attempt {attempt + 1}): nothing to adopt")
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])

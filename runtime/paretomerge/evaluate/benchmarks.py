@@ -52,6 +52,7 @@ from typing import Any
 
 from paretomerge.evaluate.scoring import parse_number
 from paretomerge.spec import BenchmarkSpec
+from paretomerge.volume import OutsideVolumeError, in_volume
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,11 @@ def prepare_benchmarks(
             volume (and line).
     """
     force_offline()
+    for spec in benchmarks:
+        try:
+            in_volume(volume, spec.data_path)
+        except OutsideVolumeError as error:
+            raise BenchmarkDataError(f"benchmark {spec.name!r}: {error}") from None
     return [
         _check_builtin(spec, volume)
         if spec.type == "builtin"

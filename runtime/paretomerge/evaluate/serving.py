@@ -11,11 +11,16 @@ name, API key) and stops what it started on exit, also on error:
 
 A started server gets a free port on 127.0.0.1, writes its output to a log file, and
 counts as up once ``GET /health`` answers 200. It is stopped with SIGTERM to its whole
-process group (vLLM forks workers), then SIGKILL after a grace period.
+process group (vLLM forks workers), then SIGKILL after a grace period. It runs in a
+session of its own, so a signal to the task's group does not reach it: its group is
+recorded in ``server.pid`` beside the log while it runs, for an executor that must stop a
+task from outside (a deadline, a Ctrl-C of the run) and for the next attempt, which stops
+a server that a killed attempt left behind before it starts its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,9 +35,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paretomerge.processes import ProcessRecord, stop_recorded_group
 from paretomerge.spec import EndpointSpec, EvaluationSpec
 
 HOST = "127.0.0.1"
+SERVER_PID_FILE = "server.pid"
 STOP_GRACE_SECONDS = 15.0
 HEALTH_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 40
@@ -127,18 +134,14 @@ def wait_until_healthy(
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the process's group, SIGKILL it if still alive after ``grace_s`` seconds."""
+    """SIGTERM the process's group, wait up to ``grace_s`` seconds for the process, then
+    SIGKILL what is left of the group (workers that outlive their leader included)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            return
-        try:
+        # Until the leader is reaped, or while any member lives, the group id is its own.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @contextmanager
@@ -146,12 +149,16 @@ def run_server(
     command: list[str], port: int, log_path: Path, startup_timeout_s: float
 ) -> Iterator[str]:
     """Start ``command`` (a server on 127.0.0.1:``port``), wait for ``/health``, yield the
-    server's root URL, and stop it on exit.
+    server's root URL, and stop it on exit. While it runs its group is recorded in
+    ``server.pid`` beside ``log_path``; a server recorded there by an attempt that died
+    is stopped first.
 
     Raises:
         ServingError: the executable is missing, or the server did not come up.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_file = log_path.parent / SERVER_PID_FILE
+    stop_recorded_group(pid_file, STOP_GRACE_SECONDS)
     with log_path.open("ab") as log:
         try:
             # A session of its own: stopping it must reach every process it forked.
@@ -164,10 +171,13 @@ def run_server(
             ) from None
     root = f"http://{HOST}:{port}"
     try:
+        if (record := ProcessRecord.of(process.pid, command)) is not None:
+            record.write(pid_file)
         wait_until_healthy(process, f"{root}/health", startup_timeout_s, log_path)
         yield root
     finally:
         stop_process_group(process)
+        pid_file.unlink(missing_ok=True)
 
 
 def endpoint_api_key(endpoint: EndpointSpec) -> str:

@@ -5,6 +5,12 @@ its own, logging to ``attempt-<k>.log`` in the task's work directory, its PID re
 ``attempt-<k>.pid``. A controller that restarts adopts attempts whose process is still
 alive instead of starting them again, and learns the outcome of adopted attempts from the
 files they leave (``result.json`` or ``error.json``).
+
+An attempt is stopped (its deadline passed, the run was interrupted) with SIGTERM to its
+group, on which the task stops its model server itself; what is left after a grace period
+gets SIGKILL, the model server's own group included (it runs in a session of its own and
+is found through its ``server.pid``). The same record stops a server whose task died by
+any other means once the attempt's end is seen.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretomerge.evaluate.serving import STOP_GRACE_SECONDS
 from paretomerge.executors.base import Executor, TaskOutcome
+from paretomerge.processes import stop_recorded_group
 from paretomerge.tasks import (
     ERROR_FILE,
     RESULT_FILE,
@@ -26,9 +34,12 @@ from paretomerge.tasks import (
     EvaluateTask,
     ProfileTask,
     read_error,
+    server_pid_file,
 )
 
 LOG_TAIL_CHARS = 1500
+# Room for the task to stop its model server (which gets STOP_GRACE_SECONDS) by itself.
+TASK_STOP_GRACE_SECONDS = STOP_GRACE_SECONDS + 5.0
 
 
 @dataclass
@@ -113,7 +124,7 @@ class LocalExecutor(Executor):
             code = None if _runs_task(attempt.pid, attempt.task) else 0
         if code is None:
             if time.monotonic() - attempt.started > self.deadline_seconds:
-                self._kill(attempt)
+                self._stop([attempt])
                 return TaskOutcome(
                     attempt.task.id,
                     attempt.attempt,
@@ -121,6 +132,7 @@ class LocalExecutor(Executor):
                     f"deadline exceeded ({self.deadline_seconds:.0f} s)",
                 )
             return None
+        stop_recorded_group(server_pid_file(attempt.task, self.volume), STOP_GRACE_SECONDS)
         if code == 0 and (work_dir / RESULT_FILE).exists():
             return TaskOutcome(attempt.task.id, attempt.attempt, True)
         reason = read_error(attempt.task, self.volume)
@@ -135,14 +147,38 @@ class LocalExecutor(Executor):
     def cancel(self, task_id: str) -> None:
         attempt = self._attempts.pop(task_id, None)
         if attempt is not None:
-            self._kill(attempt)
+            self._stop([attempt])
+
+    def close(self) -> None:
+        """Stop every running attempt, all at once (each one's grace period overlaps)."""
+        attempts = list(self._attempts.values())
+        self._attempts.clear()
+        self._stop(attempts)
+
+    def _stop(self, attempts: list[_Attempt]) -> None:
+        """SIGTERM each attempt's group, give them ``TASK_STOP_GRACE_SECONDS`` together to
+        stop their servers and exit, then SIGKILL what is left, servers included."""
+        for attempt in attempts:
+            _signal_group(attempt.pid, signal.SIGTERM)
+        deadline = time.monotonic() + TASK_STOP_GRACE_SECONDS
+        while any(map(self._alive, attempts)) and time.monotonic() < deadline:
+            time.sleep(self.poll_seconds)
+        for attempt in attempts:
+            _signal_group(attempt.pid, signal.SIGKILL)
+            if attempt.process is not None:
+                attempt.process.wait()
+            stop_recorded_group(server_pid_file(attempt.task, self.volume), grace_s=0.0)
 
     @staticmethod
-    def _kill(attempt: _Attempt) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(attempt.pid, signal.SIGKILL)  # the task and its server, if any
+    def _alive(attempt: _Attempt) -> bool:
         if attempt.process is not None:
-            attempt.process.wait()
+            return attempt.process.poll() is None
+        return _runs_task(attempt.pid, attempt.task)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
 
 
 def _runs_task(pid: int, task: ProfileTask | EvaluateTask) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 
 from paretomerge.partition import BlockPartition, normalize_profile
 
-# SIP-BMM's two lengthscale mappings (DESIGN.md).
+# SIP-BMM's two lengthscale mappings (docs/design.md).
 _THRESHOLD_LENGTHSCALES = ((0.9, 0.5), (0.7, 1.0))  # importance > t -> lengthscale
 _THRESHOLD_DEFAULT = 5.0
 _RANK_LENGTHSCALES = ((0.15, 0.5), (0.40, 1.0), (0.70, 2.0))  # top share -> lengthscale

@@ -1,0 +1,174 @@
+"""What the command line tells a user: help texts, ``report`` on any run, the Pareto table.
+
+Run directories are written here as a controller leaves them (``run.yaml`` and
+``checkpoint.json`` through the real types, the artifacts through the real writer), with
+made-up scores: what is checked is what the commands make of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from builders import benchmark_score
+from typer.testing import CliRunner
+
+from paretomerge.cli import app
+from paretomerge.controller.artifacts import pareto_candidates, pareto_points, write_artifacts
+from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
+from paretomerge.results import BenchmarkScore
+from paretomerge.run_layout import PARETO_FILE, RUN_FILE
+from paretomerge.spec import dump_run, load_run
+from paretomerge.tasks import EvaluateTask, write_task
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+NUM_LAYERS = 2
+runner = CliRunner()
+
+
+def scores(accuracy: float, tokens: float) -> dict[str, BenchmarkScore]:
+    return {"modular-arithmetic": benchmark_score("modular-arithmetic", accuracy, tokens, n=12)}
+
+
+# Objective vectors (f1, f2) of the merges; base (0, 1) and expert (1, 0) are the anchors,
+# at accuracy 0.2 / 0.8 and 10 / 50 tokens.
+OBJECTIVES = {
+    "c0001": (0.0, 1.0),  # scores exactly as the base
+    "c0002": (0.5, 0.5),
+    "c0003": (1.0, 0.0),  # exactly as the expert
+    "c0004": (0.5, 0.5),  # the same as c0002
+    "c0005": (0.0, 1.0),
+    "c0006": (0.4, 0.4),  # dominated by c0002
+    "c0007": (0.75, 0.25),
+    "c0008": (-0.1, 0.9),  # beaten by the base in both
+}
+
+
+def candidate(cid: str, f1: float, f2: float) -> CandidateRecord:
+    return CandidateRecord(
+        id=cid,
+        x=[f1] * (NUM_LAYERS + 1),
+        variables=[f1, 0.5, 1.0],
+        status="succeeded",
+        objectives=[f1, f2],
+        scores=scores(0.2 + 0.6 * f1, 50 - 40 * f2),
+    )
+
+
+def write_run_dir(volume: Path, state: RunState) -> Path:
+    run = load_run(EXAMPLES / "tiny-cpu.yaml")
+    run_dir = volume / "runs" / run.name
+    run_dir.mkdir(parents=True)
+    (run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(run), sort_keys=False))
+    state.save(run_dir)
+    if state.profile is not None:
+        space = DecisionSpace(run.spec, NUM_LAYERS, tuple(state.profile))
+        write_artifacts(run_dir, state, space)
+        for record in state.candidates:
+            task = EvaluateTask(
+                id=record.id,
+                work_dir=f"runs/{run.name}/candidates/{record.id}",
+                role="merged",
+                plan=space.plan(record.x, seed=0),
+                evaluation=run.spec.evaluation,
+                objectives=run.spec.objectives,
+            )
+            write_task(task, volume)
+    return run_dir
+
+
+def searched_state(phase: str = "Succeeded") -> RunState:
+    return RunState(
+        run="tiny-cpu",
+        phase=phase,
+        num_layers=NUM_LAYERS,
+        profile=[1.0, 2.0, 0.5],
+        anchors={
+            "base": AnchorRecord(model="models/instruct", scores=scores(0.2, 10), cache_key="b"),
+            "expert": AnchorRecord(model="models/thinking", scores=scores(0.8, 50), cache_key="e"),
+        },
+        candidates=[candidate(cid, *y) for cid, y in OBJECTIVES.items()],
+        hypervolume=[0.5],
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "text"),
+    [
+        ("run", "[default: the file's]"),
+        ("importance", "[default: the profile's path with .png]"),
+        ("evaluate", "[default: next to --out]"),
+    ],
+)
+def test_help_texts_keep_their_bracketed_defaults(command: str, text: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert text in " ".join(result.output.split())
+
+
+def test_one_point_per_distinct_trade_off_that_the_anchors_do_not_offer() -> None:
+    state = searched_state()
+    points = pareto_points(state)
+    assert [(p.candidate.id, p.same_scores) for p in points] == [
+        ("c0007", ()),
+        ("c0002", ("c0004",)),
+    ]
+    assert [c.id for c in pareto_candidates(state)] == ["c0007", "c0002"]
+
+
+def test_report_lists_the_points_with_their_header_and_the_artifacts(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path, searched_state())
+    result = runner.invoke(app, ["report", str(run_dir)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "weights mean [min, max]" in result.output
+    assert "0.67 [0.50, 1.00]" in result.output  # c0002's weights 0.5, 0.5, 1.0 (bracketed)
+    rows = [line for line in result.output.splitlines() if "c00" in line]
+    assert len(rows) == 2 and "c0002 (+1 same)" in rows[1] and "c0007" in rows[0]
+    assert "2 point(s) from 8 merges" in result.output
+    lines = (run_dir / PARETO_FILE).read_text().splitlines()
+    assert lines[0].endswith(",same_scores") and lines[2].startswith("1,c0002,")
+    assert lines[2].endswith(",c0004") and len(lines) == 3
+    assert "pareto.csv, results.json, objectives.npy" in result.output
+
+
+def test_report_on_a_failed_run_gives_the_reason_and_only_files_that_exist(tmp_path: Path) -> None:
+    reason = "profile failed 2 time(s); last: profile: model models/thinking has no config.json"
+    state = RunState(run="tiny-cpu", phase="Failed", message=reason)
+    run_dir = write_run_dir(tmp_path, state)
+    result = runner.invoke(app, ["report", str(run_dir)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert f"run Failed: {reason}" in result.output
+    assert f"artifacts in {run_dir}: none yet" in result.output
+    assert "pareto.csv" not in result.output and "wrote" not in result.output
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.json", "run.yaml"]
+
+
+def test_report_names_each_failed_candidate_with_its_reason(tmp_path: Path) -> None:
+    state = searched_state(phase="Failed")
+    state.message = "3 candidates failed, more than maxFailedCandidates (1)"
+    state.candidates[0] = state.candidates[0].model_copy(
+        update={
+            "status": "failed",
+            "objectives": None,
+            "scores": None,
+            "reasons": ["attempt 1: merge: [tensor] model.norm.weight is NaN\nlog tail..."],
+        }
+    )
+    result = runner.invoke(app, ["report", str(write_run_dir(tmp_path, state))])
+    assert result.exit_code == 0, result.output
+    assert "run Failed: 3 candidates failed" in result.output
+    assert "c0001 failed: attempt 1: merge: [tensor] model.norm.weight is NaN" in result.output
+
+
+def test_materialize_into_a_non_empty_folder_says_so(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path, searched_state())
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["materialize", str(run_dir), "--point", "0", "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"error: output directory {out} exists and is not empty" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert (out / "keep.txt").read_text() == "mine"

@@ -1,7 +1,8 @@
 """A real browser for the tests of what a person looks at: Debian's Chromium, headless.
 
 ``tools/browser/install.sh`` installs it on first use (``apt-get install chromium``); where
-that is impossible the tests that need it skip. Every call starts a fresh browser with a
+that is impossible the tests that need it skip. Screenshots are kept under
+:data:`ARTIFACTS`. Every call starts a fresh browser with a
 fresh profile and everything that would reach the network turned off (on a closed
 network Chromium otherwise stalls on its background services).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -30,6 +32,11 @@ FLAGS = (
     "--hide-scrollbars",
 )
 TIMEOUT_SECONDS = 120
+# Screenshots outlive pytest's rotated temporary directories here (CI may point it at its
+# artifact folder).
+ARTIFACTS = Path(
+    os.environ.get("PARETOMERGE_TEST_ARTIFACTS", Path.home() / ".cache/paretomerge-test/artifacts")
+)
 # Written into the page by PROBE once every image has loaded or failed.
 RESULT = re.compile(r'<pre id="browser-probe">(.*?)</pre>', re.DOTALL)
 PROBE = """<script>
@@ -91,7 +98,10 @@ def probe_page(browser: str, page: Path, scratch: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
-def screenshot(browser: str, page: Path, out: Path, width: int = 1200, height: int = 2400) -> Path:
-    """A PNG of ``page`` as a ``width`` x ``height`` window shows it."""
+def screenshot(browser: str, page: Path, name: str, width: int = 1200, height: int = 2400) -> Path:
+    """A PNG of ``page`` as a ``width`` x ``height`` window shows it, kept as
+    ``ARTIFACTS/name``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    out = ARTIFACTS / name
     _run(browser, f"--window-size={width},{height}", f"--screenshot={out}", page.as_uri())
     return out

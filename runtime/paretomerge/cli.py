@@ -289,7 +289,7 @@ def demo(
 ) -> None:
     """Why per-layer merging matters, on this CPU: a tiny pair, two real searches, a report.
 
-    Trains the pair once (about 10 CPU-minutes; later runs reuse it), then runs a
+    Trains the pair once (about 5 CPU-minutes; later runs reuse it), then runs a
     per-layer search and a model-level sweep of the same budget like `run`: importance
     profile, anchors, and candidates merged by mergekit and evaluated through evalscope on
     the built-in transformers server. Prints both fronts and writes OUT/report.html; the
@@ -385,8 +385,9 @@ def _front_table(directory: RunDirectory) -> Table:
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
     # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
     table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
-    for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
-        table.add_column(escape(column), justify="right")
+    for column in ("point", "candidate", "f1", "f2"):  # "0.958 ± 0.062" kept on one line
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column(escape("weights mean [min, max]"), justify="right")
     for name in benchmarks:
         table.add_column(escape(f"{name} acc"), justify="right")
         table.add_column(escape(f"{name} tokens"), justify="right")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import run_manifest
 from fake_vllm import MARK_VARIABLE, install_fake_vllm, marked_processes
 from tiny_models import link_tree, make_base, make_expert
 
@@ -56,27 +57,22 @@ def volume(tmp_path: Path, pair: Path) -> Path:
 
 
 def manifest() -> dict:
-    return {
-        "apiVersion": "paretomerge.io/v1alpha1",
-        "kind": "ParetoMergeRun",
-        "metadata": {"name": RUN},
-        "spec": {
-            "models": {"base": {"path": "models/base"}, "experts": [{"path": "models/expert"}]},
-            "search": {"budget": 2, "initialPoints": 2, "batchSize": 1, "initialSolutions": [0.5]},
-            "objectives": {
-                "benchmarks": [
-                    {
-                        "name": "sevens",
-                        "type": "jsonl",
-                        "path": "data/sevens.jsonl",
-                        "format": "numeric",
-                    }
-                ]
-            },
-            "evaluation": {"engine": "vllm", "maxTokens": 64, "timeoutSeconds": 120},
-            "execution": {"parallelism": 1},
+    return run_manifest(
+        RUN,
+        search={"budget": 2, "initialPoints": 2, "initialSolutions": [0.5]},
+        objectives={
+            "benchmarks": [
+                {
+                    "name": "sevens",
+                    "type": "jsonl",
+                    "path": "data/sevens.jsonl",
+                    "format": "numeric",
+                }
+            ]
         },
-    }
+        evaluation={"engine": "vllm", "maxTokens": 64, "timeoutSeconds": 120},
+        execution={"parallelism": 1},
+    )
 
 
 @pytest.fixture

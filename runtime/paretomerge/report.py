@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paretomerge.controller.artifacts import ANCHOR_OBJECTIVES
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
@@ -150,10 +151,20 @@ class RunDirectory:
         front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
         return hypervolume(front, np.asarray(ref_point, dtype=float)) if len(front) else 0.0
 
-    def hypervolume_curve(self) -> Curve:
-        """Hypervolume after each evaluation (``hypervolume.json``'s history)."""
-        history = np.asarray(self.state.hypervolume, dtype=float)
-        return Curve(self.run.name, np.arange(1, len(history) + 1), history)
+    def hypervolume_curve(self, ref_point: Sequence[float]) -> Curve:
+        """Hypervolume of the merges ``pareto.csv`` would list (those no anchor matches or
+        beats in both objectives) after each evaluation, in the order they finished: the
+        curve ends where the front plot's legend does. (``hypervolume.json`` keeps the
+        search's own progress figure, which counts every observation.)"""
+        done = sorted(
+            (c for c in self.state.candidates if c.status == "succeeded"),
+            key=lambda c: c.finished or "",
+        )
+        Y = np.array([c.objectives for c in done], dtype=float).reshape(-1, 2)
+        listed = ~(ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
+        ref = np.asarray(ref_point, dtype=float)
+        history = [hypervolume(Y[:k][listed[:k]], ref) for k in range(1, len(Y) + 1)]
+        return Curve(self.run.name, np.arange(1, len(Y) + 1), np.array(history))
 
     def series(self, numbered: bool, ref_point: Sequence[float]) -> FrontSeries:
         """This run for :func:`~paretomerge.plots.plot_fronts`."""
@@ -187,7 +198,10 @@ def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -
     paths = [files.front_plot, files.hypervolume_plot]
     plot_fronts(runs, ref_point, f"{run_dir.run.name}: accuracy against output tokens", paths[0])
     plot_hypervolume(
-        [run_dir.hypervolume_curve(), *(b.hypervolume_curve() for b in baselines)],
+        [
+            run_dir.hypervolume_curve(ref_point),
+            *(b.hypervolume_curve(ref_point) for b in baselines),
+        ],
         "evaluations",
         "Hypervolume of the front found so far",
         paths[1],

@@ -264,10 +264,12 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
         raise typer.Exit(code=128 + interrupted.signum) from None
     files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
+        # Every finished evaluation is in the checkpoint: after a fix, the same command
+        # retries what failed.
         raise _fail(
             RuntimeError(
-                f"run {manifest.name} {state.phase}: {state.message} (remove "
-                f"{files.checkpoint} to start the run over)"
+                f"run {manifest.name} {state.phase}: {state.message}\nFix the cause and run "
+                "the same command again: finished evaluations are kept, what failed runs again"
             )
         )
     return files.root

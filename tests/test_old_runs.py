@@ -16,7 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import write_numeric_benchmark
 from fake_tasks import FakeExecutor
+from tiny_models import make_base, make_expert
 
 from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import write_artifacts
@@ -34,7 +36,12 @@ RUN_DIR = OLD_VOLUME / "runs" / "old"
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Path:
+    """The old volume, with the models and data its run reads (what a preflight checks;
+    the checkpoint already holds their profile and anchors)."""
     shutil.copytree(OLD_VOLUME, tmp_path, dirs_exist_ok=True)
+    base = make_base(tmp_path / "models" / "base", num_layers=2, seed=0)
+    make_expert(base, tmp_path / "models" / "expert", range(2), True, seed=1)
+    write_numeric_benchmark(tmp_path / "data" / "one.jsonl")
     return tmp_path
 
 
@@ -89,8 +96,11 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
     before = [line.split(",") for line in (RUN_DIR / PARETO_FILE).read_text().splitlines()]
     assert [row[:-1] for row in written] == before
     assert [row[-1] for row in written] == ["same_scores"] + [""] * (len(before) - 1)
-    # The same values under the same keys (a candidate's attempts now come first).
+    # The same values under the same keys (a candidate's attempts now come first), and one
+    # key since added (failures_forgiven: 0, a run never retried).
     results = json.loads((tmp_path / RESULTS_FILE).read_text())
+    for candidate in results["candidates"]:
+        assert candidate.pop("failures_forgiven") == 0
     assert results == json.loads((RUN_DIR / RESULTS_FILE).read_text())
     assert results["candidates"][2]["reasons"]
 

@@ -7,6 +7,8 @@ tensors belong.) A run's directory is ``<volume>/<runsPath>/<run name>/``::
     checkpoint.json           the controller's state
     results.json  pareto.csv  decision_variables.npy  objectives.npy  hypervolume.json
                               the artifacts, rewritten after every finished evaluation
+                              (objectives_std.npy beside objectives.npy where the run
+                              reports standard deviations)
     pareto_front.png  hypervolume.png  importance.png
                               the plots of ``paretomerge report``
     profile/                  the profile task (its profile.json)
@@ -35,6 +37,7 @@ RESULTS_FILE = "results.json"
 PARETO_FILE = "pareto.csv"
 DECISION_VARIABLES_FILE = "decision_variables.npy"
 OBJECTIVES_FILE = "objectives.npy"
+OBJECTIVES_STD_FILE = "objectives_std.npy"  # standard deviations, where a run reports them
 HYPERVOLUME_FILE = "hypervolume.json"
 FRONT_PLOT = "pareto_front.png"
 HYPERVOLUME_PLOT = "hypervolume.png"
@@ -91,6 +94,10 @@ class RunLayout(Generic[PathT]):
     @property
     def objectives(self) -> PathT:
         return self.root / OBJECTIVES_FILE
+
+    @property
+    def objectives_std(self) -> PathT:
+        return self.root / OBJECTIVES_STD_FILE
 
     @property
     def hypervolume(self) -> PathT:

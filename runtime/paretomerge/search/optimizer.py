@@ -274,6 +274,14 @@ class AskTellOptimizer:
         pending = self._pending(trial)
         pending.status, pending.reason = "failed", str(reason)
 
+    def retry(self, trial: Trial | int) -> None:
+        """Evaluate a failed trial again (its cause fixed): it is pending once more."""
+        trial_id = trial.id if isinstance(trial, Trial) else int(trial)
+        found = self.trials[trial_id]
+        if found.status != "failed":
+            raise ValueError(f"trial {trial_id} is {found.status}; only a failed one is retried")
+        found.status, found.reason = "pending", None
+
     def add(
         self, x: Sequence[float], y: Sequence[float], yvar: Sequence[float] | None = None
     ) -> Trial:

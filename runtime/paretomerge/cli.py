@@ -508,7 +508,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 @app.command("search-demo")
 def search_demo(
-    strategy: Annotated[str, typer.Option(help="Strategy to demonstrate.")] = "sip-map-saas",
+    strategy: Annotated[str, typer.Option(help="Strategy to demonstrate.")] = "coarse-to-fine",
     baseline: Annotated[str, typer.Option(help="Strategy to compare with.")] = "model-level",
     budget: Annotated[int, typer.Option(min=8, help="Evaluations per strategy.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

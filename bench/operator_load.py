@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
+from builders import write_numeric_benchmark  # noqa: E402
 from fake_tasks import cluster_run, write_paretomerge_shim  # noqa: E402
 from k8s import control_plane  # noqa: E402
 from k8s.control_plane import ControlPlane, wait_until  # noqa: E402
@@ -142,6 +143,7 @@ def main() -> None:
     volume = workdir / "volume"
     base = make_base(volume / "models" / "base", num_layers=4, seed=0)
     make_expert(base, volume / "models" / "expert", range(4), True, seed=1)
+    write_numeric_benchmark(volume / "data" / "one.jsonl")
     shim = write_paretomerge_shim(workdir / "shim")
     os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ['PATH']}"
     os.environ["FAKE_SECONDS"] = "0.5"

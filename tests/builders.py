@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from paretomerge.results import BenchmarkScore
@@ -45,6 +47,15 @@ def run_manifest(
         },
         "spec": merged(spec, sections),
     }
+
+
+def write_numeric_benchmark(path: Path, questions: int = 4) -> Path:
+    """A ``numeric`` jsonl benchmark at ``path`` whose every answer is 7 (what the fake
+    ``vllm``'s expert and merges answer)."""
+    rows = [{"question": f"What is {k} + {7 - k}?", "answer": "7"} for k in range(questions)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
 
 
 def merged(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,12 @@ test's run started, however it detached itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 MARK_VARIABLE = "PARETOMERGE_TEST_MARK"
@@ -78,6 +82,27 @@ def install_fake_vllm(bin_dir: Path) -> Path:
     executable.write_text(SCRIPT.format(python=sys.executable))
     executable.chmod(0o755)
     return executable
+
+
+@contextlib.contextmanager
+def fake_vllm_environment(bin_dir: Path, **variables: str) -> Iterator[dict[str, str]]:
+    """This process's environment with the fake ``vllm`` (written into ``bin_dir``) first
+    on PATH, a new marker that every process of a test's run inherits, and ``variables``;
+    on the way out, whatever the run left alive is killed by its marker."""
+    install_fake_vllm(bin_dir)
+    mark = uuid.uuid4().hex
+    try:
+        yield {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            MARK_VARIABLE: mark,
+            "COLUMNS": "250",  # the run's log lines unwrapped
+            **variables,
+        }
+    finally:
+        for pid, _ in marked_processes(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def marked_processes(mark: str) -> list[tuple[int, str]]:

@@ -142,8 +142,7 @@ def test_a_model_missing_on_the_volume_fails_the_run_naming_it(
     result = CliRunner().invoke(app, ["run", str(run_file)])
     assert result.exit_code == 1
     assert "Failed" in result.output and run.names in result.output
-    error = json.loads((tmp_path / "runs" / run.name / "profile" / ERROR_FILE).read_text())
-    assert run.names in error["message"]
+    assert not (tmp_path / "runs" / run.name).exists()  # the preflight found it: nothing ran
 
 
 # --- bad models on the volume ----------------------------------------------------------------

@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from builders import ONE_BENCHMARK, QUICK_SEARCH, benchmark_score, run_manifest
+from builders import (
+    ONE_BENCHMARK,
+    QUICK_SEARCH,
+    benchmark_score,
+    run_manifest,
+    write_numeric_benchmark,
+)
 from fake_tasks import FakeExecutor, run_controller
 from tiny_models import link_tree, make_base, make_expert
 
@@ -61,6 +67,8 @@ def manifest(name: str = "fake", **search) -> dict:
 @pytest.fixture
 def volume(tmp_path: Path, pair: Path) -> Path:
     link_tree(pair, tmp_path / "models")
+    for name in ("one", "two"):
+        write_numeric_benchmark(tmp_path / "data" / f"{name}.jsonl")
     return tmp_path
 
 
@@ -363,6 +371,56 @@ def test_a_restarted_controller_grants_an_anchor_no_extra_retries(volume: Path) 
     resumed = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-base:*:merge"})
     assert resumed.phase == "Failed" and "anchor-base failed 2 time(s)" in resumed.message
     assert len(list((run_dir / "anchors" / "base").glob("attempt-*.pid"))) == 2
+
+
+def test_a_failed_run_run_again_retries_what_gave_up_and_keeps_what_finished(
+    volume: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The expert's anchor fails past its retries: the run fails. Run again (the cause
+    gone), the anchor runs again under a new attempt number, the profile and the base's
+    anchor are not repeated, and the run says what it retries."""
+    data = manifest(budget=4, initialPoints=4)
+    failed = run_in_process(volume, data, env={"FAKE_FAIL": "anchor-expert:*"})
+    assert failed.phase == "Failed" and "anchor-expert failed 2 time(s)" in failed.message
+    caplog.set_level(logging.INFO, logger="paretomerge.controller")
+    state = run_in_process(volume, data)
+    assert state.phase == "Succeeded", state.message
+    assert "retrying run fake, which failed (anchor-expert failed 2 time(s)" in caplog.text
+    assert "run again: anchor-expert" in caplog.text
+    attempts = {
+        task: (a.attempts, a.due, a.failures_forgiven) for task, a in state.task_attempts.items()
+    }
+    assert attempts == {"profile": (1, 0, 0), "anchor-base": (1, 0, 0), "anchor-expert": (3, 2, 2)}
+    anchors = volume / "runs" / "fake" / "anchors"
+    assert len(list((anchors / "base").glob("attempt-*.pid"))) == 1
+    assert len(list((anchors / "expert").glob("attempt-*.pid"))) == 3
+
+
+def test_a_succeeded_run_goes_on_when_its_budget_is_raised_and_says_when_not(
+    volume: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="paretomerge.controller")
+    first = run_in_process(volume, manifest(budget=4, initialPoints=4))
+    assert first.phase == "Succeeded"
+    run_file = volume / "runs" / "fake" / "run.yaml"
+    started = run_file.read_text()
+
+    same = run_in_process(volume, manifest(budget=4, initialPoints=4))
+    assert same.candidates == first.candidates
+    assert "has already succeeded with 4 candidate(s); a budget of 4 asks for no more" in (
+        caplog.text
+    )
+    assert run_file.read_text() == started  # nothing ran: the run file is as it started
+
+    raised = run_in_process(volume, manifest(budget=6, initialPoints=4))
+    assert raised.phase == "Succeeded", raised.message
+    assert "continuing run fake: the budget is now 6, 2 candidate(s) more" in caplog.text
+    # Nothing evaluated again (the search's estimates move with the new results).
+    assert [c.model_dump(exclude={"estimate"}) for c in raised.candidates[:4]] == [
+        c.model_dump(exclude={"estimate"}) for c in first.candidates
+    ]
+    assert [c.status for c in raised.candidates[4:]] == ["succeeded"] * 2
+    assert "budget: 6" in run_file.read_text()
 
 
 def kill_controller_when(

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from builders import write_numeric_benchmark
 from fake_tasks import cluster_run, write_paretomerge_shim
 from k8s.control_plane import ControlPlane, wait_until
 from k8s.node_simulator import NodeSimulator
@@ -48,11 +49,12 @@ def crd(k8s_cluster: ControlPlane) -> None:
 @pytest.fixture
 def volume(tmp_path: Path, models: dict) -> Path:
     """The run's volume: a tiny base and expert under models/ (the fake evaluates neither,
-    the profile task reads both)."""
+    the profile task reads both) and the benchmark's data (the preflight reads it)."""
     root = tmp_path / "volume"
     (root / "models").mkdir(parents=True)
     link_tree(models["qwen3"]["base"], root / "models" / "base")
     link_tree(models["qwen3"]["experts"][0], root / "models" / "expert")
+    write_numeric_benchmark(root / "data" / "one.jsonl")
     return root
 
 

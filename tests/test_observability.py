@@ -28,7 +28,7 @@ from pathlib import Path
 
 import fake_tasks
 import pytest
-from builders import QUICK_SEARCH, run_manifest
+from builders import QUICK_SEARCH, run_manifest, write_numeric_benchmark
 from helm_chart import VALUE_SETS, crds, dashboard_expressions, of_kind, render
 from k8s import prometheus
 from k8s.control_plane import ControlPlane, free_ports, wait_until
@@ -293,9 +293,10 @@ def fake_paretomerge(tmp_path: Path, monkeypatch) -> None:
 
 
 def tiny_volume(root: Path) -> Path:
-    """A run volume with a 4-layer base and an expert under models/."""
+    """A run volume with a 4-layer base and an expert under models/, and the data."""
     base = make_base(root / "models" / "base", num_layers=4, seed=0)
     make_expert(base, root / "models" / "expert", range(4), True, seed=1)
+    write_numeric_benchmark(root / "data" / "one.jsonl")
     return root
 
 

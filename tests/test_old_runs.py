@@ -17,7 +17,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import write_numeric_benchmark
 from fake_tasks import FakeExecutor
+from tiny_models import make_base, make_expert
 
 from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import write_artifacts
@@ -35,7 +37,12 @@ RUN_DIR = OLD_VOLUME / "runs" / "old"
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Path:
+    """The old volume, with the models and data its run reads (what a preflight checks;
+    the checkpoint already holds their profile and anchors)."""
     shutil.copytree(OLD_VOLUME, tmp_path, dirs_exist_ok=True)
+    base = make_base(tmp_path / "models" / "base", num_layers=2, seed=0)
+    make_expert(base, tmp_path / "models" / "expert", range(2), True, seed=1)
+    write_numeric_benchmark(tmp_path / "data" / "one.jsonl")
     return tmp_path
 
 
@@ -99,6 +106,7 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
     results = json.loads((tmp_path / RESULTS_FILE).read_text())
     assert within(json.loads((RUN_DIR / RESULTS_FILE).read_text()), results)
     assert all(c["objectives_std"] is None for c in results["candidates"])
+    assert all(c["failures_forgiven"] == 0 for c in results["candidates"])  # never retried
     assert results["candidates"][2]["reasons"]
 
 

@@ -161,6 +161,35 @@ def test_bambo_shares_weights_within_blocks_and_keeps_head_alone():
     assert not np.all(result.X[:, 5] == result.X[:, 0])  # the head is its own variable
 
 
+def test_coarse_to_fine_searches_four_blocks_then_eight():
+    landscape = LayerMergeLandscape(num_layers=12, seed=3)
+    config = make_config(
+        strategy="coarse-to-fine",
+        dim=landscape.dim,
+        layer_profile=tuple(landscape.profile),
+        budget=16,
+    )
+    optimizer = AskTellOptimizer(config)
+    coarse = optimizer.strategy.grouping_at(0)
+    assert coarse.search_dim == 5 and optimizer.strategy.grouping_at(7) == coarse
+    fine = optimizer.strategy.grouping_at(8)  # half the budget: 8 blocks
+    assert fine.search_dim == 9 and optimizer.strategy.grouping == fine
+    for _ in range(3):  # 4 design points, then 2 batches of 2 proposals
+        for trial in optimizer.ask(4 if not optimizer.trials else 2):
+            optimizer.tell(trial, landscape.true_values(np.array(trial.x))[0])
+    early = np.array([t.x for t in optimizer.trials])
+    assert len(early) == 8
+    np.testing.assert_allclose(early, coarse.expand(coarse.reduce(early)))
+    for _ in range(2):
+        for trial in optimizer.ask(2):
+            optimizer.tell(trial, landscape.true_values(np.array(trial.x))[0])
+    late = np.array([t.x for t in optimizer.trials[8:]])
+    np.testing.assert_allclose(late, fine.expand(fine.reduce(late)))
+    assert not np.allclose(late, coarse.expand(coarse.reduce(late)))  # finer than 4 blocks
+    restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(optimizer.state_dict())))
+    assert restored.ask(2) == optimizer.ask(2)
+
+
 def test_seed_reproduces_and_changes():
     a, b, c = run("gp"), run("gp"), run("gp", seed=2)
     np.testing.assert_array_equal(a.X, b.X)

@@ -55,7 +55,7 @@ def test_example_run_files_are_valid_and_round_trip(path: Path) -> None:
 
 def test_defaults_follow_the_design() -> None:
     spec = parse_run(MINIMAL).spec
-    assert spec.search.strategy == "sip-map-saas"
+    assert spec.search.strategy == "coarse-to-fine"
     assert (spec.search.budget, spec.search.initial_points) == (88, 8)
     assert spec.search.reference_point == [-0.2, -0.2]
     assert spec.evaluation.model_len == 35000 + 3000

@@ -10,8 +10,6 @@ code under test keeps.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import socket
@@ -19,14 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from builders import run_manifest
-from fake_vllm import MARK_VARIABLE, install_fake_vllm, marked_processes
+from builders import run_manifest, write_numeric_benchmark
+from fake_vllm import MARK_VARIABLE, fake_vllm_environment, marked_processes
 from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.state import RunState
@@ -49,10 +46,7 @@ def pair(tmp_path_factory) -> Path:
 @pytest.fixture
 def volume(tmp_path: Path, pair: Path) -> Path:
     link_tree(pair, tmp_path / "models")
-    questions = [{"question": f"What is {k} + {7 - k}?", "answer": "7"} for k in range(4)]
-    data = tmp_path / "data" / "sevens.jsonl"
-    data.parent.mkdir()
-    data.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    write_numeric_benchmark(tmp_path / "data" / "sevens.jsonl")
     return tmp_path
 
 
@@ -77,20 +71,10 @@ def manifest() -> dict:
 
 @pytest.fixture
 def environment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The fake vllm first on PATH, and a marker every process of the test's run inherits
-    (whatever a failing test leaves is killed by it)."""
-    install_fake_vllm(tmp_path / "bin")
-    mark = uuid.uuid4().hex
-    yield {
-        **os.environ,
-        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        MARK_VARIABLE: mark,
-        "FAKE_VLLM_HANG": "*/candidates/*",
-        "COLUMNS": "250",  # the run's log lines unwrapped
-    }
-    for pid, _ in marked_processes(mark):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """The fake vllm first on PATH, candidates' servers that never answer, and a marker
+    every process of the test's run inherits (whatever a failing test leaves is killed)."""
+    with fake_vllm_environment(tmp_path / "bin", FAKE_VLLM_HANG="*/candidates/*") as env:
+        yield env
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None):

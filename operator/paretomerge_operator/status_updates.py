@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from paretomerge.k8s.runs import RunResource, StatusConflictError
+from paretomerge.k8s.status import merge_conditions
 
 
 def update_run_status(
@@ -21,3 +22,20 @@ def update_run_status(
         RunResource(namespace, name).update_status(make)
     except StatusConflictError as error:
         raise kopf.TemporaryError(str(error), delay=1) from None
+
+
+def set_run_phase(
+    body: kopf.Body, phase: str, message: str, conditions: list[dict[str, str]]
+) -> None:
+    """The run's phase and message for the spec as it is now, ``conditions`` merged into
+    the run's own."""
+    update_run_status(
+        body.metadata.namespace,
+        body.metadata.name,
+        lambda status: {
+            "phase": phase,
+            "message": message,
+            "observedGeneration": body.metadata.get("generation"),
+            "conditions": merge_conditions(status.get("conditions", []), conditions),
+        },
+    )

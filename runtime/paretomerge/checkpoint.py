@@ -71,9 +71,9 @@ class Checkpoint:
     """The tensors and config of one model directory.
 
     Raises:
-        CheckpointError: no ``config.json``, no safetensors weights, an index whose
-            ``weight_map`` names a shard that does not exist, or a shard whose header
-            lacks a tensor the index assigns to it.
+        CheckpointError: no ``config.json`` (or one that is not JSON), no safetensors
+            weights, an index whose ``weight_map`` names a shard that does not exist, or
+            a shard whose header lacks a tensor the index assigns to it.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -83,7 +83,7 @@ class Checkpoint:
         config_path = self.path / "config.json"
         if not config_path.is_file():
             raise CheckpointError(f"model {self.path} has no config.json")
-        self.config: dict = json.loads(config_path.read_text())
+        self.config: dict = _read_json(config_path)
         self.tensors: dict[str, TensorInfo] = self._read_headers()
 
     @property
@@ -158,7 +158,7 @@ class Checkpoint:
     def _read_headers(self) -> dict[str, TensorInfo]:
         index_path = self.path / INDEX_FILE
         if index_path.is_file():
-            weight_map: dict[str, str] = json.loads(index_path.read_text()).get("weight_map")
+            weight_map: dict[str, str] = _read_json(index_path).get("weight_map")
             if not weight_map:
                 raise CheckpointError(f"model {self.path}: {INDEX_FILE} has no weight_map")
         elif (self.path / SINGLE_FILE).is_file():
@@ -189,6 +189,18 @@ class Checkpoint:
                         f"as {INDEX_FILE} says"
                     )
         return tensors
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object file of a checkpoint; :class:`CheckpointError` naming the file if it
+    is unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not readable JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    return value
 
 
 def non_finite_tensors(checkpoint: Checkpoint, chunk_elements: int = FINITE_CHUNK) -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,7 +13,10 @@ import typer
 
 from paretomerge import __version__
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where they are used: the command line starts fast
+    from rich.table import Table
+
+    from paretomerge.report import RunDirectory
     from paretomerge.results import BenchmarkScore
 
 app = typer.Typer(
@@ -183,7 +187,16 @@ def run(
     poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
 ) -> None:
     """Run a ParetoMergeRun on this machine (local executor); resumes an interrupted run."""
-    _run_locally(run_file, (volume or run_file.parent).resolve(), poll)
+    _print_report(_run_locally(run_file, (volume or run_file.parent).resolve(), poll), [])
+
+
+def _task_threads(parallelism: int) -> dict[str, str]:
+    """The environment that shares this machine's cores among the tasks running at once
+    (torch and every OpenMP library read ``OMP_NUM_THREADS``): oversubscribed cores spend
+    their time spinning. A value the user set is kept."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // parallelism))}
 
 
 class _Interrupted(Exception):
@@ -213,7 +226,8 @@ def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
             signal.signal(sig, handler_before)
 
 
-def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
+def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
+    """Run ``run_file`` to its end; returns its run directory."""
     from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgressBar
@@ -224,7 +238,10 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
         manifest = load_run(run_file)
     except SpecError as error:
         raise _fail(error) from error
-    executor = LocalExecutor(volume, manifest.spec.execution.active_deadline_seconds)
+    execution = manifest.spec.execution
+    executor = LocalExecutor(
+        volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
+    )
     try:
         with _stop_signals_handled(_raise_interrupted), RunProgressBar(manifest) as progress:
             controller = Controller(
@@ -247,43 +264,52 @@ def _run_locally(run_file: Path, volume: Path, poll: float) -> None:
         raise typer.Exit(code=128 + interrupted.signum) from None
     files = RunLayout.of(manifest).on(volume)
     if state.phase != "Succeeded":
+        # Every finished evaluation is in the checkpoint: after a fix, the same command
+        # retries what failed.
         raise _fail(
             RuntimeError(
-                f"run {manifest.name} {state.phase}: {state.message} (remove "
-                f"{files.checkpoint} to start the run over)"
+                f"run {manifest.name} {state.phase}: {state.message}\nFix the cause and run "
+                "the same command again: finished evaluations are kept, what failed runs again"
             )
         )
-    _print_report(files.root, [])
+    return files.root
 
 
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option(help="Directory for the models, the run file and the run.")
+        Path, typer.Option(help="Directory for the models, the run files and the runs.")
     ] = Path("paretomerge-demo"),
-    budget: Annotated[int, typer.Option(min=2, help="Candidate merges to evaluate.")] = 8,
+    budget: Annotated[
+        int, typer.Option(min=2, help="Candidate merges to evaluate, in each of the two runs.")
+    ] = 12,
     parallelism: Annotated[int, typer.Option(min=1, help="Candidates evaluated at once.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the models, the data and the search.")] = 0,
     limit: Annotated[
         int, typer.Option(min=1, max=40, help="Questions per evaluation (of 40).")
     ] = 24,
 ) -> None:
-    """The whole loop on this CPU: a tiny instruct/thinking pair, a real search, the front.
+    """Why per-layer merging matters, on this CPU: a tiny pair, two real searches, a report.
 
-    Trains the pair once (about 10 CPU-minutes; later runs reuse it), then runs the demo
-    run file like `run`: importance profile, anchors, and candidates merged by mergekit and
-    evaluated through evalscope on the built-in transformers server. The run directory is
-    OUT/runs/demo.
+    Trains the pair once (about 5 CPU-minutes; later runs reuse it), then runs a
+    per-layer search and a model-level sweep of the same budget like `run`: importance
+    profile, anchors, and candidates merged by mergekit and evaluated through evalscope on
+    the built-in transformers server. Prints both fronts and writes OUT/report.html; the
+    run directories are OUT/runs/demo and OUT/runs/demo-model-level.
     """
     from rich.console import Console
 
-    from paretomerge.demo.runner import prepare_demo
+    from paretomerge.demo.runner import REPORT_FILE, prepare_demo
 
     console = Console()
     with console.status("building the demo's instruct/thinking pair..."):
-        run_file = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
-    console.print(f"run file: {run_file}")
-    _run_locally(run_file, out.resolve(), poll=0.5)
+        runs = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
+    volume = out.resolve()
+    run_dirs = []
+    for run_file in (runs.search, runs.baseline):
+        console.print(f"run file: {run_file}")
+        run_dirs.append(_run_locally(run_file, volume, poll=0.5))
+    _print_report(run_dirs[0], run_dirs[1:], html=out / REPORT_FILE)
 
 
 @app.command()
@@ -293,18 +319,21 @@ def report(
         list[Path] | None,
         typer.Option(help="Run directory of a baseline (e.g. model-level) run to overlay."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a self-contained HTML report to this file."),
+    ] = None,
 ) -> None:
-    """Print the Pareto set of a run and write its plots."""
-    _print_report(run_dir, baseline or [])
+    """Print the Pareto set of a run and write its plots (and an HTML report)."""
+    _print_report(run_dir, baseline or [], html)
 
 
-def _print_report(run_dir: Path, baselines: list[Path]) -> None:
+def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None) -> None:
+    """Print the front of ``run_dir`` and of each baseline with their hypervolumes, write
+    the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    from paretomerge.controller.artifacts import pareto_points
-    from paretomerge.report import RunDirectory, write_plots
+    from paretomerge.report import RunDirectory, write_html, write_plots
     from paretomerge.run_layout import PARETO_FILE
 
     try:
@@ -312,27 +341,69 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
         others = [RunDirectory.open(path) for path in baselines]
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from error
+    console = Console()
+    ref_point = directory.run.spec.search.reference_point
+    for run in (directory, *others):
+        console.print(_front_table(run))
+    for run in (directory, *others):
+        console.print(
+            f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
+            f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
+            f"{run.hypervolume(ref_point):.4f}",
+            markup=False,
+        )
+    state = directory.state
+    succeeded, points = state.count("succeeded"), len(directory.front())
+    if succeeded > points:
+        console.print(
+            f"{points} point(s) from {succeeded} merges: merges with the same scores share "
+            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
+            "expert match or beat in both objectives are not listed"
+        )
+    if state.phase != "Succeeded" and state.message:
+        console.print(f"run {state.phase}: {state.message}", markup=False)
+    for candidate in state.candidates:
+        if candidate.status == "failed":
+            reason = candidate.reasons[-1].splitlines()[0] if candidate.reasons else "unknown"
+            console.print(f"{candidate.id} failed: {reason}", markup=False)
+    plots = write_plots(directory, others) if succeeded else []
+    for path in plots:
+        console.print(f"wrote {path}", markup=False)
+    if html is not None:
+        console.print(f"wrote {write_html(directory, others, plots, html)}", markup=False)
+    present = [path.name for path in directory.files.artifacts if path.exists()]
+    console.print(
+        f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
+    )
+
+
+def _front_table(directory: RunDirectory) -> Table:
+    """The run's front as a rich table (values ± their standard deviations when the run
+    reports them), the anchors last."""
+    from rich.markup import escape
+    from rich.table import Table
+
     state = directory.state
     benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
     # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
     table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
-    for column in ("point", "candidate", "f1", "f2", "weights mean [min, max]"):
-        table.add_column(escape(column), justify="right")
+    for column in ("point", "candidate", "f1", "f2"):  # "0.958 ± 0.062" kept on one line
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column(escape("weights mean [min, max]"), justify="right")
     for name in benchmarks:
         table.add_column(escape(f"{name} acc"), justify="right")
         table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
-    points = pareto_points(state)
-    for point, pareto_point in enumerate(points):
-        candidate = pareto_point.candidate
+    for member in directory.front():
+        candidate = directory.candidate(member)
         weights = candidate.variables[: space.num_weights]
-        mean, std = candidate.reported
+        same = len(member.same_scores)
         table.add_row(
-            str(point),
-            candidate.id + (f" (+{same} same)" if (same := len(pareto_point.same_scores)) else ""),
+            str(member.point),
+            candidate.id + (f" (+{same} same)" if same else ""),
             *(
-                f"{m:.3f}" + (f" ± {1.96 * s:.3f}" if std else "")
-                for m, s in zip(mean, std or mean, strict=True)
+                f"{value:.3f}" if member.std is None else f"{value:.3f} ± {std:.3f}"
+                for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
             ),
             escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
             *_score_cells(candidate.scores, benchmarks),
@@ -346,33 +417,7 @@ def _print_report(run_dir: Path, baselines: list[Path]) -> None:
             "",
             *_score_cells(anchor.scores, benchmarks),
         )
-    console = Console()
-    console.print(table)
-    succeeded, failed = state.count("succeeded"), state.count("failed")
-    console.print(
-        f"{succeeded} evaluated, {failed} failed; hypervolume "
-        f"{state.hypervolume[-1] if state.hypervolume else 0.0:.4f}; f1 and f2 are the "
-        "search's estimates with their 95% intervals, the scores those evaluated"
-    )
-    if succeeded > len(points):
-        console.print(
-            f"{len(points)} point(s) from {succeeded} merges: merges with the same scores share "
-            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
-            "expert match or beat in both objectives are not listed"
-        )
-    if state.phase != "Succeeded" and state.message:
-        console.print(f"run {state.phase}: {state.message}", markup=False)
-    for candidate in state.candidates:
-        if candidate.status == "failed":
-            reason = candidate.reasons[-1].splitlines()[0] if candidate.reasons else "unknown"
-            console.print(f"{candidate.id} failed: {reason}", markup=False)
-    if succeeded:
-        for path in write_plots(directory, others):
-            console.print(f"wrote {path}", markup=False)
-    present = [path.name for path in directory.files.artifacts if path.exists()]
-    console.print(
-        f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
-    )
+    return table
 
 
 def _score_cells(scores: dict[str, BenchmarkScore], benchmarks: list[str]) -> list[str]:
@@ -397,12 +442,9 @@ def materialize(
     from paretomerge.checkpoint import CheckpointError
     from paretomerge.merge import merge_models
     from paretomerge.report import RunDirectory
-    from paretomerge.tasks import local_merge_plan
 
     try:
-        directory = RunDirectory.open(run_dir)
-        plan = local_merge_plan(directory.merge_task(point).plan, directory.volume)
-        merge_models(plan, out)
+        merge_models(RunDirectory.open(run_dir).member_plan(point), out)
     except (FileNotFoundError, FileExistsError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")
@@ -466,7 +508,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 @app.command("search-demo")
 def search_demo(
-    strategy: Annotated[str, typer.Option(help="Strategy to demonstrate.")] = "sip-map-saas",
+    strategy: Annotated[str, typer.Option(help="Strategy to demonstrate.")] = "coarse-to-fine",
     baseline: Annotated[str, typer.Option(help="Strategy to compare with.")] = "model-level",
     budget: Annotated[int, typer.Option(min=8, help="Evaluations per strategy.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

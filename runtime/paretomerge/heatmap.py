@@ -3,7 +3,8 @@
 Each row is one statistic (mean over experts; with several experts, also each expert's
 Frobenius row), min-max normalised on its own because the statistics have different
 units. The last row shows the blocks of the partition, each cell coloured by its block's
-normalised importance mass; white lines mark the block boundaries through every row.
+normalised importance mass and numbered; white lines mark the block boundaries through
+every row.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import numpy as np
 from paretomerge.importance import STATISTICS, ImportanceProfile
 from paretomerge.partition import BlockPartition, layer_importance, normalize_profile
 
+FONT_SIZE = 11
 
-def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
-    """Write the heatmap of ``profile`` (and of ``profile.partition`` if set) as a PNG."""
+
+def plot_profile(profile: ImportanceProfile, path: str | Path, note: str | None = None) -> None:
+    """Write the heatmap of ``profile`` (and of ``profile.partition`` if set) as a PNG;
+    ``note`` says what the blocks are (the title's second line)."""
     rows: list[tuple[str, np.ndarray]] = [
         (statistic, normalize_profile(profile.statistics[statistic].layers))
         for statistic in STATISTICS
@@ -50,7 +54,7 @@ def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
         )
 
     num_layers = profile.num_layers
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.28 * num_layers + 3), 0.5 * len(rows) + 1.6))
+    figure, axes = plt.subplots(figsize=(max(7.2, 0.3 * num_layers + 3), 0.55 * len(rows) + 2.0))
     image = axes.imshow(
         np.stack([values for _, values in rows]),
         aspect="auto",
@@ -59,15 +63,30 @@ def plot_profile(profile: ImportanceProfile, path: str | Path) -> None:
         vmax=1.0,
         interpolation="nearest",
     )
-    axes.set_yticks(range(len(rows)), [label for label, _ in rows])
+    axes.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=FONT_SIZE - 1)
     step = max(1, num_layers // 24)
     axes.set_xticks(range(0, num_layers, step))
-    axes.set_xlabel("layer")
+    axes.tick_params(axis="x", labelsize=FONT_SIZE - 1)
+    axes.set_xlabel("layer", fontsize=FONT_SIZE)
     if partition is not None:
         for start in partition.starts[1:]:
-            axes.axvline(start - 0.5, color="white", linewidth=2)
-    axes.set_title("Task-vector statistics per layer (each row min-max normalised)")
-    figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
+            axes.axvline(start - 0.5, color="white", linewidth=2.5)
+        block_values = rows[-1][1]
+        for block, (first, stop) in enumerate(partition.bounds):
+            axes.text(
+                (first + stop - 1) / 2,
+                len(rows) - 1,
+                f"B{block}",
+                ha="center",
+                va="center",
+                fontsize=FONT_SIZE - 1,
+                color="black" if block_values[first] > 0.6 else "white",  # viridis: light top
+                fontweight="bold",
+            )
+    title = "Task-vector statistics per layer (each row min-max normalised)"
+    axes.set_title(title + (f"\n{note}" if note else ""), fontsize=FONT_SIZE)
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
+    colorbar.ax.tick_params(labelsize=FONT_SIZE - 2)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)

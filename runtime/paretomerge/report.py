@@ -1,30 +1,66 @@
-"""What a finished (or running) run directory says: the Pareto table and the plots.
+"""What a finished (or running) run directory says: the Pareto set, the plots, the report.
 
-- ``pareto_front.png``: every evaluated merge in objective space, the front, the anchors
-  (base at ``(0, 1)``, expert at ``(1, 0)``) and, if given, model-level baseline runs;
-- ``hypervolume.png``: hypervolume against evaluations;
-- ``importance.png``: the importance heatmap, with the blocks of a block-wise run.
+The front is read from the run's ``pareto.csv``, as the controller reported it: its
+``point`` column numbers the members for ``paretomerge materialize --point``, and
+optional ``f1_std`` / ``f2_std`` columns give each value's standard deviation. Plots
+(:mod:`paretomerge.plots`, :mod:`paretomerge.heatmap`) go into the run directory:
+
+- ``pareto_front.png``: the front as a staircase with numbered points, every evaluated
+  merge, the anchors (base at ``(0, 1)``, expert at ``(1, 0)``) and, if given, the
+  fronts of baseline runs (e.g. a model-level sweep);
+- ``hypervolume.png``: hypervolume against evaluations, baselines overlaid;
+- ``importance.png``: the importance heatmap with the block partition drawn on it.
+
+:func:`write_html` makes one self-contained HTML file of it all (plots inline as data
+URIs, nothing loaded from elsewhere): the Pareto table, each member's mergekit
+configuration and ``materialize`` command, the anchors, the spec in brief, and the
+candidates that failed.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import html
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on servers and in pods
-
-import matplotlib.pyplot as plt
 import numpy as np
 
-from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.artifacts import ANCHOR_OBJECTIVES
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import CandidateRecord, RunState
-from paretomerge.importance import ImportanceProfile, PartitionRecord
+from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
+from paretomerge.merge import MergePlan
+from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
+from paretomerge.results import Scores
 from paretomerge.run_layout import RUN_FILE, RunLayout
+from paretomerge.search import hypervolume
 from paretomerge.spec import ParetoMergeRun, load_started_run
-from paretomerge.tasks import EvaluateTask, read_task
+from paretomerge.tasks import EvaluateTask, local_merge_plan, read_task
+
+LAYERS_PER_REFERENCE_BLOCK = 4
+GRANULARITY_NAMES = {"layer": "layer-wise", "block": "block-wise", "model": "model-level"}
+
+
+@dataclass(frozen=True)
+class FrontPoint:
+    """One member of the reported front: a row of ``pareto.csv``.
+
+    ``objectives`` is ``(f1, f2)``; ``std`` their standard deviations when the run
+    reports them (``f1_std``, ``f2_std`` columns), else ``None``; ``validated`` whether
+    the values come from validation rather than the search's estimate (a ``validated``
+    column: ``true``/``false``), ``None`` when the run does not say; ``same_scores`` the
+    later merges that scored exactly the same."""
+
+    point: int
+    candidate: str
+    objectives: tuple[float, float]
+    std: tuple[float, float] | None
+    validated: bool | None = None
+    same_scores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,26 +95,117 @@ class RunDirectory:
             return None
         return DecisionSpace(self.run.spec, self.state.num_layers, tuple(self.state.profile))
 
-    def pareto(self) -> list[CandidateRecord]:
-        return pareto_candidates(self.state)
+    def front(self) -> list[FrontPoint]:
+        """The reported front, in ``pareto.csv`` order (empty before the first result)."""
+        path = self.files.pareto
+        if not path.exists():
+            return []
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return [
+            FrontPoint(
+                point=int(row["point"]),
+                candidate=row["candidate"],
+                objectives=(float(row["f1"]), float(row["f2"])),
+                std=(float(row["f1_std"]), float(row["f2_std"])) if row.get("f1_std") else None,
+                validated=_flag(row["validated"]) if row.get("validated") else None,
+                same_scores=tuple((row.get("same_scores") or "").split()),
+            )
+            for row in rows
+        ]
+
+    def candidate(self, member: FrontPoint) -> CandidateRecord:
+        return self.state.candidate(member.candidate)
 
     def merge_task(self, point: int) -> EvaluateTask:
-        """The task (with its merge plan) of Pareto point ``point`` (``pareto.csv`` order)."""
-        front = self.pareto()
+        """The task (with its merge plan) of front member ``point`` (``pareto.csv``)."""
+        front = self.front()
         if not 0 <= point < len(front):
             raise IndexError(f"--point {point}: the Pareto set has points 0..{len(front) - 1}")
-        task = read_task(self.files.candidate_task(front[point].id))
+        candidate = front[point].candidate
+        task = read_task(self.files.candidate_task(candidate))
         if not isinstance(task, EvaluateTask) or task.plan is None:
-            raise ValueError(f"candidate {front[point].id} has no merge plan")
+            raise ValueError(f"candidate {candidate} has no merge plan")
         return task
 
+    def member_plan(self, point: int) -> MergePlan:
+        """Front member ``point``'s merge plan, its model paths resolved on this volume."""
+        return local_merge_plan(self.merge_task(point).plan, self.volume)
 
-def write_plots(run_dir: RunDirectory, baselines: list[RunDirectory] = ()) -> list[Path]:
+    def evaluated(self) -> np.ndarray:
+        """``(m, 2)`` objectives of every candidate evaluated."""
+        done = [c.objectives for c in self.state.candidates if c.status == "succeeded"]
+        return np.array(done, dtype=float).reshape(-1, 2)
+
+    def evaluated_std(self) -> np.ndarray | None:
+        """``(m, 2)`` standard deviations of :meth:`evaluated` (``objectives_std.npy``), or
+        ``None`` when the run has none (or they do not match the evaluations)."""
+        path = self.files.objectives_std
+        if not path.exists():
+            return None
+        std = np.load(path)
+        return std if std.shape == self.evaluated().shape else None
+
+    def hypervolume(self, ref_point: Sequence[float]) -> float:
+        """Hypervolume of the reported front against ``ref_point``."""
+        front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
+        return hypervolume(front, np.asarray(ref_point, dtype=float)) if len(front) else 0.0
+
+    def hypervolume_curve(self, ref_point: Sequence[float]) -> Curve:
+        """Hypervolume of the merges ``pareto.csv`` would list (those no anchor matches or
+        beats in both objectives) after each evaluation, in the order they finished: the
+        curve ends where the front plot's legend does. (``hypervolume.json`` keeps the
+        search's own progress figure, which counts every observation.)"""
+        done = sorted(
+            (c for c in self.state.candidates if c.status == "succeeded"),
+            key=lambda c: c.finished or "",
+        )
+        Y = np.array([c.objectives for c in done], dtype=float).reshape(-1, 2)
+        listed = ~(ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
+        ref = np.asarray(ref_point, dtype=float)
+        history = [hypervolume(Y[:k][listed[:k]], ref) for k in range(1, len(Y) + 1)]
+        return Curve(self.run.name, np.arange(1, len(Y) + 1), np.array(history))
+
+    def series(self, numbered: bool, ref_point: Sequence[float]) -> FrontSeries:
+        """This run for :func:`~paretomerge.plots.plot_fronts`."""
+        front = self.front()
+        stds = [m.std for m in front]
+        validated = [m.validated for m in front]
+        return FrontSeries(
+            label=f"{self.run.name} ({GRANULARITY_NAMES[self.run.spec.merge.granularity]})",
+            front=np.array([m.objectives for m in front], dtype=float).reshape(-1, 2),
+            points=[m.point for m in front] if numbered else None,
+            front_std=np.array(stds, dtype=float) if front and None not in stds else None,
+            evaluated=self.evaluated(),
+            hypervolume=self.hypervolume(ref_point),
+            validated=np.array(validated) if front and None not in validated else None,
+            evaluated_std=self.evaluated_std(),
+        )
+
+
+def _flag(text: str) -> bool:
+    """A boolean cell of ``pareto.csv``."""
+    if text.strip().lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"pareto.csv: validated is {text!r}, not true or false")
+    return text.strip().lower() in ("true", "1")
+
+
+def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -> list[Path]:
     """Write the report's plots into the run directory; returns their paths."""
+    ref_point = run_dir.run.spec.search.reference_point
+    runs = [run_dir.series(True, ref_point), *(b.series(False, ref_point) for b in baselines)]
     files = run_dir.files
     paths = [files.front_plot, files.hypervolume_plot]
-    plot_front(run_dir, baselines, paths[0])
-    plot_hypervolume(run_dir.state, paths[1])
+    plot_fronts(runs, ref_point, f"{run_dir.run.name}: accuracy against output tokens", paths[0])
+    plot_hypervolume(
+        [
+            run_dir.hypervolume_curve(ref_point),
+            *(b.hypervolume_curve(ref_point) for b in baselines),
+        ],
+        "evaluations",
+        "Hypervolume of the front found so far",
+        paths[1],
+    )
     profile_path = files.profile_file
     if profile_path.exists():
         paths.append(files.importance_plot)
@@ -86,57 +213,281 @@ def write_plots(run_dir: RunDirectory, baselines: list[RunDirectory] = ()) -> li
     return paths
 
 
-def plot_front(run_dir: RunDirectory, baselines: list[RunDirectory], path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
-    done = [c for c in run_dir.state.candidates if c.status == "succeeded"]
-    if done:
-        Y = np.array([c.objectives for c in done])
-        axes.scatter(Y[:, 0], Y[:, 1], s=18, color="0.65", label="evaluated merges")
-    front = np.array([c.objectives for c in run_dir.pareto()]).reshape(-1, 2)
-    if len(front):
-        order = np.argsort(front[:, 0])
-        axes.plot(
-            front[order, 0], front[order, 1], "o-", color="tab:red", label="Pareto front", ms=5
-        )
-    for baseline in baselines:
-        Yb = np.array(
-            [c.objectives for c in baseline.state.candidates if c.status == "succeeded"]
-        ).reshape(-1, 2)
-        axes.scatter(Yb[:, 0], Yb[:, 1], s=22, marker="^", label=f"{baseline.run.name} (baseline)")
-    axes.scatter([0.0], [1.0], s=80, marker="s", color="tab:blue", label="base (instruct)")
-    axes.scatter([1.0], [0.0], s=80, marker="D", color="tab:green", label="expert (thinking)")
-    axes.set_xlabel("f1: accuracy gain (0 = base, 1 = expert)")
-    axes.set_ylabel("f2: token saving (0 = expert, 1 = base)")
-    axes.set_title(f"{run_dir.run.name}: capability-efficiency front")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def plot_hypervolume(state: RunState, path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    history = state.hypervolume
-    axes.plot(range(1, len(history) + 1), history, color="tab:purple")
-    axes.set_xlabel("evaluations")
-    axes.set_ylabel("hypervolume")
-    axes.set_title("Hypervolume of the front found so far")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def plot_importance(run_dir: RunDirectory, profile_path: Path, path: Path) -> None:
+    """The heatmap with the run's blocks (block-wise runs), else with the blocks its
+    ``merge.blocks`` settings would give, at most one per
+    :data:`LAYERS_PER_REFERENCE_BLOCK` layers (a layer-wise run searches every layer, and
+    a block per layer would show nothing)."""
     from paretomerge.heatmap import plot_profile
 
     profile = ImportanceProfile.model_validate_json(profile_path.read_text())
+    blocks = run_dir.run.spec.merge.blocks
     space = run_dir.space()
     partition = space.partition if space is not None else None
     if partition is not None:
-        blocks = run_dir.run.spec.merge.blocks
         profile.partition = PartitionRecord.of(
             partition, blocks.strategy, blocks.alpha, blocks.beta
         )
-    plot_profile(profile, path)
+        note = f"the {len(partition.starts)} blocks searched"
+    else:
+        count = min(blocks.count, max(2, profile.num_layers // LAYERS_PER_REFERENCE_BLOCK))
+        profile.partition = partition_profile(
+            profile, count, blocks.strategy, blocks.alpha, blocks.beta
+        )
+        note = f"BAMBO's {count} blocks, for reference: the run searched each layer"
+    plot_profile(profile, path, note=note)
+
+
+# --- the HTML report -------------------------------------------------------------------------
+
+
+def write_html(
+    run_dir: RunDirectory, baselines: Sequence[RunDirectory], plots: Sequence[Path], out: Path
+) -> Path:
+    """Write the self-contained HTML report of ``run_dir`` to ``out``, with ``plots``
+    (from :func:`write_plots`) inlined."""
+    sections = [
+        _summary(run_dir, baselines),
+        _pareto_table(run_dir),
+        "<h2>Plots</h2>" + "".join(_figure(path) for path in plots),
+        _members(run_dir),
+        _anchors(run_dir),
+        _spec_brief(run_dir.run),
+        _unscored(run_dir.state),
+    ]
+    title = f"ParetoMerge report: {run_dir.run.name}"
+    document = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_e(title)}</h1>{''.join(sections)}</body></html>\n"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+    return out
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.4}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;font-size:.92em}
+th{background:#f3f3f3}td.text,th.text{text-align:left}
+figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
+details{margin:.5em 0;border:1px solid #ddd;padding:.3em .6em;border-radius:4px}
+summary{cursor:pointer;font-weight:600}.bar{display:inline-block;height:.8em;
+background:#c44;vertical-align:middle}.note{color:#666;font-size:.9em}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
+    state, ref_point = run_dir.state, run_dir.run.spec.search.reference_point
+    rows = [
+        (r, r.state.count("succeeded"), r.state.count("failed"), len(r.front()))
+        for r in (run_dir, *baselines)
+    ]
+    body = "".join(
+        f"<tr><td class='text'>{_e(r.run.name)}</td>"
+        f"<td class='text'>{_e(GRANULARITY_NAMES[r.run.spec.merge.granularity])}, "
+        f"{_e(r.run.spec.search.strategy)}</td><td>{done}</td><td>{failed}</td>"
+        f"<td>{size}</td><td>{r.hypervolume(ref_point):.4f}</td></tr>"
+        for r, done, failed, size in rows
+    )
+    return (
+        f"<p>Phase <b>{_e(state.phase)}</b>{': ' + _e(state.message) if state.message else ''}."
+        f" Reference point {tuple(ref_point)}; objectives normalised by the anchors.</p>"
+        "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"
+        "<th>evaluated</th><th>failed</th><th>front size</th><th>hypervolume</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _benchmarks(run_dir: RunDirectory) -> list[str]:
+    return [b.name for b in run_dir.run.spec.objectives.benchmarks]
+
+
+def _score_cells(scores: Scores | None, benchmarks: list[str]) -> str:
+    if scores is None:
+        return "<td></td><td></td>" * len(benchmarks)
+    return "".join(
+        f"<td>{scores[name].accuracy:.3f}</td><td>{scores[name].mean_output_tokens:.1f}</td>"
+        for name in benchmarks
+    )
+
+
+def _pareto_table(run_dir: RunDirectory) -> str:
+    """The front, one row per member; standard-deviation columns when the run reports
+    them, and where each value comes from (search or validation) when it says."""
+    benchmarks = _benchmarks(run_dir)
+    front = run_dir.front()
+    with_std = any(m.std for m in front)
+    with_source = any(m.validated is not None for m in front)
+    head = "<th>f1</th><th>f2</th>" + ("<th>f1 sd</th><th>f2 sd</th>" if with_std else "")
+    head += "<th class='text'>value from</th>" if with_source else ""
+    head += "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
+    rows = []
+    for member in front:
+        cells = "".join(f"<td>{value:.3f}</td>" for value in member.objectives)
+        if with_std:
+            cells += "".join(
+                f"<td class='sd'>{value:.3f}</td>" if member.std else "<td class='sd'></td>"
+                for value in member.std or (0.0, 0.0)
+            )
+        if with_source:
+            source = {True: "validation", False: "search", None: ""}[member.validated]
+            cells += f"<td class='text'>{source}</td>"
+        rows.append(
+            f"<tr data-point='{member.point}'>"
+            f"<td><a href='#point-{member.point}'>{member.point}</a></td>"
+            f"<td class='text'>{_e(member.candidate)}{_same_note(member)}</td>{cells}"
+            f"{_score_cells(run_dir.candidate(member).scores, benchmarks)}</tr>"
+        )
+    uncertainty = (
+        "sd: one standard deviation of the value."
+        if with_std
+        else "This run reports no uncertainty of its values."
+    )
+    return (
+        "<h2>Pareto set</h2><p class='note'>Most accurate first; <code>point</code> is the "
+        f"number to give <code>paretomerge materialize --point</code>. {uncertainty}</p>"
+        "<table id='pareto'><thead><tr><th>point</th><th class='text'>candidate</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _same_note(member: FrontPoint) -> str:
+    """Merges that scored exactly as ``member`` did, named in its row."""
+    if not member.same_scores:
+        return ""
+    return f" <span class='note'>(same scores: {_e(' '.join(member.same_scores))})</span>"
+
+
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f"<figure><img src='data:image/png;base64,{data}' alt='{_e(path.stem)}'>"
+        f"<figcaption class='note'>{_e(path.name)}</figcaption></figure>"
+    )
+
+
+def _members(run_dir: RunDirectory) -> str:
+    """Per front member: its weights, the ``materialize`` command and the mergekit
+    configuration (model paths resolved on this volume)."""
+    parts = ["<h2>Front members</h2>"]
+    space = run_dir.space()
+    names = space.variable_names() if space is not None else []
+    for member in run_dir.front():
+        candidate = run_dir.candidate(member)
+        command = shlex.join(
+            [
+                "paretomerge",
+                "materialize",
+                str(run_dir.path.resolve()),
+                "--point",
+                str(member.point),
+                "--out",
+                f"{run_dir.run.name}-point-{member.point}",
+            ]
+        )
+        weights = "".join(
+            f"<tr><td class='text'>{_e(name)}</td><td>{value:.3f}</td><td class='text'>"
+            f"<span class='bar' style='width:{max(0.0, min(value, 1.0)) * 12:.2f}em'></span>"
+            "</td></tr>"
+            for name, value in zip(names, candidate.variables, strict=False)
+        )
+        parts.append(
+            f"<details id='point-{member.point}'{' open' if member.point == 0 else ''}>"
+            f"<summary>point {member.point}: "
+            f"{_e(member.candidate)} (f1 {member.objectives[0]:.3f}, f2 "
+            f"{member.objectives[1]:.3f})</summary><p>Re-create it:</p>"
+            f"<pre class='command'>{_e(command)}</pre><p>Its mergekit configuration:</p>"
+            f"<pre class='mergekit'>{_e(_mergekit_yaml(run_dir, member.point))}</pre>"
+            f"<table><thead><tr><th class='text'>variable</th><th>value</th><th></th></tr>"
+            f"</thead><tbody>{weights}</tbody></table></details>"
+        )
+    return "".join(parts)
+
+
+def _mergekit_yaml(run_dir: RunDirectory, point: int) -> str:
+    """The mergekit YAML of front member ``point``, or why it cannot be shown."""
+    from paretomerge.checkpoint import Checkpoint, CheckpointError
+    from paretomerge.merge import build_configuration
+    from paretomerge.tensor_layout import TensorLayout
+
+    try:
+        plan = run_dir.member_plan(point)
+        base = Checkpoint(plan.base)
+        return build_configuration(plan, base, TensorLayout.of(base)).to_yaml()
+    except (OSError, ValueError, CheckpointError) as error:
+        return f"# not available here: {error}"
+
+
+def _anchors(run_dir: RunDirectory) -> str:
+    benchmarks = _benchmarks(run_dir)
+    head = "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
+    rows = "".join(
+        f"<tr><td class='text'>{_e(role)}</td><td class='text'>{_e(anchor.model)}</td>"
+        f"{_score_cells(anchor.scores, benchmarks)}"
+        f"<td class='text'>{'cache' if anchor.cached else 'evaluated'}</td></tr>"
+        for role, anchor in run_dir.state.anchors.items()
+    )
+    return (
+        "<h2>Anchors</h2><p class='note'>f1 = 0 and f2 = 1 at the base, f1 = 1 and f2 = 0 "
+        "at the expert, per benchmark, then averaged.</p><table id='anchors'><thead><tr>"
+        f"<th class='text'>role</th><th class='text'>model</th>{head}"
+        f"<th class='text'>from</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _spec_brief(run: ParetoMergeRun) -> str:
+    spec = run.spec
+    benchmarks = ", ".join(
+        b.name if b.type == "builtin" else f"{b.name} ({b.format}, {b.path})"
+        for b in spec.objectives.benchmarks
+    )
+    limit = spec.objectives.limit
+    items = [
+        ("base", spec.models.base.path),
+        ("experts", ", ".join(e.path for e in spec.models.experts)),
+        ("merge", f"{spec.merge.method}, {GRANULARITY_NAMES[spec.merge.granularity]}"),
+        (
+            "search",
+            f"{spec.search.strategy}, budget {spec.search.budget}, "
+            f"{spec.search.initial_points} initial points, seed {spec.search.seed}",
+        ),
+        ("benchmarks", benchmarks + (f"; {limit} questions each" if limit else "")),
+        (
+            "evaluation",
+            f"{spec.evaluation.engine}, max {spec.evaluation.max_tokens} tokens, "
+            f"temperature {spec.evaluation.sampling.temperature}",
+        ),
+    ]
+    rows = "".join(
+        f"<tr><th class='text'>{_e(k)}</th><td class='text'>{_e(v)}</td></tr>" for k, v in items
+    )
+    return f"<h2>Run spec</h2><table id='spec'><tbody>{rows}</tbody></table>"
+
+
+def _unscored(state: RunState) -> str:
+    """Candidates that finished with no score of their own: failed ones with their last
+    reason (and any other such status, e.g. screened)."""
+    unscored = [c for c in state.candidates if c.status not in ("succeeded", "running")]
+    statuses = sorted({c.status for c in unscored}) or ["failed"]
+    title = f"<h2>{_e(' and '.join(statuses).capitalize())} candidates</h2>"
+    if not unscored:
+        return f"{title}<p>None.</p>"
+    rows = "".join(
+        f"<tr><td class='text'>{_e(c.id)}</td><td class='text'>{_e(c.status)}</td>"
+        f"<td>{c.attempts}</td><td class='text'>{_e(c.reasons[-1] if c.reasons else '')}</td></tr>"
+        for c in unscored
+    )
+    return (
+        f"{title}<table id='unscored'><thead><tr><th class='text'>candidate</th>"
+        "<th class='text'>status</th><th>attempts</th><th class='text'>last reason</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )

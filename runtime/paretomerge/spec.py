@@ -143,7 +143,7 @@ class SearchSpec(SpecModel):
     validation not. ``initialSolutions`` are scalars: each fills every merge weight.
     """
 
-    strategy: StrategyName = "sip-map-saas"
+    strategy: StrategyName = "coarse-to-fine"
     budget: int = Field(default=88, ge=1, le=10_000)
     initial_points: int = Field(default=8, ge=1, le=10_000)
     initial_solutions: list[UnitInterval] = Field(default=[0.55, 0.8], max_length=64)

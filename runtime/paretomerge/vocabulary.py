@@ -7,11 +7,20 @@ from __future__ import annotations
 from typing import Literal
 
 StrategyName = Literal[
-    "random", "sobol", "model-level", "gp", "sip-gp", "saas", "sip-saas", "sip-map-saas", "bambo"
+    "random",
+    "sobol",
+    "model-level",
+    "gp",
+    "sip-gp",
+    "saas",
+    "sip-saas",
+    "sip-map-saas",
+    "coarse-to-fine",
+    "bambo",
 ]
 STRATEGY_NAMES: tuple[str, ...] = StrategyName.__args__
 # Strategies that need the per-layer importance profile.
-PROFILE_STRATEGIES = frozenset({"sip-gp", "sip-saas", "sip-map-saas", "bambo"})
+PROFILE_STRATEGIES = frozenset({"sip-gp", "sip-saas", "sip-map-saas", "coarse-to-fine", "bambo"})
 
 PartitionStrategy = Literal["variance", "balance", "hybrid", "uniform"]
 PARTITION_STRATEGIES: tuple[str, ...] = PartitionStrategy.__args__

@@ -18,27 +18,20 @@ from paretomerge_operator.resources import (
     controller_role_binding,
     controller_service_account,
 )
-from paretomerge_operator.status_updates import update_run_status
+from paretomerge_operator.status_updates import set_run_phase, update_run_status
 
 
-def _reject(body: kopf.Body, error: SpecError) -> None:
+def reject(body: kopf.Body, error: SpecError) -> None:
     """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
     message = str(error)
-    update_run_status(
-        body.metadata.namespace,
-        body.metadata.name,
-        lambda status: {
-            "phase": "Failed",
-            "message": message,
-            "observedGeneration": body.metadata.get("generation"),
-            "conditions": merge_conditions(
-                status.get("conditions", []),
-                [
-                    condition("Valid", False, "InvalidSpec", message),
-                    condition("Failed", True, "InvalidSpec", message),
-                ],
-            ),
-        },
+    set_run_phase(
+        body,
+        "Failed",
+        message,
+        [
+            condition("Valid", False, "InvalidSpec", message),
+            condition("Failed", True, "InvalidSpec", message),
+        ],
     )
     kopf.warn(body, reason="InvalidSpec", message=message)
 
@@ -53,7 +46,7 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
     try:
         run = effective_run(body, memo.cluster_settings.run_defaults)
     except SpecError as error:
-        _reject(body, error)
+        reject(body, error)
         raise kopf.PermanentError(str(error)) from None
     manifest = dict(body)
     for make in (controller_service_account, controller_role, controller_role_binding):

@@ -10,6 +10,12 @@ started again on the same run directory loses no finished evaluation and repeats
 finished attempts are collected from their result files, running ones adopted. Every
 task, the profile and the anchors as much as the candidates, is started, adopted and
 retried the same way (:meth:`Controller._start`, :meth:`Controller._retry`).
+
+Before any work a preflight looks at everything the run needs and lists every problem at
+once (:mod:`paretomerge.preflight`). A run that failed is retried when it is run again
+(its cause fixed): finished evaluations are kept and every task that gave up gets its
+retries again; a run that succeeded goes on when its budget was raised
+(:meth:`Controller._reopen`).
 """
 
 from __future__ import annotations
@@ -38,14 +44,21 @@ from paretomerge.controller.state import (
     now,
 )
 from paretomerge.executors import Executor, TaskOutcome
+from paretomerge.preflight import PreflightFailed, preflight
 from paretomerge.questions import QuestionPart, QuestionSplit
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer, hypervolume
 from paretomerge.search.estimates import pool_observations
-from paretomerge.spec import ParetoMergeRun, dump_run, load_started_run, resume_conflicts
+from paretomerge.spec import (
+    ParetoMergeRun,
+    SpecProblem,
+    dump_run,
+    load_started_run,
+    resume_conflicts,
+)
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
-from paretomerge.volume import outside_volume_problems
+from paretomerge.volume import OutsideVolumeError, in_volume
 
 Task = ProfileTask | EvaluateTask
 
@@ -72,8 +85,9 @@ class Controller:
         volume: local path of the run's volume (model and data paths are relative to it).
         executor: runs the tasks.
         on_update: called with the state after every checkpoint (progress, status).
-        on_note: told what a resumed run did (tasks adopted or started again); default:
-            the ``paretomerge.controller`` logger.
+        on_note: told what a resumed run did (tasks adopted or started again, what a
+            retry runs again); default: the ``paretomerge.controller`` logger.
+        on_preflight: told the preflight's problems (none when it passed), before any work.
         limits: the current budget and parallelism, asked every iteration; default: the
             spec's.
         poll_seconds: longest wait for an outcome before limits are looked at again.
@@ -87,6 +101,7 @@ class Controller:
         *,
         on_update: Callable[[RunState], None] | None = None,
         on_note: Callable[[str], None] | None = None,
+        on_preflight: Callable[[list[SpecProblem]], None] | None = None,
         limits: Callable[[], Limits] | None = None,
         poll_seconds: float = 5.0,
     ):
@@ -98,6 +113,7 @@ class Controller:
         self.files = self.layout.on(volume)
         self.on_update = on_update or (lambda state: None)
         self.on_note = on_note or logging.getLogger("paretomerge.controller").info
+        self.on_preflight = on_preflight or (lambda problems: None)
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
         )
@@ -109,31 +125,33 @@ class Controller:
     # --- the run ------------------------------------------------------------------------
 
     def run_to_end(self) -> RunState:
-        """Run (or resume) until the budget is spent or the run fails; returns the state."""
-        if problems := outside_volume_problems(self.spec, self.volume):
-            # Told but not checkpointed: the run directory itself may be what leads out.
-            state = RunState(run=self.run.name, phase="Failed")
-            state.message = "; ".join(map(str, problems))
-            self.on_update(state)
-            return state
-        self.files.root.mkdir(parents=True, exist_ok=True)
-        state = RunState.load(self.files.root)
+        """Run (or resume, retry, continue) until the budget is spent or the run fails;
+        returns the state."""
+        state = self._load_state()
         if state is not None and (conflict := self._resume_conflict()):
             # Told (status, progress) but not checkpointed: put the fields back and the
             # run resumes where it was.
             state.phase, state.message = "Failed", conflict
             self.on_update(state)
             return state
-        self.files.run_file.write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
+        if state is not None and not self._work_left(state):
+            return state
         state = state or RunState(run=self.run.name)
-        if state.phase in ("Succeeded", "Failed"):
-            return state  # an outcome: a restarted controller must not extend it
-        if state.phase != "Pending":
-            self.on_note(
-                f"resuming run {self.run.name} from its checkpoint ({state.phase}): "
-                f"{state.finished} candidate(s) finished, {state.count('running')} to adopt "
-                "or start again"
-            )
+        problems = preflight(
+            self.run,
+            self.volume,
+            tasks_path=self.executor.tasks_path(),
+            candidates_left=max(self.limits().budget - state.count("succeeded"), 0),
+        )
+        self.on_preflight(problems)
+        if problems:
+            # Told but not checkpointed: nothing was done, and a fixed spec is a new start.
+            state.phase, state.message = "Failed", str(PreflightFailed(problems))
+            self.on_update(state)
+            return state
+        self._reopen(state)
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        self.files.run_file.write_text(yaml.safe_dump(dump_run(self.run), sort_keys=False))
         try:
             self._profile(state)
             self._anchor(state)
@@ -142,6 +160,73 @@ class Controller:
             self.executor.close()
             self._set_phase(state, "Failed", str(error))
         return state
+
+    def _load_state(self) -> RunState | None:
+        """The checkpoint, if there is one; ``None`` too for a run directory that leads out
+        of the volume (not read; the preflight names it)."""
+        try:
+            in_volume(self.volume, str(self.layout.root))
+        except OutsideVolumeError:
+            return None
+        return RunState.load(self.files.root)
+
+    def _work_left(self, state: RunState) -> bool:
+        """Whether the checkpointed run has work left: any run but a Succeeded one whose
+        budget asks for no more candidates than it evaluated (said, not ignored)."""
+        budget = self.limits().budget
+        if state.phase != "Succeeded" or budget > len(state.candidates):
+            return True
+        self.on_note(
+            f"run {self.run.name} has already succeeded with {len(state.candidates)} "
+            f"candidate(s); a budget of {budget} asks for no more (raise spec.search.budget "
+            "to continue it)"
+        )
+        return False
+
+    def _reopen(self, state: RunState) -> None:
+        """Make the checkpointed run ready for the work left, and say what it is: one in
+        progress resumes; a Failed one is retried (:meth:`_forgive_failures`); a Succeeded
+        one goes on to its raised budget."""
+        name, finished = self.run.name, state.finished
+        if state.phase == "Succeeded":
+            budget = self.limits().budget
+            self.on_note(
+                f"continuing run {name}: the budget is now {budget}, "
+                f"{budget - len(state.candidates)} candidate(s) more than it evaluated"
+            )
+        elif state.phase == "Failed":
+            cause = state.message.partition("\n")[0]
+            retried = self._forgive_failures(state)
+            self.on_note(
+                f"retrying run {name}, which failed ({cause}): "
+                f"{state.count('succeeded')} finished evaluation(s) kept; "
+                + (f"run again: {', '.join(retried)}" if retried else "no task had given up")
+            )
+        elif state.phase != "Pending":
+            self.on_note(
+                f"resuming run {name} from its checkpoint ({state.phase}): {finished} "
+                f"candidate(s) finished, {state.count('running')} to adopt or start again"
+            )
+
+    def _forgive_failures(self, state: RunState) -> list[str]:
+        """Make a failed run's tasks that gave up run again: the profile or an anchor past
+        its retries, and every failed candidate (pending again for the optimiser). Their
+        earlier failures stay recorded, counted against no retries. Returns their ids."""
+        retried = []
+        for task_id, attempts in state.task_attempts.items():
+            if not self._retries_left(attempts):
+                attempts.failures_forgiven = attempts.due
+                retried.append(task_id)
+        failed = [c for c in state.candidates if c.status == "failed"]
+        if failed:
+            optimizer = AskTellOptimizer.from_state_dict(state.optimizer)
+            for candidate in failed:
+                candidate.status, candidate.finished = "running", None
+                candidate.failures_forgiven = candidate.due
+                optimizer.retry(state.candidates.index(candidate))  # candidate i is trial i
+                retried.append(candidate.id)
+            state.optimizer = optimizer.state_dict()
+        return retried
 
     def _resume_conflict(self) -> str | None:
         """Why this run's checkpoint cannot be resumed under the current spec, if it
@@ -298,7 +383,8 @@ class Controller:
         return True
 
     def _retries_left(self, attempts: TaskAttempts) -> bool:
-        return attempts.due <= self.spec.execution.candidate_retries
+        failures = attempts.due - attempts.failures_forgiven
+        return failures <= self.spec.execution.candidate_retries
 
     @staticmethod
     def _gave_up(task: Task, attempts: TaskAttempts) -> str:
@@ -334,15 +420,24 @@ class Controller:
         if state.phase != "Validating":
             self._set_phase(state, "Searching", "")
         for candidate in state.candidates:
-            if candidate.status == "running":
+            if candidate.status == "running" and not candidate.waiting:
                 self._start(self._evaluation_task(state, candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
             running = len(self.executor.running())
-            if state.finished >= limits.budget and running == 0:
+            # Retried candidates, and any whose retry a killed controller left unstarted.
+            waiting = [c for c in state.candidates if c.status == "running" and c.waiting]
+            if state.finished >= limits.budget and running == 0 and not waiting:
                 break
-            while running < limits.parallelism and len(state.candidates) < limits.budget:
-                self._launch_candidate(state)
+            while running < limits.parallelism and (
+                waiting or len(state.candidates) < limits.budget
+            ):
+                if waiting:
+                    candidate = waiting.pop(0)
+                    self._start(self._candidate_task(candidate), candidate, resuming=True)
+                    self._save(state)
+                else:
+                    self._launch_candidate(state)
                 running += 1
             for outcome in self.executor.wait(self.poll_seconds):
                 self._collect(state, outcome)

@@ -46,11 +46,19 @@ class TaskAttempts(BaseModel):
 
     attempts: int = 0
     reasons: list[str] = []
+    # Failures before the run was last retried (its cause fixed): they keep their
+    # reasons and attempt numbers, and count against no retries.
+    failures_forgiven: int = 0
 
     @property
     def due(self) -> int:
         """The attempt to run or follow now (0, 1, ...): the number of failed ones."""
         return len(self.reasons)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the attempt due has not been started (a retry granted, not yet begun)."""
+        return self.attempts == self.due
 
 
 class PointEstimate(BaseModel):

@@ -1,17 +1,25 @@
-"""``paretomerge demo``: a whole ParetoMerge run on this machine, with no GPU and no hub.
+"""``paretomerge demo``: two whole ParetoMerge runs on this machine, with no GPU and no hub.
 
-It builds the tiny instruct/thinking pair (:mod:`paretomerge.demo.pair`), writes a run
-file for it into the output directory (which plays the run's volume), and runs that file
-exactly as ``paretomerge run`` would: importance profile, anchors, then the asynchronous
+It builds the tiny instruct/thinking pair (:mod:`paretomerge.demo.pair`), writes two run
+files for it into the output directory (which plays the runs' volume), and runs each
+exactly as ``paretomerge run`` would (importance profile, anchors, then the asynchronous
 search, each candidate merged by mergekit and evaluated through evalscope against the
-built-in transformers server.
+built-in transformers server):
+
+- ``demo.yaml``: the per-layer search (one weight per layer and one for the head);
+- ``demo-model-level.yaml``: the classic model-level sweep, one weight for the whole
+  model, at the same budget.
+
+Both read the same anchors (cached on the volume) and so share one objective space; the
+report overlays the model-level front on the per-layer one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -19,27 +27,46 @@ from paretomerge.demo.pair import build_demo_pair
 from paretomerge.k8s.constants import API_VERSION, KIND
 
 RUN_NAME = "demo"
-RUN_FILE = "demo.yaml"
+BASELINE_RUN_NAME = "demo-model-level"
 MODELS_DIR = "models"
+REPORT_FILE = "report.html"
+# Each evaluation asks this many tokens at most: the thinking model's replies take about
+# 60, a merge that rambles is cut here.
+MAX_TOKENS = 80
+
+
+@dataclass(frozen=True)
+class DemoRuns:
+    """The demo's run files, in the order they run."""
+
+    search: Path  # per-layer search
+    baseline: Path  # model-level sweep
 
 
 def demo_manifest(
-    budget: int, parallelism: int, seed: int, limit: int | None = None
+    name: str,
+    granularity: Literal["layer", "model"],
+    budget: int,
+    parallelism: int,
+    seed: int,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """The demo's ParetoMergeRun: layer-wise SIP search, the numeric benchmark, CPU serving;
-    ``limit`` caps the questions asked per evaluation."""
+    """A demo ParetoMergeRun on the numeric benchmark with CPU serving: per-layer SIP
+    search (``layer``) or the model-level sweep (``model``); ``limit`` caps the questions
+    asked per evaluation."""
+    strategy = "sip-map-saas" if granularity == "layer" else "model-level"
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": RUN_NAME},
+        "metadata": {"name": name},
         "spec": {
             "models": {
                 "base": {"path": f"{MODELS_DIR}/instruct"},
                 "experts": [{"path": f"{MODELS_DIR}/thinking"}],
             },
-            "merge": {"method": "task_arithmetic", "granularity": "layer"},
+            "merge": {"method": "task_arithmetic", "granularity": granularity},
             "search": {
-                "strategy": "sip-map-saas",
+                "strategy": strategy,
                 "budget": budget,
                 "initialPoints": min(4, budget),
                 "initialSolutions": [0.55, 0.8],
@@ -56,13 +83,10 @@ def demo_manifest(
                 ],
                 "limit": limit,
             },
-            "evaluation": {
-                "engine": "transformers",
-                "maxTokens": 64,
-                "sampling": {"temperature": 0.0},
-                "baseSampling": {"temperature": 0.0},
-                "concurrency": 4,
-            },
+            # Sampling as the paper's setting does (the spec's defaults): it makes the
+            # choice to think a probability that the merge weights move, so merges near
+            # a boundary reach the trade-offs in between.
+            "evaluation": {"engine": "transformers", "maxTokens": MAX_TOKENS, "concurrency": 8},
             "execution": {
                 "parallelism": parallelism,
                 "keepMergedModels": "none",
@@ -80,12 +104,13 @@ def prepare_demo(
     seed: int,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
-) -> Path:
-    """Build (or reuse) the pair and write the run file; returns the run file's path."""
+) -> DemoRuns:
+    """Build (or reuse) the pair and write both run files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     build_demo_pair(out_dir / MODELS_DIR, seed=seed, progress=progress)
-    run_file = out_dir / RUN_FILE
-    run_file.write_text(
-        yaml.safe_dump(demo_manifest(budget, parallelism, seed, limit), sort_keys=False)
-    )
-    return run_file
+    paths = []
+    for name, granularity in ((RUN_NAME, "layer"), (BASELINE_RUN_NAME, "model")):
+        manifest = demo_manifest(name, granularity, budget, parallelism, seed, limit)
+        paths.append(out_dir / f"{name}.yaml")
+        paths[-1].write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return DemoRuns(*paths)

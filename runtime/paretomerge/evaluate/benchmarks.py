@@ -45,7 +45,7 @@ import json
 import os
 import shutil
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,19 @@ MAX_CHOICES = 10  # general_mcq reads the columns A to J
 OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
+# Bad lines a message lists; the error's ``problems`` keep every one.
+MAX_LISTED_PROBLEMS = 20
+
+
 class BenchmarkDataError(ValueError):
-    """A benchmark's data is missing or malformed; the message names the file (and line)."""
+    """A benchmark's data is missing or malformed; each of ``problems`` names the file
+    (and line), and the message lists them (the first :data:`MAX_LISTED_PROBLEMS`)."""
+
+    def __init__(self, *problems: str):
+        self.problems = list(problems)
+        listed = self.problems[:MAX_LISTED_PROBLEMS]
+        more = len(self.problems) - len(listed)
+        super().__init__("\n".join(listed) + (f"\n... and {more} more" if more else ""))
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,14 @@ def force_offline() -> None:
     os.environ.update(OFFLINE_ENVIRONMENT)
 
 
-def _json_lines(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line of a jsonl file."""
+# A row as read: its fields, or why its line is not a row at all (not JSON, not an object).
+Row = dict[str, Any] | BenchmarkDataError
+
+
+def _jsonl_rows(path: Path, shown: str) -> Iterator[tuple[str, Row]]:
+    """``(where, object)`` for every non-blank line of a jsonl file (``where``: the file
+    and line); a line that is no JSON object comes as the error naming it, so that every
+    bad line is found."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -128,32 +145,65 @@ def _json_lines(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{shown} line {number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise BenchmarkDataError(f"{shown} line {number}: not JSON: {error}") from None
-        if not isinstance(row, dict):
-            raise BenchmarkDataError(f"{shown} line {number}: not a JSON object")
-        yield number, row
+            yield where, BenchmarkDataError(f"{where}: not JSON: {error}")
+            continue
+        yield (
+            where,
+            row if isinstance(row, dict) else BenchmarkDataError(f"{where}: not a JSON object"),
+        )
 
 
-def _check_builtin(spec: BenchmarkSpec, volume: Path, chosen: Chooser) -> PreparedBenchmark:
+def _checked_rows(
+    rows: Iterable[tuple[str, Row]], convert: Callable[[dict[str, Any], str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``convert(row, where)`` of every row.
+
+    Raises:
+        BenchmarkDataError: every bad row at once, each named by its file and line.
+    """
+    converted, problems = [], []
+    for where, row in rows:
+        try:
+            if isinstance(row, BenchmarkDataError):
+                raise row
+            converted.append(convert(row, where))
+        except BenchmarkDataError as error:
+            problems += error.problems
+    if problems:
+        raise BenchmarkDataError(*problems)
+    return converted
+
+
+def _builtin_rows(spec: BenchmarkSpec, volume: Path) -> list[dict[str, Any]]:
+    """The checked rows of a builtin benchmark's data, every file's (see :func:`_checked_rows`)."""
     if spec.name not in BUILTIN_DATA:
         raise BenchmarkDataError(
             f"{spec.name!r} is not a builtin benchmark ({', '.join(BUILTIN_DATA)})"
         )
     data = BUILTIN_DATA[spec.name]
-    rows = []
-    for file in _data_files(volume / spec.data_path, spec.data_path, spec.name, data):
-        shown = str(file.relative_to(volume))
-        read = _READERS[file.suffix]
-        rows += [_builtin_row(row, data.columns, where) for where, row in read(file, shown)]
+    files = _data_files(volume / spec.data_path, spec.data_path, spec.name, data)
+    rows = _checked_rows(
+        (
+            (where, row)
+            for file in files
+            for where, row in _READERS[file.suffix](file, str(file.relative_to(volume)))
+        ),
+        lambda row, where: _builtin_row(row, data.columns, where),
+    )
     if not rows:
         raise BenchmarkDataError(f"{spec.data_path}: no questions")
+    return rows
+
+
+def _check_builtin(spec: BenchmarkSpec, volume: Path, chosen: Chooser) -> PreparedBenchmark:
+    rows = _builtin_rows(spec, volume)
     ids = chosen(spec, len(rows))
-    staged = _stage(
-        [rows[i] for i in ids], f"{data.split}.jsonl", volume / STAGED_DATA_DIR, spec.name
-    )
+    split = BUILTIN_DATA[spec.name].split
+    staged = _stage([rows[i] for i in ids], f"{split}.jsonl", volume / STAGED_DATA_DIR, spec.name)
     return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)}, tuple(ids))
 
 
@@ -197,7 +247,7 @@ def _data_files(path: Path, shown: str, name: str, data: BuiltinData) -> list[Pa
     )
 
 
-def _csv_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _csv_rows(path: Path, shown: str) -> Iterator[tuple[str, Row]]:
     """``(where, row)`` for every record of a CSV file with a header line (a quoted field
     may span lines); every value is a string, as written."""
     try:
@@ -208,7 +258,7 @@ def _csv_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
         raise BenchmarkDataError(f"{shown}: cannot read as CSV: {error}") from None
 
 
-def _parquet_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _parquet_rows(path: Path, shown: str) -> Iterator[tuple[str, Row]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -220,12 +270,7 @@ def _parquet_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]
         yield f"{shown} row {number}", row
 
 
-def _jsonl_rows(path: Path, shown: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for number, row in _json_lines(path, shown):
-        yield f"{shown} line {number}", row
-
-
-_READERS: dict[str, Callable[[Path, str], Iterator[tuple[str, dict[str, Any]]]]] = {
+_READERS: dict[str, Callable[[Path, str], Iterator[tuple[str, Row]]]] = {
     ".jsonl": _jsonl_rows,
     ".csv": _csv_rows,
     ".parquet": _parquet_rows,
@@ -296,20 +341,23 @@ def _numeric_row(row: dict[str, Any], where: str) -> dict[str, Any]:
     return {"question": question, "answer": str(answer)}
 
 
-def _convert_jsonl(
-    spec: BenchmarkSpec, volume: Path, scratch: Path, chosen: Chooser
-) -> PreparedBenchmark:
+def _user_rows(spec: BenchmarkSpec, volume: Path) -> list[dict[str, Any]]:
+    """The checked rows of a ``jsonl`` benchmark (see :func:`_checked_rows`)."""
     if spec.path is None or spec.format is None:
         raise BenchmarkDataError(
             f"benchmark {spec.name!r}: a jsonl benchmark needs path and format"
         )
     convert = _multiple_choice_row if spec.format == "multiple_choice" else _numeric_row
-    rows = [
-        convert(row, f"{spec.path} line {number}")
-        for number, row in _json_lines(volume / spec.path, spec.path)
-    ]
+    rows = _checked_rows(_jsonl_rows(volume / spec.path, spec.path), convert)
     if not rows:
         raise BenchmarkDataError(f"{spec.path}: no questions")
+    return rows
+
+
+def _convert_jsonl(
+    spec: BenchmarkSpec, volume: Path, scratch: Path, chosen: Chooser
+) -> PreparedBenchmark:
+    rows = _user_rows(spec, volume)
     ids = chosen(spec, len(rows))
     scratch.mkdir(parents=True, exist_ok=True)
     converted = scratch / f"{spec.name}.jsonl"
@@ -321,6 +369,24 @@ def _convert_jsonl(
 
     args = {"dataset_id": str(converted)}
     return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, args, tuple(ids))
+
+
+def _check_in_volume(spec: BenchmarkSpec, volume: Path) -> None:
+    try:
+        in_volume(volume, spec.data_path)
+    except OutsideVolumeError as error:
+        raise BenchmarkDataError(f"benchmark {spec.name!r}: {error}") from None
+
+
+def benchmark_problems(spec: BenchmarkSpec, volume: Path) -> list[str]:
+    """Every problem of one benchmark's data on ``volume``, line by line, each naming its
+    file (and line); nothing is converted or written (what a preflight asks)."""
+    try:
+        _check_in_volume(spec, volume)
+        (_builtin_rows if spec.type == "builtin" else _user_rows)(spec, volume)
+    except BenchmarkDataError as error:
+        return error.problems
+    return []
 
 
 #: Which questions of a benchmark of ``count`` questions an evaluation asks: their ids.
@@ -339,7 +405,8 @@ def prepare_benchmarks(
 
     Raises:
         BenchmarkDataError: the first missing or malformed file, named by its path on the
-            volume (and line), or a choice that leaves a benchmark no question.
+            volume, with every bad line of it, or a choice that leaves a benchmark no
+            question.
     """
     force_offline()
     chosen = chosen or (lambda spec, count: list(range(count)))
@@ -353,10 +420,7 @@ def prepare_benchmarks(
         return ids
 
     for spec in benchmarks:
-        try:
-            in_volume(volume, spec.data_path)
-        except OutsideVolumeError as error:
-            raise BenchmarkDataError(f"benchmark {spec.name!r}: {error}") from None
+        _check_in_volume(spec, volume)
     return [
         _check_builtin(spec, volume, checked)
         if spec.type == "builtin"

@@ -199,23 +199,33 @@ def endpoint_api_key(endpoint: EndpointSpec) -> str:
     return value
 
 
+def endpoint_model_ids(base_url: str, api_key: str, timeout: float = 30) -> list[str]:
+    """The ids of the models the endpoint lists under ``GET /models``.
+
+    Raises:
+        ServingError: the endpoint does not answer, or not with a model list (the HTTP
+            error, if any, is its ``__cause__``).
+    """
+    request = urllib.request.Request(
+        f"{base_url}/models", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return [str(model["id"]) for model in json.load(response).get("data") or []]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as error:
+        raise ServingError(f"cannot list the models of {base_url}: {error}") from error
+
+
 def endpoint_model(base_url: str, api_key: str) -> str:
     """The first model the endpoint lists under ``GET /models``.
 
     Raises:
         ServingError: the endpoint does not answer, or lists no model.
     """
-    request = urllib.request.Request(
-        f"{base_url}/models", headers={"Authorization": f"Bearer {api_key}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            models = json.load(response).get("data") or []
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise ServingError(f"cannot list the models of {base_url}: {error}") from None
+    models = endpoint_model_ids(base_url, api_key)
     if not models:
         raise ServingError(f"{base_url}/models lists no model; set evaluation.endpoint.model")
-    return str(models[0]["id"])
+    return models[0]
 
 
 @contextmanager

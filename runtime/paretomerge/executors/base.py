@@ -32,6 +32,11 @@ class Executor(ABC):
 
     poll_seconds: float
 
+    def tasks_path(self) -> str | None:
+        """The ``PATH`` of tasks that run on this machine (where a preflight looks for the
+        engine's program); ``None`` where they run elsewhere, from an image that has it."""
+        return None
+
     @abstractmethod
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
         """Start ``attempt`` (0, 1, ...) of ``task``; its ``task.json`` is already written."""

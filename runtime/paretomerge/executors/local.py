@@ -68,6 +68,9 @@ class LocalExecutor(Executor):
         self.env = {**os.environ, **(env or {})}
         self._attempts: dict[str, _Attempt] = {}
 
+    def tasks_path(self) -> str:
+        return self.env.get("PATH", os.defpath)
+
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
         if task.id in self._attempts:
             raise RuntimeError(f"task {task.id} is already running")

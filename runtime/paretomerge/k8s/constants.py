@@ -16,8 +16,10 @@ PLURAL: Final = "paretomergeruns"
 SINGULAR: Final = "paretomergerun"
 SHORT_NAMES: Final = ("pmr",)
 CRD_NAME: Final = f"{PLURAL}.{API_GROUP}"
-# Phases after which nothing more happens to a run.
+# Phases after which nothing more happens to a run, unless a user asks: a Failed run is
+# retried when RETRY_ANNOTATION changes, a Succeeded one goes on when its budget is raised.
 FINAL_PHASES: Final = ("Succeeded", "Failed")
+RETRY_ANNOTATION: Final = f"{API_GROUP}/retry"
 
 # --- labels of the objects made for a run -------------------------------------------------
 APP_NAME: Final = "paretomerge"

@@ -5,7 +5,8 @@
 the volume mounted at ``/data``, the budget and parallelism re-read from the resource on
 every iteration (users may edit them while it runs), and the status patched after every
 checkpoint. A controller that restarts resumes from the checkpoint on the volume and
-adopts the candidate Jobs that are still running.
+adopts the candidate Jobs that are still running. Before anything is launched, the
+preflight's verdict goes into the ``Preflight`` condition; with problems, nothing is.
 
 What a cluster owner sets once (Helm values) reaches the controller as environment
 variables from the operator (:class:`~paretomerge.k8s.settings.ClusterSettings`): the
@@ -25,8 +26,9 @@ from paretomerge.k8s.executor import KubernetesExecutor
 from paretomerge.k8s.runs import RunResource, effective_run
 from paretomerge.k8s.settings import ClusterSettings
 from paretomerge.k8s.status import condition, merge_conditions, run_status
+from paretomerge.preflight import PreflightFailed
 from paretomerge.run_layout import run_directory
-from paretomerge.spec import SpecError, resume_conflicts
+from paretomerge.spec import SpecError, SpecProblem, resume_conflicts
 
 
 class RunFollower:
@@ -59,14 +61,23 @@ class RunFollower:
         unapplied = [str(problem) for problem in resume_conflicts(self.started, run)]
         if unapplied != self.unapplied:
             self.unapplied = unapplied
-            self.resource.update_status(
-                lambda status: {
-                    "conditions": merge_conditions(
-                        status.get("conditions", []), [self.spec_applied()]
-                    )
-                }
-            )
+            self._set_condition(self.spec_applied())
         return self.latest_limits
+
+    def _set_condition(self, update: dict[str, str]) -> None:
+        self.resource.update_status(
+            lambda status: {"conditions": merge_conditions(status.get("conditions", []), [update])}
+        )
+
+    def preflight_checked(self, problems: list[SpecProblem]) -> None:
+        """Condition ``Preflight``: whether the run has what it needs, else every problem."""
+        if problems:
+            update = condition("Preflight", False, "ProblemsFound", str(PreflightFailed(problems)))
+        else:
+            update = condition(
+                "Preflight", True, "Passed", "the models, data, engine and volume are in order"
+            )
+        self._set_condition(update)
 
     def spec_applied(self) -> dict[str, str]:
         """Condition ``SpecApplied``: whether the run goes on under the spec as it is now."""
@@ -106,6 +117,11 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
     follower = RunFollower(resource, run_object, settings.run_defaults)
     executor = KubernetesExecutor(follower.started, run_object, volume, settings.images)
     controller = Controller(
-        follower.started, volume, executor, on_update=follower.publish, limits=follower.limits
+        follower.started,
+        volume,
+        executor,
+        on_update=follower.publish,
+        on_preflight=follower.preflight_checked,
+        limits=follower.limits,
     )
     return controller.run_to_end()

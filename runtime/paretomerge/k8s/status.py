@@ -30,7 +30,7 @@ from paretomerge.k8s.constants import FINAL_PHASES
 from paretomerge.results import Scores
 from paretomerge.run_layout import RunLayout
 
-CONDITION_TYPES = ("Valid", "SpecApplied", "Running", "Succeeded", "Failed")
+CONDITION_TYPES = ("Valid", "SpecApplied", "Preflight", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
 MAX_STATUS_EVALUATIONS = 2000
 # Pareto points shown with their weights (~0.5 KB each with 37 weights).

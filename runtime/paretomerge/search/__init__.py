@@ -1,7 +1,7 @@
 """Multi-objective Bayesian optimisation of merge weights, usable for any black box.
 
 >>> from paretomerge.search import optimize
->>> result = optimize(objective, dim=37, strategy="sip-map-saas", layer_profile=profile)
+>>> result = optimize(objective, dim=37, strategy="coarse-to-fine", layer_profile=profile)
 >>> result.pareto_X, result.pareto_Y, result.pareto_Y_std  # the front, by the posterior
 """
 

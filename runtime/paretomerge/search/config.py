@@ -102,11 +102,12 @@ class SearchConfig:
                 yield "strategy 'bambo' needs num_blocks"
             elif not 1 <= self.num_blocks <= num_layers:
                 yield f"num_blocks must be in [1, {num_layers}] (the layers), got {self.num_blocks}"
-            if self.partition_strategy not in PARTITION_STRATEGIES:
-                yield (
-                    f"partition strategy {self.partition_strategy!r} is unknown; expected "
-                    f"one of {', '.join(PARTITION_STRATEGIES)}"
-                )
+        cuts_blocks = self.strategy in ("bambo", "coarse-to-fine")  # the DP's blocks
+        if cuts_blocks and self.partition_strategy not in PARTITION_STRATEGIES:
+            yield (
+                f"partition strategy {self.partition_strategy!r} is unknown; expected "
+                f"one of {', '.join(PARTITION_STRATEGIES)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -71,7 +71,7 @@ def optimize(
     objective: Objective,
     dim: int,
     num_objectives: int = 2,
-    strategy: str = "sip-map-saas",
+    strategy: str = "coarse-to-fine",
     budget: int = 88,
     batch_size: int = 4,
     initial_points: int = 8,
@@ -103,13 +103,13 @@ def optimize(
         dim: number of decision variables (merge weights, then ``extra_variables``).
         num_objectives: ``m >= 2``.
         strategy: one of random, sobol, model-level, gp, sip-gp, saas, sip-saas,
-            sip-map-saas, bambo.
+            sip-map-saas, coarse-to-fine, bambo.
         budget: number of search evaluations, exactly (validation comes on top).
         batch_size: points per batch after the initial design.
         initial_points: size of the initial design, evaluated as one batch.
         ref_point: hypervolume reference point, ``(m,)``.
         layer_profile: divergence per merge weight (``dim - extra_variables`` values);
-            needed by sip-gp, sip-saas, sip-map-saas and bambo.
+            needed by sip-gp, sip-saas, sip-map-saas, coarse-to-fine and bambo.
         num_blocks: number of layer blocks for bambo (the head variable is one more).
         initial_solutions: points for the initial design; a scalar fills every variable.
         seed: makes the whole search reproducible.

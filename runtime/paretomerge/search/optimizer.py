@@ -45,6 +45,7 @@ from paretomerge.search.estimates import (
     posterior_estimates,
 )
 from paretomerge.search.pareto import hypervolume
+from paretomerge.search.space import Grouping
 from paretomerge.search.strategies import STRATEGIES, ProposalContext, sobol_points
 
 STATE_VERSION = 2
@@ -136,7 +137,7 @@ class AskTellOptimizer:
         design_count = max(0, min(n, self.config.initial_points - searched))
         if self._num_completed() < MIN_OBSERVATIONS:
             design_count = n  # no model yet: the design sequence goes on
-        grouping = self.strategy.grouping
+        grouping = self._grouping()
         X = self._design_points(searched, design_count)
         if n > design_count:
             with _torch_threads(SEARCH_THREADS):
@@ -188,7 +189,7 @@ class AskTellOptimizer:
         """Initial-design decision vectors for search trials ``position ..``: the user's
         solutions as given, then Sobol points of the strategy's search space."""
         solutions = self.config.initial_solutions
-        grouping = self.strategy.grouping
+        grouping = self._grouping()
         points = [np.zeros((0, self.config.dim))]
         for i in range(position, position + count):
             if i < len(solutions):
@@ -200,8 +201,12 @@ class AskTellOptimizer:
                 )
         return np.vstack(points)
 
+    def _grouping(self) -> Grouping:
+        """The strategy's search space now (a strategy may refine it as the search goes)."""
+        return self.strategy.grouping_at(self.num_search_trials)
+
     def _propose(self, also_pending: np.ndarray, q: int) -> np.ndarray:
-        grouping = self.strategy.grouping
+        grouping = self._grouping()
         waiting = [t.x for t in self.trials if t.status != "completed"]
         X_pending = np.vstack(
             [grouping.reduce(np.array(waiting).reshape(-1, self.config.dim)), also_pending]
@@ -220,7 +225,7 @@ class AskTellOptimizer:
         """The finished evaluations, in the strategy's search space."""
         completed = self._completed()
         return ProposalContext(
-            X=self.strategy.grouping.reduce(np.array([t.x for t in completed])),
+            X=self._grouping().reduce(np.array([t.x for t in completed])),
             Y=np.array([t.y for t in completed]),
             Yvar=self._known_variances(completed),
             X_pending=X_pending,
@@ -268,6 +273,14 @@ class AskTellOptimizer:
         the model."""
         pending = self._pending(trial)
         pending.status, pending.reason = "failed", str(reason)
+
+    def retry(self, trial: Trial | int) -> None:
+        """Evaluate a failed trial again (its cause fixed): it is pending once more."""
+        trial_id = trial.id if isinstance(trial, Trial) else int(trial)
+        found = self.trials[trial_id]
+        if found.status != "failed":
+            raise ValueError(f"trial {trial_id} is {found.status}; only a failed one is retried")
+        found.status, found.reason = "pending", None
 
     def add(
         self, x: Sequence[float], y: Sequence[float], yvar: Sequence[float] | None = None
@@ -348,7 +361,7 @@ class AskTellOptimizer:
         seed = self._seed(*key)
         model = None
         if len(completed) >= MIN_OBSERVATIONS:
-            nothing_pending = np.zeros((0, self.strategy.grouping.search_dim))
+            nothing_pending = np.zeros((0, self._grouping().search_dim))
             warm_start = copy.deepcopy(self.warm_start)
             context = self._context(nothing_pending, 0, key[0], seed, warm_start)
             with _torch_threads(SEARCH_THREADS), torch.random.fork_rng():
@@ -356,7 +369,7 @@ class AskTellOptimizer:
                 model = self.strategy.surrogate(context)
         X = np.array([p.x for p in points])
         if model is not None:
-            Z = self.strategy.grouping.reduce(X)
+            Z = self._grouping().reduce(X)
             mean, std, prob = posterior_estimates(model, Z, seed)
         else:
             known = self._known_variances(completed) is not None

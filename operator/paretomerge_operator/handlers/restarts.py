@@ -1,0 +1,97 @@
+"""A finished run is started again: a Failed run whose retry annotation changed
+(``kubectl annotate pmr NAME paretomerge.io/retry=1 --overwrite``; any new value asks
+again), or a Succeeded run whose budget was raised above the candidates it evaluated.
+
+The run's controller Job has ended; it is deleted and made again, and the new controller
+resumes from the checkpoint on the volume: every finished evaluation is kept, and what
+failed (or the candidates the budget adds) runs after a new preflight. A request that
+asks for nothing (a retry of a run that has not failed, a budget of a Succeeded run that
+is not above what it evaluated) is refused with an Event that says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from paretomerge.k8s import client
+from paretomerge.k8s.constants import API_GROUP, PLURAL, RETRY_ANNOTATION, VERSION
+from paretomerge.k8s.objects import controller_name
+from paretomerge.k8s.runs import effective_run
+from paretomerge.k8s.status import condition
+from paretomerge.spec import SpecError
+from paretomerge_operator.handlers.runs import reject
+from paretomerge_operator.metrics import counting_errors
+from paretomerge_operator.resources import controller_job
+from paretomerge_operator.status_updates import set_run_phase
+
+
+@kopf.on.field(API_GROUP, VERSION, PLURAL, field=("metadata", "annotations", RETRY_ANNOTATION))
+@counting_errors
+def retry_requested(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    """A Failed run is retried; any other is left as it is, and told so."""
+    if new is None or new == old:  # removing the annotation asks for nothing
+        return
+    phase = body.get("status", {}).get("phase")
+    if phase != "Failed":
+        kopf.warn(
+            body,
+            reason="RetryRefused",
+            message=f"{RETRY_ANNOTATION}: the run is {phase or 'not started'}, and only a "
+            "Failed run is retried",
+        )
+        return
+    _restart(body, memo, f"retry requested ({RETRY_ANNOTATION}: {new})")
+
+
+@kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec.search.budget")
+@counting_errors
+def budget_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    """A Succeeded run goes on when its budget rises above the candidates it evaluated
+    (a running run follows its budget itself, a Failed one is retried)."""
+    status = body.get("status", {})
+    if status.get("phase") != "Succeeded":
+        return
+    evaluated = status.get("finished", 0)
+    if new is None or new <= evaluated:
+        kopf.warn(
+            body,
+            reason="BudgetNotRaised",
+            message=f"spec.search.budget {new}: the run has succeeded with {evaluated} "
+            "candidates, and is continued only by a budget above that",
+        )
+        return
+    _restart(body, memo, f"budget raised from {old} to {new}")
+
+
+def _restart(body: kopf.Body, memo: kopf.Memo, why: str) -> None:
+    """Phase back to Pending (``Running`` true), and a new controller Job."""
+    try:
+        run = effective_run(body, memo.cluster_settings.run_defaults)
+    except SpecError as error:
+        reject(body, error)
+        raise kopf.PermanentError(str(error)) from None
+    namespace, job = body.metadata.namespace, controller_name(run.name)
+    client.call(
+        lambda: client.batch().delete_namespaced_job(
+            job, namespace, propagation_policy="Background"
+        ),
+        f"deleting job {namespace}/{job}",
+        absent_ok=True,
+    )
+    message = f"{why}: the controller starts again"
+    set_run_phase(
+        body,
+        "Pending",
+        message,
+        [
+            condition("Running", True, "Restarted", message),
+            condition("Succeeded", False, "Restarted", message),
+            condition("Failed", False, "Restarted", message),
+        ],
+    )
+    if not client.create_if_absent(controller_job(run, dict(body), memo.cluster_settings)):
+        # Background deletion removes the Job at once; one still there is on its way out.
+        raise kopf.TemporaryError(f"job {namespace}/{job} is still being deleted", delay=2)
+    kopf.info(body, reason="ControllerRestarted", message=message)

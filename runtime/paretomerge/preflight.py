@@ -1,0 +1,195 @@
+"""One look at everything a run needs, before any work: every problem at once.
+
+A run otherwise finds its problems one at a time, each after minutes of work: a missing
+expert after the profile, a broken benchmark line after the anchors. :func:`preflight`
+reads what the run will read and lists every problem, each under the field of the run
+file it comes from, its message naming the file, tensor or command at fault:
+
+- every path of the run stays inside the volume, symbolic links followed (a path that
+  leads out is named and not read);
+- every model directory: ``config.json`` parses, the safetensors are complete (the
+  index's shards exist, every header reads, no tensor runs past its file's end), and
+  every expert has the base's architecture, layer count, tensor names and shapes;
+- every benchmark's data, line by line (the checks evaluation itself makes,
+  :func:`~paretomerge.evaluate.benchmarks.benchmark_problems`);
+- the engine: ``vllm`` on the tasks' ``PATH`` when they run on this machine; a
+  ``GET /models`` of an ``endpoint``;
+- the run directory can be written, and its file system has room for the merges that
+  ``keepMergedModels`` keeps at once.
+
+It reads headers, configs and data files only: seconds, not the minutes of a profile.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import urllib.error
+from pathlib import Path
+
+from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
+from paretomerge.evaluate.benchmarks import benchmark_problems
+from paretomerge.evaluate.serving import (
+    SERVER_PROGRAMS,
+    ServingError,
+    endpoint_api_key,
+    endpoint_model_ids,
+)
+from paretomerge.run_layout import RunLayout
+from paretomerge.spec import ParetoMergeRun, SpecProblem
+from paretomerge.volume import (
+    OutsideVolumeError,
+    in_volume,
+    outside_volume_problems,
+    volume_paths,
+)
+
+BASE_FIELD = "spec.models.base.path"
+ENGINE_FIELD = "spec.evaluation.engine"
+RUNS_FIELD = "spec.execution.storage.runsPath"
+
+
+class PreflightFailed(RuntimeError):
+    """The preflight found problems; the message lists them all, one a line."""
+
+    def __init__(self, problems: list[SpecProblem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the preflight found {len(problems)} problem(s), nothing was started:\n{lines}"
+        )
+
+
+def preflight(
+    run: ParetoMergeRun, volume: Path, *, tasks_path: str | None, candidates_left: int
+) -> list[SpecProblem]:
+    """Every problem that would stop ``run`` on ``volume``: paths out of the volume,
+    models, benchmark data, the engine, the run directory (none: ``[]``).
+
+    Args:
+        tasks_path: the ``PATH`` of tasks that run on this machine, where ``vllm`` must be
+            found; ``None`` where tasks run elsewhere (the eval image brings vLLM).
+        candidates_left: candidates still to merge (the budget less those evaluated), for
+            ``keepMergedModels: all``.
+    """
+    spec = run.spec
+    outside = {p.field: p for p in outside_volume_problems(spec, volume)}
+    problems = list(outside.values())
+    checkpoints = {
+        field: _checkpoint(field, volume / path, problems)
+        for field, path in volume_paths(spec)
+        if field.startswith("spec.models.") and field not in outside
+    }
+    base = checkpoints.get(BASE_FIELD)
+    for field, expert in checkpoints.items():
+        if field != BASE_FIELD and base is not None and expert is not None:
+            try:
+                check_compatible(base, expert)
+            except CheckpointError as error:
+                problems.append(SpecProblem(field, str(error)))
+    for i, benchmark in enumerate(spec.objectives.benchmarks):
+        field = f"spec.objectives.benchmarks[{i}].path"
+        if field not in outside:
+            problems += [SpecProblem(field, p) for p in benchmark_problems(benchmark, volume)]
+    problems += _engine_problems(run, tasks_path)
+    if RUNS_FIELD not in outside:
+        model_bytes = base.total_bytes if base is not None else 0
+        problems += _storage_problems(run, volume, model_bytes, candidates_left)
+    return problems
+
+
+def _checkpoint(field: str, path: Path, problems: list[SpecProblem]) -> Checkpoint | None:
+    """The model at ``path``, or ``None`` with its problem added to ``problems``."""
+    try:
+        return Checkpoint(path)
+    except CheckpointError as error:
+        problems.append(SpecProblem(field, str(error)))
+        return None
+
+
+def _engine_problems(run: ParetoMergeRun, tasks_path: str | None) -> list[SpecProblem]:
+    evaluation = run.spec.evaluation
+    if evaluation.engine == "vllm" and tasks_path is not None:
+        program = SERVER_PROGRAMS["vllm"][0]
+        if shutil.which(program, path=tasks_path) is None:
+            return [
+                SpecProblem(
+                    ENGINE_FIELD,
+                    f"vllm: the command {program!r} is not on PATH: install vLLM into an "
+                    "environment of its own and put its bin directory on PATH (see the "
+                    "README's Evaluation)",
+                )
+            ]
+    if evaluation.engine == "endpoint" and evaluation.endpoint is not None:
+        return _endpoint_problems(run, remote=tasks_path is None)
+    return []
+
+
+def _endpoint_problems(run: ParetoMergeRun, *, remote: bool) -> list[SpecProblem]:
+    """``GET /models`` of the endpoint answers and lists the model asked for. Where tasks
+    run elsewhere their pods hold the API key, not this one: a refusal (401, 403) then
+    shows the endpoint answers, and is enough."""
+    endpoint = run.spec.evaluation.endpoint
+    field = "spec.evaluation.endpoint.url"
+    try:
+        api_key = endpoint_api_key(endpoint)
+    except ServingError as error:
+        if not remote:
+            return [SpecProblem("spec.evaluation.endpoint.apiKeySecret", str(error))]
+        api_key = "EMPTY"
+    try:
+        served = endpoint_model_ids(endpoint.url.rstrip("/"), api_key, timeout=10)
+    except ServingError as error:
+        cause = error.__cause__
+        refused = isinstance(cause, urllib.error.HTTPError) and cause.code in (401, 403)
+        return [] if remote and refused else [SpecProblem(field, str(error))]
+    if endpoint.model is not None and endpoint.model not in served:
+        return [
+            SpecProblem(
+                "spec.evaluation.endpoint.model",
+                f"{endpoint.model!r} is not among the models {endpoint.url} serves: "
+                f"{', '.join(served)}",
+            )
+        ]
+    return []
+
+
+def _storage_problems(
+    run: ParetoMergeRun, volume: Path, model_bytes: int, candidates_left: int
+) -> list[SpecProblem]:
+    """The run directory can be written, and has room for the merged models kept at once:
+    ``parallelism`` of them with ``keepMergedModels: none`` or ``pareto`` (how many the
+    front will keep cannot be known ahead), every candidate left with ``all``."""
+    layout = RunLayout.of(run)
+    try:  # runsPath may stay inside while the run's own directory is a link out of it
+        in_volume(volume, str(layout.root))
+    except OutsideVolumeError as error:
+        return [SpecProblem(RUNS_FIELD, str(error))]
+    run_dir = layout.on(volume).root
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".preflight-"):
+            pass
+    except OSError as error:
+        return [SpecProblem(RUNS_FIELD, f"the run directory {run_dir} cannot be written: {error}")]
+    execution = run.spec.execution
+    kept = candidates_left if execution.keep_merged_models == "all" else execution.parallelism
+    needed, free = kept * model_bytes, shutil.disk_usage(existing).free
+    if needed <= free:
+        return []
+    return [
+        SpecProblem(
+            "spec.execution.keepMergedModels",
+            f"{execution.keep_merged_models}: {kept} merged model(s) of {_size(model_bytes)} "
+            f"need {_size(needed)} at once, and {existing} has {_size(free)} free",
+        )
+    ]
+
+
+def _size(num_bytes: float) -> str:
+    """``num_bytes`` in the largest binary unit that keeps it at 1 or more."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024:
+            return f"{num_bytes:.3g} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.3g} TiB"

@@ -64,6 +64,7 @@ def synthetic_scores(
             accuracy=0.2 + 0.6 * capability ** (1.0 + 0.3 * k),
             accuracy_stderr=0.05,
             mean_output_tokens=20.0 + 200.0 * verbosity,
+            mean_output_tokens_stderr=4.0,
             thinking_closed=1.0,
             n=30,
         )

@@ -7,6 +7,7 @@ real generation is ``test_local_run.py``.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +33,11 @@ from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.loop import Controller, Limits
-from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
-from paretomerge.controller.state import RunState
-from paretomerge.search import hypervolume_history, pareto_mask
+from paretomerge.controller.loop import Controller, Limits, record_estimates
+from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
+from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.k8s.status import run_status
+from paretomerge.search import AskTellOptimizer, SearchConfig, hypervolume, pareto_mask
 from paretomerge.spec import parse_run
 
 TESTS = Path(__file__).parent
@@ -102,14 +105,30 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     variables = np.load(run_dir / "decision_variables.npy")
     assert objectives.shape == (8, 2) and variables.shape == (8, NUM_LAYERS + 1)
     assert variables[0].tolist() == pytest.approx([0.5] * (NUM_LAYERS + 1))  # the user's solution
-    history = json.loads((run_dir / "hypervolume.json").read_text())["hypervolume"]
-    assert history == pytest.approx(hypervolume_history(objectives, np.array([-0.2, -0.2])))
-    front = (run_dir / "pareto.csv").read_text().splitlines()[1:]
-    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])  # no trade-off when an anchor matches it
-    distinct = {tuple(y) for y in objectives[pareto_mask(objectives)]}
-    assert len(front) == len({y for y in distinct if not (anchors >= y).all(axis=1).any()}) >= 1
+    # Every value has its standard deviation beside it, the anchors' errors included.
+    stds = np.load(run_dir / "objectives_std.npy")
+    assert stds.shape == (8, 2) and np.all(stds > 0)
     results = json.loads((run_dir / "results.json").read_text())
     assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
+    assert np.array([c["objectives"] for c in results["candidates"]]) == pytest.approx(objectives)
+    assert np.array([c["objectives_std"] for c in results["candidates"]]) == pytest.approx(stds)
+    # The front is chosen and valued by the search's estimates, kept per candidate.
+    estimated = np.array([c["estimate"]["mean"] for c in results["candidates"]])
+    front = list(csv.DictReader((run_dir / "pareto.csv").open()))
+    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])  # no trade-off when an anchor matches it
+    distinct = {tuple(y) for y in estimated[pareto_mask(estimated)]}
+    assert len(front) == len({y for y in distinct if not (anchors >= y).all(axis=1).any()}) >= 1
+    front_Y = np.array([[float(row["f1"]), float(row["f2"])] for row in front])
+    for row, y in zip(front, front_Y, strict=True):
+        candidate = results["candidates"][int(row["candidate"][1:]) - 1]
+        assert y == pytest.approx(candidate["estimate"]["mean"], rel=1e-5)
+        assert float(row["f1_std"]) == pytest.approx(candidate["estimate"]["std"][0], rel=1e-5)
+    # One hypervolume per result, in the order the results came, of the front reported then:
+    # the last one is the front's in pareto.csv.
+    history = json.loads((run_dir / "hypervolume.json").read_text())
+    assert sorted(history["after"]) == [f"c{i:04d}" for i in range(1, 9)]
+    assert len(history["hypervolume"]) == 8
+    assert history["hypervolume"][-1] == pytest.approx(hypervolume(front_Y, np.array([-0.2, -0.2])))
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
     assert state.anchors["base"].scores["one"].accuracy == pytest.approx(0.2)
     assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
@@ -162,10 +181,60 @@ def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
 def test_objectives_put_the_base_at_0_1_and_the_expert_at_1_0() -> None:
     base = {"a": benchmark_score("a", 0.2, 50.0)}
     expert = {"a": benchmark_score("a", 0.6, 250.0)}
-    assert normalised_objectives(base, base, expert, ["a"]) == pytest.approx((0.0, 1.0))
-    assert normalised_objectives(expert, base, expert, ["a"]) == pytest.approx((1.0, 0.0))
+    assert objective_values(base, base, expert, ["a"]).values == pytest.approx((0.0, 1.0))
+    assert objective_values(expert, base, expert, ["a"]).values == pytest.approx((1.0, 0.0))
     middle = {"a": benchmark_score("a", 0.5, 100.0)}
-    assert normalised_objectives(middle, base, expert, ["a"]) == pytest.approx((0.75, 0.75))
+    assert objective_values(middle, base, expert, ["a"]).values == pytest.approx((0.75, 0.75))
+
+
+def test_a_candidate_that_wins_only_by_luck_is_not_on_the_reported_front() -> None:
+    """A smooth trade-off (the front at ``x1 = 0``) evaluated with small errors, and one
+    dominated point whose noisy evaluation happened to land far above it: its raw values
+    beat its neighbours, the posterior, which knows how noisy it was, does not."""
+    config = SearchConfig(
+        dim=2,
+        num_objectives=2,
+        strategy="gp",
+        ref_point=(-0.2, -0.2),
+        budget=17,
+        initial_points=17,
+        seed=3,
+    )
+    optimizer = AskTellOptimizer(config)
+    state = RunState(run="luck")
+
+    def truth(x: list[float]) -> np.ndarray:
+        return np.array([x[0] - 0.3 * x[1], 1.0 - x[0] - 0.3 * x[1]])
+
+    trials = optimizer.ask(16)
+    for trial in trials:
+        optimizer.tell(trial, truth(trial.x), np.full(2, 0.02**2))
+    # (0.26, 0.26) in truth, evaluated at (0.71, 0.71) with a standard error of 0.3
+    lucky = optimizer.add([0.5, 0.8], truth([0.5, 0.8]) + 0.45, np.full(2, 0.3**2))
+    for trial in optimizer.trials:
+        y, var = np.array(trial.y), np.array(trial.yvar)
+        state.candidates.append(
+            CandidateRecord(
+                id=f"c{trial.id + 1:04d}",
+                x=trial.x,
+                variables=trial.x,
+                trial=trial.id,
+                status="succeeded",
+                objectives=y.tolist(),
+                objectives_std=np.sqrt(var).tolist(),
+            )
+        )
+    lucky_id = f"c{lucky.id + 1:04d}"
+    raw = np.array([c.objectives for c in state.candidates])
+    assert pareto_mask(raw)[lucky.id]  # by its raw values it is on the front
+    record_estimates(state, optimizer)
+    front = {c.id for c in pareto_candidates(state)}
+    assert front and lucky_id not in front
+    estimate = state.candidate(lucky_id).estimate
+    assert all(m < y - 0.2 for m, y in zip(estimate.mean, lucky.y, strict=True))
+    for candidate in state.candidates:  # everyone else is where it was measured
+        if candidate.id != lucky_id:
+            assert candidate.estimate.mean == pytest.approx(candidate.objectives, abs=0.08)
 
 
 def test_the_decision_space_of_each_granularity() -> None:
@@ -346,16 +415,19 @@ def test_a_succeeded_run_goes_on_when_its_budget_is_raised_and_says_when_not(
     raised = run_in_process(volume, manifest(budget=6, initialPoints=4))
     assert raised.phase == "Succeeded", raised.message
     assert "continuing run fake: the budget is now 6, 2 candidate(s) more" in caplog.text
-    assert raised.candidates[:4] == first.candidates  # nothing evaluated again
+    # Nothing evaluated again (the search's estimates move with the new results).
+    assert [c.model_dump(exclude={"estimate"}) for c in raised.candidates[:4]] == [
+        c.model_dump(exclude={"estimate"}) for c in first.candidates
+    ]
     assert [c.status for c in raised.candidates[4:]] == ["succeeded"] * 2
     assert "budget: 6" in run_file.read_text()
 
 
-def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
-    volume: Path, caplog: pytest.LogCaptureFixture
+def kill_controller_when(
+    run_file: Path, volume: Path, ready: Callable[[RunState], object], seconds: float = 360
 ) -> None:
-    data = manifest(budget=10)
-    run_file = write_run(volume, data)
+    """Run the controller of ``run_file`` in a process of its own (evaluations taking 0.5 s)
+    and SIGKILL it, and it alone (its tasks run on), once its checkpoint is ``ready``."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -367,28 +439,40 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
         start_new_session=True,
     )
     checkpoint = volume / "runs" / "fake" / "checkpoint.json"
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if checkpoint.exists():
-            state = RunState.model_validate_json(checkpoint.read_text())
-            if state.count("succeeded") >= 4 and state.count("running") >= 1:
-                break
+        if checkpoint.exists() and ready(RunState.model_validate_json(checkpoint.read_text())):
+            break
         time.sleep(0.1)
     else:
+        controller.kill()
         pytest.fail("the controller made no progress")
-    os.kill(controller.pid, signal.SIGKILL)  # the controller only: its tasks run on
+    os.kill(controller.pid, signal.SIGKILL)
     controller.wait()
 
-    running = {
-        c.id for c in RunState.load(volume / "runs" / "fake").candidates if c.status == "running"
-    }
+
+def resume_to_the_end(run_file: Path, volume: Path) -> RunState:
+    """Run the controller of ``run_file`` again, in this process, to success."""
     os.environ["FAKE_SECONDS"] = "0.5"
-    caplog.set_level(logging.INFO, logger="paretomerge.controller")
     try:
         assert run_controller(run_file, volume) == "Succeeded"
     finally:
         del os.environ["FAKE_SECONDS"]
-    state = RunState.load(volume / "runs" / "fake")
+    return RunState.load(volume / "runs" / "fake")
+
+
+def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
+    volume: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_file = write_run(volume, manifest(budget=10))
+    kill_controller_when(
+        run_file, volume, lambda state: state.count("succeeded") >= 4 and state.count("running")
+    )
+    running = {
+        c.id for c in RunState.load(volume / "runs" / "fake").candidates if c.status == "running"
+    }
+    caplog.set_level(logging.INFO, logger="paretomerge.controller")
+    state = resume_to_the_end(run_file, volume)
     assert state.count("succeeded") == 10 and len(state.candidates) == 10
     for candidate in state.candidates:
         pids = list((volume / "runs" / "fake" / "candidates" / candidate.id).glob("attempt-*.pid"))
@@ -399,3 +483,71 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     adopted = {m.split()[1] for m in caplog.messages if m.startswith("adopted ")}
     restarted = {m.split()[1] for m in caplog.messages if m.startswith("starting ")}
     assert adopted | restarted == running and adopted
+
+
+def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(volume: Path) -> None:
+    data = manifest(budget=6)
+    data["spec"]["search"]["validation"] = {"budget": 3, "heldOut": 0.5}
+    state = run_in_process(volume, data)
+    assert state.phase == "Succeeded", state.message
+    assert state.finished == 6 and len(state.candidates) == 6  # the search's budget
+    assert [v.id for v in state.validations] == ["v0001", "v0002", "v0003"]
+    assert all(v.status == "succeeded" for v in state.validations)
+    run_dir = volume / "runs" / "fake"
+    tasks = {path.parent.name: json.loads(path.read_text()) for path in run_dir.rglob("task.json")}
+    # Search evaluations ask the search's side of the split, validations the held-out side,
+    # normalised by the anchors evaluated on it.
+    tasks.pop("profile")
+    for task_id, task in tasks.items():
+        held_out = task_id.startswith("v") or task_id.endswith("-held-out")
+        assert task["questions"]["part"] == ("held-out" if held_out else "search"), task_id
+    assert {"v0001", "base-held-out", "expert-held-out"} <= set(tasks)
+    assert set(state.held_out_anchors) == {"base", "expert"}
+    # The validated candidates are the likeliest front, each once before any twice.
+    validated = [v.candidate for v in state.validations]
+    assert len(set(validated)) == 3
+    for candidate_id in validated:
+        candidate = state.candidate(candidate_id)
+        (own,) = [v for v in state.validations if v.candidate == candidate_id]
+        assert candidate.validated.mean == pytest.approx(own.objectives)
+        assert candidate.validated.evaluations == 1
+    front = list(csv.DictReader((run_dir / "pareto.csv").open()))
+    for row in front:
+        candidate = state.candidate(row["candidate"])
+        assert row["validated"] == str(candidate.validated is not None).lower()
+        assert float(row["f1"]) == pytest.approx(candidate.reported[0][0], rel=1e-5)
+    assert any(row["validated"] == "true" for row in front)
+    status = run_status(state, "runs/fake", 1)
+    assert (status["finished"], status["validationsFinished"]) == (6, 3)
+    assert {row[0] for row in status["evaluations"]} >= {"v0001", "v0002", "v0003"}
+    history = json.loads((run_dir / "hypervolume.json").read_text())
+    assert len(history["hypervolume"]) == 6 + 3
+    assert sorted(history["after"][-3:]) == ["v0001", "v0002", "v0003"]
+
+
+def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -> None:
+    data = manifest(budget=4, initialPoints=4)
+    data["spec"]["search"]["validation"] = {"budget": 4}
+    run_file = write_run(volume, data)
+    kill_controller_when(
+        run_file,
+        volume,
+        lambda state: state.count_validations("succeeded") and state.count_validations("running"),
+    )
+    state = resume_to_the_end(run_file, volume)
+    assert state.count_validations("succeeded") == 4 and len(state.validations) == 4
+    assert state.count("succeeded") == 4
+    for record in [*state.candidates, *state.validations]:
+        work_dir = (
+            volume / "runs" / "fake" / ("validations" if record.id[0] == "v" else "candidates")
+        )
+        pids = list((work_dir / record.id).glob("attempt-*.pid"))
+        assert len(pids) == 1, f"{record.id} ran {len(pids)} times"
+    # No question held out: each validation is pooled with the search's evaluation.
+    trials = state.optimizer["trials"]
+    assert [t["kind"] for t in trials].count("validation") == 4
+    validated = {v.candidate for v in state.validations}
+    for candidate in state.candidates:
+        assert (candidate.validated is not None) == (candidate.id in validated)
+        if candidate.id in validated:
+            assert candidate.validated.evaluations >= 2  # the search's and a validation

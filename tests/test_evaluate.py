@@ -13,6 +13,7 @@ import math
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -41,6 +42,7 @@ from paretomerge.evaluate.benchmarks import STAGED_DATA_DIR
 from paretomerge.evaluate.evalscope_task import output_closed_thinking
 from paretomerge.evaluate.scoring import SampleRecord, final_number, score_benchmark
 from paretomerge.evaluate.serving import serve, stop_process_group
+from paretomerge.questions import QuestionSplit
 from paretomerge.spec import (
     BenchmarkSpec,
     EndpointSpec,
@@ -247,21 +249,28 @@ def endpoint_evaluation(url: str, **fields) -> EvaluationSpec:
     )
 
 
+def evaluate_scripted(
+    endpoint: ScriptedEndpoint, objectives: ObjectivesSpec, volume: Path, work_dir: Path, **options
+) -> EvaluationResult:
+    """``objectives`` evaluated against the scripted endpoint (with its API key)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(API_KEY_VARIABLE, API_KEY)
+        return evaluate_model(
+            Path("unused-by-endpoint"),
+            evaluation=endpoint_evaluation(endpoint.url),
+            objectives=objectives,
+            sampling=SAMPLING,
+            volume=volume,
+            work_dir=work_dir,
+            **options,
+        )
+
+
 @pytest.fixture(scope="module")
 def scripted(endpoint, volume, tmp_path_factory) -> tuple[EvaluationResult, Path]:
     """Every benchmark kind evaluated once against the scripted endpoint."""
     work_dir = tmp_path_factory.mktemp("work")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(API_KEY_VARIABLE, API_KEY)
-        result = evaluate_model(
-            Path("unused-by-endpoint"),
-            evaluation=endpoint_evaluation(endpoint.url),
-            objectives=OBJECTIVES,
-            sampling=SAMPLING,
-            volume=volume,
-            work_dir=work_dir,
-        )
-    return result, work_dir
+    return evaluate_scripted(endpoint, OBJECTIVES, volume, work_dir), work_dir
 
 
 # --- scores on known answers ------------------------------------------------------------------
@@ -315,6 +324,81 @@ def test_evalscope_outputs_go_to_the_work_dir(scripted):
     for name in EXPECTED:
         assert list((work_dir / "benchmarks" / name / "predictions").rglob("*.jsonl"))
         assert (work_dir / "benchmarks" / name / "logs" / "eval_log.log").is_file()
+
+
+def test_every_sample_is_recorded_with_its_question(scripted):
+    result, work_dir = scripted
+    for name, (accuracy, tokens, _, n) in EXPECTED.items():
+        lines = (work_dir / "benchmarks" / name / "records.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert sorted(r["question"] for r in records) == list(range(n))
+        assert {r["repeat"] for r in records} == {0}
+        assert sum(r["correct"] for r in records) / n == pytest.approx(accuracy)
+        assert sum(r["output_tokens"] for r in records) / n == pytest.approx(tokens)
+        spread = statistics.stdev(r["output_tokens"] for r in records) / math.sqrt(n)
+        assert result.scores[name].mean_output_tokens_stderr == pytest.approx(spread)
+
+
+def test_repeats_ask_every_question_again_and_average_over_the_answers(endpoint, volume, tmp_path):
+    objectives = ObjectivesSpec(
+        benchmarks=[
+            BenchmarkSpec(name="aime25"),
+            BenchmarkSpec(
+                name="mod-ten", type="jsonl", path="data/mod-ten.jsonl", format="numeric", repeats=3
+            ),
+        ],
+        repeats=2,
+    )
+    result = evaluate_scripted(endpoint, objectives, volume, tmp_path)
+    for name, repeats in (("aime25", 2), ("mod-ten", 3)):
+        accuracy, tokens, _, n = EXPECTED[name]
+        score = result.scores[name]
+        assert (score.n, score.repeats) == (n, repeats)
+        # the scripted replies do not vary: the same means, over n * repeats answers
+        assert score.accuracy == pytest.approx(accuracy)
+        assert score.mean_output_tokens == pytest.approx(tokens)
+        assert score.accuracy_stderr == pytest.approx(
+            math.sqrt(accuracy * (1 - accuracy) / (n * repeats))
+        )
+        lines = (tmp_path / "benchmarks" / name / "records.jsonl").read_text().splitlines()
+        asked = sorted((r["question"], r["repeat"]) for r in map(json.loads, lines))
+        assert asked == [(q, k) for q in range(n) for k in range(repeats)]
+
+
+def test_held_out_questions_never_reach_a_search_evaluation(endpoint, volume, tmp_path):
+    objectives = ObjectivesSpec(
+        benchmarks=[
+            BenchmarkSpec(name="aime25"),
+            BenchmarkSpec(
+                name="mod-ten", type="jsonl", path="data/mod-ten.jsonl", format="numeric"
+            ),
+        ]
+    )
+    asked: dict[str, dict[str, set[int]]] = {}
+    prompts: dict[str, list[str]] = {}
+    for part in ("search", "held-out"):
+        split = QuestionSplit(held_out=0.4, seed=7, part=part)
+        already = len(endpoint.requests)
+        evaluate_scripted(endpoint, objectives, volume, tmp_path / part, questions=split)
+        prompts[part] = [b["messages"][-1]["content"] for b in endpoint.requests[already:]]
+        asked[part] = {
+            name: {
+                json.loads(line)["question"]
+                for line in (tmp_path / part / "benchmarks" / name / "records.jsonl")
+                .read_text()
+                .splitlines()
+            }
+            for name in ("aime25", "mod-ten")
+        }
+    for name, questions in (("aime25", AIME), ("mod-ten", NUMERIC)):
+        search, held_out = asked["search"][name], asked["held-out"][name]
+        assert search and held_out and not search & held_out
+        assert search | held_out == set(range(len(questions)))
+        assert len(held_out) == round(0.4 * len(questions))
+        # what the server was asked: no held-out question in a search evaluation
+        for i, (question, _) in enumerate(questions):
+            sent = any(question in prompt for prompt in prompts["search"])
+            assert sent == (i in search), (name, i)
 
 
 # --- builtin data as the hubs give it ---------------------------------------------------------
@@ -849,15 +933,21 @@ def test_final_number(output, answer):
 
 
 def test_score_benchmark_aggregates_records():
-    records = [SampleRecord(True, 10, True), SampleRecord(False, 30, False)] * 2
-    assert score_benchmark("b", records) == BenchmarkScore(
+    records = [SampleRecord(True, 10, True, question=0), SampleRecord(False, 30, False, question=1)]
+    records += [
+        SampleRecord(r.correct, r.output_tokens, r.thinking_closed, r.question, 1) for r in records
+    ]
+    expected = BenchmarkScore(
         name="b",
         accuracy=0.5,
         accuracy_stderr=0.25,
         mean_output_tokens=20.0,
+        mean_output_tokens_stderr=math.sqrt(400 / 3) / 2,
         thinking_closed=0.5,
-        n=4,
+        n=2,
+        repeats=2,
     )
+    assert score_benchmark("b", records).model_dump() == pytest.approx(expected.model_dump())
     with pytest.raises(ValueError, match="no samples"):
         score_benchmark("b", [])
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
 from paretomerge.controller.state import RunState
-from paretomerge.search import pareto_mask
+from paretomerge.search import hypervolume, pareto_mask
 
 BUDGET = 4
 
@@ -58,20 +58,33 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     objectives = np.load(run_dir / "objectives.npy")
     assert objectives.shape == (BUDGET, 2) and np.all(np.isfinite(objectives))
     assert np.load(run_dir / "decision_variables.npy").shape[0] == BUDGET
+    # Every value has its error (0 where every answer agreed: all right, or all as long).
+    stds = np.load(run_dir / "objectives_std.npy")
+    assert stds.shape == (BUDGET, 2) and np.all(np.isfinite(stds) & (stds >= 0))
     with open(run_dir / "pareto.csv") as handle:
         rows = list(csv.DictReader(handle))
-    # One row per distinct non-dominated trade-off that neither anchor matches or beats.
+    # One row per distinct non-dominated trade-off that neither anchor matches or beats, by
+    # the search's estimates.
     anchors = np.array([[0.0, 1.0], [1.0, 0.0]])
-    front = objectives[pareto_mask(objectives)]
+    estimated = np.array([c.estimate.mean for c in state.candidates])
+    front = estimated[pareto_mask(estimated)]
     distinct = {tuple(y) for y in front if not (anchors >= y).all(axis=1).any()}
     assert len(rows) == len(distinct)
     # Mixed per-layer weights reach trade-offs even in the initial design; four model-level
     # weights may all land on an anchor's side.
     assert len(rows) >= 1 or run_name == "demo-model-level"
     listed = sum(1 + len(row["same_scores"].split()) for row in rows)
-    assert listed == sum(tuple(y) in distinct for y in objectives)
-    history = json.loads((run_dir / "hypervolume.json").read_text())["hypervolume"]
-    assert len(history) == BUDGET and history == sorted(history)
+    assert listed == sum(tuple(y) in distinct for y in estimated)
+    assert all(float(row["f1_std"]) >= 0 and row["validated"] == "false" for row in rows)
+    history = json.loads((run_dir / "hypervolume.json").read_text())
+    assert len(history["hypervolume"]) == BUDGET and len(history["after"]) == BUDGET
+    front_Y = np.array([[float(row["f1"]), float(row["f2"])] for row in rows]).reshape(-1, 2)
+    reference = np.array(history["reference_point"])
+    assert history["hypervolume"][-1] == pytest.approx(hypervolume(front_Y, reference), rel=1e-4)
+    # Every answer is recorded with its question: 16 questions, one repeat each.
+    records = run_dir / "candidates" / "c0001" / "eval" / "benchmarks" / name / "records.jsonl"
+    questions = [json.loads(line)["question"] for line in records.read_text().splitlines()]
+    assert sorted(questions) == list(range(16))
     if run_name == "demo":  # the model-level run is drawn on the per-layer run's plots
         for plot in ("pareto_front.png", "hypervolume.png", "importance.png"):
             assert (run_dir / plot).stat().st_size > 0

@@ -26,13 +26,13 @@ def row(candidate: str, status: str, merge=30.0, evaluate=600.0, proposal=1.5, a
         "proposalSeconds": proposal,
         "attempts": attempts,
     }
-    return [values[column] for column in EVALUATION_COLUMNS]
+    return [values.get(column) for column in EVALUATION_COLUMNS]
 
 
 def body(name: str, phase: str, rows: list, namespace: str = "team-a", **status) -> dict:
     return {
         "metadata": {"namespace": namespace, "name": name},
-        "spec": {"search": {"budget": 88}},
+        "spec": {"search": {"budget": 88, "validation": {"budget": 8}}},
         "status": {
             "phase": phase,
             "finished": len(rows),
@@ -77,6 +77,9 @@ def test_names_follow_the_conventions(memo) -> None:
         "paretomerge_run_budget_evaluations",
         "paretomerge_run_hypervolume",
         "paretomerge_run_pareto_size",
+        "paretomerge_run_validations_finished",
+        "paretomerge_run_validations_running",
+        "paretomerge_run_budget_validations",
         "paretomerge_candidate_duration_seconds",
         "paretomerge_proposal_duration_seconds",
         "paretomerge_reconcile_errors",
@@ -93,7 +96,8 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
         run_changed(body=body("r", "Running", first), type="MODIFIED", memo=memo)
     later = [*first, row("c0003", "succeeded", merge=90.0, evaluate=4000.0, attempts=3)]
     run_changed(body=body("r", "Running", later), type="MODIFIED", memo=memo)
-    run_changed(body=body("r", "Running", later), type=None, memo=memo)  # initial listing
+    later = body("r", "Running", later, validationsFinished=2, validationsRunning=1)
+    run_changed(body=later, type=None, memo=memo)  # initial listing
 
     samples = scrape(memo)
     run = {"namespace": "team-a", "run": "r"}
@@ -111,6 +115,10 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
     assert samples[("paretomerge_run_budget_evaluations", labels(**run))] == 88
     assert samples[("paretomerge_run_hypervolume", labels(**run))] == 0.42
     assert samples[("paretomerge_run_pareto_size", labels(**run))] == 3
+    # validations apart from the search's budget
+    assert samples[("paretomerge_run_validations_finished", labels(**run))] == 2
+    assert samples[("paretomerge_run_validations_running", labels(**run))] == 1
+    assert samples[("paretomerge_run_budget_validations", labels(**run))] == 8
 
 
 def test_runs_by_phase_follow_transitions_and_deletion(memo) -> None:

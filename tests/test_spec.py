@@ -64,6 +64,11 @@ def test_defaults_follow_the_design() -> None:
         0.8,
     )
     assert spec.execution.keep_merged_models == "pareto"
+    assert (
+        spec.objectives.repeats == 1
+        and spec.objectives.repeats_of(spec.objectives.benchmarks[0]) == 1
+    )
+    assert (spec.search.validation.budget, spec.search.validation.held_out) == (0, 0.0)
 
 
 CASES = [
@@ -88,6 +93,10 @@ CASES = [
     (("metadata.name", "Not_A_DNS_Name"), "metadata.name"),
     (("kind", "Job"), "kind"),
     (("spec.objectives.benchmarks.0.name", "x" * 300), "spec.objectives.benchmarks[0].name"),
+    (("spec.objectives.repeats", 0), "spec.objectives.repeats"),
+    (("spec.objectives.benchmarks.0.repeats", 0), "spec.objectives.benchmarks[0].repeats"),
+    (("spec.search.validation", {"budget": 4, "heldOut": 1.0}), "spec.search.validation.heldOut"),
+    (("spec.search.validation", {"budget": -1}), "spec.search.validation.budget"),
 ]
 
 
@@ -113,6 +122,7 @@ SEMANTIC_CASES = [
     ([("spec.objectives.benchmarks.0.format", None)], "spec.objectives.benchmarks[0].format"),
     ([("spec.objectives.benchmarks.0.type", "builtin")], "spec.objectives.benchmarks[0].name"),
     ([("spec.merge.density", 0.5)], "spec.merge.density"),
+    ([("spec.search.validation", {"heldOut": 0.2})], "spec.search.validation.heldOut"),
     ([("spec.search.strategy", "bambo")], "spec.merge.granularity"),
     ([("spec.merge.granularity", "model")], "spec.search.strategy"),
     ([("spec.evaluation.engine", "endpoint")], "spec.evaluation.endpoint"),
@@ -181,6 +191,7 @@ def test_a_run_resumes_after_edits_of_how_much_and_how_but_not_of_what() -> None
     started = parse_run(MINIMAL)
     resumable = with_changes(
         ("spec.search.budget", 200),
+        ("spec.search.validation", {"budget": 8}),
         ("spec.execution", {"parallelism": 9, "resources": {"gpus": 2}}),
         ("spec.evaluation", {"concurrency": 8, "timeoutSeconds": 60}),
     )

@@ -42,6 +42,7 @@ def finished_state(evaluations: int) -> RunState:
                 variables=x,
                 status="succeeded",
                 objectives=[f1, 1.0 - f1],
+                objectives_std=[0.05, 0.04],
                 scores=SCORES,
                 seconds={"merge": 81.234567, "evaluate": 1834.56789, "proposal": 3.21234},
                 attempts=2,
@@ -177,10 +178,27 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         "evaluateSeconds",
         "proposalSeconds",
         "attempts",
+        "f1Std",
+        "f2Std",
     )
-    assert rows[0] == ["c0001", "succeeded", 0.25, 0.75, 81.235, 1834.568, 3.212, 2]
-    assert rows[1] == ["c0002", "failed", NO_VALUE, NO_VALUE, 12.346, NO_VALUE, NO_VALUE, 3]
+    assert rows[0] == ["c0001", "succeeded", 0.25, 0.75, 81.235, 1834.568, 3.212, 2, 0.05, 0.04]
+    assert rows[1] == [
+        "c0002",
+        "failed",
+        NO_VALUE,
+        NO_VALUE,
+        12.346,
+        NO_VALUE,
+        NO_VALUE,
+        3,
+        NO_VALUE,
+        NO_VALUE,
+    ]
     for row, candidate in zip(rows, state.candidates, strict=True):
         assert EvaluationRow.from_status(row) == EvaluationRow.of(candidate)
     failed = EvaluationRow.from_status(rows[1])
     assert (failed.f1, failed.merge_seconds, failed.evaluate_seconds) == (None, 12.346, None)
+    # A status written before the deviations were added names its own, fewer columns.
+    old_columns = EVALUATION_COLUMNS[:8]
+    old_row = EvaluationRow.from_status(rows[0][:8], old_columns)
+    assert (old_row.f1, old_row.merge_seconds, old_row.f1_std) == (0.25, 81.235, None)

@@ -54,6 +54,9 @@ class RunSnapshot:
     budget: int | None
     finished: int
     running: int
+    validation_budget: int
+    validations_finished: int
+    validations_running: int
     pareto_size: int
     hypervolume: float
     evaluations: list[EvaluationRow]
@@ -65,9 +68,16 @@ class RunSnapshot:
             budget=(spec.get("search") or {}).get("budget"),
             finished=status.get("finished") or 0,
             running=status.get("running") or 0,
+            validation_budget=((spec.get("search") or {}).get("validation") or {}).get("budget")
+            or 0,
+            validations_finished=status.get("validationsFinished") or 0,
+            validations_running=status.get("validationsRunning") or 0,
             pareto_size=status.get("paretoSize") or 0,
             hypervolume=status.get("hypervolume") or 0.0,
-            evaluations=[EvaluationRow.from_status(row) for row in status.get("evaluations") or []],
+            evaluations=[
+                EvaluationRow.from_status(row, status.get("evaluationColumns"))
+                for row in status.get("evaluations") or []
+            ],
         )
 
 
@@ -94,6 +104,19 @@ class OperatorMetrics:
         )
         self.budget = self._add(
             Gauge, "paretomerge_run_budget_evaluations", "The run's evaluation budget.", RUN_LABELS
+        )
+        # Validation after the search is counted apart from the search's budget.
+        self.validations_finished = self._add(
+            Gauge, "paretomerge_run_validations_finished", "Validations finished.", RUN_LABELS
+        )
+        self.validations_running = self._add(
+            Gauge, "paretomerge_run_validations_running", "Validations running.", RUN_LABELS
+        )
+        self.validation_budget = self._add(
+            Gauge,
+            "paretomerge_run_budget_validations",
+            "The run's validation budget (evaluations after the search).",
+            RUN_LABELS,
         )
         self.hypervolume = self._add(
             Gauge, "paretomerge_run_hypervolume", "Hypervolume of the Pareto set.", RUN_LABELS
@@ -140,6 +163,9 @@ class OperatorMetrics:
         self.running.labels(**labels).set(snapshot.running)
         self.hypervolume.labels(**labels).set(snapshot.hypervolume)
         self.pareto_size.labels(**labels).set(snapshot.pareto_size)
+        self.validations_finished.labels(**labels).set(snapshot.validations_finished)
+        self.validations_running.labels(**labels).set(snapshot.validations_running)
+        self.validation_budget.labels(**labels).set(snapshot.validation_budget)
         if snapshot.budget is not None:
             self.budget.labels(**labels).set(snapshot.budget)
         if key not in self._counted:
@@ -191,7 +217,16 @@ class OperatorMetrics:
         key = (namespace, run)
         self._set_phase(key, None)
         self._counted.pop(key, None)
-        per_run = (self.finished, self.running, self.budget, self.hypervolume, self.pareto_size)
+        per_run = (
+            self.finished,
+            self.running,
+            self.budget,
+            self.hypervolume,
+            self.pareto_size,
+            self.validations_finished,
+            self.validations_running,
+            self.validation_budget,
+        )
         for metric in (*per_run, self.proposal_seconds):
             metric.remove(namespace, run)  # a no-op for series never observed
         for outcome in OUTCOMES:

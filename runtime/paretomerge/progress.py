@@ -1,4 +1,5 @@
-"""Live progress of a local run: evaluations done / budget, running, hypervolume, ETA."""
+"""Live progress of a local run: evaluations done / budget, running, hypervolume, ETA; the
+validation after the search on a bar of its own (its budget is counted apart)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from paretomerge.controller.state import RunState
 from paretomerge.spec import ParetoMergeRun
 
 
-def eta_seconds(state: RunState, budget: int, parallelism: int) -> float | None:
-    """Remaining candidates times their mean duration, spread over the workers."""
+def eta_seconds(
+    state: RunState, budget: int, parallelism: int, validation_budget: int = 0
+) -> float | None:
+    """Remaining candidates and validations times their mean duration, spread over the
+    workers."""
     durations = [
         c.seconds.get("merge", 0.0) + c.seconds.get("evaluate", 0.0)
-        for c in state.candidates
+        for c in [*state.candidates, *state.validations]
         if c.status == "succeeded"
     ]
     if not durations:
         return None
     remaining = max(0, budget - state.finished)
+    remaining += max(0, validation_budget - state.validations_finished)
     return remaining * (sum(durations) / len(durations)) / parallelism
 
 
@@ -42,6 +47,19 @@ class RunProgressBar:
         self.task = self.progress.add_task(
             run.name, total=run.spec.search.budget, phase="Pending", running=0, hv="-", eta="-"
         )
+        validation_budget = run.spec.search.validation.budget
+        self.validation_task = (
+            self.progress.add_task(
+                "validation",
+                total=validation_budget,
+                phase="validation",
+                running=0,
+                hv="",
+                eta="",
+            )
+            if validation_budget
+            else None
+        )
         self._last_message = ""
 
     def __enter__(self) -> RunProgressBar:
@@ -57,7 +75,15 @@ class RunProgressBar:
 
     def update(self, state: RunState) -> None:
         spec = self.run.spec
-        eta = eta_seconds(state, spec.search.budget, spec.execution.parallelism)
+        eta = eta_seconds(
+            state, spec.search.budget, spec.execution.parallelism, spec.search.validation.budget
+        )
+        if self.validation_task is not None:
+            self.progress.update(
+                self.validation_task,
+                completed=state.validations_finished,
+                running=state.count_validations("running"),
+            )
         self.progress.update(
             self.task,
             completed=state.finished,

@@ -25,16 +25,21 @@ class BenchmarkScore(ResultModel):
     """A model's result on one benchmark.
 
     ``accuracy`` and ``thinking_closed`` are fractions in [0, 1], ``accuracy_stderr`` is
-    in the same unit as ``accuracy``, ``mean_output_tokens`` is in tokens per question,
-    ``n`` counts questions (see :mod:`paretomerge.evaluate.scoring` for the definitions).
+    in the same unit as ``accuracy``, ``mean_output_tokens`` and its standard error
+    ``mean_output_tokens_stderr`` are in tokens per answer, ``n`` counts questions and
+    ``repeats`` how many times each was asked; every figure is over the ``n * repeats``
+    answers (see :mod:`paretomerge.evaluate.scoring` for the definitions). Results
+    written before the token error was measured have ``None`` there.
     """
 
     name: str
     accuracy: float
     accuracy_stderr: float
     mean_output_tokens: float
+    mean_output_tokens_stderr: float | None = None
     thinking_closed: float
     n: int
+    repeats: int = 1
 
 
 #: Scores by benchmark name, in the run's benchmark order.

@@ -5,15 +5,15 @@ tensors belong.) A run's directory is ``<volume>/<runsPath>/<run name>/``::
 
     run.yaml                  the spec the run started with, every default filled in
     checkpoint.json           the controller's state
-    results.json  pareto.csv  decision_variables.npy  objectives.npy  hypervolume.json
-                              the artifacts, rewritten after every finished evaluation
-                              (objectives_std.npy beside objectives.npy where the run
-                              reports standard deviations)
+    results.json  pareto.csv  decision_variables.npy  objectives.npy  objectives_std.npy
+    hypervolume.json          the artifacts, rewritten after every finished evaluation
     pareto_front.png  hypervolume.png  importance.png
                               the plots of ``paretomerge report``
     profile/                  the profile task (its profile.json)
-    anchors/<role>/           the base's and the expert's evaluations
+    anchors/<role>/           the base's and the expert's evaluations (<role>-held-out/: on
+                              the questions held out of the search)
     candidates/<id>/          one candidate's evaluation (merged/ while its weights are kept)
+    validations/<id>/         one validation: a candidate evaluated again after the search
 
 Each task's directory holds its ``task.json``, ``result.json`` or ``error.json`` and its
 attempts' logs (:mod:`paretomerge.tasks`). One :class:`RunLayout` names these paths
@@ -110,6 +110,7 @@ class RunLayout(Generic[PathT]):
             self.pareto,
             self.results,
             self.objectives,
+            self.objectives_std,
             self.decision_variables,
             self.hypervolume,
         )
@@ -142,6 +143,10 @@ class RunLayout(Generic[PathT]):
     def candidate(self, candidate_id: str) -> PathT:
         """The directory of candidate ``candidate_id``'s task."""
         return self.root / "candidates" / candidate_id
+
+    def validation(self, validation_id: str) -> PathT:
+        """The directory of validation ``validation_id``'s task."""
+        return self.root / "validations" / validation_id
 
     def candidate_task(self, candidate_id: str) -> PathT:
         return self.candidate(candidate_id) / TASK_FILE

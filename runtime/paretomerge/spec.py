@@ -31,6 +31,7 @@ BUILTIN_BENCHMARKS = ("gpqa_diamond", "aime25")
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 253
 MAX_SECONDS = 30 * 24 * 3600  # a month: longer deadlines are typos (or overflow int64)
+MAX_REPEATS = 100
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
@@ -116,11 +117,30 @@ class AcquisitionSpec(SpecModel):
     mc_samples: int = Field(default=128, ge=1, le=4096)
 
 
+class ValidationSpec(SpecModel):
+    """Evaluations again, after the search budget, of the candidates that may be on the
+    front (their posterior probability of being non-dominated is at least 0.1), most
+    likely first and spread over them before any is validated twice.
+
+    ``budget`` counts these evaluations, apart from the search's (0: no validation).
+    ``repeats`` is how many times a validation asks each question (default: as the
+    objectives say). ``heldOut`` is the fraction of each benchmark's questions, drawn by
+    ``search.seed``, that the search never asks and validation asks alone: the validated
+    values are then unbiased by the selection, and the final front is valued by them.
+    With 0, validation asks the search's questions again and its values are pooled with
+    the search's.
+    """
+
+    budget: int = Field(default=0, ge=0, le=10_000)
+    repeats: int | None = Field(default=None, ge=1, le=MAX_REPEATS)
+    held_out: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
 class SearchSpec(SpecModel):
     """The multi-objective search over merge weights.
 
-    ``budget`` counts every candidate evaluated (initial design included), anchors not.
-    ``initialSolutions`` are scalars: each fills every merge weight.
+    ``budget`` counts every candidate evaluated (initial design included), anchors and
+    validation not. ``initialSolutions`` are scalars: each fills every merge weight.
     """
 
     strategy: StrategyName = "coarse-to-fine"
@@ -132,6 +152,7 @@ class SearchSpec(SpecModel):
     density_range: tuple[UnitInterval, UnitInterval] | None = (0.7, 0.9)
     acquisition: AcquisitionSpec = AcquisitionSpec()
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    validation: ValidationSpec = ValidationSpec()
 
 
 # --- objectives and evaluation ------------------------------------------------------------
@@ -147,12 +168,14 @@ class BenchmarkSpec(SpecModel):
     ``data/<split>-*.parquet`` shards). ``jsonl`` benchmarks are the
     user's own file at ``path`` in one of two formats: ``multiple_choice`` (``question``,
     ``choices``, ``answer`` a letter) or ``numeric`` (``question``, ``answer`` a number).
+    ``repeats``, when set, replaces ``objectives.repeats`` for this benchmark.
     """
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
     type: Literal["builtin", "jsonl"] = "builtin"
     path: VolumePath | None = None
     format: Literal["multiple_choice", "numeric"] | None = None
+    repeats: int | None = Field(default=None, ge=1, le=MAX_REPEATS)
 
     @property
     def data_path(self) -> str:
@@ -161,10 +184,21 @@ class BenchmarkSpec(SpecModel):
 
 
 class ObjectivesSpec(SpecModel):
-    """The benchmarks behind f1 (accuracy) and f2 (output tokens), each averaged over them."""
+    """The benchmarks behind f1 (accuracy) and f2 (output tokens), each averaged over them.
+
+    ``limit`` caps the questions of each benchmark (its first ones); ``repeats`` is how
+    many times each question is asked (evalscope's ``repeats``): accuracy and tokens are
+    averaged over every answer, and their standard errors shrink about as ``1 /
+    sqrt(repeats)``. A benchmark's own ``repeats`` replaces it.
+    """
 
     benchmarks: list[BenchmarkSpec] = Field(min_length=1, max_length=32)
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
+
+    def repeats_of(self, benchmark: BenchmarkSpec) -> int:
+        """How many times each question of ``benchmark`` is asked."""
+        return benchmark.repeats or self.repeats
 
 
 class SamplingSpec(SpecModel):
@@ -365,6 +399,12 @@ def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         yield SpecProblem(
             "spec.search.densityRange", f"{list(search.density_range)} needs low <= high"
         )
+    if search.validation.held_out > 0.0 and search.validation.budget == 0:
+        yield SpecProblem(
+            "spec.search.validation.heldOut",
+            "questions held out of the search are asked by validation only: set "
+            "validation.budget, or heldOut to 0",
+        )
     if search.density_range is not None and search.density_range[0] <= 0.0:
         yield SpecProblem("spec.search.densityRange", "a density must be above 0")
     if merge.density is not None and not METHODS[merge.method].has_density:
@@ -525,6 +565,7 @@ def dump_run(run: ParetoMergeRun) -> dict[str, Any]:
 #: it, never what its results mean (models, merge, search space, benchmarks, sampling).
 RESUMABLE_EDITS = (
     "spec.search.budget",
+    "spec.search.validation.budget",
     "spec.execution",
     "spec.evaluation.concurrency",
     "spec.evaluation.timeoutSeconds",

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
+from paretomerge.questions import QuestionSplit
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
@@ -62,7 +63,9 @@ class EvaluateTask(TaskBase):
     """Evaluate ``model``, or the merge of ``plan`` (paths in the plan are volume-relative).
 
     ``keep_merged`` keeps the merged weights in ``<work_dir>/merged`` after the
-    evaluation; otherwise they are deleted (a 4B model is 8 GB).
+    evaluation; otherwise they are deleted (a 4B model is 8 GB). ``questions`` is the
+    side of a held-out split it asks (``None``: every question), ``repeats`` how many
+    times it asks each (``None``: as ``objectives`` says).
     """
 
     result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
@@ -73,6 +76,8 @@ class EvaluateTask(TaskBase):
     keep_merged: bool = False
     evaluation: EvaluationSpec
     objectives: ObjectivesSpec
+    questions: QuestionSplit | None = None
+    repeats: int | None = Field(default=None, ge=1)
 
     @property
     def sampling(self) -> SamplingSpec:
@@ -217,6 +222,8 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
             sampling=task.sampling,
             volume=volume,
             work_dir=work_dir / EVAL_DIR,
+            questions=task.questions,
+            repeats=task.repeats,
         )
     except Exception as error:
         raise TaskFailure("evaluate", _describe(error)) from error

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from paretomerge.files import write_atomic
+from paretomerge.questions import QuestionSplit
 from paretomerge.results import Scores
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
 
@@ -30,22 +31,41 @@ def anchor_key(
     objectives: ObjectivesSpec,
     sampling: SamplingSpec,
     volume: Path,
+    questions: QuestionSplit | None = None,
+    repeats: int | None = None,
 ) -> str:
-    """A hex key that changes whenever the anchor's scores could."""
+    """A hex key that changes whenever the anchor's scores could (``questions`` and
+    ``repeats`` as :class:`~paretomerge.tasks.EvaluateTask` has them)."""
     settings = {
         "engine": evaluation.engine,
         "endpoint": evaluation.endpoint.url if evaluation.endpoint else None,
         "max_tokens": evaluation.max_tokens,
         "max_model_len": evaluation.model_len,
         "sampling": sampling.model_dump(),
-        "objectives": objectives.model_dump(),
+        "objectives": _objectives_settings(objectives),
     }
+    if questions is not None:
+        settings["questions"] = questions.model_dump()
+    if repeats is not None:
+        settings["repeats"] = repeats
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(tree_digest(model_dir, volume).encode())
     for benchmark in objectives.benchmarks:
         data = volume / benchmark.data_path
         digest.update(tree_digest(data, volume).encode() if data.exists() else b"missing")
     return digest.hexdigest()
+
+
+def _objectives_settings(objectives: ObjectivesSpec) -> dict[str, Any]:
+    """``objectives`` as the key hashes them: fields added since keys were first made are
+    left out while at their defaults, so that anchors cached before are still found."""
+    data = objectives.model_dump()
+    if data["repeats"] == 1:
+        del data["repeats"]
+    for benchmark in data["benchmarks"]:
+        if benchmark["repeats"] is None:
+            del benchmark["repeats"]
+    return data
 
 
 def tree_digest(path: Path, volume: Path) -> str:

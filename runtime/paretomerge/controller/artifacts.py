@@ -5,11 +5,20 @@ Names follow the reference code where it has them (where they lie:
 
 - ``decision_variables.npy`` ``(n, d)``: merge weights (and density) of the ``n``
   evaluated candidates, in evaluation order;
-- ``objectives.npy`` ``(n, 2)``: their ``(f1, f2)``, both maximised;
-- ``results.json``: anchors and every candidate, failed ones with their reasons;
+- ``objectives.npy`` ``(n, 2)``: their ``(f1, f2)``, both maximised, as evaluated;
+- ``objectives_std.npy`` ``(n, 2)``: the standard deviation of each, the anchors' errors
+  included (NaN where a score had no standard error);
+- ``results.json``: anchors and every candidate, failed ones with their reasons, each
+  with its evaluated ``objectives`` and the search's ``estimate``; after a validation
+  also the ``validations`` and the anchors on the held-out questions;
 - ``pareto.csv``: the Pareto set as :func:`pareto_points` defines it, most accurate
-  first, ``point`` numbering its rows for ``paretomerge materialize --point``;
-- ``hypervolume.json``: hypervolume after each evaluation, and the reference point.
+  first, ``point`` numbering its rows for ``paretomerge materialize --point``: ``f1``,
+  ``f2`` the search's estimates (posterior means), ``f1_std``, ``f2_std`` their standard
+  deviations (a 95% interval is ``+-1.96`` of them), ``validated`` whether they are the
+  values of its validations (``true``) or the search's (``false``), the benchmark
+  columns the raw scores of the candidate's evaluation;
+- ``hypervolume.json``: the hypervolume of the reported front after each result, the
+  candidate whose result it followed (``after``), and the reference point.
 """
 
 from __future__ import annotations
@@ -48,21 +57,26 @@ class ParetoPoint:
 def pareto_points(state: RunState) -> list[ParetoPoint]:
     """The Pareto set of the evaluated merges, most accurate (highest f1) first.
 
-    A user chooses among models: the base and the expert are there without any merge, so a
-    merge that one of them matches or beats in both objectives is no trade-off worth
-    listing, and merges with identical objectives are one choice, not several.
+    Chosen and ordered by the values the run reports (:attr:`CandidateRecord.reported`:
+    the search's posterior estimates, never the raw evaluations, whose best are the
+    luckiest draws). A user chooses among models: the base and the expert are there
+    without any merge, so a merge that one of them matches or beats in both objectives is
+    no trade-off worth listing, and merges with identical values are one choice, not
+    several.
     """
     done = [c for c in state.candidates if c.status == "succeeded"]
     if not done:
         return []
-    Y = np.array([c.objectives for c in done])
+    Y = np.array([c.reported[0] for c in done])
     beaten_by_anchor = (ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
     points: dict[tuple[float, ...], list[CandidateRecord]] = {}
-    for candidate, keep, matched in zip(done, non_dominated(Y), beaten_by_anchor, strict=True):
+    for candidate, y, keep, matched in zip(
+        done, Y, non_dominated(Y), beaten_by_anchor, strict=True
+    ):
         if keep and not matched:
-            points.setdefault(tuple(candidate.objectives), []).append(candidate)
+            points.setdefault(tuple(y), []).append(candidate)
     front = [ParetoPoint(same[0], tuple(c.id for c in same[1:])) for same in points.values()]
-    return sorted(front, key=lambda p: (-p.candidate.objectives[0], -p.candidate.objectives[1]))
+    return sorted(front, key=lambda p: tuple(-v for v in p.candidate.reported[0]))
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:
@@ -94,17 +108,28 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
         files.objectives,
         np.array([c.objectives for c in done], dtype=float).reshape(-1, 2),
     )
+    _write_npy(
+        files.objectives_std,
+        np.array([c.objectives_std or [np.nan, np.nan] for c in done], dtype=float).reshape(-1, 2),
+    )
     results = {
         "run": state.run,
         "variables": space.variable_names(),
         "anchors": {role: a.model_dump() for role, a in state.anchors.items()},
         "candidates": [c.model_dump() for c in state.candidates],
     }
+    if state.validations:
+        results["held_out_anchors"] = {
+            role: a.model_dump() for role, a in state.held_out_anchors.items()
+        }
+        results["validations"] = [v.model_dump() for v in state.validations]
     write_atomic(files.results, json.dumps(results, indent=1) + "\n")
     write_atomic(files.pareto, pareto_table(state, space))
+    unnamed = len(state.hypervolume) - len(state.hypervolume_after)  # older checkpoints
     history = {
         "reference_point": list(space.spec.search.reference_point),
         "evaluations": list(range(1, len(state.hypervolume) + 1)),
+        "after": [None] * unnamed + state.hypervolume_after,
         "hypervolume": state.hypervolume,
     }
     write_atomic(files.hypervolume, json.dumps(history, indent=1) + "\n")
@@ -122,6 +147,8 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "candidate",
             "f1",
             "f2",
+            "f1_std",
+            "f2_std",
             *[f"{name}_{metric}" for name in benchmarks for metric in ("accuracy", "tokens")],
             "weight_mean",
             "weight_min",
@@ -129,17 +156,20 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "variables",
             "merge_task",
             "same_scores",
+            "validated",
         ]
     )
     for point, pareto_point in enumerate(pareto_points(state)):
         candidate = pareto_point.candidate
+        mean, std = candidate.reported
         weights = np.asarray(candidate.variables[:weight_count])
         writer.writerow(
             [
                 point,
                 candidate.id,
-                f"{candidate.objectives[0]:.6g}",
-                f"{candidate.objectives[1]:.6g}",
+                f"{mean[0]:.6g}",
+                f"{mean[1]:.6g}",
+                *((f"{v:.6g}" for v in std) if std else ("", "")),
                 *[
                     f"{value:.6g}"
                     for name in benchmarks
@@ -154,6 +184,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 " ".join(f"{v:.4f}" for v in candidate.variables),
                 str(WITHIN_RUN.candidate_task(candidate.id)),
                 " ".join(pareto_point.same_scores),
+                "true" if candidate.validated is not None else "false",
             ]
         )
     return buffer.getvalue()

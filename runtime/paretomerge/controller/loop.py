@@ -27,24 +27,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from paretomerge.controller.anchors import anchor_key, cached_scores, store_scores
-from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
+from paretomerge.controller.artifacts import pareto_candidates, pareto_points, write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.objectives import AnchorError, check_anchors, normalised_objectives
+from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import (
     AnchorRecord,
     CandidateRecord,
+    PointEstimate,
     RunState,
     TaskAttempts,
+    ValidationRecord,
     now,
 )
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.preflight import PreflightFailed, preflight
+from paretomerge.questions import QuestionPart, QuestionSplit
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.run_layout import RunLayout
-from paretomerge.search import AskTellOptimizer
+from paretomerge.search import AskTellOptimizer, hypervolume
+from paretomerge.search.estimates import pool_observations
 from paretomerge.spec import (
     ParetoMergeRun,
     SpecProblem,
@@ -263,23 +268,29 @@ class Controller:
         state.num_layers = len(result.layers)
         self._save(state)
 
-    def _anchor(self, state: RunState) -> None:
-        missing = [role for role in ANCHOR_ROLES if role not in state.anchors]
-        if missing:
+    def _anchor(self, state: RunState, held_out: bool = False) -> None:
+        """Evaluate the base and the expert (each cached on the volume): on the search's
+        questions, or with ``held_out`` on the questions held out of it (with the
+        validation's repeats), which normalise the validations."""
+        anchors = state.held_out_anchors if held_out else state.anchors
+        missing = [role for role in ANCHOR_ROLES if role not in anchors]
+        if missing and not held_out:
             self._set_phase(state, "Anchoring", "evaluating the base and the expert")
         tasks = []
         for role in missing:
-            task = self._anchor_task(role)
+            task = self._anchor_task(role, held_out)
             key = anchor_key(
                 self.volume / task.model,
                 self.spec.evaluation,
                 self.spec.objectives,
                 task.sampling,
                 self.volume,
+                task.questions,
+                task.repeats,
             )
             scores = cached_scores(self.volume, key)
             if scores is not None:
-                state.anchors[role] = AnchorRecord(
+                anchors[role] = AnchorRecord(
                     model=task.model, scores=scores, cache_key=key, cached=True
                 )
             else:
@@ -288,23 +299,34 @@ class Controller:
         for task, key in tasks:
             scores = results[task.id].scores
             store_scores(self.volume, key, task.model, scores)
-            state.anchors[task.role] = AnchorRecord(
+            anchors[task.role] = AnchorRecord(
                 model=task.model, scores=scores, cache_key=key, cached=False
             )
         self._save(state)
-        check_anchors(state.anchors["base"].scores, state.anchors["expert"].scores, self.benchmarks)
+        check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
 
-    def _anchor_task(self, role: str) -> EvaluateTask:
+    def _anchor_task(self, role: str, held_out: bool = False) -> EvaluateTask:
         # With several experts the first one anchors the accuracy and token scales.
         model = self.spec.models.base if role == "base" else self.spec.models.experts[0]
+        name = f"{role}-held-out" if held_out else role
         return EvaluateTask(
-            id=f"anchor-{role}",
-            work_dir=str(self.layout.anchor(role)),
+            id=f"anchor-{name}",
+            work_dir=str(self.layout.anchor(name)),
             role=role,
             model=model.path,
             evaluation=self.spec.evaluation,
             objectives=self.spec.objectives,
+            questions=self._questions("held-out" if held_out else "search"),
+            repeats=self.spec.search.validation.repeats if held_out else None,
         )
+
+    def _questions(self, part: QuestionPart) -> QuestionSplit | None:
+        """The side ``part`` of the held-out split, or ``None`` (every question) when no
+        question is held out."""
+        held_out = self.spec.search.validation.held_out
+        if held_out == 0.0:
+            return None
+        return QuestionSplit(held_out=held_out, seed=self.spec.search.seed, part=part)
 
     def _complete(
         self, tasks: list[Task], state: RunState
@@ -395,10 +417,11 @@ class Controller:
             self.optimizer = AskTellOptimizer(self.space.search_config())
         else:
             self.optimizer = AskTellOptimizer.from_state_dict(state.optimizer)
-        self._set_phase(state, "Searching", "")
+        if state.phase != "Validating":
+            self._set_phase(state, "Searching", "")
         for candidate in state.candidates:
             if candidate.status == "running" and not candidate.waiting:
-                self._start(self._candidate_task(candidate), candidate, resuming=True)
+                self._start(self._evaluation_task(state, candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
             running = len(self.executor.running())
@@ -418,26 +441,68 @@ class Controller:
                 running += 1
             for outcome in self.executor.wait(self.poll_seconds):
                 self._collect(state, outcome)
+        self._validate(state)
+        validated = sum(c.validated is not None for c in pareto_candidates(state))
         self._set_phase(
             state,
             "Succeeded",
             f"{state.count('succeeded')} candidates evaluated, "
-            f"{len(pareto_candidates(state))} on the Pareto front",
+            f"{len(pareto_candidates(state))} on the Pareto front"
+            + (f" ({validated} validated)" if state.validations else ""),
         )
+
+    def _validate(self, state: RunState) -> None:
+        """After the search: evaluate again the candidates that may be on the front, as
+        :meth:`AskTellOptimizer.ask_validation` picks them (most likely first, spread
+        over them), until ``search.validation.budget`` evaluations are done. With
+        questions held out, the anchors are evaluated on those questions first: they
+        normalise the validations."""
+        validation = self.spec.search.validation
+        if validation.budget == 0 or state.count("succeeded") == 0:
+            return
+        self._set_phase(state, "Validating", "evaluating the front again")
+        if validation.held_out > 0.0:
+            self._anchor(state, held_out=True)
+        for record in state.validations:
+            if record.status == "running":
+                self._start(self._evaluation_task(state, record), record, resuming=True)
+        while True:
+            running = len(self.executor.running())
+            if state.validations_finished >= validation.budget and running == 0:
+                break
+            parallelism = self.limits().parallelism
+            while running < parallelism and len(state.validations) < validation.budget:
+                self._launch_validation(state)
+                running += 1
+            for outcome in self.executor.wait(self.poll_seconds):
+                self._collect(state, outcome)
 
     def _launch_candidate(self, state: RunState) -> None:
         started = time.monotonic()
         trial = self.optimizer.ask(1)[0]
         candidate = CandidateRecord(
             id=f"c{len(state.candidates) + 1:04d}",
+            trial=trial.id,
             x=trial.x,
             variables=self.space.variables(trial.x).tolist(),
             seconds={"proposal": time.monotonic() - started},
         )
         state.candidates.append(candidate)
+        self._launch(state, candidate)
+
+    def _launch_validation(self, state: RunState) -> None:
+        trial = self.optimizer.ask_validation(1)[0]
+        validated = next(c for c in state.candidates if state.trial_of(c) == trial.validates)
+        record = ValidationRecord(
+            id=f"v{len(state.validations) + 1:04d}", trial=trial.id, candidate=validated.id
+        )
+        state.validations.append(record)
+        self._launch(state, record)
+
+    def _launch(self, state: RunState, record: CandidateRecord | ValidationRecord) -> None:
         state.optimizer = self.optimizer.state_dict()
         self._save(state)  # the proposal is recorded before anything runs
-        self._start(self._candidate_task(candidate), candidate)
+        self._start(self._evaluation_task(state, record), record)
         self._save(state)
 
     def _note_resumed(self, task_id: str, attempt: int, adopted: bool) -> None:
@@ -446,6 +511,23 @@ class Controller:
             self.on_note(f"adopted {task_id} (attempt {attempt + 1}), started earlier")
         else:
             self.on_note(f"starting {task_id} again (attempt {attempt + 1}): nothing to adopt")
+
+    def _evaluation_task(
+        self, state: RunState, record: CandidateRecord | ValidationRecord
+    ) -> EvaluateTask:
+        """The task of a candidate, or of a validation: the same merge (the same plan, so
+        the same model) on the held-out questions, its merged weights never kept."""
+        if isinstance(record, ValidationRecord):
+            return self._candidate_task(state.candidate(record.candidate)).model_copy(
+                update={
+                    "id": record.id,
+                    "work_dir": str(self.layout.validation(record.id)),
+                    "keep_merged": False,
+                    "questions": self._questions("held-out"),
+                    "repeats": self.spec.search.validation.repeats,
+                }
+            )
+        return self._candidate_task(record)
 
     def _candidate_task(self, candidate: CandidateRecord) -> EvaluateTask:
         index = int(candidate.id[1:])
@@ -457,41 +539,57 @@ class Controller:
             keep_merged=self.spec.execution.keep_merged_models != "none",
             evaluation=self.spec.evaluation,
             objectives=self.spec.objectives,
+            questions=self._questions("search"),
         )
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
-        candidate = state.candidate(outcome.task_id)
-        task = self._candidate_task(candidate)
+        record = state.evaluation(outcome.task_id)
+        task = self._evaluation_task(state, record)
         result, reason = self._read_outcome(task, outcome)
         if result is not None:
-            self._record_result(state, candidate, result)
-        elif not self._retry(state, task, candidate, reason):
-            candidate.status, candidate.finished = "failed", now()
-            self.optimizer.tell_failed(state.candidates.index(candidate), reason)
+            self._record_result(state, record, result)
+        elif not self._retry(state, task, record, reason):
+            record.status, record.finished = "failed", now()
+            self.optimizer.tell_failed(state.trial_of(record), reason)
         state.optimizer = self.optimizer.state_dict()
         write_artifacts(self.files.root, state, self.space)
         self._save(state)
-        failed = state.count("failed")
+        failed = state.count("failed") + state.count_validations("failed")
         if failed > self.spec.execution.max_failed_candidates:
             raise RunFailed(
                 f"{failed} candidates failed, more than maxFailedCandidates "
-                f"({self.spec.execution.max_failed_candidates}); last: {candidate.reasons[-1]}"
+                f"({self.spec.execution.max_failed_candidates}); last: {record.reasons[-1]}"
             )
 
     def _record_result(
-        self, state: RunState, candidate: CandidateRecord, result: EvaluateTaskResult
+        self,
+        state: RunState,
+        record: CandidateRecord | ValidationRecord,
+        result: EvaluateTaskResult,
     ) -> None:
-        anchors = state.anchors
-        y = normalised_objectives(
+        # Validations on held-out questions are normalised by the anchors on them.
+        held_out = isinstance(record, ValidationRecord) and bool(state.held_out_anchors)
+        anchors = state.held_out_anchors if held_out else state.anchors
+        y = objective_values(
             result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
-        self.optimizer.tell(state.candidates.index(candidate), y)  # candidate i is trial i
-        candidate.status, candidate.objectives = "succeeded", list(y)
-        candidate.scores = result.scores
-        candidate.seconds.update(result.seconds)
-        candidate.merged_model = result.merged_model
-        candidate.finished = now()
-        state.hypervolume.append(self.optimizer.hypervolume())
+        # The surrogate gets the evaluation's own variance: the anchors' share of the
+        # error is common to every candidate (see objectives.py).
+        self.optimizer.tell(state.trial_of(record), y.values, y.own_variance)
+        record.status, record.objectives = "succeeded", list(y.values)
+        record.objectives_std = None if y.std is None else list(y.std)
+        record.scores = result.scores
+        record.seconds.update(result.seconds)
+        record.finished = now()
+        if isinstance(record, CandidateRecord):
+            record.merged_model = result.merged_model
+        record_estimates(state, self.optimizer)
+        record_validated(state, self.optimizer, held_out=self.spec.search.validation.held_out > 0)
+        front = [point.candidate.reported[0] for point in pareto_points(state)]
+        state.hypervolume.append(
+            hypervolume(np.array(front).reshape(-1, 2), np.array(self.spec.search.reference_point))
+        )
+        state.hypervolume_after.append(record.id)
         self._prune_merged_models(state)
 
     def _prune_merged_models(self, state: RunState) -> None:
@@ -503,3 +601,71 @@ class Controller:
             if candidate.merged_model and candidate.id not in front:
                 shutil.rmtree(self.volume / candidate.merged_model, ignore_errors=True)
                 candidate.merged_model = None
+
+
+def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
+    """Give every evaluated candidate the search's estimate of its objectives
+    (:meth:`AskTellOptimizer.estimates`: the posterior at its point, or its pooled
+    evaluations for a strategy with no surrogate).
+
+    The optimiser knows each evaluation's own variance only; the anchors' share of it,
+    common to every candidate, is added back to the standard deviation reported:
+    ``std^2 = posterior var + (total var - own var)`` of the candidate's evaluation.
+    """
+    estimates = optimizer.estimates()
+    row = {int(trial): i for i, trial in enumerate(estimates.trial_ids)}
+    for candidate in state.candidates:
+        trial = state.trial_of(candidate)
+        if candidate.status != "succeeded" or trial not in row:
+            continue
+        i = row[trial]
+        std = estimates.std[i]
+        if np.isnan(std).any():
+            reported = None
+        else:
+            own = optimizer.trials[trial].yvar
+            shared = 0.0
+            if own is not None and candidate.objectives_std is not None:
+                shared = np.maximum(np.square(candidate.objectives_std) - np.asarray(own), 0.0)
+            reported = np.sqrt(np.square(std) + shared).tolist()
+        candidate.estimate = PointEstimate(
+            mean=estimates.mean[i].tolist(),
+            std=reported,
+            prob_non_dominated=float(estimates.prob_non_dominated[i]),
+            evaluations=int(estimates.num_observations[i]),
+        )
+
+
+def record_validated(state: RunState, optimizer: AskTellOptimizer, *, held_out: bool) -> None:
+    """Give every candidate with a finished validation its validated value.
+
+    With no question held out the validations were told to the optimiser like any
+    evaluation of the point, so the validated value is the search's estimate, now pooled
+    over them. With questions held out it is the validations' own values alone (unbiased
+    by the search's choice), pooled by precision (:func:`pool_observations`, with each
+    evaluation's own variance) and the held-out anchors' share of the variance added
+    once: ``std^2 = (sum_i 1 / own_i)^-1 + mean_i (total_i - own_i)``.
+    """
+    done: dict[str, list[ValidationRecord]] = {}
+    for record in state.validations:
+        if record.status == "succeeded":
+            done.setdefault(record.candidate, []).append(record)
+    for candidate_id, records in done.items():
+        candidate = state.candidate(candidate_id)
+        if not held_out:
+            candidate.validated = candidate.estimate
+            continue
+        Y = np.array([r.objectives for r in records])
+        own = [optimizer.trials[state.trial_of(r)].yvar for r in records]
+        if any(v is None for v in own) or any(r.objectives_std is None for r in records):
+            mean, std = pool_observations(Y, None)[0], None
+        else:
+            mean, var = pool_observations(Y, np.array(own))
+            shared = np.square([r.objectives_std for r in records]) - np.array(own)
+            std = np.sqrt(var + np.maximum(shared, 0.0).mean(axis=0)).tolist()
+        candidate.validated = PointEstimate(
+            mean=mean.tolist(),
+            std=std,
+            prob_non_dominated=candidate.estimate.prob_non_dominated if candidate.estimate else 1.0,
+            evaluations=len(records),
+        )

@@ -9,13 +9,30 @@ For benchmarks ``s`` with accuracy ``acc_s`` and mean output tokens ``tok_s``, a
 so the base sits at ``(0, 1)`` and the expert at ``(1, 0)``. That needs anchors that
 differ the expected way on every benchmark: an expert more accurate and more verbose than
 the base. Anything else is an :class:`AnchorError`, not a division by zero.
+
+Every score is an estimate with a standard error (:mod:`paretomerge.evaluate.scoring`),
+and so is every objective. Each term is a normalised value
+``v = (m - lo) / (hi - lo)`` of the model's figure ``m`` between two anchors' (accuracy:
+``lo`` the base, ``hi`` the expert; tokens: ``lo`` the expert, ``hi`` the base). The
+delta method (first-order Taylor expansion, the three estimates independent) gives::
+
+    Var v = (s_m^2 + (1 - v)^2 s_lo^2 + v^2 s_hi^2) / (hi - lo)^2
+
+with ``s`` the standard errors, and ``Var f = sum_s Var v_s / S^2`` over the ``S``
+benchmarks (evaluated on different questions, so independent). The first term is the
+model's *own* variance; the anchors' terms are shared by every candidate of a run (the
+same two anchor evaluations normalise all of them), so they move the whole front
+together and do not change which candidate is better: the surrogate is given the own
+variance, the run reports the *total*. The covariance of f1 and f2 (accuracy and
+length of the same answers) is not modelled; each is reported with its own error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from paretomerge.results import Scores
+from paretomerge.results import BenchmarkScore, Scores
 
 
 class AnchorError(ValueError):
@@ -48,15 +65,67 @@ def check_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> No
         )
 
 
-def normalised_objectives(
+@dataclass(frozen=True)
+class ObjectiveValues:
+    """``(f1, f2)`` of one evaluation and their variances: ``own`` (the model's own
+    sampling error alone, what the surrogate is told) and ``total`` (the anchors' errors
+    added, what the run reports); ``None`` when a score has no standard error (results
+    written before the token error was measured)."""
+
+    values: tuple[float, float]
+    own_variance: tuple[float, float] | None
+    total_variance: tuple[float, float] | None
+
+    @property
+    def std(self) -> tuple[float, float] | None:
+        """The total standard deviations, as reported."""
+        if self.total_variance is None:
+            return None
+        return (self.total_variance[0] ** 0.5, self.total_variance[1] ** 0.5)
+
+
+def _normalised(
+    m: float, lo: float, hi: float, errors: tuple[float | None, float | None, float | None]
+) -> tuple[float, float | None, float | None]:
+    """``v = (m - lo) / (hi - lo)`` with its own and total delta-method variances (see
+    the module docstring); ``errors`` are the standard errors of ``m``, ``lo``, ``hi``."""
+    span = hi - lo
+    v = (m - lo) / span
+    if any(e is None for e in errors):
+        return v, None, None
+    s_m, s_lo, s_hi = errors
+    own = s_m**2 / span**2
+    return v, own, own + ((1.0 - v) ** 2 * s_lo**2 + v**2 * s_hi**2) / span**2
+
+
+def objective_values(
     scores: Scores, base: Scores, expert: Scores, benchmarks: Sequence[str]
-) -> tuple[float, float]:
-    """``(f1, f2)`` of a model's ``scores``; anchors must have passed :func:`check_anchors`."""
-    f1 = f2 = 0.0
-    for name in benchmarks:
-        acc, tok = scores[name].accuracy, scores[name].mean_output_tokens
-        acc_base, acc_expert = base[name].accuracy, expert[name].accuracy
-        tok_base, tok_expert = base[name].mean_output_tokens, expert[name].mean_output_tokens
-        f1 += (acc - acc_base) / (acc_expert - acc_base)
-        f2 += (tok - tok_expert) / (tok_base - tok_expert)
-    return f1 / len(benchmarks), f2 / len(benchmarks)
+) -> ObjectiveValues:
+    """``(f1, f2)`` of a model's ``scores`` with their variances; anchors must have
+    passed :func:`check_anchors`."""
+
+    def accuracy(score: BenchmarkScore) -> tuple[float, float | None]:
+        return score.accuracy, score.accuracy_stderr
+
+    def tokens(score: BenchmarkScore) -> tuple[float, float | None]:
+        return score.mean_output_tokens, score.mean_output_tokens_stderr
+
+    terms = []  # per objective: (value, own variance, total variance) per benchmark
+    for figure, anchor_lo, anchor_hi in ((accuracy, base, expert), (tokens, expert, base)):
+        per_benchmark = []
+        for name in benchmarks:
+            (m, s_m), (lo, s_lo), (hi, s_hi) = (
+                figure(scores[name]),
+                figure(anchor_lo[name]),
+                figure(anchor_hi[name]),
+            )
+            per_benchmark.append(_normalised(m, lo, hi, (s_m, s_lo, s_hi)))
+        terms.append(per_benchmark)
+    count = len(benchmarks)
+    values = tuple(sum(t[0] for t in objective) / count for objective in terms)
+    if any(t[1] is None for objective in terms for t in objective):
+        return ObjectiveValues(values, None, None)
+    own, total = (
+        tuple(sum(t[k] for t in objective) / count**2 for objective in terms) for k in (1, 2)
+    )
+    return ObjectiveValues(values, own, total)

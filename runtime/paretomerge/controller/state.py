@@ -1,8 +1,11 @@
 """The controller's state: everything needed to resume a run, as one JSON checkpoint.
 
 It is written (atomically) after every change that matters: a candidate launched, a
-result or failure recorded. Candidate ``i`` is trial ``i`` of the optimiser, so a
-restored controller knows which points are still being evaluated. Every task (the
+result or failure recorded. Each candidate names its optimiser trial
+(:attr:`CandidateRecord.trial`), so a restored controller knows which points are still
+being evaluated, and keeps the search's estimate of its objectives
+(:class:`PointEstimate`), so that whoever reads the state (the status, the operator, the
+report) sees the front the search reports without a model of its own. Every task (the
 profile, the anchors, each candidate) keeps its attempts the same way
 (:class:`TaskAttempts`).
 """
@@ -22,7 +25,9 @@ from paretomerge.run_layout import RunLayout
 
 STATE_VERSION = 1
 
-Phase = Literal["Pending", "Profiling", "Anchoring", "Searching", "Succeeded", "Failed"]
+Phase = Literal[
+    "Pending", "Profiling", "Anchoring", "Searching", "Validating", "Succeeded", "Failed"
+]
 CandidateStatus = Literal["running", "succeeded", "failed"]
 
 
@@ -56,24 +61,71 @@ class TaskAttempts(BaseModel):
         return self.attempts == self.due
 
 
-class CandidateRecord(TaskAttempts):
-    """One candidate merge and what became of it.
+class PointEstimate(BaseModel):
+    """What the search estimates a candidate's objectives to be: ``mean`` and ``std``
+    ``(f1, f2)`` (the surrogate's posterior at its point, every evaluation of it pooled;
+    ``std`` includes the anchors' errors, ``None`` where no variance is known),
+    ``prob_non_dominated`` its posterior probability of being on the front, and the
+    ``evaluations`` pooled."""
 
-    ``x`` is its decision vector in ``[0, 1]^d``, ``variables`` the same in merge-weight
-    units; ``objectives`` is ``(f1, f2)``; ``scores`` the raw scores per benchmark;
-    ``seconds`` the time of each stage.
+    mean: list[float]
+    std: list[float] | None = None
+    prob_non_dominated: float
+    evaluations: int = 1
+
+
+class EvaluationRecord(TaskAttempts):
+    """One evaluation of a merge, a candidate's or a validation's, and what became of it.
+
+    ``trial`` is its optimiser trial (``None`` in checkpoints written before trials had
+    ids: there candidate ``i`` is trial ``i``); ``objectives`` is ``(f1, f2)`` as
+    evaluated and ``objectives_std`` their standard deviations, the anchors' errors
+    included (``None`` where a score had no standard error, as in checkpoints written
+    before they were measured); ``scores`` the raw scores per benchmark; ``seconds`` the
+    time of each stage.
     """
 
     id: str
-    x: list[float]
-    variables: list[float]
+    trial: int | None = None
     status: CandidateStatus = "running"
     objectives: list[float] | None = None
+    objectives_std: list[float] | None = None
     scores: Scores | None = None
     seconds: dict[str, float] = {}
-    merged_model: str | None = None
     created: str = Field(default_factory=now)
     finished: str | None = None
+
+
+class CandidateRecord(EvaluationRecord):
+    """One candidate merge.
+
+    ``x`` is its decision vector in ``[0, 1]^d``, ``variables`` the same in merge-weight
+    units; ``estimate`` the search's estimate, by which the front is chosen and valued
+    (``None`` before the first estimate, and in older checkpoints: the evaluation stands
+    in for it); ``validated`` its value after validation (``None`` until a validation of
+    it finished): :attr:`reported` is the first of these that there is.
+    """
+
+    x: list[float]
+    variables: list[float]
+    estimate: PointEstimate | None = None
+    validated: PointEstimate | None = None
+    merged_model: str | None = None
+
+    @property
+    def reported(self) -> tuple[list[float], list[float] | None]:
+        """``(mean, std)`` of ``(f1, f2)`` as the run reports them: the validated value,
+        else the search's estimate, else the evaluation itself."""
+        value = self.validated or self.estimate
+        if value is not None:
+            return value.mean, value.std
+        return self.objectives, self.objectives_std
+
+
+class ValidationRecord(EvaluationRecord):
+    """An evaluation again, after the search, of ``candidate`` (its id)."""
+
+    candidate: str
 
 
 class AnchorRecord(BaseModel):
@@ -86,7 +138,12 @@ class AnchorRecord(BaseModel):
 
 
 class RunState(BaseModel):
-    """A run's progress; ``optimizer`` is :meth:`AskTellOptimizer.state_dict`."""
+    """A run's progress; ``optimizer`` is :meth:`AskTellOptimizer.state_dict`;
+    ``validations`` the evaluations after the search, ``held_out_anchors`` the anchors
+    evaluated on the questions held out of the search (which normalise validations);
+    ``hypervolume`` the hypervolume of the reported front after each result, the
+    evaluation whose result it followed in ``hypervolume_after`` (which older checkpoints
+    lack for their first entries)."""
 
     version: int = STATE_VERSION
     run: str
@@ -97,7 +154,10 @@ class RunState(BaseModel):
     anchors: dict[str, AnchorRecord] = {}
     optimizer: dict[str, Any] | None = None
     candidates: list[CandidateRecord] = []
+    validations: list[ValidationRecord] = []
+    held_out_anchors: dict[str, AnchorRecord] = {}
     hypervolume: list[float] = []
+    hypervolume_after: list[str] = []
     task_attempts: dict[str, TaskAttempts] = {}
     started: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
@@ -115,18 +175,39 @@ class RunState(BaseModel):
         }
 
     def count(self, status: CandidateStatus) -> int:
+        """Candidates of ``status`` (validations are counted apart)."""
         return sum(c.status == status for c in self.candidates)
+
+    def count_validations(self, status: CandidateStatus) -> int:
+        return sum(v.status == status for v in self.validations)
+
+    @property
+    def validations_finished(self) -> int:
+        """Validations evaluated or given up: what the validation budget counts."""
+        return sum(v.status != "running" for v in self.validations)
 
     @property
     def finished(self) -> int:
         """Candidates evaluated or given up: what the budget counts."""
         return self.count("succeeded") + self.count("failed")
 
+    def trial_of(self, record: EvaluationRecord) -> int:
+        """The optimiser trial of a candidate or validation (in older checkpoints, a
+        candidate's position)."""
+        return self.candidates.index(record) if record.trial is None else record.trial
+
     def candidate(self, candidate_id: str) -> CandidateRecord:
         for candidate in self.candidates:
             if candidate.id == candidate_id:
                 return candidate
         raise KeyError(candidate_id)
+
+    def evaluation(self, task_id: str) -> CandidateRecord | ValidationRecord:
+        """The candidate or validation of task ``task_id``."""
+        for record in [*self.candidates, *self.validations]:
+            if record.id == task_id:
+                return record
+        raise KeyError(task_id)
 
     def save(self, run_dir: Path) -> None:
         self.updated = now()

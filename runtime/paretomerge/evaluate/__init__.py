@@ -17,20 +17,23 @@ Steps: check and convert every benchmark's data (:mod:`.benchmarks`), serve the 
 endpoint), run each benchmark through evalscope (:mod:`.evalscope_task`), and aggregate
 the per-sample records (:mod:`.scoring`). ``work_dir`` receives the server's log
 (``server.log``), the converted user data (``data/``) and evalscope's outputs and logs
-per benchmark (``benchmarks/<name>/``).
+per benchmark (``benchmarks/<name>/``, with the per-sample records, question ids
+included, as ``records.jsonl``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from paretomerge.evaluate.benchmarks import BenchmarkDataError, prepare_benchmarks
 from paretomerge.evaluate.evalscope_task import EvalscopeOutputError, run_benchmark
 from paretomerge.evaluate.scoring import score_benchmark
 from paretomerge.evaluate.serving import ServingError, serve
+from paretomerge.questions import QuestionSplit
 from paretomerge.results import BenchmarkScore, EvaluationResult
-from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec
+from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 __all__ = [
     "BenchmarkDataError",
@@ -50,11 +53,16 @@ def evaluate_model(
     sampling: SamplingSpec,
     volume: Path,
     work_dir: Path,
+    questions: QuestionSplit | None = None,
+    repeats: int | None = None,
 ) -> EvaluationResult:
     """Score the model in ``model_dir`` on every benchmark of ``objectives``.
 
     Benchmark paths are relative to ``volume``; ``objectives.limit`` caps the questions
-    per benchmark; every request carries ``sampling`` and ``evaluation.max_tokens``.
+    per benchmark (its first ones), of which ``questions`` picks one side of a held-out
+    split (default: all); each is asked ``repeats`` times (default:
+    ``objectives.repeats``, or its benchmark's own ``repeats``); every request carries
+    ``sampling`` and ``evaluation.max_tokens``.
     ``seconds`` in the result is the whole call's wall-clock time, serving included.
 
     Raises:
@@ -64,16 +72,25 @@ def evaluate_model(
     """
     started = time.monotonic()
     work_dir = Path(work_dir)
-    benchmarks = prepare_benchmarks(objectives.benchmarks, Path(volume), work_dir / "data")
+
+    def chosen(spec: BenchmarkSpec, count: int) -> list[int]:
+        count = min(count, objectives.limit or count)
+        if questions is None:
+            return list(range(count))
+        try:
+            return questions.ids(spec.name, count)
+        except ValueError as error:
+            raise BenchmarkDataError(str(error)) from None
+
+    benchmarks = prepare_benchmarks(objectives.benchmarks, Path(volume), work_dir / "data", chosen)
     scores = {}
     with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
-        for benchmark in benchmarks:
+        for spec, benchmark in zip(objectives.benchmarks, benchmarks, strict=True):
             records = run_benchmark(
-                benchmark,
+                replace(benchmark, repeats=repeats or objectives.repeats_of(spec)),
                 served,
                 sampling=sampling,
                 max_tokens=evaluation.max_tokens,
-                limit=objectives.limit,
                 concurrency=evaluation.concurrency,
                 timeout_s=evaluation.timeout_seconds,
                 out_dir=work_dir / "benchmarks" / benchmark.name,

@@ -108,11 +108,15 @@ class BenchmarkDataError(ValueError):
 @dataclass(frozen=True)
 class PreparedBenchmark:
     """A benchmark ready for evalscope: the run's ``name``, evalscope's benchmark
-    ``dataset`` and its ``dataset_args`` entry (``dataset_id`` and overrides)."""
+    ``dataset`` and its ``dataset_args`` entry (``dataset_id`` and overrides), the
+    ``question_ids`` its data file holds, in order (each question's row in the
+    benchmark's own data, from 0), and how many times each is asked (``repeats``)."""
 
     name: str
     dataset: str
     dataset_args: dict[str, Any]
+    question_ids: tuple[int, ...]
+    repeats: int = 1
 
 
 def force_offline() -> None:
@@ -195,11 +199,12 @@ def _builtin_rows(spec: BenchmarkSpec, volume: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _check_builtin(spec: BenchmarkSpec, volume: Path) -> PreparedBenchmark:
+def _check_builtin(spec: BenchmarkSpec, volume: Path, chosen: Chooser) -> PreparedBenchmark:
     rows = _builtin_rows(spec, volume)
+    ids = chosen(spec, len(rows))
     split = BUILTIN_DATA[spec.name].split
-    staged = _stage(rows, f"{split}.jsonl", volume / STAGED_DATA_DIR, spec.name)
-    return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)})
+    staged = _stage([rows[i] for i in ids], f"{split}.jsonl", volume / STAGED_DATA_DIR, spec.name)
+    return PreparedBenchmark(spec.name, spec.name, {"dataset_id": str(staged)}, tuple(ids))
 
 
 def _data_files(path: Path, shown: str, name: str, data: BuiltinData) -> list[Path]:
@@ -349,17 +354,21 @@ def _user_rows(spec: BenchmarkSpec, volume: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _convert_jsonl(spec: BenchmarkSpec, volume: Path, scratch: Path) -> PreparedBenchmark:
+def _convert_jsonl(
+    spec: BenchmarkSpec, volume: Path, scratch: Path, chosen: Chooser
+) -> PreparedBenchmark:
     rows = _user_rows(spec, volume)
+    ids = chosen(spec, len(rows))
     scratch.mkdir(parents=True, exist_ok=True)
     converted = scratch / f"{spec.name}.jsonl"
-    converted.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    converted.write_text("".join(json.dumps(rows[i]) + "\n" for i in ids), encoding="utf-8")
     if spec.format == "multiple_choice":
         args = {"dataset_id": str(converted), "prompt_template": MULTIPLE_CHOICE_PROMPT}
-        return PreparedBenchmark(spec.name, MULTIPLE_CHOICE_BENCHMARK, args)
+        return PreparedBenchmark(spec.name, MULTIPLE_CHOICE_BENCHMARK, args, tuple(ids))
     from paretomerge.evaluate.numeric_benchmark import NUMERIC_BENCHMARK
 
-    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, {"dataset_id": str(converted)})
+    args = {"dataset_id": str(converted)}
+    return PreparedBenchmark(spec.name, NUMERIC_BENCHMARK, args, tuple(ids))
 
 
 def _check_in_volume(spec: BenchmarkSpec, volume: Path) -> None:
@@ -380,22 +389,41 @@ def benchmark_problems(spec: BenchmarkSpec, volume: Path) -> list[str]:
     return []
 
 
+#: Which questions of a benchmark of ``count`` questions an evaluation asks: their ids.
+Chooser = Callable[[BenchmarkSpec, int], list[int]]
+
+
 def prepare_benchmarks(
-    benchmarks: list[BenchmarkSpec], volume: Path, scratch: Path
+    benchmarks: list[BenchmarkSpec],
+    volume: Path,
+    scratch: Path,
+    chosen: Chooser | None = None,
 ) -> list[PreparedBenchmark]:
-    """Check every benchmark's data on ``volume`` and convert the user's files into
-    ``scratch``, before anything is served.
+    """Check every benchmark's data on ``volume`` and write the questions ``chosen``
+    (default: every one) for evalscope, the user's files into ``scratch``, before
+    anything is served.
 
     Raises:
         BenchmarkDataError: the first missing or malformed file, named by its path on the
-            volume, with every bad line of it.
+            volume, with every bad line of it, or a choice that leaves a benchmark no
+            question.
     """
     force_offline()
+    chosen = chosen or (lambda spec, count: list(range(count)))
+
+    def checked(spec: BenchmarkSpec, count: int) -> list[int]:
+        ids = chosen(spec, count)
+        if not ids:
+            raise BenchmarkDataError(
+                f"benchmark {spec.name!r}: none of its {count} question(s) is to be asked"
+            )
+        return ids
+
     for spec in benchmarks:
         _check_in_volume(spec, volume)
     return [
-        _check_builtin(spec, volume)
+        _check_builtin(spec, volume, checked)
         if spec.type == "builtin"
-        else _convert_jsonl(spec, volume, scratch)
+        else _convert_jsonl(spec, volume, scratch, checked)
         for spec in benchmarks
     ]

@@ -12,11 +12,17 @@ evalscope is the OpenAI client (``eval_type='openai_api'``). It keeps, per sampl
   choice, ``acc`` for the others, where the name is left out as the only value), 1.0 if
   right; a sample its benchmark could not score has no value and counts as wrong.
 
-Those two files are the records read here; nothing is recounted.
+Those two files are the records read here; nothing is recounted. evalscope numbers the
+samples of ``n`` questions asked ``r`` times ``0 .. n r - 1``, the repeats of a question
+one after the other: sample ``i`` is repeat ``i mod r`` of the ``i // r``-th question
+it was given, whose id is that position in :attr:`PreparedBenchmark.question_ids`.
+:func:`write_records` keeps the records beside evalscope's outputs as
+``records.jsonl``, one line per sample with its question id.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -28,6 +34,7 @@ from paretomerge.evaluate.serving import ServedModel
 from paretomerge.spec import SamplingSpec
 
 MODEL_ID = "model"  # evalscope's folder name for the model under predictions/ and reviews/
+RECORDS_FILE = "records.jsonl"
 
 
 class EvalscopeOutputError(RuntimeError):
@@ -52,13 +59,14 @@ def run_benchmark(
     *,
     sampling: SamplingSpec,
     max_tokens: int,
-    limit: int | None,
     concurrency: int,
     timeout_s: float,
     out_dir: Path,
 ) -> list[SampleRecord]:
-    """Run ``benchmark`` against ``served`` with evalscope; outputs and logs go to
-    ``out_dir`` (emptied first, so a retry never reads an earlier attempt's samples).
+    """Run ``benchmark`` against ``served`` with evalscope, each of its questions
+    ``benchmark.repeats`` times; outputs and logs go to ``out_dir`` (emptied first, so a
+    retry never reads an earlier attempt's samples), the records to
+    ``out_dir/records.jsonl``.
 
     Raises:
         EvalscopeOutputError: a sample has no review or no token usage.
@@ -75,13 +83,22 @@ def run_benchmark(
         datasets=[benchmark.dataset],
         dataset_args={benchmark.dataset: benchmark.dataset_args},
         generation_config=generation_config(sampling, max_tokens, timeout_s),
-        limit=limit,
+        repeats=benchmark.repeats,
         eval_batch_size=concurrency,
         work_dir=str(out_dir),
         no_timestamp=True,
     )
     run_task(config)
-    return read_records(out_dir, benchmark)
+    records = read_records(out_dir, benchmark)
+    write_records(records, out_dir / RECORDS_FILE)
+    return records
+
+
+def write_records(records: list[SampleRecord], path: Path) -> None:
+    """``records`` as JSON lines: ``question``, ``repeat``, ``correct``, ``output_tokens``,
+    ``thinking_closed``."""
+    lines = (json.dumps(dataclasses.asdict(record)) + "\n" for record in records)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 def _rows(path: Path) -> dict[int, dict[str, Any]]:
@@ -133,12 +150,20 @@ def read_records(out_dir: Path, benchmark: PreparedBenchmark) -> list[SampleReco
                 raise EvalscopeOutputError(
                     f"{where}: the server returned no usage, so output tokens are unknown"
                 )
+            position, repeat = divmod(index, benchmark.repeats)
+            if position >= len(benchmark.question_ids):
+                raise EvalscopeOutputError(
+                    f"{where}: beyond the {len(benchmark.question_ids)} question(s) asked "
+                    f"{benchmark.repeats} time(s) each"
+                )
             message = ((output.get("choices") or [{}])[0]).get("message") or {}
             records.append(
                 SampleRecord(
                     correct=sample_correct(reviews[index]["sample_score"]["score"]),
                     output_tokens=int(output["usage"]["output_tokens"]),
                     thinking_closed=output_closed_thinking(message.get("content")),
+                    question=benchmark.question_ids[position],
+                    repeat=repeat,
                 )
             )
     return records

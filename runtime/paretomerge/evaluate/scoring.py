@@ -7,12 +7,25 @@ so they can be checked on their own. The scores are the typed
 
 Definitions:
 
-- ``accuracy``: share of the benchmark's samples scored correct; a sample the benchmark
-  could not score (evalscope marks it excluded, e.g. an AIME answer its math parser
-  rejects) counts as wrong, so ``n`` is always the number of questions asked.
-- ``accuracy_stderr``: ``sqrt(p (1 - p) / n)``, the binomial standard error.
-- ``mean_output_tokens``: mean of the API's ``usage.completion_tokens`` per sample
+A benchmark of ``n`` questions asked ``r`` times each (evalscope's ``repeats``) gives
+``n r`` samples, each a :class:`SampleRecord` naming its question and repeat.
+
+- ``accuracy``: share of the ``n r`` samples scored correct (the mean over the repeats
+  of each question's accuracy); a sample the benchmark could not score (evalscope marks
+  it excluded, e.g. an AIME answer its math parser rejects) counts as wrong.
+- ``accuracy_stderr``: ``sqrt(p (1 - p) / (n r))``, the binomial standard error.
+- ``mean_output_tokens``: mean of the API's ``usage.completion_tokens`` over the samples
   (every generated token, thinking included).
+- ``mean_output_tokens_stderr``: ``sd / sqrt(n r)``, ``sd`` the samples' standard
+  deviation (with ``n r - 1`` degrees of freedom; 0 for a single sample).
+- ``n``: the questions asked, ``repeats``: how many times each was asked.
+
+Both standard errors assume that the ``n r`` samples are independent draws: the
+questions a sample of the population of such questions, every generation a fresh draw
+of the model's sampling. Repeats of one question are correlated (the question's own
+difficulty and length are shared), so with ``r > 1`` these errors measure the
+generation noise of these ``n`` questions, the noise a search compares candidates
+under, and understate the error against other questions by up to ``sqrt(r)``.
 - ``thinking_closed``: share of *all* outputs that closed a think block (``</think>``).
   Not of the outputs that opened one: Qwen3 thinking templates put ``<think>`` in the
   prompt, so a model's output often carries only the closing tag. An instruct model
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -60,11 +74,14 @@ def numbers_equal(predicted: str | None, reference: str) -> bool:
 @dataclass(frozen=True)
 class SampleRecord:
     """One answered question: was it right, how many tokens did the model generate
-    (``usage.completion_tokens``), and did its output close a think block."""
+    (``usage.completion_tokens``), did its output close a think block, which question it
+    was (its row in the benchmark's data, from 0) and which repeat of it (from 0)."""
 
     correct: bool
     output_tokens: int
     thinking_closed: bool
+    question: int
+    repeat: int = 0
 
 
 def score_benchmark(name: str, records: list[SampleRecord]) -> BenchmarkScore:
@@ -75,13 +92,19 @@ def score_benchmark(name: str, records: list[SampleRecord]) -> BenchmarkScore:
     """
     if not records:
         raise ValueError(f"benchmark {name!r}: no samples were evaluated")
-    n = len(records)
-    accuracy = sum(r.correct for r in records) / n
+    samples = len(records)
+    questions = len({r.question for r in records})
+    accuracy = sum(r.correct for r in records) / samples
+    tokens = [r.output_tokens for r in records]
     return BenchmarkScore(
         name=name,
         accuracy=accuracy,
-        accuracy_stderr=math.sqrt(accuracy * (1.0 - accuracy) / n),
-        mean_output_tokens=sum(r.output_tokens for r in records) / n,
-        thinking_closed=sum(r.thinking_closed for r in records) / n,
-        n=n,
+        accuracy_stderr=math.sqrt(accuracy * (1.0 - accuracy) / samples),
+        mean_output_tokens=statistics.fmean(tokens),
+        mean_output_tokens_stderr=(
+            statistics.stdev(tokens) / math.sqrt(samples) if samples > 1 else 0.0
+        ),
+        thinking_closed=sum(r.thinking_closed for r in records) / samples,
+        n=questions,
+        repeats=round(samples / questions),
     )

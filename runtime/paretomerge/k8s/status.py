@@ -3,7 +3,8 @@
 Written by the controller after every checkpoint (and by the operator for the phases it
 owns). It stays compact enough for budgets of several hundred evaluations within the
 API server's object size limit (about 1.5 MB): each finished evaluation is one short row
-``[id, status, f1, f2, ...]``; weights and raw scores are kept for the Pareto set only,
+``[id, status, f1, f2, ...]`` (validations, ``v0001``..., after the candidates, counted
+apart in ``validationsFinished``); weights and raw scores are kept for the Pareto set only,
 and everything else is in the run directory on the volume (``status.runDirectory``). The
 rows (:class:`EvaluationRow`) carry each candidate's stage durations, which the operator
 turns into metrics.
@@ -15,6 +16,7 @@ the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from paretomerge.controller.artifacts import pareto_candidates
-from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.controller.state import EvaluationRecord, RunState
 from paretomerge.k8s.constants import FINAL_PHASES
 from paretomerge.results import Scores
 from paretomerge.run_layout import RunLayout
@@ -70,8 +72,10 @@ NO_VALUE = "-"
 class EvaluationRow(BaseModel):
     """One finished evaluation in the status: ``status.evaluations`` holds it as a list of
     values in the order of ``status.evaluationColumns`` (:data:`EVALUATION_COLUMNS`),
-    ``None`` written :data:`NO_VALUE`. ``f1``, ``f2`` are the objectives, the durations
-    are in seconds, ``attempts`` counts the attempts started."""
+    ``None`` written :data:`NO_VALUE`. ``f1``, ``f2`` are the objectives as evaluated,
+    ``f1Std``, ``f2Std`` their standard deviations (anchors' errors included), the
+    durations are in seconds, ``attempts`` counts the attempts started. New columns go
+    last, and a reader takes the columns the writer named (``evaluationColumns``)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -83,21 +87,27 @@ class EvaluationRow(BaseModel):
     evaluate_seconds: float | None = None
     proposal_seconds: float | None = None
     attempts: int | None = None
+    f1_std: float | None = None
+    f2_std: float | None = None
 
     @classmethod
-    def of(cls, candidate: CandidateRecord) -> EvaluationRow:
-        """The row of a finished candidate (a failed one has no objectives)."""
-        f1, f2 = candidate.objectives or (None, None)
+    def of(cls, candidate: EvaluationRecord) -> EvaluationRow:
+        """The row of a finished candidate or validation (a failed one has no
+        objectives)."""
+        f1, f2 = _rounded(candidate.objectives)
+        f1_std, f2_std = _rounded(candidate.objectives_std)
         seconds = {k: round(v, 3) for k, v in candidate.seconds.items()}
         return cls(
             id=candidate.id,
             status=candidate.status,
-            f1=None if f1 is None else round(f1, 6),
-            f2=None if f2 is None else round(f2, 6),
+            f1=f1,
+            f2=f2,
             merge_seconds=seconds.get("merge"),
             evaluate_seconds=seconds.get("evaluate"),
             proposal_seconds=seconds.get("proposal"),
             attempts=candidate.attempts,
+            f1_std=f1_std,
+            f2_std=f2_std,
         )
 
     def to_status(self) -> list[Any]:
@@ -106,21 +116,33 @@ class EvaluationRow(BaseModel):
         return [NO_VALUE if values[c] is None else values[c] for c in EVALUATION_COLUMNS]
 
     @classmethod
-    def from_status(cls, values: list[Any]) -> EvaluationRow:
-        """A row read from a status. An API server that drops nulls from lists (Kubernetes
-        before 1.21, kubernetes#98080) shortens a row with a missing value and shifts the
-        columns after it: of such a row only the id and status, never null, are kept."""
-        columns = EVALUATION_COLUMNS if len(values) == len(EVALUATION_COLUMNS) else ("id", "status")
+    def from_status(cls, values: list[Any], columns: Sequence[str] | None = None) -> EvaluationRow:
+        """A row read from a status whose ``evaluationColumns`` are ``columns`` (default:
+        this version's; a controller of another version may have written fewer or more,
+        and columns this version does not know are ignored). An API server that drops
+        nulls from lists (Kubernetes before 1.21, kubernetes#98080) shortens a row with a
+        missing value and shifts the columns after it: of such a row only the id and
+        status, never null, are kept."""
+        columns = tuple(columns or EVALUATION_COLUMNS)
+        if len(values) != len(columns):
+            columns = ("id", "status")
         return cls.model_validate(
             {
                 column: value
                 for column, value in zip(columns, values, strict=False)
-                if value is not None and value != NO_VALUE
+                if value is not None and value != NO_VALUE and column in EVALUATION_COLUMNS
             }
         )
 
 
 EVALUATION_COLUMNS = tuple(field.alias for field in EvaluationRow.model_fields.values())
+
+
+def _rounded(values: list[float] | None) -> tuple[float | None, float | None]:
+    """A pair of objectives (or their deviations) as the status shows them."""
+    if values is None:
+        return None, None
+    return round(values[0], 6), round(values[1], 6)
 
 
 def run_status(
@@ -132,7 +154,7 @@ def run_status(
     """The status object for ``state``."""
     files = RunLayout(PurePosixPath(run_directory))
     front = pareto_candidates(state)
-    finished = [c for c in state.candidates if c.status != "running"]
+    finished = [r for r in [*state.candidates, *state.validations] if r.status != "running"]
     done = state.phase in FINAL_PHASES
     updates = [
         condition("Running", not done, state.phase, state.message or state.phase),
@@ -148,6 +170,10 @@ def run_status(
         "running": state.count("running"),
         "succeeded": state.count("succeeded"),
         "failed": state.count("failed"),
+        # Validations are counted apart from the search's budget.
+        "validationsFinished": state.validations_finished,
+        "validationsRunning": state.count_validations("running"),
+        "validationsFailed": state.count_validations("failed"),
         "paretoSize": len(front),
         "hypervolume": state.hypervolume[-1] if state.hypervolume else 0.0,
         "hypervolumeHistory": [round(v, 6) for v in state.hypervolume],
@@ -158,8 +184,9 @@ def run_status(
         "pareto": [
             {
                 "id": c.id,
-                "f1": round(c.objectives[0], 6),
-                "f2": round(c.objectives[1], 6),
+                **dict(zip(("f1", "f2"), _rounded(c.reported[0]), strict=True)),
+                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported[1]), strict=True)),
+                "validated": c.validated is not None,
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),
                 "mergeTask": str(files.candidate_task(c.id)),

@@ -108,7 +108,11 @@ def test_a_run_that_failed_on_a_missing_dataset_succeeds_once_it_is_back(
     assert [c.status for c in after.candidates] == ["succeeded"] * 3
     # What had finished is as it was: the profile, both anchors, the first candidate.
     assert (after.profile, after.anchors) == (before.profile, before.anchors)
-    assert after.candidates[0] == before.candidates[0]
+    # (Its estimate moves as the search learns more; its evaluation does not.)
+    moving = {"estimate"}
+    assert after.candidates[0].model_dump(exclude=moving) == before.candidates[0].model_dump(
+        exclude=moving
+    )
     retried = after.candidate("c0002")
     assert (retried.attempts, retried.failures_forgiven) == (2, 1)
     assert "data/sevens.jsonl: no such file" in retried.reasons[0]

@@ -86,7 +86,12 @@ def test_a_run_applied_with_kubectl_ends_with_a_pareto_set(
     assert final["phase"] == "Succeeded", final.get("message")
     budget = run["spec"]["search"]["budget"]
     assert final["finished"] == final["succeeded"] == budget and final["failed"] == 0
-    assert final["paretoSize"] == len(final["pareto"]) >= 1
+    # Merges that an anchor matches or beats are no trade-off and stay off the front; the
+    # tiny models can land there every time, and then (only then) the front is empty.
+    columns = final["evaluationColumns"]
+    scores = [(row[columns.index("f1")], row[columns.index("f2")]) for row in final["evaluations"]]
+    anchors_match_all = all((f1 <= 0 and f2 <= 1) or (f1 <= 1 and f2 <= 0) for f1, f2 in scores)
+    assert final["paretoSize"] == len(final["pareto"]) >= (0 if anchors_match_all else 1)
     assert len(final["evaluations"]) == budget
     assert {"base", "expert"} == set(final["anchors"])
     assert len(candidate_jobs(k8s_cluster, k8s_namespace)) == budget

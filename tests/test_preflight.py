@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from builders import ONE_BENCHMARK, run_manifest, write_numeric_benchmark
-from tiny_models import drop_shard, link_tree, make_base, make_expert
+from tiny_models import drop_shard, link_tree, make_base, make_expert, make_pair
 
 from paretomerge.evaluate.benchmarks import BenchmarkDataError, prepare_benchmarks
 from paretomerge.preflight import preflight
@@ -33,10 +33,7 @@ RUN = "checked"
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pair")
-    base = make_base(root / "base", num_layers=2, seed=0, max_shard_size="20KB")
-    make_expert(base, root / "expert", range(2), True, seed=1)
-    return root
+    return make_pair(tmp_path_factory.mktemp("pair"), max_shard_size="20KB")
 
 
 @pytest.fixture

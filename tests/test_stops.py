@@ -24,7 +24,7 @@ import pytest
 import yaml
 from builders import run_manifest, write_numeric_benchmark
 from fake_vllm import MARK_VARIABLE, fake_vllm_environment, marked_processes
-from tiny_models import link_tree, make_base, make_expert
+from tiny_models import link_tree, make_pair
 
 from paretomerge.controller.state import RunState
 from paretomerge.executors import LocalExecutor
@@ -37,10 +37,7 @@ RUN = "stops"
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pair")
-    base = make_base(root / "base", num_layers=2, seed=0)
-    make_expert(base, root / "expert", range(2), True, seed=1)
-    return root
+    return make_pair(tmp_path_factory.mktemp("pair"))
 
 
 @pytest.fixture

@@ -130,6 +130,14 @@ def make_expert(
     return path
 
 
+def make_pair(root: Path, **base_options) -> Path:
+    """A two-layer ``root/base`` and an ``root/expert`` that differs from it in both layers
+    and the head; ``base_options`` go to :func:`make_base` (e.g. ``max_shard_size``)."""
+    base = make_base(root / "base", num_layers=2, seed=0, **base_options)
+    make_expert(base, root / "expert", range(2), True, seed=1)
+    return root
+
+
 def drop_shard(model: Path) -> str:
     """Delete the first shard of a sharded model; returns its file name."""
     weight_map = json.loads((model / INDEX_FILE).read_text())["weight_map"]

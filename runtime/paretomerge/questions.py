@@ -11,11 +11,19 @@ The split depends on the run's seed, the benchmark's name and the question's id 
 ranked by ``sha256(f"{seed}/{name}/{i}")``, and the ``round(fraction * count)`` first
 (at least one, and never every question) are held out. Every task computes the same
 split from the same data, with no list to carry around.
+
+Screened evaluations (``evaluation.screening``) ask their questions stage by stage, in
+one seeded order of each benchmark's questions, the same for every candidate of a run:
+question ``i`` is ranked by ``sha256(f"{seed}/order/{name}/{i}")``
+(:func:`question_order`), and stage ``k`` asks the questions of that order up to its
+share of them (:func:`stage_counts`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,3 +63,30 @@ class QuestionSplit(BaseModel):
         """The question ids of this side of the split, sorted."""
         held = set(self.held_out_ids(benchmark, count))
         return [i for i in range(count) if (i in held) == (self.part == "held-out")]
+
+
+def question_order(benchmark: str, ids: Sequence[int], seed: int) -> list[int]:
+    """``ids`` in the run's seeded order for ``benchmark``: the same for every candidate
+    of a run (same seed), another for another seed."""
+
+    def rank(i: int) -> str:
+        return hashlib.sha256(f"{seed}/order/{benchmark}/{i}".encode()).hexdigest()
+
+    return sorted(ids, key=rank)
+
+
+def stage_counts(count: int, shares: Sequence[float]) -> list[int]:
+    """How many of ``count`` questions have been asked after each stage: ``ceil(share *
+    count)`` (at least 1), the last stage every question. Stages that would add no
+    question are dropped, so the counts strictly increase and end at ``count``.
+
+    ``shares`` are increasing fractions in (0, 1], the last one 1 (as the spec checks).
+    """
+    counts: list[int] = []
+    for share in shares:
+        asked = min(max(math.ceil(share * count - 1e-9), 1), count)
+        if not counts or asked > counts[-1]:
+            counts.append(asked)
+    if counts[-1] != count:
+        counts.append(count)
+    return counts

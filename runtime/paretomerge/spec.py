@@ -13,6 +13,7 @@ directory locally. They may not be absolute and may not climb out with ``..``.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,6 +225,24 @@ class EndpointSpec(SpecModel):
     api_key_secret: SecretKeyRef | None = None
 
 
+class ScreeningSpec(SpecModel):
+    """Adaptive evaluation: a candidate is asked its questions stage by stage, and stopped
+    (``screened``) once it is clearly dominated.
+
+    ``stages`` are the cumulative shares of each benchmark's questions asked after each
+    stage, increasing, the last 1.0; every candidate asks them in one seeded order
+    (:func:`paretomerge.questions.question_order`), within one served model. After each
+    stage but the last, a candidate whose optimistic corner (its estimate plus ``z``
+    standard deviations, a two-sided interval of level ``confidence`` on each objective)
+    is dominated by the finished candidates' pessimistic front (estimates minus ``z``
+    standard deviations) stops: see :mod:`paretomerge.search.screening`. Anchors and
+    validations are always evaluated in full.
+    """
+
+    stages: list[float] = Field(default=[0.25, 0.5, 1.0], min_length=2, max_length=16)
+    confidence: float = Field(default=0.9, gt=0.0, lt=1.0)
+
+
 class EvaluationSpec(SpecModel):
     """How a model is served and queried.
 
@@ -240,6 +259,7 @@ class EvaluationSpec(SpecModel):
     base_sampling: SamplingSpec = SamplingSpec(temperature=0.7, top_p=0.8, top_k=20)
     concurrency: int = Field(default=32, ge=1, le=1024)
     timeout_seconds: int = Field(default=3600, ge=1, le=MAX_SECONDS)
+    screening: ScreeningSpec | None = None
 
     @property
     def model_len(self) -> int:
@@ -493,6 +513,17 @@ def _evaluation_problems(evaluation: EvaluationSpec) -> Iterator[SpecProblem]:
             f"{evaluation.max_model_len} leaves no room for the prompt above maxTokens "
             f"({evaluation.max_tokens})",
         )
+    if evaluation.screening is not None:
+        stages = evaluation.screening.stages
+        if not all(0.0 < share <= 1.0 for share in stages):
+            yield SpecProblem("spec.evaluation.screening.stages", f"{stages}: shares lie in (0, 1]")
+        elif any(later <= earlier for earlier, later in itertools.pairwise(stages)):
+            yield SpecProblem("spec.evaluation.screening.stages", f"{stages} must increase")
+        elif stages[-1] != 1.0:
+            yield SpecProblem(
+                "spec.evaluation.screening.stages",
+                f"{stages}: the last stage asks every question, so it is 1.0",
+            )
 
 
 def parse_run(data: Any, source: str = "run file") -> ParetoMergeRun:

@@ -13,6 +13,13 @@ file), ``merge`` (a merge error, recorded in ``error.json`` like a real one) or 
 (sleeps until the Job's ``activeDeadlineSeconds`` or the executor's deadline kills it).
 ``FAKE_SECONDS`` makes each evaluation take longer.
 
+A screened candidate (a task with ``stages``) is scored stage by stage as the real task
+is: after stage ``k`` its ``stages/stage-<k>.json`` holds its scores on the share of the
+questions asked so far (the standard errors of that many questions), then it waits
+``FAKE_STAGE_SECONDS`` (default 1) and goes on unless the controller wrote ``stop.json``.
+``FAKE_DOMINATED`` (a glob of task ids) scores a candidate as a clearly dominated merge
+would score: the base's accuracy at the expert's length.
+
 On the test control plane, :func:`write_paretomerge_shim` puts a ``paretomerge`` first on
 the node simulator's PATH that sends ``paretomerge task ...`` here (each stage of a
 candidate Job: ``--stage merge`` in the init container, ``--stage evaluate`` in the main
@@ -36,13 +43,23 @@ from pathlib import Path
 import numpy as np
 from builders import run_manifest
 
+from paretomerge.evaluate import STAGES_DIR
 from paretomerge.executors import LocalExecutor
-from paretomerge.results import BenchmarkScore, EvaluateTaskResult, EvaluationResult, ProfileResult
+from paretomerge.questions import stage_counts
+from paretomerge.results import (
+    BenchmarkScore,
+    EvaluateTaskResult,
+    EvaluationResult,
+    ProfileResult,
+    StageResult,
+)
 from paretomerge.run_layout import RunLayout
 from paretomerge.spec import load_run
 from paretomerge.tasks import (
     ERROR_FILE,
+    EVAL_DIR,
     RESULT_FILE,
+    STOP_FILE,
     EvaluateTask,
     ProfileTask,
     read_task,
@@ -123,17 +140,64 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
         value = 0.0 if task.role == "base" else 1.0
         weights, head = [value] * num_layers, value
     benchmarks = [b.name for b in task.objectives.benchmarks]
+    scores = synthetic_scores(weights, head, benchmarks)
+    if fnmatch(task.id, os.environ.get("FAKE_DOMINATED", "-")):
+        expert_tokens = synthetic_scores([1.0], 1.0, benchmarks)
+        scores = {  # the base's skill, the expert's length
+            name: base.model_copy(
+                update={"mean_output_tokens": expert_tokens[name].mean_output_tokens}
+            )
+            for name, base in synthetic_scores([0.0], 0.0, benchmarks).items()
+        }
+    stopped_after = None if task.stages is None else staged(task, work_dir, scores)
     result = EvaluateTaskResult(
         task=task.id,
         role=task.role,
         evaluation=EvaluationResult(
-            scores=synthetic_scores(weights, head, benchmarks), seconds=0.0
+            scores=scores if stopped_after is None else partial(scores, task, stopped_after),
+            seconds=0.0,
+            stopped_after=stopped_after,
         ),
         seconds={"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
     )
     (work_dir / ERROR_FILE).unlink(missing_ok=True)
     write_result(result, work_dir)
     return 0
+
+
+def partial(scores: dict[str, BenchmarkScore], task: EvaluateTask, stage: int):
+    """``scores`` as the first ``stage`` stages measure them: the same means, on fewer
+    questions, so with standard errors larger by ``sqrt(n / asked)``."""
+    return {
+        name: score.model_copy(
+            update={
+                "n": (asked := stage_counts(score.n, task.stages.shares)[stage - 1]),
+                "accuracy_stderr": score.accuracy_stderr * (score.n / asked) ** 0.5,
+                "mean_output_tokens_stderr": score.mean_output_tokens_stderr
+                * (score.n / asked) ** 0.5,
+            }
+        )
+        for name, score in scores.items()
+    }
+
+
+def staged(task: EvaluateTask, work_dir: Path, scores: dict[str, BenchmarkScore]) -> int | None:
+    """Write each stage's file as the real task does, going on until the last stage or
+    the controller's stop; returns the stage it stopped after (``None``: it finished)."""
+    count = len(task.stages.shares)
+    for stage in range(1, count + 1):
+        if stage > 1 and (work_dir / STOP_FILE).exists():
+            return stage - 1
+        stage_file = work_dir / EVAL_DIR / STAGES_DIR / f"stage-{stage}.json"
+        stage_file.parent.mkdir(parents=True, exist_ok=True)
+        if not stage_file.exists():  # a finished stage is not asked again
+            done = StageResult(
+                stage=stage, stages=count, scores=partial(scores, task, stage), seconds=0.0
+            )
+            stage_file.write_text(done.model_dump_json())
+            if stage < count:
+                time.sleep(float(os.environ.get("FAKE_STAGE_SECONDS", "1")))
+    return None
 
 
 class FakeExecutor(LocalExecutor):

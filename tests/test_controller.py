@@ -551,3 +551,45 @@ def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -
         assert (candidate.validated is not None) == (candidate.id in validated)
         if candidate.id in validated:
             assert candidate.validated.evaluations >= 2  # the search's and a validation
+
+
+def test_a_clearly_dominated_candidate_is_screened_out_and_its_slot_goes_to_the_next(
+    volume: Path,
+) -> None:
+    # One at a time: c0001 (every weight 0.55) and c0002 (0.8) finish, then c0003 scores
+    # like the base at the expert's length, which c0001 dominates even at its worst.
+    data = manifest(budget=4, initialPoints=2, initialSolutions=[0.55, 0.8], strategy="sobol")
+    data["spec"]["execution"]["parallelism"] = 1
+    data["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.9}
+    state = run_in_process(
+        volume, data, env={"FAKE_DOMINATED": "c0003", "FAKE_STAGE_SECONDS": "1.5"}
+    )
+    assert state.phase == "Succeeded", state.message
+    run_dir = volume / "runs" / "fake"
+
+    def stages_of(candidate_id: str) -> list[str]:
+        stages = run_dir / "candidates" / candidate_id / "eval" / "stages"
+        return sorted(path.name for path in stages.glob("stage-*.json"))
+
+    screened = state.candidate("c0003")
+    assert (screened.status, screened.screened_after) == ("screened", 1)
+    assert stages_of("c0003") == ["stage-1.json"]  # stopped: no second stage
+    assert (run_dir / "candidates" / "c0003" / "stop.json").exists()
+    # Kept when not dominated: every stage, then the result.
+    for kept in ("c0001", "c0002"):
+        assert state.candidate(kept).status == "succeeded"
+        assert stages_of(kept) == ["stage-1.json", "stage-2.json", "stage-3.json"]
+    # The budget counts it, its slot went to c0004, and it is never on the front.
+    assert len(state.candidates) == 4 and state.finished == 4
+    assert state.candidate("c0004").status in ("succeeded", "screened")
+    assert "c0003" not in {c.id for c in pareto_candidates(state)}
+    # The surrogate learned from its partial estimate, with the larger variance of a
+    # quarter of the questions.
+    optimizer = AskTellOptimizer.from_state_dict(state.optimizer)
+    trial = optimizer.trials[state.trial_of(screened)]
+    full = optimizer.trials[state.trial_of(state.candidate("c0001"))]
+    assert trial.status == "completed"
+    assert np.all(np.asarray(trial.yvar) > 3 * np.asarray(full.yvar))
+    assert run_status(state, "runs/fake", 1)["screened"] == 1
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["candidates"][2]["status"] == "screened"

@@ -42,7 +42,8 @@ from paretomerge.evaluate.benchmarks import STAGED_DATA_DIR
 from paretomerge.evaluate.evalscope_task import output_closed_thinking
 from paretomerge.evaluate.scoring import SampleRecord, final_number, score_benchmark
 from paretomerge.evaluate.serving import serve, stop_process_group
-from paretomerge.questions import QuestionSplit
+from paretomerge.questions import QuestionSplit, QuestionStages
+from paretomerge.results import StageResult
 from paretomerge.spec import (
     BenchmarkSpec,
     EndpointSpec,
@@ -357,9 +358,8 @@ def test_repeats_ask_every_question_again_and_average_over_the_answers(endpoint,
         # the scripted replies do not vary: the same means, over n * repeats answers
         assert score.accuracy == pytest.approx(accuracy)
         assert score.mean_output_tokens == pytest.approx(tokens)
-        assert score.accuracy_stderr == pytest.approx(
-            math.sqrt(accuracy * (1 - accuracy) / (n * repeats))
-        )
+        q = (accuracy * n * repeats + 0.5) / (n * repeats + 1)  # Jeffreys' estimate
+        assert score.accuracy_stderr == pytest.approx(math.sqrt(q * (1 - q) / (n * repeats)))
         lines = (tmp_path / "benchmarks" / name / "records.jsonl").read_text().splitlines()
         asked = sorted((r["question"], r["repeat"]) for r in map(json.loads, lines))
         assert asked == [(q, k) for q in range(n) for k in range(repeats)]
@@ -399,6 +399,79 @@ def test_held_out_questions_never_reach_a_search_evaluation(endpoint, volume, tm
         for i, (question, _) in enumerate(questions):
             sent = any(question in prompt for prompt in prompts["search"])
             assert sent == (i in search), (name, i)
+
+
+class Killed(Exception):
+    """The task's process killed between two stages."""
+
+
+def test_a_screened_evaluation_goes_stage_by_stage_and_never_repeats_a_finished_one(
+    endpoint, volume, tmp_path
+):
+    objectives = ObjectivesSpec(
+        benchmarks=[
+            BenchmarkSpec(name="aime25"),
+            BenchmarkSpec(
+                name="mod-ten", type="jsonl", path="data/mod-ten.jsonl", format="numeric"
+            ),
+        ]
+    )
+    stages = QuestionStages(shares=[0.25, 0.5, 1.0], seed=11)
+    questions = {"aime25": AIME, "mod-ten": NUMERIC}
+    # stage k asks, of each benchmark, its k-th slice of the run's order
+    plan = {name: stages.stage_ids(name, range(len(q))) for name, q in questions.items()}
+    assert [len(s) for s in plan["mod-ten"]] == [2, 1, 2]
+
+    def attempt(stop_requested: Callable[[], bool]) -> tuple[EvaluationResult | None, set[str]]:
+        already = len(endpoint.requests)
+        try:
+            result = evaluate_scripted(
+                endpoint, objectives, volume, tmp_path, stages=stages, stop_requested=stop_requested
+            )
+        except Killed:
+            result = None
+        return result, {b["messages"][-1]["content"] for b in endpoint.requests[already:]}
+
+    def asked_in(stage: int) -> set[str]:
+        return {
+            question
+            for name, qs in questions.items()
+            if len(plan[name]) >= stage
+            for i, (question, _) in enumerate(qs)
+            if i in plan[name][stage - 1]
+        }
+
+    def killed() -> bool:
+        raise Killed
+
+    def sent(prompts: set[str]) -> set[str]:
+        every = {q for qs in questions.values() for q, _ in qs}
+        return {q for q in every if any(q in prompt for prompt in prompts)}
+
+    # Killed after stage 1; the next attempt is told to stop after stage 2; the last one
+    # finishes. No attempt asks a question of a stage an earlier one finished.
+    first, prompts = attempt(killed)
+    assert first is None and sent(prompts) == asked_in(1)
+    second, prompts = attempt((tmp_path / "stages" / "stage-2.json").exists)
+    assert sent(prompts) == asked_in(2)
+    assert second.stopped_after == 2
+    assert second.scores["mod-ten"].n == len(plan["mod-ten"][0]) + len(plan["mod-ten"][1])
+    third, prompts = attempt(lambda: False)
+    assert sent(prompts) == asked_in(3)
+    assert third.stopped_after is None
+    for name, (accuracy, tokens, _, n) in EXPECTED.items():
+        if name in questions:  # the same scores as asking everything at once
+            score = third.scores[name]
+            assert (score.n, score.accuracy, score.mean_output_tokens) == pytest.approx(
+                (n, accuracy, tokens)
+            )
+            lines = (tmp_path / "benchmarks" / name / "records.jsonl").read_text().splitlines()
+            assert sorted(json.loads(line)["question"] for line in lines) == list(range(n))
+    stage_files = [
+        StageResult.model_validate_json(p.read_text())
+        for p in sorted((tmp_path / "stages").glob("stage-*.json"))
+    ]
+    assert [(s.stage, s.stages) for s in stage_files] == [(1, 3), (2, 3), (3, 3)]
 
 
 # --- builtin data as the hubs give it ---------------------------------------------------------

@@ -24,17 +24,19 @@ def test_standard_errors_match_the_closed_form_on_hand_made_records() -> None:
         for k, (c, (q, r)) in enumerate(zip(correct, asked, strict=True))
     ]
     score = score_benchmark("b", records)
-    # p = 4/6; sd of 10..60 with 5 degrees of freedom = sqrt(1750 / 5) = sqrt(350)
+    # p = 4/6, Jeffreys' q = 4.5/7; sd of 10..60 with 5 degrees of freedom = sqrt(350)
     assert score.accuracy == pytest.approx(4 / 6)
-    assert score.accuracy_stderr == pytest.approx(math.sqrt((4 / 6) * (2 / 6) / 6))
+    assert score.accuracy_stderr == pytest.approx(math.sqrt((4.5 / 7) * (2.5 / 7) / 6))
     assert score.mean_output_tokens == pytest.approx(35.0)
     assert score.mean_output_tokens_stderr == pytest.approx(math.sqrt(350.0) / math.sqrt(6))
     assert (score.n, score.repeats, score.thinking_closed) == (3, 2, 0.5)
 
 
-def test_one_sample_has_no_spread_and_no_sample_is_an_error() -> None:
+def test_one_sample_has_no_token_spread_and_no_sample_is_an_error() -> None:
     score = score_benchmark("b", [SampleRecord(True, 12, False, question=0)])
-    assert (score.accuracy_stderr, score.mean_output_tokens_stderr, score.n) == (0.0, 0.0, 1)
+    assert (score.mean_output_tokens_stderr, score.n) == (0.0, 1)
+    # All right is not known to be perfect: q = 1.5 / 2.
+    assert score.accuracy_stderr == pytest.approx(math.sqrt(0.75 * 0.25))
     with pytest.raises(ValueError, match="no samples"):
         score_benchmark("b", [])
 

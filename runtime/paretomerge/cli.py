@@ -348,7 +348,8 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     for run in (directory, *others):
         console.print(
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
-            f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
+            + (f"{screened} screened out, " if (screened := run.state.count("screened")) else "")
+            + f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
             f"{run.hypervolume(ref_point):.4f}",
             markup=False,
         )

@@ -22,6 +22,7 @@ share of them (:func:`stage_counts`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -90,3 +91,21 @@ def stage_counts(count: int, shares: Sequence[float]) -> list[int]:
     if counts[-1] != count:
         counts.append(count)
     return counts
+
+
+class QuestionStages(BaseModel):
+    """A screened evaluation's stages: after stage ``k`` the share ``shares[k]`` of each
+    benchmark's questions has been asked, in the seeded order of ``seed``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shares: list[float] = Field(min_length=2)
+    seed: int
+
+    def stage_ids(self, benchmark: str, ids: Sequence[int]) -> list[list[int]]:
+        """The question ids each stage asks (new ones only, in the run's order); their
+        concatenation is ``ids`` reordered. Fewer stages than ``shares`` for a benchmark
+        too small to give each one a question."""
+        order = question_order(benchmark, ids, self.seed)
+        bounds = [0, *stage_counts(len(order), self.shares)] if order else [0]
+        return [order[start:end] for start, end in itertools.pairwise(bounds)]

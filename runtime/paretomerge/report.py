@@ -473,6 +473,12 @@ def _spec_brief(run: ParetoMergeRun) -> str:
     return f"<h2>Run spec</h2><table id='spec'><tbody>{rows}</tbody></table>"
 
 
+def _unscored_reason(candidate: CandidateRecord) -> str:
+    if candidate.status == "screened":
+        return f"clearly dominated after stage {candidate.screened_after}: stopped there"
+    return candidate.reasons[-1] if candidate.reasons else ""
+
+
 def _unscored(state: RunState) -> str:
     """Candidates that finished with no score of their own: failed ones with their last
     reason (and any other such status, e.g. screened)."""
@@ -483,7 +489,7 @@ def _unscored(state: RunState) -> str:
         return f"{title}<p>None.</p>"
     rows = "".join(
         f"<tr><td class='text'>{_e(c.id)}</td><td class='text'>{_e(c.status)}</td>"
-        f"<td>{c.attempts}</td><td class='text'>{_e(c.reasons[-1] if c.reasons else '')}</td></tr>"
+        f"<td>{c.attempts}</td><td class='text'>{_e(_unscored_reason(c))}</td></tr>"
         for c in unscored
     )
     return (

@@ -48,8 +48,24 @@ Scores = dict[str, BenchmarkScore]
 
 class EvaluationResult(ResultModel):
     """One model evaluated: every benchmark's score and the wall-clock seconds the
-    evaluation took (serving the model included). ``paretomerge evaluate --out`` writes it."""
+    evaluation took (serving the model included). ``paretomerge evaluate --out`` writes it.
 
+    A screened evaluation (asked its questions in stages) that was stopped early has
+    ``stopped_after``, the last stage it finished (from 1), and its scores cover the
+    questions asked until then; ``None``: every question was asked.
+    """
+
+    scores: Scores
+    seconds: float
+    stopped_after: int | None = None
+
+
+class StageResult(ResultModel):
+    """Where a screened evaluation stands after stage ``stage`` (from 1) of ``stages``:
+    ``scores`` over every question asked so far, and the seconds since it started."""
+
+    stage: int
+    stages: int
     scores: Scores
     seconds: float
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
-from paretomerge.questions import QuestionSplit
+from paretomerge.questions import QuestionSplit, QuestionStages
 from paretomerge.results import EvaluateTaskResult, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
@@ -38,6 +38,7 @@ ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
 EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
+STOP_FILE = "stop.json"  # the controller's word to a screened evaluation: no more stages
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
 Stage = Literal["merge", "evaluate", "all"]
@@ -65,7 +66,9 @@ class EvaluateTask(TaskBase):
     ``keep_merged`` keeps the merged weights in ``<work_dir>/merged`` after the
     evaluation; otherwise they are deleted (a 4B model is 8 GB). ``questions`` is the
     side of a held-out split it asks (``None``: every question), ``repeats`` how many
-    times it asks each (``None``: as ``objectives`` says).
+    times it asks each (``None``: as ``objectives`` says). With ``stages`` (a screened
+    candidate) it asks them stage by stage, and stops before the next stage once the
+    controller has written ``stop.json`` into the work dir (:func:`request_stop`).
     """
 
     result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
@@ -78,6 +81,7 @@ class EvaluateTask(TaskBase):
     objectives: ObjectivesSpec
     questions: QuestionSplit | None = None
     repeats: int | None = Field(default=None, ge=1)
+    stages: QuestionStages | None = None
 
     @property
     def sampling(self) -> SamplingSpec:
@@ -133,6 +137,13 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
     if not path.exists():
         return None
     return json.loads(path.read_text()).get("message")
+
+
+def request_stop(task: EvaluateTask, volume: Path, reason: str) -> None:
+    """Tell a screened evaluation to stop before its next stage (it reads the file between
+    stages, and a later attempt of it at its start), saying why."""
+    path = volume / task.work_dir / STOP_FILE
+    write_atomic(path, json.dumps({"reason": reason}, indent=2) + "\n")
 
 
 def server_pid_file(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
@@ -224,6 +235,8 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
             work_dir=work_dir / EVAL_DIR,
             questions=task.questions,
             repeats=task.repeats,
+            stages=task.stages,
+            stop_requested=(work_dir / STOP_FILE).exists,
         )
     except Exception as error:
         raise TaskFailure("evaluate", _describe(error)) from error
@@ -303,7 +316,9 @@ def _summary(result: ProfileResult | EvaluateTaskResult) -> str:
         f"{name} acc={s.accuracy:.3f} tok={s.mean_output_tokens:.0f}"
         for name, s in result.scores.items()
     ]
-    return "ok: " + ", ".join(parts)
+    stopped = result.evaluation.stopped_after
+    outcome = "ok" if stopped is None else f"screened after stage {stopped}"
+    return f"{outcome}: {', '.join(parts)}"
 
 
 def _write_termination_message(message: str) -> None:

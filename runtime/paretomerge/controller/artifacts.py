@@ -62,9 +62,14 @@ def pareto_points(state: RunState) -> list[ParetoPoint]:
     luckiest draws). A user chooses among models: the base and the expert are there
     without any merge, so a merge that one of them matches or beats in both objectives is
     no trade-off worth listing, and merges with identical values are one choice, not
-    several.
+    several. A screened candidate was valued on part of the questions: it is a point
+    only once a validation evaluated it in full.
     """
-    done = [c for c in state.candidates if c.status == "succeeded"]
+    done = [
+        c
+        for c in state.candidates
+        if c.status == "succeeded" or (c.status == "screened" and c.validated is not None)
+    ]
     if not done:
         return []
     Y = np.array([c.reported[0] for c in done])

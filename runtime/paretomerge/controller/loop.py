@@ -31,7 +31,12 @@ import numpy as np
 import yaml
 
 from paretomerge.controller.anchors import anchor_key, cached_scores, store_scores
-from paretomerge.controller.artifacts import pareto_candidates, pareto_points, write_artifacts
+from paretomerge.controller.artifacts import (
+    ANCHOR_OBJECTIVES,
+    pareto_candidates,
+    pareto_points,
+    write_artifacts,
+)
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import (
@@ -43,13 +48,15 @@ from paretomerge.controller.state import (
     ValidationRecord,
     now,
 )
+from paretomerge.evaluate import read_stages
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.preflight import PreflightFailed, preflight
-from paretomerge.questions import QuestionPart, QuestionSplit
-from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.questions import QuestionPart, QuestionSplit, QuestionStages
+from paretomerge.results import EvaluateTaskResult, EvaluationResult, ProfileResult
 from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer, hypervolume
 from paretomerge.search.estimates import pool_observations
+from paretomerge.search.screening import screened_out
 from paretomerge.spec import (
     ParetoMergeRun,
     SpecProblem,
@@ -57,7 +64,14 @@ from paretomerge.spec import (
     load_started_run,
     resume_conflicts,
 )
-from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
+from paretomerge.tasks import (
+    EVAL_DIR,
+    EvaluateTask,
+    ProfileTask,
+    read_result,
+    request_stop,
+    write_task,
+)
 from paretomerge.volume import OutsideVolumeError, in_volume
 
 Task = ProfileTask | EvaluateTask
@@ -441,6 +455,7 @@ class Controller:
                 running += 1
             for outcome in self.executor.wait(self.poll_seconds):
                 self._collect(state, outcome)
+            self._screen(state)
         self._validate(state)
         validated = sum(c.validated is not None for c in pareto_candidates(state))
         self._set_phase(
@@ -525,6 +540,7 @@ class Controller:
                     "keep_merged": False,
                     "questions": self._questions("held-out"),
                     "repeats": self.spec.search.validation.repeats,
+                    "stages": None,  # a validation is evaluated in full
                 }
             )
         return self._candidate_task(record)
@@ -540,10 +556,74 @@ class Controller:
             evaluation=self.spec.evaluation,
             objectives=self.spec.objectives,
             questions=self._questions("search"),
+            stages=self._stages(),
         )
+
+    def _stages(self) -> QuestionStages | None:
+        screening = self.spec.evaluation.screening
+        if screening is None:
+            return None
+        return QuestionStages(shares=screening.stages, seed=self.spec.search.seed)
+
+    def _screen(self, state: RunState) -> None:
+        """Stop every running candidate whose latest stage shows it clearly dominated
+        (:func:`~paretomerge.search.screening.screened_out`): its optimistic corner below
+        the pessimistic front of the finished candidates and the anchors, all valued as
+        the run reports them (the anchors' share of the error included on both sides).
+
+        The stop is written to the volume before it is checkpointed, so a controller
+        killed in between finds the task stopping (or stopped) on its own; then the
+        task is cancelled and the slot is free for the next candidate.
+        """
+        screening = self.spec.evaluation.screening
+        running = self.executor.running()
+        if screening is None or not running:
+            return
+        finished = [c for c in state.candidates if c.status == "succeeded"]
+        front_mean = np.array([*ANCHOR_OBJECTIVES, *(c.reported[0] for c in finished)])
+        front_std = np.array(
+            [*np.zeros_like(ANCHOR_OBJECTIVES), *(c.reported[1] or [np.nan] * 2 for c in finished)]
+        )
+        for candidate in state.candidates:
+            if candidate.status != "running" or candidate.id not in running:
+                continue
+            task = self._candidate_task(candidate)
+            stages = read_stages(self.volume / task.work_dir / EVAL_DIR)
+            if not stages or stages[-1].stage == stages[-1].stages:
+                continue  # nothing asked yet, or every question: the result is coming
+            stage = stages[-1]
+            y = objective_values(
+                stage.scores,
+                state.anchors["base"].scores,
+                state.anchors["expert"].scores,
+                self.benchmarks,
+            )
+            if y.std is None or not screened_out(
+                np.array(y.values), np.array(y.std), front_mean, front_std, screening.confidence
+            ):
+                continue
+            request_stop(
+                task, self.volume, f"screened out after stage {stage.stage} of {stage.stages}"
+            )
+            evaluation = EvaluationResult(
+                scores=stage.scores, seconds=stage.seconds, stopped_after=stage.stage
+            )
+            result = EvaluateTaskResult(
+                task=task.id,
+                role="merged",
+                evaluation=evaluation,
+                seconds={"evaluate": stage.seconds},
+            )
+            self._record_result(state, candidate, result)
+            state.optimizer = self.optimizer.state_dict()
+            write_artifacts(self.files.root, state, self.space)
+            self._save(state)
+            self.executor.cancel(candidate.id)
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
         record = state.evaluation(outcome.task_id)
+        if record.status != "running":
+            return  # screened out while its attempt was ending
         task = self._evaluation_task(state, record)
         result, reason = self._read_outcome(task, outcome)
         if result is not None:
@@ -576,13 +656,16 @@ class Controller:
         # The surrogate gets the evaluation's own variance: the anchors' share of the
         # error is common to every candidate (see objectives.py).
         self.optimizer.tell(state.trial_of(record), y.values, y.own_variance)
-        record.status, record.objectives = "succeeded", list(y.values)
+        stopped_after = result.evaluation.stopped_after
+        record.status = "succeeded" if stopped_after is None else "screened"
+        record.objectives = list(y.values)
         record.objectives_std = None if y.std is None else list(y.std)
         record.scores = result.scores
         record.seconds.update(result.seconds)
         record.finished = now()
         if isinstance(record, CandidateRecord):
             record.merged_model = result.merged_model
+            record.screened_after = stopped_after
         record_estimates(state, self.optimizer)
         record_validated(state, self.optimizer, held_out=self.spec.search.validation.held_out > 0)
         front = [point.candidate.reported[0] for point in pareto_points(state)]
@@ -616,7 +699,7 @@ def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
     row = {int(trial): i for i, trial in enumerate(estimates.trial_ids)}
     for candidate in state.candidates:
         trial = state.trial_of(candidate)
-        if candidate.status != "succeeded" or trial not in row:
+        if candidate.status not in ("succeeded", "screened") or trial not in row:
             continue
         i = row[trial]
         std = estimates.std[i]

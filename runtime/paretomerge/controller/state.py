@@ -28,7 +28,9 @@ STATE_VERSION = 1
 Phase = Literal[
     "Pending", "Profiling", "Anchoring", "Searching", "Validating", "Succeeded", "Failed"
 ]
-CandidateStatus = Literal["running", "succeeded", "failed"]
+# screened: stopped after a stage of a screened evaluation, clearly dominated (its
+# objectives are the partial estimate of the questions asked until then).
+CandidateStatus = Literal["running", "succeeded", "screened", "failed"]
 
 
 def now() -> str:
@@ -104,10 +106,12 @@ class CandidateRecord(EvaluationRecord):
     (``None`` before the first estimate, and in older checkpoints: the evaluation stands
     in for it); ``validated`` its value after validation (``None`` until a validation of
     it finished): :attr:`reported` is the first of these that there is.
+    ``screened_after`` is the stage after which a screened candidate stopped.
     """
 
     x: list[float]
     variables: list[float]
+    screened_after: int | None = None
     estimate: PointEstimate | None = None
     validated: PointEstimate | None = None
     merged_model: str | None = None
@@ -188,8 +192,8 @@ class RunState(BaseModel):
 
     @property
     def finished(self) -> int:
-        """Candidates evaluated or given up: what the budget counts."""
-        return self.count("succeeded") + self.count("failed")
+        """Candidates evaluated, screened out or given up: what the budget counts."""
+        return self.count("succeeded") + self.count("screened") + self.count("failed")
 
     def trial_of(self, record: EvaluationRecord) -> int:
         """The optimiser trial of a candidate or validation (in older checkpoints, a

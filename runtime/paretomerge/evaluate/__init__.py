@@ -18,22 +18,39 @@ endpoint), run each benchmark through evalscope (:mod:`.evalscope_task`), and ag
 the per-sample records (:mod:`.scoring`). ``work_dir`` receives the server's log
 (``server.log``), the converted user data (``data/``) and evalscope's outputs and logs
 per benchmark (``benchmarks/<name>/``, with the per-sample records, question ids
-included, as ``records.jsonl``).
+included, as ``records.jsonl``). A screened evaluation keeps evalscope's outputs per
+stage (``benchmarks/<name>/stage-<k>/``) and where it stands after each stage
+(``stages/stage-<k>.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from paretomerge.evaluate.benchmarks import BenchmarkDataError, prepare_benchmarks
-from paretomerge.evaluate.evalscope_task import EvalscopeOutputError, run_benchmark
-from paretomerge.evaluate.scoring import score_benchmark
-from paretomerge.evaluate.serving import ServingError, serve
-from paretomerge.questions import QuestionSplit
-from paretomerge.results import BenchmarkScore, EvaluationResult
+from paretomerge.evaluate.benchmarks import (
+    BenchmarkDataError,
+    PreparedBenchmark,
+    prepare_benchmarks,
+)
+from paretomerge.evaluate.evalscope_task import (
+    RECORDS_FILE,
+    EvalscopeOutputError,
+    read_records_file,
+    run_benchmark,
+    write_records,
+)
+from paretomerge.evaluate.scoring import SampleRecord, score_benchmark
+from paretomerge.evaluate.serving import ServedModel, ServingError, serve
+from paretomerge.files import write_atomic
+from paretomerge.questions import QuestionSplit, QuestionStages
+from paretomerge.results import BenchmarkScore, EvaluationResult, StageResult
 from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
+
+STAGES_DIR = "stages"  # a screened evaluation's stage-<k>.json, beside its benchmarks
 
 __all__ = [
     "BenchmarkDataError",
@@ -55,6 +72,8 @@ def evaluate_model(
     work_dir: Path,
     questions: QuestionSplit | None = None,
     repeats: int | None = None,
+    stages: QuestionStages | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> EvaluationResult:
     """Score the model in ``model_dir`` on every benchmark of ``objectives``.
 
@@ -63,6 +82,12 @@ def evaluate_model(
     split (default: all); each is asked ``repeats`` times (default:
     ``objectives.repeats``, or its benchmark's own ``repeats``); every request carries
     ``sampling`` and ``evaluation.max_tokens``.
+
+    With ``stages`` the questions are asked stage by stage, in the run's seeded order,
+    all from one served model: after each stage ``stages/stage-<k>.json`` (a
+    :class:`StageResult`) holds the scores so far, and the next stage starts only if
+    ``stop_requested()`` is false (otherwise the result has ``stopped_after``). A stage
+    whose file exists (an earlier attempt finished it) is read back, not asked again.
     ``seconds`` in the result is the whole call's wall-clock time, serving included.
 
     Raises:
@@ -71,7 +96,7 @@ def evaluate_model(
         EvalscopeOutputError: evalscope's outputs lack a review or token usage.
     """
     started = time.monotonic()
-    work_dir = Path(work_dir)
+    work_dir, volume = Path(work_dir), Path(volume)
 
     def chosen(spec: BenchmarkSpec, count: int) -> list[int]:
         count = min(count, objectives.limit or count)
@@ -82,18 +107,80 @@ def evaluate_model(
         except ValueError as error:
             raise BenchmarkDataError(str(error)) from None
 
-    benchmarks = prepare_benchmarks(objectives.benchmarks, Path(volume), work_dir / "data", chosen)
-    scores = {}
-    with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
-        for spec, benchmark in zip(objectives.benchmarks, benchmarks, strict=True):
-            records = run_benchmark(
-                replace(benchmark, repeats=repeats or objectives.repeats_of(spec)),
-                served,
-                sampling=sampling,
-                max_tokens=evaluation.max_tokens,
-                concurrency=evaluation.concurrency,
-                timeout_s=evaluation.timeout_seconds,
-                out_dir=work_dir / "benchmarks" / benchmark.name,
+    def ask(benchmark: PreparedBenchmark, served: ServedModel, out_dir: Path) -> list[SampleRecord]:
+        spec = next(s for s in objectives.benchmarks if s.name == benchmark.name)
+        return run_benchmark(
+            replace(benchmark, repeats=repeats or objectives.repeats_of(spec)),
+            served,
+            sampling=sampling,
+            max_tokens=evaluation.max_tokens,
+            concurrency=evaluation.concurrency,
+            timeout_s=evaluation.timeout_seconds,
+            out_dir=out_dir,
+        )
+
+    benchmarks = prepare_benchmarks(objectives.benchmarks, volume, work_dir / "data", chosen)
+    if stages is None:
+        with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
+            scores = {
+                b.name: score_benchmark(b.name, ask(b, served, work_dir / "benchmarks" / b.name))
+                for b in benchmarks
+            }
+        return EvaluationResult(scores=scores, seconds=time.monotonic() - started)
+
+    # Stage k asks, of each benchmark, the k-th slice of its questions in the run's order.
+    plan = {b.name: stages.stage_ids(b.name, b.question_ids) for b in benchmarks}
+    count = max(map(len, plan.values()))
+    records: dict[str, list[SampleRecord]] = {b.name: [] for b in benchmarks}
+    with contextlib.ExitStack() as serving:
+        served: ServedModel | None = None
+        for stage in range(1, count + 1):
+            stage_file = work_dir / STAGES_DIR / f"stage-{stage}.json"
+            specs = [s for s in objectives.benchmarks if len(plan[s.name]) >= stage]
+            if stage_file.exists():  # finished by an earlier attempt
+                for spec in specs:
+                    out_dir = work_dir / "benchmarks" / spec.name / f"stage-{stage}"
+                    records[spec.name] += read_records_file(out_dir / RECORDS_FILE)
+                continue
+            if stage > 1 and stop_requested():
+                return EvaluationResult(
+                    scores=_scores(records),
+                    seconds=time.monotonic() - started,
+                    stopped_after=stage - 1,
+                )
+            if served is None:
+                served = serving.enter_context(serve(Path(model_dir), evaluation, work_dir))
+            prepared = prepare_benchmarks(
+                specs,
+                volume,
+                work_dir / "data" / f"stage-{stage}",
+                lambda spec, _count, stage=stage: plan[spec.name][stage - 1],
             )
-            scores[benchmark.name] = score_benchmark(benchmark.name, records)
-    return EvaluationResult(scores=scores, seconds=time.monotonic() - started)
+            for benchmark in prepared:
+                records[benchmark.name] += ask(
+                    benchmark, served, work_dir / "benchmarks" / benchmark.name / f"stage-{stage}"
+                )
+                write_records(
+                    records[benchmark.name], work_dir / "benchmarks" / benchmark.name / RECORDS_FILE
+                )
+            result = StageResult(
+                stage=stage,
+                stages=count,
+                scores=_scores(records),
+                seconds=time.monotonic() - started,
+            )
+            write_atomic(stage_file, result.model_dump_json(indent=2) + "\n")
+    return EvaluationResult(scores=_scores(records), seconds=time.monotonic() - started)
+
+
+def _scores(records: dict[str, list[SampleRecord]]) -> dict[str, BenchmarkScore]:
+    return {name: score_benchmark(name, done) for name, done in records.items()}
+
+
+def read_stages(work_dir: Path) -> list[StageResult]:
+    """The stages a screened evaluation in ``work_dir`` has finished, in order."""
+    files = sorted(
+        (Path(work_dir) / STAGES_DIR).glob("stage-*.json"),
+        key=lambda path: int(path.stem.removeprefix("stage-")),
+    )
+    return [StageResult.model_validate_json(path.read_text()) for path in files]

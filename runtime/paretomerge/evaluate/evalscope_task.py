@@ -101,6 +101,12 @@ def write_records(records: list[SampleRecord], path: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
+def read_records_file(path: Path) -> list[SampleRecord]:
+    """The records :func:`write_records` left in ``path``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [SampleRecord(**json.loads(line)) for line in lines if line.strip()]
+
+
 def _rows(path: Path) -> dict[int, dict[str, Any]]:
     """A predictions or reviews file's rows by sample ``index`` (empty if it is missing)."""
     if not path.is_file():

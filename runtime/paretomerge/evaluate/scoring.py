@@ -13,7 +13,11 @@ A benchmark of ``n`` questions asked ``r`` times each (evalscope's ``repeats``) 
 - ``accuracy``: share of the ``n r`` samples scored correct (the mean over the repeats
   of each question's accuracy); a sample the benchmark could not score (evalscope marks
   it excluded, e.g. an AIME answer its math parser rejects) counts as wrong.
-- ``accuracy_stderr``: ``sqrt(p (1 - p) / (n r))``, the binomial standard error.
+- ``accuracy_stderr``: ``sqrt(q (1 - q) / (n r))``, the binomial standard error at
+  ``q = (k + 1/2) / (n r + 1)`` for ``k`` correct samples (Jeffreys' estimate of ``p``):
+  about ``sqrt(p (1 - p) / (n r))``, but never 0, since all answers right (or wrong) on a
+  few questions does not make the accuracy known (a zero variance would make a surrogate
+  trust the point, and screening stop a candidate on 8 questions).
 - ``mean_output_tokens``: mean of the API's ``usage.completion_tokens`` over the samples
   (every generated token, thinking included).
 - ``mean_output_tokens_stderr``: ``sd / sqrt(n r)``, ``sd`` the samples' standard
@@ -94,12 +98,14 @@ def score_benchmark(name: str, records: list[SampleRecord]) -> BenchmarkScore:
         raise ValueError(f"benchmark {name!r}: no samples were evaluated")
     samples = len(records)
     questions = len({r.question for r in records})
-    accuracy = sum(r.correct for r in records) / samples
+    correct = sum(r.correct for r in records)
+    accuracy = correct / samples
+    jeffreys = (correct + 0.5) / (samples + 1)
     tokens = [r.output_tokens for r in records]
     return BenchmarkScore(
         name=name,
         accuracy=accuracy,
-        accuracy_stderr=math.sqrt(accuracy * (1.0 - accuracy) / samples),
+        accuracy_stderr=math.sqrt(jeffreys * (1.0 - jeffreys) / samples),
         mean_output_tokens=statistics.fmean(tokens),
         mean_output_tokens_stderr=(
             statistics.stdev(tokens) / math.sqrt(samples) if samples > 1 else 0.0

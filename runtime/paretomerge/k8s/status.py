@@ -169,6 +169,7 @@ def run_status(
         "finished": state.finished,
         "running": state.count("running"),
         "succeeded": state.count("succeeded"),
+        "screened": state.count("screened"),
         "failed": state.count("failed"),
         # Validations are counted apart from the search's budget.
         "validationsFinished": state.validations_finished,

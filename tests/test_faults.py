@@ -423,3 +423,47 @@ def test_edits_operator_restart_and_api_server_restart_mid_run(
         len(jobs_of(k8s_cluster, k8s_namespace, name, "app.kubernetes.io/component=controller"))
         == 1
     )
+
+
+def test_a_screened_candidates_job_ends_and_the_next_candidate_takes_its_slot(
+    k8s_cluster: ControlPlane,
+    k8s_namespace: str,
+    node: NodeSimulator,
+    operator,
+    volume: Path,
+    monkeypatch,
+) -> None:
+    """One candidate at a time, screened: c0001 and c0002 (every weight 0.55, 0.8) finish,
+    c0003 scores like the base at the expert's length, clearly dominated after its first
+    stage: the controller stops it there, its Job is deleted, c0004 runs in its slot."""
+    monkeypatch.setenv("FAKE_STAGE_SECONDS", "5")
+    monkeypatch.setenv("FAKE_DOMINATED", "c0003")
+    name = "screened"
+    run = cluster_run(k8s_namespace, name, budget=4, parallelism=1)
+    run["spec"]["search"].update(initialPoints=2, initialSolutions=[0.55, 0.8])
+    run["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.9}
+    apply(k8s_cluster, run)
+    final = wait_for_phase(k8s_cluster, k8s_namespace, name, RUN_SECONDS)
+    assert final["phase"] == "Succeeded", final.get("message")
+    by_id = rows(final)
+    assert {i: r["status"] for i, r in by_id.items()} == {
+        "c0001": "succeeded",
+        "c0002": "succeeded",
+        "c0003": "screened",
+        "c0004": by_id["c0004"]["status"],
+    }
+    assert by_id["c0004"]["status"] in ("succeeded", "screened")
+    assert (final["finished"], final["screened"]) == (
+        4,
+        1 + (by_id["c0004"]["status"] == "screened"),
+    )
+    stages = volume / final["runDirectory"] / "candidates" / "c0003" / "eval" / "stages"
+    assert sorted(path.name for path in stages.iterdir()) == ["stage-1.json"]
+    # Its Job was deleted (no pod of it is left) and no attempt of it ran again.
+    assert "c0003" not in {
+        j["metadata"]["labels"]["paretomerge.io/task"]
+        for j in jobs_of(k8s_cluster, k8s_namespace, name)
+    }
+    assert not pods_of(node, k8s_namespace, name, r"c0003-a\d+")
+    assert by_id["c0003"]["attempts"] == 1
+    assert "c0003" not in {point["id"] for point in final["pareto"]}

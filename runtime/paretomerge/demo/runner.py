@@ -86,7 +86,13 @@ def demo_manifest(
             # Sampling as the paper's setting does (the spec's defaults): it makes the
             # choice to think a probability that the merge weights move, so merges near
             # a boundary reach the trade-offs in between.
-            "evaluation": {"engine": "transformers", "maxTokens": MAX_TOKENS, "concurrency": 8},
+            # Screening stops a clearly losing candidate after 10 of the 40 questions.
+            "evaluation": {
+                "engine": "transformers",
+                "maxTokens": MAX_TOKENS,
+                "concurrency": 8,
+                "screening": {"stages": [0.25, 0.5, 1.0], "confidence": 0.9},
+            },
             "execution": {
                 "parallelism": parallelism,
                 "keepMergedModels": "none",

@@ -112,7 +112,8 @@ def run_demo(out: Path, seed: int, budget: int) -> dict:
     fronts = {
         name: (int(size), float(volume))
         for name, size, volume in re.findall(
-            r"^(demo|demo-model-level): \d+ evaluated, \d+ failed; front of (\d+), "
+            r"^(demo|demo-model-level): \d+ evaluated, (?:\d+ screened out, )?\d+ failed; "
+            r"front of (\d+), "
             r"hypervolume ([\d.]+)",
             stdout,
             re.MULTILINE,

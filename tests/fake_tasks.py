@@ -37,7 +37,13 @@ import numpy as np
 from builders import run_manifest
 
 from paretomerge.executors import LocalExecutor
-from paretomerge.results import BenchmarkScore, EvaluateTaskResult, EvaluationResult, ProfileResult
+from paretomerge.results import (
+    BenchmarkScore,
+    EvaluateTaskResult,
+    EvaluationCost,
+    EvaluationResult,
+    ProfileResult,
+)
 from paretomerge.run_layout import RunLayout
 from paretomerge.spec import load_run
 from paretomerge.tasks import (
@@ -70,6 +76,22 @@ def synthetic_scores(
         )
         for k, name in enumerate(benchmarks)
     }
+
+
+def synthetic_cost(
+    scores: dict[str, BenchmarkScore], merge_seconds: float, gpus: int
+) -> EvaluationCost:
+    """The cost of answering as ``scores`` say: every answer's mean tokens, a server that
+    starts in 2 s and generates 100 tokens a second."""
+    output_tokens = sum(round(s.mean_output_tokens * s.n * s.repeats) for s in scores.values())
+    return EvaluationCost(
+        questions=sum(s.n * s.repeats for s in scores.values()),
+        output_tokens=output_tokens,
+        merge_seconds=merge_seconds,
+        serve_seconds=2.0,
+        generate_seconds=output_tokens / 100.0,
+        gpus=gpus,
+    )
 
 
 def injected_failure(task, attempt: int) -> str | None:
@@ -123,13 +145,14 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
         value = 0.0 if task.role == "base" else 1.0
         weights, head = [value] * num_layers, value
     benchmarks = [b.name for b in task.objectives.benchmarks]
+    scores = synthetic_scores(weights, head, benchmarks)
+    merge_seconds = 0.01 if task.plan is not None else 0.0
     result = EvaluateTaskResult(
         task=task.id,
         role=task.role,
-        evaluation=EvaluationResult(
-            scores=synthetic_scores(weights, head, benchmarks), seconds=0.0
-        ),
-        seconds={"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
+        evaluation=EvaluationResult(scores=scores, seconds=0.0),
+        seconds={"evaluate": 0.01} | ({"merge": merge_seconds} if task.plan is not None else {}),
+        cost=synthetic_cost(scores, merge_seconds, task.gpus),
     )
     (work_dir / ERROR_FILE).unlink(missing_ok=True)
     write_result(result, work_dir)

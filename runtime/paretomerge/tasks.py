@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
 from paretomerge.questions import QuestionSplit
-from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.results import EvaluateTaskResult, EvaluationCost, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
 
@@ -37,6 +37,8 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
+# The merge stage's seconds, for the evaluate stage when they run apart (Kubernetes).
+MERGE_SECONDS_FILE = "merge-seconds.json"
 EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
@@ -65,7 +67,9 @@ class EvaluateTask(TaskBase):
     ``keep_merged`` keeps the merged weights in ``<work_dir>/merged`` after the
     evaluation; otherwise they are deleted (a 4B model is 8 GB). ``questions`` is the
     side of a held-out split it asks (``None``: every question), ``repeats`` how many
-    times it asks each (``None``: as ``objectives`` says).
+    times it asks each (``None``: as ``objectives`` says); ``gpus`` the GPUs its pod
+    (or machine) gives the model server, as the executor that runs it knows them, for
+    the GPU-seconds of its :class:`~paretomerge.results.EvaluationCost`.
     """
 
     result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
@@ -78,6 +82,7 @@ class EvaluateTask(TaskBase):
     objectives: ObjectivesSpec
     questions: QuestionSplit | None = None
     repeats: int | None = Field(default=None, ge=1)
+    gpus: int = Field(default=0, ge=0)
 
     @property
     def sampling(self) -> SamplingSpec:
@@ -102,7 +107,7 @@ class TaskFailure(RuntimeError):
 def write_task(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
     """Write ``task.json`` into a fresh work directory (earlier attempts' files removed)."""
     work_dir = volume / task.work_dir
-    for name in (RESULT_FILE, ERROR_FILE):
+    for name in (RESULT_FILE, ERROR_FILE, MERGE_SECONDS_FILE):
         (work_dir / name).unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / TASK_FILE
@@ -202,7 +207,10 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
     if task.plan is not None and stage in ("merge", "all"):
         seconds["merge"] = _merge(task.plan, volume, merged)
         if stage == "merge":
+            write_atomic(work_dir / MERGE_SECONDS_FILE, json.dumps(seconds) + "\n")
             return None
+    elif task.plan is not None and (work_dir / MERGE_SECONDS_FILE).exists():
+        seconds.update(json.loads((work_dir / MERGE_SECONDS_FILE).read_text()))
     if task.plan is None and task.model is None:
         raise TaskFailure("evaluate", "the task names neither a model nor a merge plan")
     try:
@@ -231,12 +239,16 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
         if task.plan is not None and not task.keep_merged:
             shutil.rmtree(merged, ignore_errors=True)
     seconds["evaluate"] = time.monotonic() - started
+    cost = (evaluation.cost or EvaluationCost()).model_copy(
+        update={"merge_seconds": seconds.get("merge", 0.0), "gpus": task.gpus}
+    )
     return EvaluateTaskResult(
         task=task.id,
         role=task.role,
         evaluation=evaluation,
         merged_model=str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
         seconds=seconds,
+        cost=cost,
     )
 
 

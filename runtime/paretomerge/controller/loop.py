@@ -297,10 +297,10 @@ class Controller:
                 tasks.append((task, key))
         results = self._complete([task for task, _ in tasks], state)
         for task, key in tasks:
-            scores = results[task.id].scores
-            store_scores(self.volume, key, task.model, scores)
+            result = results[task.id]
+            store_scores(self.volume, key, task.model, result.scores)
             anchors[task.role] = AnchorRecord(
-                model=task.model, scores=scores, cache_key=key, cached=False
+                model=task.model, scores=result.scores, cache_key=key, cost=result.cost
             )
         self._save(state)
         check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
@@ -318,6 +318,7 @@ class Controller:
             objectives=self.spec.objectives,
             questions=self._questions("held-out" if held_out else "search"),
             repeats=self.spec.search.validation.repeats if held_out else None,
+            gpus=self.executor.evaluation_gpus(),
         )
 
     def _questions(self, part: QuestionPart) -> QuestionSplit | None:
@@ -540,6 +541,7 @@ class Controller:
             evaluation=self.spec.evaluation,
             objectives=self.spec.objectives,
             questions=self._questions("search"),
+            gpus=self.executor.evaluation_gpus(),
         )
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
@@ -580,6 +582,7 @@ class Controller:
         record.objectives_std = None if y.std is None else list(y.std)
         record.scores = result.scores
         record.seconds.update(result.seconds)
+        record.cost = result.cost
         record.finished = now()
         if isinstance(record, CandidateRecord):
             record.merged_model = result.merged_model

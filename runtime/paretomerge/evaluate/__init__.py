@@ -32,7 +32,7 @@ from paretomerge.evaluate.evalscope_task import EvalscopeOutputError, run_benchm
 from paretomerge.evaluate.scoring import score_benchmark
 from paretomerge.evaluate.serving import ServingError, serve
 from paretomerge.questions import QuestionSplit
-from paretomerge.results import BenchmarkScore, EvaluationResult
+from paretomerge.results import BenchmarkScore, EvaluationCost, EvaluationResult
 from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 __all__ = [
@@ -63,7 +63,9 @@ def evaluate_model(
     split (default: all); each is asked ``repeats`` times (default:
     ``objectives.repeats``, or its benchmark's own ``repeats``); every request carries
     ``sampling`` and ``evaluation.max_tokens``.
-    ``seconds`` in the result is the whole call's wall-clock time, serving included.
+    ``seconds`` in the result is the whole call's wall-clock time, serving included;
+    its ``cost`` the answers, output tokens, server start and generation seconds
+    (:class:`~paretomerge.results.EvaluationCost`, without merge and GPUs).
 
     Raises:
         BenchmarkDataError: missing or malformed data (raised before serving).
@@ -84,8 +86,11 @@ def evaluate_model(
 
     benchmarks = prepare_benchmarks(objectives.benchmarks, Path(volume), work_dir / "data", chosen)
     scores = {}
+    answers = output_tokens = 0
+    generate_seconds = 0.0
     with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
         for spec, benchmark in zip(objectives.benchmarks, benchmarks, strict=True):
+            generating = time.monotonic()
             records = run_benchmark(
                 replace(benchmark, repeats=repeats or objectives.repeats_of(spec)),
                 served,
@@ -95,5 +100,14 @@ def evaluate_model(
                 timeout_s=evaluation.timeout_seconds,
                 out_dir=work_dir / "benchmarks" / benchmark.name,
             )
+            generate_seconds += time.monotonic() - generating
+            answers += len(records)
+            output_tokens += sum(record.output_tokens for record in records)
             scores[benchmark.name] = score_benchmark(benchmark.name, records)
-    return EvaluationResult(scores=scores, seconds=time.monotonic() - started)
+    cost = EvaluationCost(
+        questions=answers,
+        output_tokens=output_tokens,
+        serve_seconds=served.startup_seconds,
+        generate_seconds=generate_seconds,
+    )
+    return EvaluationResult(scores=scores, seconds=time.monotonic() - started, cost=cost)

@@ -523,6 +523,12 @@ def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(vo
     history = json.loads((run_dir / "hypervolume.json").read_text())
     assert len(history["hypervolume"]) == 6 + 3
     assert sorted(history["after"][-3:]) == ["v0001", "v0002", "v0003"]
+    # The run's cost is its candidates' and validations' (every one has its own); the
+    # anchors', on both sides of the split, is counted apart.
+    records = [*state.candidates, *state.validations]
+    assert state.cost.evaluations == 9 and status["cost"]["evaluations"] == 9
+    assert status["cost"]["outputTokens"] == sum(r.cost.output_tokens for r in records) > 0
+    assert status["anchorCost"]["evaluations"] == 4
 
 
 def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -> None:

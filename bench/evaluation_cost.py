@@ -1,0 +1,138 @@
+"""What one candidate of the demo pair costs: merge, server start and generation seconds.
+
+Builds (or reuses, ``--pair``) the demo's instruct/thinking pair, then runs one
+candidate the way a run does: ``paretomerge task`` in a fresh process on a layer-wise
+``task_arithmetic`` plan with random weights, served by the ``transformers`` engine
+(the built-in server) and evaluated through evalscope on the demo's benchmark, with the
+demo run's evaluation settings. The task's own :class:`~paretomerge.results.EvaluationCost`
+gives the seconds of each stage. The baseline, measured in the same run, is a plain copy
+of the same bytes: ``shutil.copytree`` of the instruct model's directory (the size of
+the merged model), the floor for writing a model. Every step runs ``--repeats`` times
+and its median is reported.
+
+Usage: ``nice -n 10 python bench/evaluation_cost.py [--pair DIR] [--questions 40]
+[--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from paretomerge.checkpoint import Checkpoint
+from paretomerge.demo.pair import build_demo_pair
+from paretomerge.demo.runner import MODELS_DIR, demo_manifest
+from paretomerge.merge import plan_from_weights
+from paretomerge.results import EvaluateTaskResult
+from paretomerge.spec import parse_run
+from paretomerge.tasks import RESULT_FILE, EvaluateTask, write_task
+
+STAGES = ("merge", "serve", "generate")
+
+
+def candidate_task(volume: Path, questions: int, attempt: int, seed: int) -> EvaluateTask:
+    """One demo candidate on ``volume``: random per-layer weights in [0, 1], the demo
+    run's evaluation of ``questions`` questions."""
+    run = parse_run(demo_manifest("bench", "layer", 1, 1, seed=0, limit=questions))
+    spec = run.spec
+    num_layers = Checkpoint(volume / spec.models.base.path).num_layers
+    rng = random.Random(seed + attempt)
+    plan = plan_from_weights(
+        spec.models.base.path,
+        [e.path for e in spec.models.experts],
+        spec.merge.method,
+        [rng.random() for _ in range(num_layers + 1)],
+        num_layers,
+    )
+    return EvaluateTask(
+        id=f"c{attempt + 1:04d}",
+        work_dir=f"runs/bench/candidates/c{attempt + 1:04d}",
+        role="merged",
+        plan=plan,
+        evaluation=spec.evaluation,
+        objectives=spec.objectives,
+    )
+
+
+def run_candidate(task: EvaluateTask, volume: Path) -> EvaluateTaskResult:
+    """``paretomerge task`` in a fresh process, as the local executor starts it."""
+    task_file = write_task(task, volume)
+    subprocess.run(
+        [sys.executable, "-m", "paretomerge", "task", str(task_file), "--volume", str(volume)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return EvaluateTaskResult.model_validate_json(
+        (volume / task.work_dir / RESULT_FILE).read_text()
+    )
+
+
+def copy_seconds(model: Path, out: Path) -> float:
+    """Seconds to copy ``model``'s directory to ``out`` (removed first and after)."""
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    shutil.copytree(model, out)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(out)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", type=Path, help="where the demo pair is (built there if not)")
+    parser.add_argument("--questions", type=int, default=40, help="questions asked (40: all)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="evaluation-cost-"))
+    pair_dir = args.pair or workdir / "pair"
+    started = time.perf_counter()
+    build_demo_pair(pair_dir)
+    print(f"demo pair ready in {pair_dir} ({time.perf_counter() - started:.0f} s)")
+    volume = workdir / "volume"
+    shutil.rmtree(volume, ignore_errors=True)
+    shutil.copytree(pair_dir, volume / MODELS_DIR)  # inside the volume, as a run needs it
+    model = volume / MODELS_DIR / "instruct"
+    size = sum(path.stat().st_size for path in model.rglob("*") if path.is_file())
+
+    copies, costs = [], []
+    for attempt in range(args.repeats):
+        copies.append(copy_seconds(model, workdir / "copy"))
+        result = run_candidate(candidate_task(volume, args.questions, attempt, args.seed), volume)
+        costs.append(result.cost)
+    copy = statistics.median(copies)
+    medians = {
+        stage: statistics.median(getattr(c, f"{stage}_seconds") for c in costs) for stage in STAGES
+    }
+    answers = costs[0].questions
+    tokens = statistics.median(c.output_tokens for c in costs)
+    print(
+        f"\none candidate of the demo pair ({size / 1e6:.1f} MB of weights), {answers} answers, "
+        f"median {tokens:.0f} output tokens; median of {args.repeats} runs\n"
+    )
+    print(f"{'step':<34} {'seconds':>9} {'x copy':>9}")
+    print(f"{'copy of the same bytes (baseline)':<34} {copy:>9.3f} {1.0:>9.1f}")
+    names = {
+        "merge": "merge (mergekit)",
+        "serve": "server start (until /health)",
+        "generate": "generation (evalscope)",
+    }
+    for stage in STAGES:
+        print(f"{names[stage]:<34} {medians[stage]:>9.3f} {medians[stage] / copy:>9.1f}")
+    total = sum(medians.values())
+    print(f"{'candidate (all three)':<34} {total:>9.3f} {total / copy:>9.1f}")
+    print(json.dumps({"copy": copy, **medians, "answers": answers, "output_tokens": tokens}))
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,7 @@ STAGES = ("merge", "serve", "generate")
 def candidate_task(volume: Path, questions: int, attempt: int, seed: int) -> EvaluateTask:
     """One demo candidate on ``volume``: random per-layer weights in [0, 1], the demo
     run's evaluation of ``questions`` questions."""
-    run = parse_run(demo_manifest("bench", "layer", 1, 1, seed=0, limit=questions))
+    run = parse_run(demo_manifest("bench", "layer", 4, 1, seed=0, limit=questions))
     spec = run.spec
     num_layers = Checkpoint(volume / spec.models.base.path).num_layers
     rng = random.Random(seed + attempt)
@@ -65,11 +65,10 @@ def candidate_task(volume: Path, questions: int, attempt: int, seed: int) -> Eva
 def run_candidate(task: EvaluateTask, volume: Path) -> EvaluateTaskResult:
     """``paretomerge task`` in a fresh process, as the local executor starts it."""
     task_file = write_task(task, volume)
-    subprocess.run(
-        [sys.executable, "-m", "paretomerge", "task", str(task_file), "--volume", str(volume)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "paretomerge", "task", str(task_file), "--volume", str(volume)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{task.id} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return EvaluateTaskResult.model_validate_json(
         (volume / task.work_dir / RESULT_FILE).read_text()
     )

@@ -12,13 +12,35 @@ and its median is reported.
 
 Usage: ``nice -n 10 python bench/evaluation_cost.py [--pair DIR] [--questions 40]
 [--repeats 3]``.
+
+Measured on the shared 2-core machine (load average 4.2 to 4.8 while it ran; the CPU
+time of the task and its server is the steadier figure), the demo's 40 questions, 3 runs::
+
+    one candidate of the demo pair (10.7 MB of weights), 40 answers, median 394 output tokens
+
+    step                                 seconds    x copy
+    copy of the same bytes (baseline)      0.009       1.0
+    merge (mergekit)                       4.286     456.8
+    server start (until /health)          13.577    1447.0
+    generation (evalscope)                41.674    4441.8
+    candidate (all three)                 59.537    6345.6
+    CPU seconds of the task and server    41.787
+
+Other runs under other loads gave 0.2 to 4.3 s of merge, 6 to 13.6 s of server start
+and 7 to 140 s of generation. On a model this small every stage is a fixed cost (the
+imports and start of mergekit, of the server, of evalscope), not its bytes: the copy of
+10.7 MB from the page cache takes 10 ms. The server's start alone is worth three merges:
+it is paid once per candidate, which is what evaluating every benchmark and every stage
+within one served model saves.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,16 +84,21 @@ def candidate_task(volume: Path, questions: int, attempt: int, seed: int) -> Eva
     )
 
 
-def run_candidate(task: EvaluateTask, volume: Path) -> EvaluateTaskResult:
-    """``paretomerge task`` in a fresh process, as the local executor starts it."""
+def run_candidate(task: EvaluateTask, volume: Path) -> tuple[EvaluateTaskResult, float]:
+    """``paretomerge task`` in a fresh process, as the local executor starts it; its
+    result and the CPU seconds (user + system) of the task and its model server."""
     task_file = write_task(task, volume)
     command = [sys.executable, "-m", "paretomerge", "task", str(task_file), "--volume", str(volume)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{task.id} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return EvaluateTaskResult.model_validate_json(
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = EvaluateTaskResult.model_validate_json(
         (volume / task.work_dir / RESULT_FILE).read_text()
     )
+    return result, cpu
 
 
 def copy_seconds(model: Path, out: Path) -> float:
@@ -104,11 +131,13 @@ def main() -> None:
     model = volume / MODELS_DIR / "instruct"
     size = sum(path.stat().st_size for path in model.rglob("*") if path.is_file())
 
-    copies, costs = [], []
+    copies, costs, cpus = [], [], []
     for attempt in range(args.repeats):
         copies.append(copy_seconds(model, workdir / "copy"))
-        result = run_candidate(candidate_task(volume, args.questions, attempt, args.seed), volume)
+        task = candidate_task(volume, args.questions, attempt, args.seed)
+        result, cpu = run_candidate(task, volume)
         costs.append(result.cost)
+        cpus.append(cpu)
     copy = statistics.median(copies)
     medians = {
         stage: statistics.median(getattr(c, f"{stage}_seconds") for c in costs) for stage in STAGES
@@ -130,7 +159,11 @@ def main() -> None:
         print(f"{names[stage]:<34} {medians[stage]:>9.3f} {medians[stage] / copy:>9.1f}")
     total = sum(medians.values())
     print(f"{'candidate (all three)':<34} {total:>9.3f} {total / copy:>9.1f}")
-    print(json.dumps({"copy": copy, **medians, "answers": answers, "output_tokens": tokens}))
+    cpu = statistics.median(cpus)
+    print(f"{'CPU seconds of the task and server':<34} {cpu:>9.3f}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    summary = {"copy": copy, **medians, "cpu": cpu, "answers": answers, "output_tokens": tokens}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.loop import Controller, Limits, record_estimates
 from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.executors import LocalExecutor
 from paretomerge.k8s.status import run_status
 from paretomerge.search import AskTellOptimizer, SearchConfig, hypervolume, pareto_mask
 from paretomerge.spec import parse_run
@@ -166,6 +167,19 @@ def test_a_run_fails_past_max_failed_candidates(volume: Path) -> None:
     assert state.count("running") <= 2  # stopped at once; nothing left running
     leftover = subprocess.run(["pgrep", "-f", str(volume / "runs")], capture_output=True)
     assert leftover.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("visible", "gpus"),
+    [("", 0), ("0", 1), ("0,1", 2), ("2, 3,", 2), ("1,-1,2", 1), ("GPU-5e0c,GPU-77aa", 2)],
+)
+def test_the_local_executor_counts_the_gpus_its_tasks_see(
+    tmp_path: Path, visible: str, gpus: int
+) -> None:
+    """What an evaluation's GPU-seconds are counted with: CUDA_VISIBLE_DEVICES as CUDA
+    reads it (a negative index hides the devices after it)."""
+    executor = LocalExecutor(tmp_path, 60, env={"CUDA_VISIBLE_DEVICES": visible})
+    assert executor.evaluation_gpus() == gpus
 
 
 def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:

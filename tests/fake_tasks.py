@@ -49,6 +49,7 @@ from paretomerge.questions import stage_counts
 from paretomerge.results import (
     BenchmarkScore,
     EvaluateTaskResult,
+    EvaluationCost,
     EvaluationResult,
     ProfileResult,
     StageResult,
@@ -87,6 +88,22 @@ def synthetic_scores(
         )
         for k, name in enumerate(benchmarks)
     }
+
+
+def synthetic_cost(
+    scores: dict[str, BenchmarkScore], merge_seconds: float, gpus: int
+) -> EvaluationCost:
+    """The cost of answering as ``scores`` say: every answer's mean tokens, a server that
+    starts in 2 s and generates 100 tokens a second."""
+    output_tokens = sum(round(s.mean_output_tokens * s.n * s.repeats) for s in scores.values())
+    return EvaluationCost(
+        questions=sum(s.n * s.repeats for s in scores.values()),
+        output_tokens=output_tokens,
+        merge_seconds=merge_seconds,
+        serve_seconds=2.0,
+        generate_seconds=output_tokens / 100.0,
+        gpus=gpus,
+    )
 
 
 def injected_failure(task, attempt: int) -> str | None:
@@ -150,15 +167,15 @@ def main(task_file: Path, volume: Path, stage: str = "all") -> int:
             for name, base in synthetic_scores([0.0], 0.0, benchmarks).items()
         }
     stopped_after = None if task.stages is None else staged(task, work_dir, scores)
+    if stopped_after is not None:
+        scores = partial(scores, task, stopped_after)
+    merge_seconds = 0.01 if task.plan is not None else 0.0
     result = EvaluateTaskResult(
         task=task.id,
         role=task.role,
-        evaluation=EvaluationResult(
-            scores=scores if stopped_after is None else partial(scores, task, stopped_after),
-            seconds=0.0,
-            stopped_after=stopped_after,
-        ),
-        seconds={"evaluate": 0.01} | ({"merge": 0.01} if task.plan is not None else {}),
+        evaluation=EvaluationResult(scores=scores, seconds=0.0, stopped_after=stopped_after),
+        seconds={"evaluate": 0.01} | ({"merge": merge_seconds} if task.plan is not None else {}),
+        cost=synthetic_cost(scores, merge_seconds, task.gpus),
     )
     (work_dir / ERROR_FILE).unlink(missing_ok=True)
     write_result(result, work_dir)
@@ -191,8 +208,13 @@ def staged(task: EvaluateTask, work_dir: Path, scores: dict[str, BenchmarkScore]
         stage_file = work_dir / EVAL_DIR / STAGES_DIR / f"stage-{stage}.json"
         stage_file.parent.mkdir(parents=True, exist_ok=True)
         if not stage_file.exists():  # a finished stage is not asked again
+            asked = partial(scores, task, stage)
             done = StageResult(
-                stage=stage, stages=count, scores=partial(scores, task, stage), seconds=0.0
+                stage=stage,
+                stages=count,
+                scores=asked,
+                seconds=0.0,
+                cost=synthetic_cost(asked, 0.0, 0),
             )
             stage_file.write_text(done.model_dump_json())
             if stage < count:

@@ -283,6 +283,8 @@ def test_the_dashboard_reads_only_metrics_the_operator_exposes() -> None:
         "paretomerge_candidate_duration_seconds_bucket",
         "paretomerge_proposal_duration_seconds_bucket",
         "paretomerge_evaluations_total",
+        "paretomerge_output_tokens_total",
+        "paretomerge_gpu_seconds_total",
     } <= read
 
 
@@ -291,6 +293,9 @@ def test_the_dashboard_has_the_panels_and_quantiles() -> None:
     titles = " | ".join(panel["title"] for panel in dashboard["panels"])
     for word in ("phase", "budget", "Hypervolume", "Pareto", "Candidate", "Failures", "Proposal"):
         assert word in titles
+    for word in ("Output tokens", "GPU-seconds", "Model-server start"):  # the cost
+        assert word in titles
     expressions = " ".join(dashboard_expressions())
+    assert 'stage="serve"' in expressions
     assert "histogram_quantile(0.95" in expressions and "histogram_quantile(0.5" in expressions
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])

@@ -36,6 +36,7 @@ from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.loop import Controller, Limits, record_estimates
 from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.executors import LocalExecutor
 from paretomerge.k8s.status import run_status
 from paretomerge.search import AskTellOptimizer, SearchConfig, hypervolume, pareto_mask
 from paretomerge.spec import parse_run
@@ -166,6 +167,19 @@ def test_a_run_fails_past_max_failed_candidates(volume: Path) -> None:
     assert state.count("running") <= 2  # stopped at once; nothing left running
     leftover = subprocess.run(["pgrep", "-f", str(volume / "runs")], capture_output=True)
     assert leftover.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("visible", "gpus"),
+    [("", 0), ("0", 1), ("0,1", 2), ("2, 3,", 2), ("1,-1,2", 1), ("GPU-5e0c,GPU-77aa", 2)],
+)
+def test_the_local_executor_counts_the_gpus_its_tasks_see(
+    tmp_path: Path, visible: str, gpus: int
+) -> None:
+    """What an evaluation's GPU-seconds are counted with: CUDA_VISIBLE_DEVICES as CUDA
+    reads it (a negative index hides the devices after it)."""
+    executor = LocalExecutor(tmp_path, 60, env={"CUDA_VISIBLE_DEVICES": visible})
+    assert executor.evaluation_gpus() == gpus
 
 
 def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
@@ -465,8 +479,14 @@ def test_a_killed_controller_resumes_without_losing_or_repeating_evaluations(
     volume: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     run_file = write_run(volume, manifest(budget=10))
+    # Killed with a candidate started (not only recorded: that one is started again).
     kill_controller_when(
-        run_file, volume, lambda state: state.count("succeeded") >= 4 and state.count("running")
+        run_file,
+        volume,
+        lambda state: (
+            state.count("succeeded") >= 4
+            and any(c.status == "running" and not c.waiting for c in state.candidates)
+        ),
     )
     running = {
         c.id for c in RunState.load(volume / "runs" / "fake").candidates if c.status == "running"
@@ -523,6 +543,12 @@ def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(vo
     history = json.loads((run_dir / "hypervolume.json").read_text())
     assert len(history["hypervolume"]) == 6 + 3
     assert sorted(history["after"][-3:]) == ["v0001", "v0002", "v0003"]
+    # The run's cost is its candidates' and validations' (every one has its own); the
+    # anchors', on both sides of the split, is counted apart.
+    records = [*state.candidates, *state.validations]
+    assert state.cost.evaluations == 9 and status["cost"]["evaluations"] == 9
+    assert status["cost"]["outputTokens"] == sum(r.cost.output_tokens for r in records) > 0
+    assert status["anchorCost"]["evaluations"] == 4
 
 
 def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -> None:

@@ -284,7 +284,8 @@ def test_scores_on_known_answers(scripted, name):
     assert score.name == name
     assert score.n == n
     assert score.accuracy == pytest.approx(accuracy)
-    assert score.accuracy_stderr == pytest.approx(math.sqrt(accuracy * (1 - accuracy) / n))
+    q = (accuracy * n + 0.5) / (n + 1)  # Jeffreys' estimate
+    assert score.accuracy_stderr == pytest.approx(math.sqrt(q * (1 - q) / n))
     assert score.mean_output_tokens == pytest.approx(tokens)
     assert score.thinking_closed == pytest.approx(closed)
 
@@ -294,6 +295,12 @@ def test_results_keep_the_run_order_and_round_trip_through_json(scripted):
     assert list(result.scores) == [b.name for b in OBJECTIVES.benchmarks]
     assert result.seconds > 0
     assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
+    # Its cost: every answer and its tokens, the generation; an endpoint starts no server.
+    scores = result.scores.values()
+    assert result.cost.questions == sum(s.n * s.repeats for s in scores)
+    tokens = sum(s.mean_output_tokens * s.n * s.repeats for s in scores)
+    assert result.cost.output_tokens == pytest.approx(tokens)
+    assert result.cost.serve_seconds == 0.0 and 0 < result.cost.generate_seconds < result.seconds
 
 
 def test_requests_carry_the_sampling_and_the_api_key(endpoint, scripted):
@@ -809,9 +816,11 @@ def health(url: str) -> int | None:
 def test_vllm_serve_command_health_and_stop(fake_vllm, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_VLLM_MODE", "serve")
     evaluation = EvaluationSpec(engine="vllm", max_tokens=1000, timeout_seconds=60)
+    started = time.monotonic()
     with serve(tmp_path / "merged", evaluation, log_dir=tmp_path / "work") as served:
         root = served.base_url.removesuffix("/v1")
         assert health(f"{root}/health") == 200
+        assert 0 < served.startup_seconds <= time.monotonic() - started
         argv = json.loads(fake_vllm.read_text())
         port = root.rsplit(":", 1)[1]
         assert argv == [
@@ -984,6 +993,9 @@ def test_evaluate_model_with_the_transformers_engine(tiny_chat_model, volume, tm
     score = result.scores["mod-ten"]
     assert score.n == 2
     assert 1 <= score.mean_output_tokens <= 8
+    assert (result.cost.questions, result.cost.output_tokens) == (2, 2 * score.mean_output_tokens)
+    assert result.cost.serve_seconds > 0 and result.cost.generate_seconds > 0
+    assert result.cost.serve_seconds + result.cost.generate_seconds < result.seconds
     assert "POST /v1/chat/completions" in (tmp_path / "server.log").read_text()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from browser import chromium, probe_page, screenshot
 from PIL import Image
 from tiny_models import link_tree
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
 from paretomerge.controller.state import RunState
+from paretomerge.k8s.status import run_status
 from paretomerge.search import hypervolume, pareto_mask
 
 BUDGET = 4
@@ -85,8 +87,40 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     records = run_dir / "candidates" / "c0001" / "eval" / "benchmarks" / name / "records.jsonl"
     questions = [json.loads(line)["question"] for line in records.read_text().splitlines()]
     assert sorted(questions) == list(range(16))
+    # What every evaluation cost: its 16 answers, the tokens its records hold, a merge, a
+    # server start and the generation, no GPU-seconds without a GPU; the run's totals
+    # (results.json, the status, the report) are the sums over its candidates.
+    for candidate in state.candidates:
+        cost = candidate.cost
+        benchmark = run_dir / "candidates" / candidate.id / "eval" / "benchmarks" / name
+        answers = [json.loads(line) for line in (benchmark / "records.jsonl").open()]
+        assert (cost.questions, cost.output_tokens) == (
+            16,
+            sum(a["output_tokens"] for a in answers),
+        )
+        assert cost.merge_seconds == candidate.seconds["merge"] > 0
+        assert 0 < cost.serve_seconds + cost.generate_seconds < candidate.seconds["evaluate"]
+        assert cost.generate_seconds > 0
+        assert cost.gpus == torch.cuda.device_count()  # the CPU build here: none
+        assert cost.gpu_seconds == (cost.serve_seconds + cost.generate_seconds) * cost.gpus
+    for anchor in state.anchors.values():  # the run that evaluated them paid for them
+        assert (anchor.cost is None) == anchor.cached
+        assert anchor.cached or (anchor.cost.questions, anchor.cost.merge_seconds) == (16, 0.0)
+    costs = [c.cost for c in state.candidates]
+    total = json.loads((run_dir / "results.json").read_text())["cost"]
+    assert total["evaluations"] == BUDGET and total["questions"] == 16 * BUDGET
+    assert total["output_tokens"] == sum(c.output_tokens for c in costs)
+    for stage in ("merge", "serve", "generate"):
+        spent = sum(getattr(c, f"{stage}_seconds") for c in costs)
+        assert total[f"{stage}_seconds"] == pytest.approx(spent)
+    status = run_status(state, f"runs/{run_name}", 1)
+    column = status["evaluationColumns"].index("outputTokens")
+    assert status["cost"]["outputTokens"] == sum(row[column] for row in status["evaluations"])
+    assert status["cost"]["outputTokens"] == total["output_tokens"]
+    assert f"{run_name} cost: {BUDGET} evaluation(s), {16 * BUDGET} answers, " in result.output
     if run_name == "demo":  # the model-level run is drawn on the per-layer run's plots
-        for plot in ("pareto_front.png", "hypervolume.png", "importance.png"):
+        plots = ("pareto_front.png", "hypervolume.png", "hypervolume_cost.png", "importance.png")
+        for plot in plots:
             assert (run_dir / plot).stat().st_size > 0
     assert f"{run_name}: {BUDGET} evaluated" in result.output
     # keepMergedModels: none -> no merged weights left behind.
@@ -139,11 +173,17 @@ def test_the_demo_report_renders_in_a_browser(demo_run, tmp_path: Path) -> None:
     assert found["title"] == "ParetoMerge report: demo"
     assert found["points"] == points
     assert found["external"] == []
-    assert len(found["images"]) == 3  # front, hypervolume, importance
+    assert len(found["images"]) == 4  # front, hypervolume, against cost, importance
     assert all(image["complete"] and image["naturalWidth"] > 0 for image in found["images"])
     for point in points:  # each member: its materialize command and mergekit configuration
         assert f"materialize {(out / 'runs' / 'demo').resolve()} --point {point}" in text
     assert text.count("merge_method: task_arithmetic") == len(points)
+    # Every finished evaluation's cost, then the totals.
+    costs = text[text.index("<table id='cost'>") :].split("</table>")[0]
+    state = RunState.load(out / "runs" / "demo")
+    for candidate in state.candidates:
+        assert f"<td class='text'>{candidate.id}</td><td class='text'>succeeded</td>" in costs
+    assert f"{state.cost.output_tokens}</td>" in costs
     shot = screenshot(browser, report, "demo-report.png")
     print(f"report screenshot: {shot}")
     with Image.open(shot) as image:

@@ -15,7 +15,21 @@ from paretomerge_operator.handlers.runs import spec_edited
 from paretomerge_operator.metrics import OperatorMetrics
 
 
-def row(candidate: str, status: str, merge=30.0, evaluate=600.0, proposal=1.5, attempts=1):
+def row(
+    candidate: str,
+    status: str,
+    merge=30.0,
+    evaluate=600.0,
+    proposal=1.5,
+    attempts=1,
+    tokens=None,
+    serve=None,
+):
+    """A status row; a succeeded one costs ``tokens`` (default 1000) and a server start of
+    ``serve`` seconds (default 40) on one GPU."""
+    succeeded = status == "succeeded"
+    tokens = tokens if tokens is not None else 1000 if succeeded else None
+    serve = serve if serve is not None else 40.0 if succeeded else None
     values = {
         "id": candidate,
         "status": status,
@@ -25,6 +39,9 @@ def row(candidate: str, status: str, merge=30.0, evaluate=600.0, proposal=1.5, a
         "evaluateSeconds": evaluate,
         "proposalSeconds": proposal,
         "attempts": attempts,
+        "outputTokens": tokens,
+        "serveSeconds": serve,
+        "gpuSeconds": evaluate if succeeded else None,
     }
     return [values.get(column) for column in EVALUATION_COLUMNS]
 
@@ -83,6 +100,8 @@ def test_names_follow_the_conventions(memo) -> None:
         "paretomerge_candidate_duration_seconds",
         "paretomerge_proposal_duration_seconds",
         "paretomerge_reconcile_errors",
+        "paretomerge_output_tokens",
+        "paretomerge_gpu_seconds",
     }
     samples = scrape(memo)
     assert samples[("paretomerge_build_info", labels(version=version("paretomerge")))] == 1
@@ -94,7 +113,10 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
     first = [row("c0001", "succeeded"), row("c0002", "failed", evaluate=None, attempts=2)]
     for _ in range(3):  # the same object again: a resync, a watch restart
         run_changed(body=body("r", "Running", first), type="MODIFIED", memo=memo)
-    later = [*first, row("c0003", "succeeded", merge=90.0, evaluate=4000.0, attempts=3)]
+    third = row("c0003", "succeeded", merge=90.0, evaluate=4000.0, attempts=3, tokens=2500)
+    # A screened candidate: its tokens count, as any evaluation's.
+    fourth = row("c0004", "screened", merge=None, evaluate=None, proposal=None, tokens=300)
+    later = [*first, third, fourth]
     run_changed(body=body("r", "Running", later), type="MODIFIED", memo=memo)
     later = body("r", "Running", later, validationsFinished=2, validationsRunning=1)
     run_changed(body=later, type=None, memo=memo)  # initial listing
@@ -104,6 +126,7 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
     total = "paretomerge_evaluations_total"
     assert samples[(total, labels(**run, outcome="succeeded"))] == 2
     assert samples[(total, labels(**run, outcome="failed"))] == 1
+    assert samples[(total, labels(**run, outcome="screened"))] == 1
     assert samples[(total, labels(**run, outcome="retried"))] == 1 + 2
     duration = "paretomerge_candidate_duration_seconds"
     assert samples[(f"{duration}_count", labels(**run, stage="merge"))] == 3
@@ -111,7 +134,12 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
     assert samples[(f"{duration}_sum", labels(**run, stage="evaluate"))] == 4600.0
     assert samples[(f"{duration}_bucket", labels(**run, stage="merge", le="60.0"))] == 2
     assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 3
-    assert samples[("paretomerge_run_evaluations_finished", labels(**run))] == 3
+    # The cost: counted once per row, as the rows say.
+    assert samples[(f"{duration}_count", labels(**run, stage="serve"))] == 2
+    assert samples[(f"{duration}_sum", labels(**run, stage="serve"))] == 80.0
+    assert samples[("paretomerge_output_tokens_total", labels(**run))] == 1000 + 2500 + 300
+    assert samples[("paretomerge_gpu_seconds_total", labels(**run))] == 600.0 + 4000.0
+    assert samples[("paretomerge_run_evaluations_finished", labels(**run))] == 4
     assert samples[("paretomerge_run_budget_evaluations", labels(**run))] == 88
     assert samples[("paretomerge_run_hypervolume", labels(**run))] == 0.42
     assert samples[("paretomerge_run_pareto_size", labels(**run))] == 3
@@ -166,12 +194,14 @@ def test_a_status_without_rows_or_phase_sets_the_gauges_only(memo) -> None:
     )
     # Counters and histograms start at 0, so a first failure shows in increase().
     run = {"namespace": "team-a", "run": "r"}
-    for outcome in ("succeeded", "failed", "retried"):
+    for outcome in ("succeeded", "screened", "failed", "retried"):
         assert samples[("paretomerge_evaluations_total", labels(**run, outcome=outcome))] == 0
-    for stage in ("merge", "evaluate"):
+    for stage in ("merge", "serve", "evaluate"):
         duration = "paretomerge_candidate_duration_seconds_count"
         assert samples[(duration, labels(**run, stage=stage))] == 0
     assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 0
+    assert samples[("paretomerge_output_tokens_total", labels(**run))] == 0
+    assert samples[("paretomerge_gpu_seconds_total", labels(**run))] == 0
     for handler in ("start_run", "spec_edited", "controller_job_changed", "run_changed"):
         assert samples[("paretomerge_reconcile_errors_total", labels(handler=handler))] == 0
     assert not any(name == "paretomerge_runs" and ("namespace", "n") in s for name, s in samples)

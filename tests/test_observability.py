@@ -394,6 +394,12 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
             """Evaluations with a time for ``stage``."""
             return sum(row[column[f"{stage}Seconds"]] is not None for row in final["evaluations"])
 
+        def total(name: str) -> float:
+            """The sum of column ``name`` over the rows, each of which has it."""
+            values = [row[column[name]] for row in final["evaluations"]]
+            assert all(isinstance(value, int | float) for value in values), (name, values)
+            return sum(values)
+
         selector = f'namespace="{watched}",run="{RUN}"'
         expected = {
             f"paretomerge_run_evaluations_finished{{{selector}}}": final["finished"],
@@ -413,7 +419,19 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
             f'paretomerge_candidate_duration_seconds_count{{{selector},stage="evaluate"}}': timed(
                 "evaluate"
             ),
+            f'paretomerge_candidate_duration_seconds_count{{{selector},stage="serve"}}': timed(
+                "serve"
+            ),
+            # The cost: the counters are the sums over the status rows, and the status's own.
+            f"paretomerge_output_tokens_total{{{selector}}}": total("outputTokens"),
+            f"paretomerge_gpu_seconds_total{{{selector}}}": total("gpuSeconds"),
         }
+        assert total("outputTokens") == final["cost"]["outputTokens"] > 0
+        # One GPU per pod (resources.gpus: 1): server start and generation, once over.
+        assert total("gpuSeconds") == pytest.approx(final["cost"]["gpuSeconds"])
+        assert total("gpuSeconds") == pytest.approx(
+            total("serveSeconds") + total("generateSeconds")
+        )
 
         def differences() -> dict:
             scraped = {query: server.value(query) for query in expected}

@@ -94,6 +94,17 @@ def test_a_run_applied_with_kubectl_ends_with_a_pareto_set(
     assert final["paretoSize"] == len(final["pareto"]) >= (0 if anchors_match_all else 1)
     assert len(final["evaluations"]) == budget
     assert {"base", "expert"} == set(final["anchors"])
+    # Every row has its cost: the merge timed in the init container, the server's start
+    # and the generation in the main one; the run's cost is the rows' sum.
+    for row in final["evaluations"]:
+        cost = dict(zip(columns, row, strict=True))
+        assert cost["questions"] > 0 and cost["outputTokens"] > 0, cost
+        assert min(cost["mergeSeconds"], cost["serveSeconds"], cost["generateSeconds"]) > 0, cost
+        held = cost["serveSeconds"] + cost["generateSeconds"]  # by resources.gpus: 1
+        assert cost["gpuSeconds"] == pytest.approx(held, abs=0.002)
+    tokens = sum(row[columns.index("outputTokens")] for row in final["evaluations"])
+    assert final["cost"]["outputTokens"] == tokens
+    assert final["cost"]["evaluations"] == budget
     assert len(candidate_jobs(k8s_cluster, k8s_namespace)) == budget
     succeeded = next(c for c in final["conditions"] if c["type"] == "Succeeded")
     assert succeeded["status"] == "True"

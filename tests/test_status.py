@@ -18,6 +18,7 @@ from paretomerge.k8s.status import (
     EvaluationRow,
     run_status,
 )
+from paretomerge.results import EvaluationCost
 
 API_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's request limit, what the API server stores
 DIM = 37  # Qwen3-4B: 36 layers and the head
@@ -25,6 +26,15 @@ SCORES = {
     "gpqa_diamond": benchmark_score("gpqa_diamond", 0.512345678, 12345.678, n=198),
     "aime25": benchmark_score("aime25", 0.366666667, 23456.789),
 }
+# The paper's setting on one GPU: 198 + 30 answers, about 3 M tokens.
+COST = EvaluationCost(
+    questions=228,
+    output_tokens=3_148_128,
+    merge_seconds=81.234567,
+    serve_seconds=41.23456,
+    generate_seconds=1790.12345,
+    gpus=1,
+)
 
 
 def finished_state(evaluations: int) -> RunState:
@@ -46,6 +56,7 @@ def finished_state(evaluations: int) -> RunState:
                 scores=SCORES,
                 seconds={"merge": 81.234567, "evaluate": 1834.56789, "proposal": 3.21234},
                 attempts=2,
+                cost=COST,
             )
         )
     anchors = {
@@ -180,8 +191,16 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         "attempts",
         "f1Std",
         "f2Std",
+        "questions",
+        "outputTokens",
+        "serveSeconds",
+        "generateSeconds",
+        "gpuSeconds",
     )
-    assert rows[0] == ["c0001", "succeeded", 0.25, 0.75, 81.235, 1834.568, 3.212, 2, 0.05, 0.04]
+    assert rows[0] == [
+        *("c0001", "succeeded", 0.25, 0.75, 81.235, 1834.568, 3.212, 2, 0.05, 0.04),
+        *(228, 3_148_128, 41.235, 1790.123, 1831.358),
+    ]
     assert rows[1] == [
         "c0002",
         "failed",
@@ -191,8 +210,7 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         NO_VALUE,
         NO_VALUE,
         3,
-        NO_VALUE,
-        NO_VALUE,
+        *[NO_VALUE] * 7,  # no deviations and no cost: the failed attempt's is not known
     ]
     for row, candidate in zip(rows, state.candidates, strict=True):
         assert EvaluationRow.from_status(row) == EvaluationRow.of(candidate)
@@ -202,3 +220,24 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
     old_columns = EVALUATION_COLUMNS[:8]
     old_row = EvaluationRow.from_status(rows[0][:8], old_columns)
     assert (old_row.f1, old_row.merge_seconds, old_row.f1_std) == (0.25, 81.235, None)
+
+
+def test_the_run_cost_is_the_sum_of_the_rows_and_the_anchors_are_apart() -> None:
+    state = finished_state(3)
+    state.candidates[1] = state.candidates[1].model_copy(
+        update={"status": "failed", "cost": None, "objectives": None}
+    )
+    anchor_cost = COST.model_copy(update={"merge_seconds": 0.0, "gpus": 2})
+    state.anchors["base"] = state.anchors["base"].model_copy(update={"cost": anchor_cost})
+    status = run_status(state, "runs/qwen3-4b", 3)
+    rows = [EvaluationRow.from_status(row) for row in status["evaluations"]]
+    assert status["cost"]["evaluations"] == 2
+    assert (
+        status["cost"]["outputTokens"] == sum(r.output_tokens or 0 for r in rows) == 2 * 3_148_128
+    )
+    assert status["cost"]["questions"] == sum(r.questions or 0 for r in rows) == 456
+    assert status["cost"]["gpuSeconds"] == sum(r.gpu_seconds or 0.0 for r in rows)
+    assert status["cost"]["mergeSeconds"] == round(2 * 81.234567, 3)
+    # The anchors' cost is told apart: 2 GPUs held for their server start and generation.
+    assert status["anchorCost"]["evaluations"] == 1
+    assert status["anchorCost"]["gpuSeconds"] == round(2 * (41.23456 + 1790.12345), 3)

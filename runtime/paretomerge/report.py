@@ -9,12 +9,15 @@ optional ``f1_std`` / ``f2_std`` columns give each value's standard deviation. P
   merge, the anchors (base at ``(0, 1)``, expert at ``(1, 0)``) and, if given, the
   fronts of baseline runs (e.g. a model-level sweep);
 - ``hypervolume.png``: hypervolume against evaluations, baselines overlaid;
+- ``hypervolume_cost.png``: the same against the cumulative GPU-seconds of the
+  candidates, or their output tokens where the run used no GPU (runs from before costs
+  were measured have none);
 - ``importance.png``: the importance heatmap with the block partition drawn on it.
 
 :func:`write_html` makes one self-contained HTML file of it all (plots inline as data
 URIs, nothing loaded from elsewhere): the Pareto table, each member's mergekit
-configuration and ``materialize`` command, the anchors, the spec in brief, and the
-candidates that failed.
+configuration and ``materialize`` command, the anchors, what every evaluation cost, the
+spec in brief, and the candidates that failed.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from paretomerge.controller.artifacts import ANCHOR_OBJECTIVES
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
 from paretomerge.merge import MergePlan
 from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
-from paretomerge.results import Scores
+from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RUN_FILE, RunLayout
 from paretomerge.search import hypervolume
 from paretomerge.spec import ParetoMergeRun, load_started_run
@@ -43,6 +47,12 @@ from paretomerge.tasks import EvaluateTask, local_merge_plan, read_task
 
 LAYERS_PER_REFERENCE_BLOCK = 4
 GRANULARITY_NAMES = {"layer": "layer-wise", "block": "block-wise", "model": "model-level"}
+# The cost the hypervolume is drawn against, and its axis.
+CostUnit = Literal["gpu_seconds", "output_tokens"]
+COST_AXES = {
+    "gpu_seconds": "GPU-seconds (model-server start and generation, times the GPUs)",
+    "output_tokens": "output tokens generated (no GPU was used)",
+}
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,24 @@ class RunDirectory:
         beats in both objectives) after each evaluation, in the order they finished: the
         curve ends where the front plot's legend does. (``hypervolume.json`` keeps the
         search's own progress figure, which counts every observation.)"""
+        done, history = self._hypervolume_history(ref_point)
+        return Curve(self.run.name, np.arange(1, len(done) + 1), history)
+
+    def hypervolume_cost_curve(self, ref_point: Sequence[float], unit: CostUnit) -> Curve | None:
+        """:meth:`hypervolume_curve` against the candidates' cumulative cost in ``unit``
+        (GPU-seconds or output tokens), in the same order; ``None`` when a candidate has
+        no cost recorded (a run from before costs were measured)."""
+        done, history = self._hypervolume_history(ref_point)
+        if any(c.cost is None for c in done):
+            return None
+        spent = [getattr(c.cost, unit) for c in done]
+        return Curve(self.run.name, np.cumsum(np.array(spent, dtype=float)), history)
+
+    def _hypervolume_history(
+        self, ref_point: Sequence[float]
+    ) -> tuple[list[CandidateRecord], np.ndarray]:
+        """The succeeded candidates in the order they finished, and ``(n,)`` the
+        hypervolume of the listed merges after each (see :meth:`hypervolume_curve`)."""
         done = sorted(
             (c for c in self.state.candidates if c.status == "succeeded"),
             key=lambda c: c.finished or "",
@@ -164,7 +192,7 @@ class RunDirectory:
         listed = ~(ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
         ref = np.asarray(ref_point, dtype=float)
         history = [hypervolume(Y[:k][listed[:k]], ref) for k in range(1, len(Y) + 1)]
-        return Curve(self.run.name, np.arange(1, len(Y) + 1), np.array(history))
+        return done, np.array(history)
 
     def series(self, numbered: bool, ref_point: Sequence[float]) -> FrontSeries:
         """This run for :func:`~paretomerge.plots.plot_fronts`."""
@@ -206,6 +234,17 @@ def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -
         "Hypervolume of the front found so far",
         paths[1],
     )
+    # GPU-seconds where the run used a GPU, else the tokens, the cost a CPU run has.
+    unit: CostUnit = "gpu_seconds" if run_dir.state.cost.gpu_seconds > 0 else "output_tokens"
+    cost_curves = [r.hypervolume_cost_curve(ref_point, unit) for r in (run_dir, *baselines)]
+    if cost_curves[0] is not None:
+        paths.append(files.hypervolume_cost_plot)
+        plot_hypervolume(
+            [curve for curve in cost_curves if curve is not None],
+            COST_AXES[unit],
+            "Hypervolume of the front against what it cost",
+            paths[-1],
+        )
     profile_path = files.profile_file
     if profile_path.exists():
         paths.append(files.importance_plot)
@@ -252,6 +291,7 @@ def write_html(
         "<h2>Plots</h2>" + "".join(_figure(path) for path in plots),
         _members(run_dir),
         _anchors(run_dir),
+        _costs(run_dir.state),
         _spec_brief(run_dir.run),
         _unscored(run_dir.state),
     ]
@@ -441,6 +481,67 @@ def _anchors(run_dir: RunDirectory) -> str:
         "at the expert, per benchmark, then averaged.</p><table id='anchors'><thead><tr>"
         f"<th class='text'>role</th><th class='text'>model</th>{head}"
         f"<th class='text'>from</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _costs(state: RunState) -> str:
+    """Every evaluation's :class:`~paretomerge.results.EvaluationCost` (the anchors
+    evaluated by this run, the candidates, the validations), then the totals."""
+    evaluated = [
+        *((f"anchor {role}", _anchor_source(a), a.cost) for role, a in state.anchors.items()),
+        *(
+            (f"anchor {role} (held out)", _anchor_source(a), a.cost)
+            for role, a in state.held_out_anchors.items()
+        ),
+        *((r.id, r.status, r.cost) for r in [*state.candidates, *state.validations]),
+    ]
+    rows = [
+        f"<tr><td class='text'>{_e(name)}</td><td class='text'>{_e(status)}</td>"
+        + _cost_cells(cost)
+        + "</tr>"
+        for name, status, cost in evaluated
+        if status != "running"
+    ]
+    for name, total in (("candidates and validations", state.cost), ("anchors", state.anchor_cost)):
+        rows.append(
+            f"<tr class='total'><th class='text'>{name}</th><td class='text'>"
+            f"{total.evaluations} evaluated</td>" + _cost_cells(total) + "</tr>"
+        )
+    head = "".join(
+        f"<th>{name}</th>"
+        for name in (
+            "answers",
+            "output tokens",
+            "merge s",
+            "server start s",
+            "generation s",
+            "GPUs",
+            "GPU-seconds",
+        )
+    )
+    return (
+        "<h2>Cost</h2><p class='note'>What each evaluation cost: answers generated (every "
+        "repeat counted), output tokens, seconds of the merge, the model server's start and "
+        "generation, and GPU-seconds = (server start + generation) &times; GPUs of the pod. "
+        "Cached anchors cost this run nothing; a failed attempt's cost is not known."
+        "</p><table id='cost'><thead><tr><th class='text'>evaluation</th>"
+        f"<th class='text'>status</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _anchor_source(anchor: AnchorRecord) -> str:
+    return "cached" if anchor.cached else "evaluated"
+
+
+def _cost_cells(cost: EvaluationCost | CostTotal | None) -> str:
+    """The cost columns of one row (empty without a cost; a total has no GPU count)."""
+    if cost is None:
+        return "<td></td>" * 7
+    gpus = str(cost.gpus) if isinstance(cost, EvaluationCost) else ""
+    return (
+        f"<td>{cost.questions}</td><td>{cost.output_tokens}</td>"
+        f"<td>{cost.merge_seconds:.1f}</td><td>{cost.serve_seconds:.1f}</td>"
+        f"<td>{cost.generate_seconds:.1f}</td><td>{gpus}</td><td>{cost.gpu_seconds:.1f}</td>"
     )
 
 

@@ -12,9 +12,10 @@ refused: a score that is not a number is no result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 
 class ResultModel(BaseModel):
@@ -46,28 +47,82 @@ class BenchmarkScore(ResultModel):
 Scores = dict[str, BenchmarkScore]
 
 
+class Spending(ResultModel):
+    """What evaluating spent: ``questions``, answers generated, ``sum_b n_b r_b`` over the
+    benchmarks (``n_b`` questions asked ``r_b`` times each: a repeat counts as an answer
+    of its own); ``output_tokens``, the tokens generated over all those answers (the sum
+    of the API's ``usage.completion_tokens``, thinking included); and wall-clock seconds:
+    ``merge_seconds`` writing the merge (0 for a model evaluated as it is),
+    ``serve_seconds`` from launching the model server until its ``/health`` answered (0
+    for the ``endpoint`` engine, which starts nothing), ``generate_seconds`` the
+    benchmarks' evalscope runs against the served model."""
+
+    questions: int = 0
+    output_tokens: int = 0
+    merge_seconds: float = 0.0
+    serve_seconds: float = 0.0
+    generate_seconds: float = 0.0
+
+
+class EvaluationCost(Spending):
+    """What one evaluation cost: its :class:`Spending` and ``gpus``, the GPUs of the pod
+    (or the machine) that served the model, 0 on a CPU.
+
+    :attr:`gpu_seconds` is what the GPUs were held for: ``(serve + generate) * gpus``
+    (the merge runs on the CPU, in a container without them); it is written with the
+    fields, and recomputed when read.
+    """
+
+    gpus: int = 0
+
+    @computed_field
+    @property
+    def gpu_seconds(self) -> float:
+        return (self.serve_seconds + self.generate_seconds) * self.gpus
+
+
+class CostTotal(Spending):
+    """The sum of the :class:`EvaluationCost` of ``evaluations`` evaluations (GPU-seconds
+    summed per evaluation, each with its own GPUs)."""
+
+    evaluations: int = 0
+    gpu_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, costs: Iterable[EvaluationCost]) -> CostTotal:
+        costs = list(costs)
+        spent = {name: sum(getattr(c, name) for c in costs) for name in Spending.model_fields}
+        return cls(evaluations=len(costs), gpu_seconds=sum(c.gpu_seconds for c in costs), **spent)
+
+
 class EvaluationResult(ResultModel):
-    """One model evaluated: every benchmark's score and the wall-clock seconds the
-    evaluation took (serving the model included). ``paretomerge evaluate --out`` writes it.
+    """One model evaluated: every benchmark's score, the wall-clock seconds the
+    evaluation took (serving the model included) and its ``cost`` (no merge, no GPUs:
+    the task that ran it knows those; ``None`` in results written before costs were
+    measured). ``paretomerge evaluate --out`` writes it.
 
     A screened evaluation (asked its questions in stages) that was stopped early has
-    ``stopped_after``, the last stage it finished (from 1), and its scores cover the
-    questions asked until then; ``None``: every question was asked.
+    ``stopped_after``, the last stage it finished (from 1), and its scores and cost cover
+    the questions asked until then; ``None``: every question was asked.
     """
 
     scores: Scores
     seconds: float
+    cost: EvaluationCost | None = None
     stopped_after: int | None = None
 
 
 class StageResult(ResultModel):
     """Where a screened evaluation stands after stage ``stage`` (from 1) of ``stages``:
-    ``scores`` over every question asked so far, and the seconds since it started."""
+    ``scores`` over every question asked so far, the seconds since it started, and what
+    every stage so far cost (``cost``: answers, tokens, server starts and generation of
+    every attempt that asked them; no merge, no GPUs)."""
 
     stage: int
     stages: int
     scores: Scores
     seconds: float
+    cost: EvaluationCost | None = None
 
 
 class ProfileResult(ResultModel):
@@ -88,8 +143,9 @@ class ProfileResult(ResultModel):
 
 class EvaluateTaskResult(ResultModel):
     """What an evaluate task leaves: the model's :class:`EvaluationResult`, where its
-    merged weights stay (``None`` once deleted) and the seconds of each stage
-    (``merge``, ``evaluate``)."""
+    merged weights stay (``None`` once deleted), the seconds of each stage (``merge``,
+    ``evaluate``) and the whole evaluation's ``cost``, merge and GPUs included (``None``
+    in results written before costs were measured)."""
 
     task: str
     kind: Literal["evaluate"] = "evaluate"
@@ -97,6 +153,7 @@ class EvaluateTaskResult(ResultModel):
     evaluation: EvaluationResult
     merged_model: str | None = None
     seconds: dict[str, float] = {}
+    cost: EvaluationCost | None = None
 
     @property
     def scores(self) -> Scores:

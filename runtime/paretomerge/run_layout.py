@@ -7,7 +7,7 @@ tensors belong.) A run's directory is ``<volume>/<runsPath>/<run name>/``::
     checkpoint.json           the controller's state
     results.json  pareto.csv  decision_variables.npy  objectives.npy  objectives_std.npy
     hypervolume.json          the artifacts, rewritten after every finished evaluation
-    pareto_front.png  hypervolume.png  importance.png
+    pareto_front.png  hypervolume.png  hypervolume_cost.png  importance.png
                               the plots of ``paretomerge report``
     profile/                  the profile task (its profile.json)
     anchors/<role>/           the base's and the expert's evaluations (<role>-held-out/: on
@@ -41,6 +41,7 @@ OBJECTIVES_STD_FILE = "objectives_std.npy"  # standard deviations, where a run r
 HYPERVOLUME_FILE = "hypervolume.json"
 FRONT_PLOT = "pareto_front.png"
 HYPERVOLUME_PLOT = "hypervolume.png"
+HYPERVOLUME_COST_PLOT = "hypervolume_cost.png"
 IMPORTANCE_PLOT = "importance.png"
 
 PathT = TypeVar("PathT", bound=PurePath)
@@ -122,6 +123,10 @@ class RunLayout(Generic[PathT]):
     @property
     def hypervolume_plot(self) -> PathT:
         return self.root / HYPERVOLUME_PLOT
+
+    @property
+    def hypervolume_cost_plot(self) -> PathT:
+        return self.root / HYPERVOLUME_COST_PLOT
 
     @property
     def importance_plot(self) -> PathT:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
 from paretomerge.questions import QuestionSplit, QuestionStages
-from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.results import EvaluateTaskResult, EvaluationCost, ProfileResult
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
 
@@ -37,6 +37,8 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
+# The merge stage's seconds, for the evaluate stage when they run apart (Kubernetes).
+MERGE_SECONDS_FILE = "merge-seconds.json"
 EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
 STOP_FILE = "stop.json"  # the controller's word to a screened evaluation: no more stages
 # Kubernetes shows this file's content as the container's termination message.
@@ -66,9 +68,12 @@ class EvaluateTask(TaskBase):
     ``keep_merged`` keeps the merged weights in ``<work_dir>/merged`` after the
     evaluation; otherwise they are deleted (a 4B model is 8 GB). ``questions`` is the
     side of a held-out split it asks (``None``: every question), ``repeats`` how many
-    times it asks each (``None``: as ``objectives`` says). With ``stages`` (a screened
-    candidate) it asks them stage by stage, and stops before the next stage once the
-    controller has written ``stop.json`` into the work dir (:func:`request_stop`).
+    times it asks each (``None``: as ``objectives`` says); ``gpus`` the GPUs its pod
+    (or machine) gives the model server, as the executor that runs it knows them, for
+    the GPU-seconds of its :class:`~paretomerge.results.EvaluationCost`. With
+    ``stages`` (a screened candidate) it asks them stage by stage, and stops before the
+    next stage once the controller has written ``stop.json`` into the work dir
+    (:func:`request_stop`).
     """
 
     result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
@@ -82,6 +87,7 @@ class EvaluateTask(TaskBase):
     questions: QuestionSplit | None = None
     repeats: int | None = Field(default=None, ge=1)
     stages: QuestionStages | None = None
+    gpus: int = Field(default=0, ge=0)
 
     @property
     def sampling(self) -> SamplingSpec:
@@ -106,7 +112,7 @@ class TaskFailure(RuntimeError):
 def write_task(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
     """Write ``task.json`` into a fresh work directory (earlier attempts' files removed)."""
     work_dir = volume / task.work_dir
-    for name in (RESULT_FILE, ERROR_FILE):
+    for name in (RESULT_FILE, ERROR_FILE, MERGE_SECONDS_FILE):
         (work_dir / name).unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / TASK_FILE
@@ -137,6 +143,13 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
     if not path.exists():
         return None
     return json.loads(path.read_text()).get("message")
+
+
+def merge_seconds(task: EvaluateTask, volume: Path) -> float | None:
+    """The seconds the merge stage of ``task``'s attempt took, when it ran in a stage of
+    its own (a Kubernetes init container) and left them; ``None`` otherwise."""
+    path = volume / task.work_dir / MERGE_SECONDS_FILE
+    return json.loads(path.read_text())["merge"] if path.exists() else None
 
 
 def request_stop(task: EvaluateTask, volume: Path, reason: str) -> None:
@@ -213,7 +226,10 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
     if task.plan is not None and stage in ("merge", "all"):
         seconds["merge"] = _merge(task.plan, volume, merged)
         if stage == "merge":
+            write_atomic(work_dir / MERGE_SECONDS_FILE, json.dumps(seconds) + "\n")
             return None
+    elif task.plan is not None and (merged_in := merge_seconds(task, volume)) is not None:
+        seconds["merge"] = merged_in
     if task.plan is None and task.model is None:
         raise TaskFailure("evaluate", "the task names neither a model nor a merge plan")
     try:
@@ -244,12 +260,16 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
         if task.plan is not None and not task.keep_merged:
             shutil.rmtree(merged, ignore_errors=True)
     seconds["evaluate"] = time.monotonic() - started
+    cost = (evaluation.cost or EvaluationCost()).model_copy(
+        update={"merge_seconds": seconds.get("merge", 0.0), "gpus": task.gpus}
+    )
     return EvaluateTaskResult(
         task=task.id,
         role=task.role,
         evaluation=evaluation,
         merged_model=str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
         seconds=seconds,
+        cost=cost,
     )
 
 

@@ -9,8 +9,10 @@ Names follow the reference code where it has them (where they lie:
 - ``objectives_std.npy`` ``(n, 2)``: the standard deviation of each, the anchors' errors
   included (NaN where a score had no standard error);
 - ``results.json``: anchors and every candidate, failed ones with their reasons, each
-  with its evaluated ``objectives`` and the search's ``estimate``; after a validation
-  also the ``validations`` and the anchors on the held-out questions;
+  with its evaluated ``objectives``, the search's ``estimate`` and its ``cost``; the
+  ``cost`` of all candidates and validations together and the ``anchor_cost`` apart
+  (:attr:`RunState.cost`); after a validation also the ``validations`` and the anchors
+  on the held-out questions;
 - ``pareto.csv``: the Pareto set as :func:`pareto_points` defines it, most accurate
   first, ``point`` numbering its rows for ``paretomerge materialize --point``: ``f1``,
   ``f2`` the search's estimates (posterior means), ``f1_std``, ``f2_std`` their standard
@@ -122,6 +124,8 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
         "variables": space.variable_names(),
         "anchors": {role: a.model_dump() for role, a in state.anchors.items()},
         "candidates": [c.model_dump() for c in state.candidates],
+        "cost": state.cost.model_dump(),
+        "anchor_cost": state.anchor_cost.model_dump(),
     }
     if state.validations:
         results["held_out_anchors"] = {

@@ -52,7 +52,12 @@ from paretomerge.evaluate import read_stages
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.preflight import PreflightFailed, preflight
 from paretomerge.questions import QuestionPart, QuestionSplit, QuestionStages
-from paretomerge.results import EvaluateTaskResult, EvaluationResult, ProfileResult
+from paretomerge.results import (
+    EvaluateTaskResult,
+    EvaluationCost,
+    EvaluationResult,
+    ProfileResult,
+)
 from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer, hypervolume
 from paretomerge.search.estimates import pool_observations
@@ -68,6 +73,7 @@ from paretomerge.tasks import (
     EVAL_DIR,
     EvaluateTask,
     ProfileTask,
+    merge_seconds,
     read_result,
     request_stop,
     write_task,
@@ -311,10 +317,10 @@ class Controller:
                 tasks.append((task, key))
         results = self._complete([task for task, _ in tasks], state)
         for task, key in tasks:
-            scores = results[task.id].scores
-            store_scores(self.volume, key, task.model, scores)
+            result = results[task.id]
+            store_scores(self.volume, key, task.model, result.scores)
             anchors[task.role] = AnchorRecord(
-                model=task.model, scores=scores, cache_key=key, cached=False
+                model=task.model, scores=result.scores, cache_key=key, cost=result.cost
             )
         self._save(state)
         check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
@@ -332,6 +338,7 @@ class Controller:
             objectives=self.spec.objectives,
             questions=self._questions("held-out" if held_out else "search"),
             repeats=self.spec.search.validation.repeats if held_out else None,
+            gpus=self.executor.evaluation_gpus(),
         )
 
     def _questions(self, part: QuestionPart) -> QuestionSplit | None:
@@ -557,6 +564,7 @@ class Controller:
             objectives=self.spec.objectives,
             questions=self._questions("search"),
             stages=self._stages(),
+            gpus=self.executor.evaluation_gpus(),
         )
 
     def _stages(self) -> QuestionStages | None:
@@ -608,11 +616,15 @@ class Controller:
             evaluation = EvaluationResult(
                 scores=stage.scores, seconds=stage.seconds, stopped_after=stage.stage
             )
+            merged = merge_seconds(task, self.volume)  # known here on Kubernetes only
             result = EvaluateTaskResult(
                 task=task.id,
                 role="merged",
                 evaluation=evaluation,
-                seconds={"evaluate": stage.seconds},
+                seconds={"evaluate": stage.seconds} | ({"merge": merged} if merged else {}),
+                cost=(stage.cost or EvaluationCost()).model_copy(
+                    update={"merge_seconds": merged or 0.0, "gpus": task.gpus}
+                ),
             )
             self._record_result(state, candidate, result)
             state.optimizer = self.optimizer.state_dict()
@@ -662,6 +674,7 @@ class Controller:
         record.objectives_std = None if y.std is None else list(y.std)
         record.scores = result.scores
         record.seconds.update(result.seconds)
+        record.cost = result.cost
         record.finished = now()
         if isinstance(record, CandidateRecord):
             record.merged_model = result.merged_model

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from paretomerge.files import write_atomic
-from paretomerge.results import Scores
+from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RunLayout
 
 STATE_VERSION = 1
@@ -84,7 +84,8 @@ class EvaluationRecord(TaskAttempts):
     evaluated and ``objectives_std`` their standard deviations, the anchors' errors
     included (``None`` where a score had no standard error, as in checkpoints written
     before they were measured); ``scores`` the raw scores per benchmark; ``seconds`` the
-    time of each stage.
+    time of each stage; ``cost`` what its evaluation cost (``None`` until it has a
+    result, and in checkpoints written before costs were measured).
     """
 
     id: str
@@ -94,6 +95,7 @@ class EvaluationRecord(TaskAttempts):
     objectives_std: list[float] | None = None
     scores: Scores | None = None
     seconds: dict[str, float] = {}
+    cost: EvaluationCost | None = None
     created: str = Field(default_factory=now)
     finished: str | None = None
 
@@ -133,12 +135,15 @@ class ValidationRecord(EvaluationRecord):
 
 
 class AnchorRecord(BaseModel):
-    """The evaluation of the base or the expert, and where it came from."""
+    """The evaluation of the base or the expert, and where it came from; ``cost`` what
+    evaluating it cost this run (``None`` when it came from the cache, or from a
+    checkpoint written before costs were measured)."""
 
     model: str
     scores: Scores
     cache_key: str
     cached: bool = False
+    cost: EvaluationCost | None = None
 
 
 class RunState(BaseModel):
@@ -194,6 +199,21 @@ class RunState(BaseModel):
     def finished(self) -> int:
         """Candidates evaluated, screened out or given up: what the budget counts."""
         return self.count("succeeded") + self.count("screened") + self.count("failed")
+
+    @property
+    def cost(self) -> CostTotal:
+        """What the candidates' and validations' evaluations cost, those with a known cost
+        (a failed attempt's is not known). The anchors, evaluated once and cached
+        for every run on the same models and data, are counted apart
+        (:attr:`anchor_cost`)."""
+        records = [*self.candidates, *self.validations]
+        return CostTotal.of(r.cost for r in records if r.cost is not None)
+
+    @property
+    def anchor_cost(self) -> CostTotal:
+        """What this run's anchor evaluations cost (the cached ones: nothing)."""
+        anchors = [*self.anchors.values(), *self.held_out_anchors.values()]
+        return CostTotal.of(a.cost for a in anchors if a.cost is not None)
 
     def trial_of(self, record: EvaluationRecord) -> int:
         """The optimiser trial of a candidate or validation (in older checkpoints, a

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from paretomerge.evaluate.benchmarks import (
@@ -47,7 +47,7 @@ from paretomerge.evaluate.scoring import SampleRecord, score_benchmark
 from paretomerge.evaluate.serving import ServedModel, ServingError, serve
 from paretomerge.files import write_atomic
 from paretomerge.questions import QuestionSplit, QuestionStages
-from paretomerge.results import BenchmarkScore, EvaluationResult, StageResult
+from paretomerge.results import BenchmarkScore, EvaluationCost, EvaluationResult, StageResult
 from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
 
 STAGES_DIR = "stages"  # a screened evaluation's stage-<k>.json, beside its benchmarks
@@ -88,7 +88,11 @@ def evaluate_model(
     :class:`StageResult`) holds the scores so far, and the next stage starts only if
     ``stop_requested()`` is false (otherwise the result has ``stopped_after``). A stage
     whose file exists (an earlier attempt finished it) is read back, not asked again.
-    ``seconds`` in the result is the whole call's wall-clock time, serving included.
+
+    ``seconds`` in the result is the whole call's wall-clock time, serving included;
+    its ``cost`` the answers, output tokens, server start and generation seconds
+    (:class:`~paretomerge.results.EvaluationCost`, without merge and GPUs; with stages,
+    those of the stages earlier attempts finished included).
 
     Raises:
         BenchmarkDataError: missing or malformed data (raised before serving).
@@ -97,6 +101,7 @@ def evaluate_model(
     """
     started = time.monotonic()
     work_dir, volume = Path(work_dir), Path(volume)
+    spent = _Spent()
 
     def chosen(spec: BenchmarkSpec, count: int) -> list[int]:
         count = min(count, objectives.limit or count)
@@ -109,7 +114,8 @@ def evaluate_model(
 
     def ask(benchmark: PreparedBenchmark, served: ServedModel, out_dir: Path) -> list[SampleRecord]:
         spec = next(s for s in objectives.benchmarks if s.name == benchmark.name)
-        return run_benchmark(
+        generating = time.monotonic()
+        records = run_benchmark(
             replace(benchmark, repeats=repeats or objectives.repeats_of(spec)),
             served,
             sampling=sampling,
@@ -118,15 +124,20 @@ def evaluate_model(
             timeout_s=evaluation.timeout_seconds,
             out_dir=out_dir,
         )
+        spent.generated(records, time.monotonic() - generating)
+        return records
 
     benchmarks = prepare_benchmarks(objectives.benchmarks, volume, work_dir / "data", chosen)
     if stages is None:
         with serve(Path(model_dir), evaluation, log_dir=work_dir) as served:
+            spent.serve_seconds += served.startup_seconds
             scores = {
                 b.name: score_benchmark(b.name, ask(b, served, work_dir / "benchmarks" / b.name))
                 for b in benchmarks
             }
-        return EvaluationResult(scores=scores, seconds=time.monotonic() - started)
+        return EvaluationResult(
+            scores=scores, seconds=time.monotonic() - started, cost=spent.cost()
+        )
 
     # Stage k asks, of each benchmark, the k-th slice of its questions in the run's order.
     plan = {b.name: stages.stage_ids(b.name, b.question_ids) for b in benchmarks}
@@ -141,15 +152,18 @@ def evaluate_model(
                 for spec in specs:
                     out_dir = work_dir / "benchmarks" / spec.name / f"stage-{stage}"
                     records[spec.name] += read_records_file(out_dir / RECORDS_FILE)
+                spent.before = StageResult.model_validate_json(stage_file.read_text()).cost
                 continue
             if stage > 1 and stop_requested():
                 return EvaluationResult(
                     scores=_scores(records),
                     seconds=time.monotonic() - started,
+                    cost=spent.cost(),
                     stopped_after=stage - 1,
                 )
             if served is None:
                 served = serving.enter_context(serve(Path(model_dir), evaluation, work_dir))
+                spent.serve_seconds += served.startup_seconds
             prepared = prepare_benchmarks(
                 specs,
                 volume,
@@ -168,9 +182,38 @@ def evaluate_model(
                 stages=count,
                 scores=_scores(records),
                 seconds=time.monotonic() - started,
+                cost=spent.cost(),
             )
             write_atomic(stage_file, result.model_dump_json(indent=2) + "\n")
-    return EvaluationResult(scores=_scores(records), seconds=time.monotonic() - started)
+    return EvaluationResult(
+        scores=_scores(records), seconds=time.monotonic() - started, cost=spent.cost()
+    )
+
+
+@dataclass
+class _Spent:
+    """What this call has spent so far, on top of ``before`` (the stages an earlier
+    attempt finished)."""
+
+    before: EvaluationCost | None = None
+    answers: int = 0
+    output_tokens: int = 0
+    serve_seconds: float = 0.0
+    generate_seconds: float = 0.0
+
+    def generated(self, records: list[SampleRecord], seconds: float) -> None:
+        self.answers += len(records)
+        self.output_tokens += sum(record.output_tokens for record in records)
+        self.generate_seconds += seconds
+
+    def cost(self) -> EvaluationCost:
+        before = self.before or EvaluationCost()
+        return EvaluationCost(
+            questions=before.questions + self.answers,
+            output_tokens=before.output_tokens + self.output_tokens,
+            serve_seconds=before.serve_seconds + self.serve_seconds,
+            generate_seconds=before.generate_seconds + self.generate_seconds,
+        )
 
 
 def _scores(records: dict[str, list[SampleRecord]]) -> dict[str, BenchmarkScore]:

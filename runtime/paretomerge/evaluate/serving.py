@@ -52,11 +52,14 @@ class ServingError(RuntimeError):
 @dataclass(frozen=True)
 class ServedModel:
     """Where requests go: ``base_url`` is the OpenAI base (ending in ``/v1``), ``model``
-    the name to request, ``api_key`` the bearer token (never printed)."""
+    the name to request, ``api_key`` the bearer token (never printed);
+    ``startup_seconds`` how long the server took from its launch until ``/health``
+    answered (0 for an endpoint: nothing was started)."""
 
     base_url: str
     model: str
     api_key: str = field(default="EMPTY", repr=False)
+    startup_seconds: float = 0.0
 
 
 def free_port() -> int:
@@ -257,5 +260,7 @@ def serve(
         evaluation.engine, Path(model_dir), served_name, evaluation.model_len, port
     )
     log_path = log_dir / "server.log"
+    launched = time.monotonic()
     with run_server(command, port, log_path, evaluation.timeout_seconds) as root:
-        yield ServedModel(base_url=f"{root}/v1", model=served_name)
+        startup = time.monotonic() - launched
+        yield ServedModel(base_url=f"{root}/v1", model=served_name, startup_seconds=startup)

@@ -37,6 +37,11 @@ class Executor(ABC):
         engine's program); ``None`` where they run elsewhere, from an image that has it."""
         return None
 
+    def evaluation_gpus(self) -> int:
+        """The GPUs an evaluate task's model server gets where this executor runs it (what
+        its GPU-seconds are counted with)."""
+        return 0
+
     @abstractmethod
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
         """Start ``attempt`` (0, 1, ...) of ``task``; its ``task.json`` is already written."""

@@ -71,6 +71,18 @@ class LocalExecutor(Executor):
     def tasks_path(self) -> str:
         return self.env.get("PATH", os.defpath)
 
+    def evaluation_gpus(self) -> int:
+        """The GPUs the tasks see: those ``CUDA_VISIBLE_DEVICES`` lists when it is set (up
+        to a first negative index, which hides the rest, as CUDA reads it), else every
+        GPU torch finds on this machine (0 without CUDA)."""
+        devices = self.env.get("CUDA_VISIBLE_DEVICES")
+        if devices is None:
+            import torch
+
+            return torch.cuda.device_count()
+        listed = [d.strip() for d in devices.split(",") if d.strip()]
+        return next((i for i, d in enumerate(listed) if d.startswith("-")), len(listed))
+
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
         if task.id in self._attempts:
             raise RuntimeError(f"task {task.id} is already running")

@@ -161,6 +161,10 @@ class KubernetesExecutor(Executor):
         self.images = images
         self._tasks: dict[str, tuple[ProfileTask | EvaluateTask, int]] = {}
 
+    def evaluation_gpus(self) -> int:
+        """The GPUs each evaluate Job's model-server container requests."""
+        return self.run.spec.execution.resources.gpus
+
     def submit(self, task: ProfileTask | EvaluateTask, attempt: int) -> None:
         client.create_if_absent(task_job(task, attempt, self.run, self.run_object, self.images))
         self._tasks[task.id] = (task, attempt)

@@ -6,8 +6,8 @@ API server's object size limit (about 1.5 MB): each finished evaluation is one s
 ``[id, status, f1, f2, ...]`` (validations, ``v0001``..., after the candidates, counted
 apart in ``validationsFinished``); weights and raw scores are kept for the Pareto set only,
 and everything else is in the run directory on the volume (``status.runDirectory``). The
-rows (:class:`EvaluationRow`) carry each candidate's stage durations, which the operator
-turns into metrics.
+rows (:class:`EvaluationRow`) carry each candidate's stage durations and cost, which the
+operator turns into metrics; ``cost`` holds their sum (``anchorCost`` the anchors').
 Beyond :data:`MAX_STATUS_EVALUATIONS` finished evaluations the status keeps no rows, and
 beyond :data:`MAX_STATUS_PARETO` Pareto points only the most accurate ones; it then names
 the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
@@ -27,7 +27,7 @@ from pydantic.alias_generators import to_camel
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.state import EvaluationRecord, RunState
 from paretomerge.k8s.constants import FINAL_PHASES
-from paretomerge.results import Scores
+from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RunLayout
 
 CONDITION_TYPES = ("Valid", "SpecApplied", "Preflight", "Running", "Succeeded", "Failed")
@@ -74,8 +74,11 @@ class EvaluationRow(BaseModel):
     values in the order of ``status.evaluationColumns`` (:data:`EVALUATION_COLUMNS`),
     ``None`` written :data:`NO_VALUE`. ``f1``, ``f2`` are the objectives as evaluated,
     ``f1Std``, ``f2Std`` their standard deviations (anchors' errors included), the
-    durations are in seconds, ``attempts`` counts the attempts started. New columns go
-    last, and a reader takes the columns the writer named (``evaluationColumns``)."""
+    durations are in seconds, ``attempts`` counts the attempts started; ``questions``,
+    ``outputTokens``, ``serveSeconds``, ``generateSeconds`` and ``gpuSeconds`` are its
+    :class:`~paretomerge.results.EvaluationCost` (none where it has no cost: a failed
+    one). New columns go last, and a reader takes the columns the writer named
+    (``evaluationColumns``)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -89,6 +92,11 @@ class EvaluationRow(BaseModel):
     attempts: int | None = None
     f1_std: float | None = None
     f2_std: float | None = None
+    questions: int | None = None
+    output_tokens: int | None = None
+    serve_seconds: float | None = None
+    generate_seconds: float | None = None
+    gpu_seconds: float | None = None
 
     @classmethod
     def of(cls, candidate: EvaluationRecord) -> EvaluationRow:
@@ -108,6 +116,7 @@ class EvaluationRow(BaseModel):
             attempts=candidate.attempts,
             f1_std=f1_std,
             f2_std=f2_std,
+            **_cost_columns(candidate.cost),
         )
 
     def to_status(self) -> list[Any]:
@@ -136,6 +145,28 @@ class EvaluationRow(BaseModel):
 
 
 EVALUATION_COLUMNS = tuple(field.alias for field in EvaluationRow.model_fields.values())
+
+
+def _cost_columns(cost: EvaluationCost | None) -> dict[str, float | int | None]:
+    """A row's cost columns (all ``None`` without a cost)."""
+    if cost is None:
+        return {}
+    return {
+        "questions": cost.questions,
+        "output_tokens": cost.output_tokens,
+        "serve_seconds": round(cost.serve_seconds, 3),
+        "generate_seconds": round(cost.generate_seconds, 3),
+        "gpu_seconds": round(cost.gpu_seconds, 3),
+    }
+
+
+def status_cost(total: CostTotal) -> dict[str, float | int]:
+    """A :class:`~paretomerge.results.CostTotal` as the status holds it (camelCase keys,
+    seconds to the millisecond)."""
+    return {
+        to_camel(name): round(value, 3) if isinstance(value, float) else value
+        for name, value in total.model_dump().items()
+    }
 
 
 def _rounded(values: list[float] | None) -> tuple[float | None, float | None]:
@@ -178,6 +209,9 @@ def run_status(
         "paretoSize": len(front),
         "hypervolume": state.hypervolume[-1] if state.hypervolume else 0.0,
         "hypervolumeHistory": [round(v, 6) for v in state.hypervolume],
+        # The candidates' and validations' cost (the rows' sum), the anchors' apart.
+        "cost": status_cost(state.cost),
+        "anchorCost": status_cost(state.anchor_cost),
         "anchors": {
             role: {"model": a.model, "cached": a.cached, "scores": _short_scores(a.scores)}
             for role, a in state.anchors.items()

@@ -63,7 +63,6 @@ n = 88 with the noise known, 16.2 inferred.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import multiprocessing
 import time
@@ -82,17 +81,24 @@ from paretomerge.search import (
     pareto_mask,
 )
 from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.config import expand_initial_solutions
 from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
     landscape_family_member,
 )
+from paretomerge.search.screening import screened_out
 from paretomerge.search.surrogates import NutsSettings
+from paretomerge.spec import ScreeningSpec
 
 BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
 LAYER_NOISE = 0.01
 FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
+# The anchors in normalised objectives: base (0, 1), expert (1, 0), exact by definition.
+ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
+# Confidences at which screening-off runs record where each candidate would have stopped.
+COUNTERFACTUAL = (0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
 
 
 def make_problem(name: str, run: int):
@@ -116,8 +122,9 @@ def objective_for(problem_name: str, problem, behaviour: str):
     return problem
 
 
-def landscape_front(landscape, directions: int = 64) -> np.ndarray:
-    """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation."""
+def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndarray:
+    """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation:
+    ``directions`` weightings, each maximised with L-BFGS-B from ``starts`` random points."""
     rng = np.random.default_rng(0)
     utopia = np.array([1.2, 1.2])
     points = []
@@ -130,7 +137,7 @@ def landscape_front(landscape, directions: int = 64) -> np.ndarray:
         best = min(
             (
                 minimize(loss, rng.random(landscape.dim), bounds=[(0, 1)] * landscape.dim)
-                for _ in range(3)
+                for _ in range(starts)
             ),
             key=lambda r: r.fun,
         )
@@ -138,58 +145,195 @@ def landscape_front(landscape, directions: int = 64) -> np.ndarray:
     return np.array(points)
 
 
-@functools.cache
+# Family members' fronts, computed once and kept in the --out file (they take minutes).
+FRONTS: dict[int, np.ndarray] = {}
+
+
 def member_front(member: int) -> np.ndarray:
-    """:func:`landscape_front` of family member ``member`` (computed once per member)."""
-    return landscape_front(landscape_family_member(member, num_layers=DIM - 1))
+    """:func:`landscape_front` of family member ``member``."""
+    if member not in FRONTS:
+        FRONTS[member] = landscape_front(landscape_family_member(member, num_layers=DIM - 1))
+    return FRONTS[member]
+
+
+def read_fronts(data: dict) -> None:
+    """Keep the members' fronts of a ``--out`` file's ``data``."""
+    fronts = data.get("fronts", {})
+    FRONTS.update({int(member): np.array(front) for member, front in fronts.items()})
+
+
+def search_config(job: dict, ref_point: np.ndarray, profile: np.ndarray) -> SearchConfig:
+    """The configuration ``optimize()`` builds for :func:`run_one`'s arguments."""
+    return SearchConfig(
+        dim=DIM,
+        num_objectives=2,
+        strategy=job["strategy"],
+        ref_point=tuple(float(r) for r in ref_point),
+        budget=BUDGET,
+        initial_points=INITIAL,
+        seed=job["run"],
+        layer_profile=tuple(float(v) for v in profile),
+        initial_solutions=expand_initial_solutions([0.55, 0.8], DIM),
+        num_blocks=8,
+    )
+
+
+def finished_estimates(
+    optimizer: AskTellOptimizer, screened: dict[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` ``(n, 2)`` of what a candidate is screened against: the optimiser's
+    posterior at every fully evaluated point (not screened, or validated since), and the
+    anchors, exactly ``(0, 1)`` and ``(1, 0)`` once normalised by themselves."""
+    means, stds = [ANCHORS], [np.zeros_like(ANCHORS)]
+    if any(t.status == "completed" for t in optimizer.trials):
+        estimates = optimizer.estimates()
+        full = fully_evaluated(estimates, screened)
+        means.append(estimates.mean[full])
+        stds.append(estimates.std[full])
+    return np.vstack(means), np.vstack(stds)
+
+
+def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
+    """``(n,)``: the estimated points that were not screened, or were validated since
+    (validation evaluates in full)."""
+    return ~np.isin(estimates.trial_ids, list(screened)) | (estimates.num_observations > 1)
+
+
+def last_stage(stages: list, i: int, finished: tuple[np.ndarray, np.ndarray], confidence: float):
+    """The index of the last stage candidate ``i`` of a batch is evaluated to: the first
+    after which it is screened out, else the last."""
+    for k, stage in enumerate(stages[:-1]):
+        if screened_out(stage.Y[i], np.sqrt(stage.Yvar[i]), *finished, confidence):
+            return k
+    return len(stages) - 1
+
+
+def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchConfig) -> dict:
+    """The ``noisy`` search of ``optimize()`` (same batches, same tells), every search
+    candidate evaluated stage by stage on the run's question order.
+
+    With ``job["screening"] == "on"``, a candidate screened out after a stage (against
+    :func:`finished_estimates` as they stood when its batch was asked) stops there and is
+    told its partial estimate with its larger variance; the validation is evaluated in
+    full. With it off, every candidate is evaluated in full (the same draws as
+    ``optimize()``'s) and the stage each would have stopped after, at every level of
+    ``COUNTERFACTUAL``, is recorded with the tokens of every stage.
+
+    Returns:
+        the optimiser, the proposal seconds, the reported front (``front_X``, ``claimed``:
+        the posterior at the fully evaluated points, non-dominated), ``tokens`` of search
+        and validation, ``stopped`` the last stage of each search candidate, and with
+        screening off ``stage_tokens`` and ``would_stop``.
+    """
+    screening = job["screening"] == "on"
+    optimizer = AskTellOptimizer(config)
+    seconds: list[float] = []
+    screened: dict[int, int] = {}  # trial id -> the stage it stopped after
+    stopped: list[int] = []
+    stage_tokens: list[list[float]] = []
+    would_stop: dict[str, list[int]] = {str(c): [] for c in COUNTERFACTUAL}
+    tokens, validated = 0.0, 0
+    while optimizer.num_search_trials < BUDGET or validated < job["validation"]:
+        started = time.perf_counter()
+        if optimizer.num_search_trials < BUDGET:
+            remaining = BUDGET - optimizer.num_search_trials
+            trials = optimizer.ask(min(INITIAL if not optimizer.trials else BATCH, remaining))
+        else:
+            trials = optimizer.ask_validation(min(BATCH, job["validation"] - validated))
+            validated += len(trials)
+        seconds.append(time.perf_counter() - started)
+        X = np.array([t.x for t in trials])
+        if trials[0].kind == "validation":
+            evaluation = problem.evaluate(X)
+            tokens += float(evaluation.tokens.sum())
+            for i, trial in enumerate(trials):
+                optimizer.tell(trial, evaluation.Y[i], evaluation.Yvar[i])
+            continue
+        stages = problem.staged(X, job["stages"], order_seed=job["run"])
+        finished = finished_estimates(optimizer, screened)
+        for i, trial in enumerate(trials):
+            if screening:
+                k = last_stage(stages, i, finished, job["confidence"])
+                if k < len(stages) - 1:
+                    screened[trial.id] = k
+            else:
+                k = len(stages) - 1
+                stage_tokens.append([float(stage.tokens[i]) for stage in stages])
+                for c in COUNTERFACTUAL:
+                    would_stop[str(c)].append(last_stage(stages, i, finished, c))
+            stopped.append(k)
+            tokens += float(stages[k].tokens[i])
+            optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i])
+    estimates = optimizer.estimates()
+    full = fully_evaluated(estimates, screened)
+    mean, X = estimates.mean[full], estimates.X[full]
+    front = pareto_mask(mean)
+    out = {
+        "optimizer": optimizer,
+        "seconds": seconds,
+        "front_X": X[front],
+        "claimed": mean[front],
+        "tokens": tokens,
+        "stopped": stopped,
+    }
+    if not screening:
+        out |= {"stage_tokens": stage_tokens, "would_stop": would_stop}
+    return out
 
 
 def run_one(job: dict) -> dict:
     problem, ref_point, profile = make_problem(job["problem"], job["run"])
-    validated = job["behaviour"] == "new" and job["problem"] == "noisy"
-    validation = job["validation"] if validated else 0
     started = time.perf_counter()
-    result = optimize(
-        objective_for(job["problem"], problem, job["behaviour"]),
-        dim=DIM,
-        strategy=job["strategy"],
-        budget=BUDGET,
-        batch_size=BATCH,
-        initial_points=INITIAL,
-        ref_point=ref_point,
-        layer_profile=profile,
-        num_blocks=8,
-        initial_solutions=[0.55, 0.8],
-        seed=job["run"],
-        validation_budget=validation,
-    )
+    staged = {}
+    if job["problem"] == "noisy" and job["behaviour"] == "new":
+        staged = staged_search(problem, job, search_config(job, ref_point, profile))
+        optimizer = staged.pop("optimizer")
+        X, seconds = optimizer.X, staged.pop("seconds")
+        front_X, claimed = staged.pop("front_X"), staged.pop("claimed")
+        state = optimizer.state_dict()
+    else:
+        result = optimize(
+            objective_for(job["problem"], problem, job["behaviour"]),
+            dim=DIM,
+            strategy=job["strategy"],
+            budget=BUDGET,
+            batch_size=BATCH,
+            initial_points=INITIAL,
+            ref_point=ref_point,
+            layer_profile=profile,
+            num_blocks=8,
+            initial_solutions=[0.55, 0.8],
+            seed=job["run"],
+        )
+        X, seconds, state = result.X, result.proposal_seconds, result.state
+        if job["behaviour"] == "today":
+            mask = pareto_mask(result.Y)
+            front_X, claimed = result.X[mask], result.Y[mask]
+        else:
+            front_X, claimed = result.pareto_X, result.pareto_Y
     elapsed = time.perf_counter() - started
-    optimizer = AskTellOptimizer.from_state_dict(result.state)
+    optimizer = AskTellOptimizer.from_state_dict(state)
     tick = time.perf_counter()
     optimizer.ask(BATCH)
     at_budget = time.perf_counter() - tick
-    if job["behaviour"] == "today":
-        mask = pareto_mask(result.Y)
-        front_X, claimed = result.X[mask], result.Y[mask]
-    else:
-        front_X, claimed = result.pareto_X, result.pareto_Y
     true_front = problem.true_values(front_X)
     out = {
         **job,
+        **staged,
         "true_hv": hypervolume(true_front, ref_point),
         "claimed_hv": hypervolume(claimed, ref_point),
-        "true_hv_all": hypervolume(problem.true_values(result.X), ref_point),
-        "evaluations": len(result.X),
+        "true_hv_all": hypervolume(problem.true_values(X), ref_point),
+        "evaluations": len(X),
         "front_size": len(front_X),
-        "true_Y": problem.true_values(result.X).tolist(),
-        "proposal_seconds": result.proposal_seconds[1:BUDGET],  # model-based batches
+        "true_Y": problem.true_values(X).tolist(),
+        "proposal_seconds": seconds[1:BUDGET],  # model-based batches
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
     if job["problem"] == "noisy":
         as_measured = problem.true_values_by_measured_anchors(front_X)
         out["true_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
-        out["tokens"] = problem.tokens
+        out["anchor_tokens"] = problem.anchor_tokens
     return out
 
 
@@ -256,14 +400,14 @@ def summarise(results: list[dict]) -> str:
     keys = {(r["problem"], r["run"]) for r in results}
     best = {key: best_known(*key, results) for key in sorted(keys)}
     problems = sorted({r["problem"] for r in results}, key=lambda p: (p not in FAMILIES, p))
+    arms = sorted({arm(r) for r in results}, key=lambda a: (a[0] != "today", a))
     for problem in problems:
         for strategy in STRATEGY_NAMES:
-            for behaviour in ("today", "new"):
+            for behaviour in arms:
                 runs = [
                     r
                     for r in results
-                    if (r["strategy"], r["problem"], r["behaviour"])
-                    == (strategy, problem, behaviour)
+                    if (r["strategy"], r["problem"], arm(r)) == (strategy, problem, behaviour)
                 ]
                 if not runs:
                     continue
@@ -279,10 +423,76 @@ def summarise(results: list[dict]) -> str:
                 at_budget = np.median([r["seconds_at_budget"] for r in runs])
                 evaluations = int(np.median([r["evaluations"] for r in runs]))
                 rows.append(
-                    f"| {strategy} | {problem} | {behaviour} | {_spread(ratio)} | "
+                    f"| {strategy} | {problem} | {', '.join(behaviour)} | {_spread(ratio)} | "
                     f"{_spread(overstated)} | {by_anchors} | {_spread(everything)} | "
                     f"{evaluations} | {len(runs)} | {per_proposal:.1f} | {at_budget:.1f} |"
                 )
+    return "\n".join(rows)
+
+
+def arm(result: dict) -> tuple[str, ...]:
+    """The behaviour of a run, and its screening where it screened."""
+    if result.get("screening") == "on":
+        stages = "/".join(f"{share:g}" for share in result["stages"])
+        return (result["behaviour"], f"screened at {result['confidence']:g} ({stages})")
+    return (result["behaviour"],)
+
+
+def summarise_screening(results: list[dict]) -> str:
+    """Screening off against on, at the same seeds: the true HV of the reported front, the
+    tokens of search and validation, and how many candidates stopped after which stage."""
+    rows = [
+        "| strategy | screening | runs | true HV of reported front / best-known | "
+        "median HV - off | tokens, search + validation (M) | tokens / off | "
+        "screened candidates | stopped after stage 1, 2, ... |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    staged = [r for r in results if "stopped" in r]
+    best = {r["run"]: best_known(r["problem"], r["run"], results) for r in staged}
+    for strategy in STRATEGY_NAMES:
+        off = {r["run"]: r for r in staged if r["strategy"] == strategy and arm(r) == ("new",)}
+        if not off:
+            continue
+        baseline = np.median([r["true_hv"] / best[i] for i, r in off.items()])
+        for behaviour in sorted({arm(r) for r in staged if r["strategy"] == strategy}):
+            runs = [r for r in staged if r["strategy"] == strategy and arm(r) == behaviour]
+            ratio = [r["true_hv"] / best[r["run"]] for r in runs]
+            paired = [r["tokens"] / off[r["run"]]["tokens"] for r in runs if r["run"] in off]
+            last = len(runs[0]["stages"]) - 1
+            screened = [sum(k < last for k in r["stopped"]) for r in runs]
+            by_stage = [int(np.median([r["stopped"].count(k) for r in runs])) for k in range(last)]
+            rows.append(
+                f"| {strategy} | {behaviour[-1] if len(behaviour) > 1 else 'off'} | "
+                f"{len(runs)} | {_spread(ratio)} | {np.median(ratio) - baseline:+.3f} | "
+                f"{_spread([r['tokens'] / 1e6 for r in runs])} | "
+                f"{_spread(paired) if paired else '-'} | {_spread(screened)} of {BUDGET} | "
+                f"{', '.join(map(str, by_stage))} |"
+            )
+    return "\n".join(rows)
+
+
+def summarise_counterfactual(results: list[dict]) -> str:
+    """What screening would have saved on the screening-off runs' own trajectories: a
+    guide to the confidence, not a measurement (a screened candidate would have changed
+    what came after it)."""
+    rows = [
+        "| strategy | confidence | tokens / off | screened candidates | runs |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for strategy in STRATEGY_NAMES:
+        runs = [r for r in results if r["strategy"] == strategy and "would_stop" in r]
+        for confidence in COUNTERFACTUAL if runs else ():
+            shares, screened = [], []
+            for r in runs:
+                stops = r["would_stop"][str(confidence)]
+                spent = sum(t[k] for t, k in zip(r["stage_tokens"], stops, strict=True))
+                search = sum(t[-1] for t in r["stage_tokens"])
+                shares.append((r["tokens"] - search + spent) / r["tokens"])
+                screened.append(sum(k < len(r["stages"]) - 1 for k in stops))
+            rows.append(
+                f"| {strategy} | {confidence:g} | {_spread(shares)} | "
+                f"{_spread(screened)} of {BUDGET} | {len(runs)} |"
+            )
     return "\n".join(rows)
 
 
@@ -319,16 +529,34 @@ def main() -> None:
     parser.add_argument("--first-run", type=int, default=0)
     parser.add_argument("--validation", type=int, default=8, help="validation budget (noisy)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--screening",
+        default="off",
+        help="off, on or off,on: screening arms of the noisy problem's new behaviour",
+    )
+    parser.add_argument(
+        "--confidence",
+        default=str(ScreeningSpec().confidence),
+        help="screening confidences, comma-separated: one arm each",
+    )
+    parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
     parser.add_argument(
         "--load", help="print the table of a previous --out file (or several, comma-separated)"
     )
+    parser.add_argument(
+        "--fronts", help="take the best-known fronts from this --out file (or several)"
+    )
     args = parser.parse_args()
 
+    for path in args.fronts.split(",") if args.fronts else ():
+        read_fronts(json.loads(Path(path).read_text()))
     if args.load:
-        paths = args.load.split(",")
-        results = [r for p in paths for r in json.loads(Path(p).read_text())["results"]]
+        loaded = [json.loads(Path(p).read_text()) for p in args.load.split(",")]
+        results = [r for data in loaded for r in data["results"]]
+        for data in loaded:
+            read_fronts(data)
         timing_only = all("seconds_known" in r for r in results)
     else:
         timing_only = args.timing_only
@@ -336,6 +564,16 @@ def main() -> None:
         if timing_only:
             jobs = [{"strategy": s, "run": i} for s in args.strategies.split(",") for i in runs]
         else:
+            stages = [float(share) for share in args.stages.split(",")]
+            arms = [
+                {"screening": "on", "confidence": float(c), "stages": stages}
+                for c in args.confidence.split(",")
+            ]
+            if "off" in args.screening.split(","):
+                arms.insert(0, {"screening": "off", "confidence": None, "stages": stages})
+            if "on" not in args.screening.split(","):
+                arms = arms[:1]
+            ScreeningSpec(stages=stages)  # refuses stages the spec would refuse
             jobs = [
                 {
                     "strategy": s,
@@ -343,12 +581,15 @@ def main() -> None:
                     "behaviour": b,
                     "run": i,
                     "validation": args.validation,
+                    **screening,
                 }
                 for p in args.problems.split(",")
                 for b in args.behaviours.split(",")
                 for s in args.strategies.split(",")
                 for i in runs
+                for screening in arms
                 if not (b == "today" and p not in FAMILIES)  # noiseless: one behaviour
+                if screening["screening"] == "off" or (p, b) == ("noisy", "new")
             ]
         worker = time_one if timing_only else run_one
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -364,7 +605,19 @@ def main() -> None:
         f"acquisition: {asdict(AcquisitionSettings())}; NUTS: {asdict(NutsSettings())}; "
         "one torch thread per search.\n"
     )
-    print(summarise_timing(results) if timing_only else summarise(results))
+    if timing_only:
+        print(summarise_timing(results))
+        return
+    print(summarise(results))
+    if any("stopped" in r for r in results):
+        print("\nScreening (noisy, new; tokens of search and validation, anchors apart):\n")
+        print(summarise_screening(results))
+    if any("would_stop" in r for r in results):
+        print("\nHad the screening-off runs screened (their own trajectories):\n")
+        print(summarise_counterfactual(results))
+    if args.out:  # with the best-known fronts, so that --load need not compute them again
+        fronts = {member: front.tolist() for member, front in FRONTS.items()}
+        Path(args.out).write_text(json.dumps({"results": results, "fronts": fronts}))
 
 
 if __name__ == "__main__":

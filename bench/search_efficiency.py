@@ -2,8 +2,10 @@
 
     python bench/search_efficiency.py [--strategies gp,bambo] [--problems layer,noisy]
                                       [--behaviours today,new] [--runs 4] [--workers 2]
-                                      [--validation 8] [--timing-only] [--out results.json]
-                                      [--load results.json]
+                                      [--validation 8] [--screening off,on]
+                                      [--confidence 0.9] [--stages 0.25,0.5,1]
+                                      [--timing-only] [--out results.json]
+                                      [--load results.json] [--fronts results.json]
 
 Problems (all maximised, d = 37):
 
@@ -29,14 +31,33 @@ members, at most 6). Two behaviours:
 
 Per run: the true (noiseless) hypervolume of the reported front over the best-known one
 (BoTorch's ``max_hv`` for the test functions; for the family the hypervolume of a front
-found by 64 Chebyshev scalarisations, each maximised with L-BFGS-B from several starts,
-joined with every point any run evaluated on that member); the claimed hypervolume (of
+found by 32 Chebyshev scalarisations, each maximised with L-BFGS-B from 2 random starts,
+joined with every point any run evaluated on that member; ``--out`` keeps the fronts and
+``--fronts FILE`` or ``--load`` reads them back, as they take minutes); the claimed hypervolume (of
 the values the run reports) over the true one, and on ``noisy`` the same with the true
 values normalised by the run's own measured anchors (what the search alone overstates);
 the true hypervolume of every evaluated point; the cost in full-benchmark evaluations
 (search + validation); seconds per proposal (median over the run's model-based batches,
 and one more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the
 median over the runs and [min, max].
+
+Screening (issue 14; ``--screening off,on`` on ``noisy``/``new``): the search runs as
+``optimize()`` does (same batches, same tells, same draws), each search candidate
+evaluated stage by stage on the run's seeded question order
+(``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 50/99/198
+GPQA-Diamond and 8/15/30 AIME25 questions by default). After each stage but the last,
+``screened_out`` at ``--confidence`` compares the candidate's stage estimate with the
+optimiser's posterior estimates of the fully evaluated candidates (as they stood when its
+batch was asked) and with the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once
+normalised: the tool never reports a merge that an anchor matches or beats, so a
+candidate an anchor dominates even at its best cannot reach the front. A screened
+candidate is told its stage estimate and variance, counts as one evaluation of the
+budget, and stays off the reported front unless a validation (always in full) evaluates
+it again; the anchors are evaluated in full. Tokens are the output tokens the simulated
+questions generated, search and validation (the anchors, the same in every arm, apart).
+Screening-off runs also record, per batch, what each candidate would have been screened
+against: the last table estimates, on their own trajectories, the tokens screening would
+have saved at several confidences.
 
 ``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
 ``noisy`` problem, with the noise inferred and with it known, once per run: wall seconds,
@@ -97,8 +118,9 @@ FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
 # The anchors in normalised objectives: base (0, 1), expert (1, 0), exact by definition.
 ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
-# Confidences at which screening-off runs record where each candidate would have stopped.
-COUNTERFACTUAL = (0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
+# Confidences at which the screening-off runs' savings are estimated, and other stages.
+COUNTERFACTUAL = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+COUNTERFACTUAL_STAGES = ([0.1, 0.25, 1.0], [0.1, 0.3, 0.6, 1.0], [0.05, 0.25, 1.0])
 
 
 def make_problem(name: str, run: int):
@@ -199,13 +221,16 @@ def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
     return ~np.isin(estimates.trial_ids, list(screened)) | (estimates.num_observations > 1)
 
 
-def last_stage(stages: list, i: int, finished: tuple[np.ndarray, np.ndarray], confidence: float):
-    """The index of the last stage candidate ``i`` of a batch is evaluated to: the first
-    after which it is screened out, else the last."""
-    for k, stage in enumerate(stages[:-1]):
-        if screened_out(stage.Y[i], np.sqrt(stage.Yvar[i]), *finished, confidence):
+def last_stage(
+    Y: np.ndarray, Yvar: np.ndarray, finished: tuple[np.ndarray, np.ndarray], confidence: float
+) -> int:
+    """The index of the last stage a candidate is evaluated to, from its estimates ``Y``
+    and variances ``Yvar`` ``(stages, 2)`` after each stage: the first after which it is
+    screened out (:func:`screened_out` against ``finished``), else the last."""
+    for k in range(len(Y) - 1):
+        if screened_out(Y[k], np.sqrt(Yvar[k]), *finished, confidence):
             return k
-    return len(stages) - 1
+    return len(Y) - 1
 
 
 def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchConfig) -> dict:
@@ -216,22 +241,22 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
     :func:`finished_estimates` as they stood when its batch was asked) stops there and is
     told its partial estimate with its larger variance; the validation is evaluated in
     full. With it off, every candidate is evaluated in full (the same draws as
-    ``optimize()``'s) and the stage each would have stopped after, at every level of
-    ``COUNTERFACTUAL``, is recorded with the tokens of every stage.
+    ``optimize()``'s), and each batch's ``batches`` record (what it was screened against,
+    and every candidate's estimate, variance and tokens after every stage) lets
+    :func:`counterfactual_tokens` say what screening would have saved.
 
     Returns:
         the optimiser, the proposal seconds, the reported front (``front_X``, ``claimed``:
         the posterior at the fully evaluated points, non-dominated), ``tokens`` of search
         and validation, ``stopped`` the last stage of each search candidate, and with
-        screening off ``stage_tokens`` and ``would_stop``.
+        screening off ``batches``.
     """
     screening = job["screening"] == "on"
     optimizer = AskTellOptimizer(config)
     seconds: list[float] = []
     screened: dict[int, int] = {}  # trial id -> the stage it stopped after
     stopped: list[int] = []
-    stage_tokens: list[list[float]] = []
-    would_stop: dict[str, list[int]] = {str(c): [] for c in COUNTERFACTUAL}
+    batches: list[dict[str, list]] = []
     tokens, validated = 0.0, 0
     while optimizer.num_search_trials < BUDGET or validated < job["validation"]:
         started = time.perf_counter()
@@ -250,20 +275,30 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
                 optimizer.tell(trial, evaluation.Y[i], evaluation.Yvar[i])
             continue
         stages = problem.staged(X, job["stages"], order_seed=job["run"])
+        Y = np.stack([stage.Y for stage in stages], axis=1)  # (q, stages, 2)
+        Yvar = np.stack([stage.Yvar for stage in stages], axis=1)
         finished = finished_estimates(optimizer, screened)
         for i, trial in enumerate(trials):
+            k = len(stages) - 1
             if screening:
-                k = last_stage(stages, i, finished, job["confidence"])
+                k = last_stage(Y[i], Yvar[i], finished, job["confidence"])
                 if k < len(stages) - 1:
                     screened[trial.id] = k
-            else:
-                k = len(stages) - 1
-                stage_tokens.append([float(stage.tokens[i]) for stage in stages])
-                for c in COUNTERFACTUAL:
-                    would_stop[str(c)].append(last_stage(stages, i, finished, c))
             stopped.append(k)
             tokens += float(stages[k].tokens[i])
             optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i])
+        if not screening:
+            tokens_by_stage = np.stack([stage.tokens for stage in stages], axis=1)
+            batches.append(
+                {
+                    "X": X.tolist(),
+                    "finished_mean": finished[0].tolist(),
+                    "finished_std": finished[1].tolist(),
+                    "Y": Y.tolist(),
+                    "Yvar": Yvar.tolist(),
+                    "tokens": tokens_by_stage.tolist(),
+                }
+            )
     estimates = optimizer.estimates()
     full = fully_evaluated(estimates, screened)
     mean, X = estimates.mean[full], estimates.X[full]
@@ -277,7 +312,7 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
         "stopped": stopped,
     }
     if not screening:
-        out |= {"stage_tokens": stage_tokens, "would_stop": would_stop}
+        out["batches"] = batches
     return out
 
 
@@ -385,9 +420,9 @@ def best_known(problem_name: str, run: int, results: list[dict]) -> float:
     return hypervolume(np.vstack(points), ref_point)
 
 
-def _spread(values) -> str:
+def _spread(values, digits: int = 3) -> str:
     values = np.asarray(values, dtype=float)
-    return f"{np.median(values):.3f} [{values.min():.3f}, {values.max():.3f}]"
+    return f"{np.median(values):.{digits}f} [{values.min():.{digits}f}, {values.max():.{digits}f}]"
 
 
 def summarise(results: list[dict]) -> str:
@@ -464,34 +499,68 @@ def summarise_screening(results: list[dict]) -> str:
             rows.append(
                 f"| {strategy} | {behaviour[-1] if len(behaviour) > 1 else 'off'} | "
                 f"{len(runs)} | {_spread(ratio)} | {np.median(ratio) - baseline:+.3f} | "
-                f"{_spread([r['tokens'] / 1e6 for r in runs])} | "
-                f"{_spread(paired) if paired else '-'} | {_spread(screened)} of {BUDGET} | "
+                f"{_spread([r['tokens'] / 1e6 for r in runs], 1)} | "
+                f"{_spread(paired) if paired else '-'} | {_spread(screened, 0)} of {BUDGET} | "
                 f"{', '.join(map(str, by_stage))} |"
             )
     return "\n".join(rows)
 
 
+def search_batches(run: dict, stages: list[float]):
+    """Each search batch of a screening-off run, as ``(finished, Y, Yvar, tokens)``: what
+    its candidates were screened against, and their estimates, variances ``(q, stages,
+    2)`` and tokens ``(q, stages)`` after each of ``stages``: the run's own as recorded,
+    other stages by drawing the run's answers again (the same problem, the same points
+    in the same order: the same draws)."""
+    problem = None if stages == run["stages"] else make_problem("noisy", run["run"])[0]
+    for batch in run["batches"]:
+        finished = (np.array(batch["finished_mean"]), np.array(batch["finished_std"]))
+        if problem is None:
+            yield finished, np.array(batch["Y"]), np.array(batch["Yvar"]), np.array(batch["tokens"])
+            continue
+        evaluations = problem.staged(np.array(batch["X"]), stages, order_seed=run["run"])
+        yield (
+            finished,
+            np.stack([e.Y for e in evaluations], axis=1),
+            np.stack([e.Yvar for e in evaluations], axis=1),
+            np.stack([e.tokens for e in evaluations], axis=1),
+        )
+
+
+def counterfactual_tokens(run: dict, confidence: float, stages: list[float]) -> tuple[float, int]:
+    """``(tokens, screened)``: the tokens a screening-off run would have spent (search
+    and validation) had it screened at ``confidence`` after ``stages``, its trajectory
+    kept, and how many candidates it would have screened out."""
+    tokens, screened = run["tokens"], 0
+    for finished, Y, Yvar, spent in search_batches(run, stages):
+        for i in range(len(Y)):
+            k = last_stage(Y[i], Yvar[i], finished, confidence)
+            tokens -= spent[i, -1] - spent[i, k]
+            screened += k < len(stages) - 1
+    return tokens, screened
+
+
 def summarise_counterfactual(results: list[dict]) -> str:
     """What screening would have saved on the screening-off runs' own trajectories: a
-    guide to the confidence, not a measurement (a screened candidate would have changed
-    what came after it)."""
+    guide to the setting, not a measurement (a screened candidate would have changed
+    what came after it, and would have left the front)."""
     rows = [
-        "| strategy | confidence | tokens / off | screened candidates | runs |",
-        "| --- | --- | --- | --- | --- |",
+        "| strategy | stages | confidence | tokens / off | screened candidates | runs |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for strategy in STRATEGY_NAMES:
-        runs = [r for r in results if r["strategy"] == strategy and "would_stop" in r]
-        for confidence in COUNTERFACTUAL if runs else ():
-            shares, screened = [], []
-            for r in runs:
-                stops = r["would_stop"][str(confidence)]
-                spent = sum(t[k] for t, k in zip(r["stage_tokens"], stops, strict=True))
-                search = sum(t[-1] for t in r["stage_tokens"])
-                shares.append((r["tokens"] - search + spent) / r["tokens"])
-                screened.append(sum(k < len(r["stages"]) - 1 for k in stops))
+        runs = [r for r in results if r["strategy"] == strategy and "batches" in r]
+        replayable = all("X" in batch for r in runs for batch in r["batches"])
+        settings = [(runs[0]["stages"], c) for c in COUNTERFACTUAL] if runs else []
+        if runs and replayable:
+            settings += [(stages, c) for stages in COUNTERFACTUAL_STAGES for c in (0.5, 0.2, 0.05)]
+        for stages, confidence in settings:
+            outcomes = [counterfactual_tokens(r, confidence, stages) for r in runs]
+            shares = [tokens / r["tokens"] for (tokens, _), r in zip(outcomes, runs, strict=True)]
             rows.append(
-                f"| {strategy} | {confidence:g} | {_spread(shares)} | "
-                f"{_spread(screened)} of {BUDGET} | {len(runs)} |"
+                f"| {strategy} | {'/'.join(f'{v:g}' for v in stages)} | {confidence:g} | "
+                f"{_spread(shares)} | {_spread([n for _, n in outcomes], 0)} of {BUDGET} | "
+                f"{len(runs)} |"
             )
     return "\n".join(rows)
 
@@ -612,7 +681,7 @@ def main() -> None:
     if any("stopped" in r for r in results):
         print("\nScreening (noisy, new; tokens of search and validation, anchors apart):\n")
         print(summarise_screening(results))
-    if any("would_stop" in r for r in results):
+    if any("batches" in r for r in results):
         print("\nHad the screening-off runs screened (their own trajectories):\n")
         print(summarise_counterfactual(results))
     if args.out:  # with the best-known fronts, so that --load need not compute them again

@@ -2,8 +2,10 @@
 
     python bench/search_efficiency.py [--strategies gp,bambo] [--problems layer,noisy]
                                       [--behaviours today,new] [--runs 4] [--workers 2]
-                                      [--validation 8] [--timing-only] [--out results.json]
-                                      [--load results.json]
+                                      [--validation 8] [--screening off,on]
+                                      [--confidence 0.9] [--stages 0.25,0.5,1]
+                                      [--timing-only] [--out results.json]
+                                      [--load results.json] [--fronts results.json]
 
 Problems (all maximised, d = 37):
 
@@ -29,14 +31,33 @@ members, at most 6). Two behaviours:
 
 Per run: the true (noiseless) hypervolume of the reported front over the best-known one
 (BoTorch's ``max_hv`` for the test functions; for the family the hypervolume of a front
-found by 64 Chebyshev scalarisations, each maximised with L-BFGS-B from several starts,
-joined with every point any run evaluated on that member); the claimed hypervolume (of
+found by 32 Chebyshev scalarisations, each maximised with L-BFGS-B from 2 random starts,
+joined with every point any run evaluated on that member; ``--out`` keeps the fronts and
+``--fronts FILE`` or ``--load`` reads them back, as they take minutes); the claimed hypervolume (of
 the values the run reports) over the true one, and on ``noisy`` the same with the true
 values normalised by the run's own measured anchors (what the search alone overstates);
 the true hypervolume of every evaluated point; the cost in full-benchmark evaluations
 (search + validation); seconds per proposal (median over the run's model-based batches,
 and one more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the
 median over the runs and [min, max].
+
+Screening (issue 14; ``--screening off,on`` on ``noisy``/``new``): the search runs as
+``optimize()`` does (same batches, same tells, same draws), each search candidate
+evaluated stage by stage on the run's seeded question order
+(``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 50/99/198
+GPQA-Diamond and 8/15/30 AIME25 questions by default). After each stage but the last,
+``screened_out`` at ``--confidence`` compares the candidate's stage estimate with the
+optimiser's posterior estimates of the fully evaluated candidates (as they stood when its
+batch was asked) and with the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once
+normalised: the tool never reports a merge that an anchor matches or beats, so a
+candidate an anchor dominates even at its best cannot reach the front. A screened
+candidate is told its stage estimate and variance, counts as one evaluation of the
+budget, and stays off the reported front unless a validation (always in full) evaluates
+it again; the anchors are evaluated in full. Tokens are the output tokens the simulated
+questions generated, search and validation (the anchors, the same in every arm, apart).
+Screening-off runs also record, per batch, what each candidate would have been screened
+against: the last table estimates, on their own trajectories, the tokens screening would
+have saved at several confidences.
 
 ``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
 ``noisy`` problem, with the noise inferred and with it known, once per run: wall seconds,
@@ -58,12 +79,87 @@ front did not finish on a shared 2-core machine; model-level 2 runs, gp and bamb
 
 ``--timing-only --strategies coarse-to-fine --runs 1``: 12.2 CPU seconds per ask(4) at
 n = 88 with the noise known, 16.2 inferred.
+
+Screening, measured (``--strategies coarse-to-fine --problems noisy --behaviours new
+--runs 3 --screening off,on --confidence 0.9``; members 0-2, seeds 0-2; the best-known
+fronts of 32 directions x 2 starts, the same for both arms; the screening-off runs are
+the three coarse-to-fine runs of the table above, drawn again identically). The anchors
+generated 2.9-3.1 M tokens per run in both arms, outside these figures::
+
+    | strategy | problem | behaviour | true HV of reported front / best-known | claimed / true HV | claimed / true (run's anchors) | true HV of all points / best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |
+    | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+    | coarse-to-fine | noisy | new | 0.947 [0.931, 0.973] | 0.977 [0.912, 1.013] | 1.041 [1.008, 1.079] | 0.964 [0.953, 0.984] | 96 | 3 | 13.3 | 24.4 |
+    | coarse-to-fine | noisy | new, screened at 0.9 (0.25/0.5/1) | 0.950 [0.931, 0.973] | 0.977 [0.912, 1.034] | 1.041 [1.028, 1.079] | 0.965 [0.953, 0.984] | 96 | 3 | 12.5 | 21.9 |
+
+    | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | stopped after stage 1, 2, ... (all runs) |
+    | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+    | coarse-to-fine | off | 3 | 0.947 [0.931, 0.973] | +0.000 | 112.0 [111.9, 118.0] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0, 0 |
+    | coarse-to-fine | screened at 0.9 (0.25/0.5/1) | 3 | 0.950 [0.931, 0.973] | +0.003 | 111.9 [109.2, 118.0] | 1.000 [0.975, 1.000] | 0 [0, 1] of 88 | 0, 1 |
+
+At the default (stages 0.25/0.5/1, confidence 0.9) screening stops 1 candidate of 264
+(seed 0, after stage 2) and saves 0-2.5% of the tokens: the target of at most 60% is
+missed by far. Seeds 1 and 2 screened none, so their runs are the screening-off runs
+exactly (same draws, same tells). The candidates the search proposes lie near the front,
+and a quarter of GPQA-Diamond and AIME25 (50 and 8 questions) leaves a stage estimate of
+sd 0.23-0.27 per objective (median; 0.16 in full, the anchors' error included): at
+``z = 1.645`` its optimistic corner lies ~0.4 above it, and the finished points'
+pessimistic values ~0.12 below their posterior means (posterior sd ~0.07).
+
+What screening would have saved on those runs' own trajectories, by stages and
+confidence (every batch's points are kept, so other stages are drawn again identically;
+screened candidates would have changed the trajectory and left the front, so this
+guides the setting and measures nothing)::
+
+    | strategy | stages | confidence | tokens / off | screened candidates | runs |
+    | --- | --- | --- | --- | --- | --- |
+    | coarse-to-fine | 0.25/0.5/1 | 0.05 | 0.656 [0.588, 0.670] | 44 [43, 48] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.1 | 0.674 [0.634, 0.698] | 39 [38, 47] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.2 | 0.717 [0.666, 0.758] | 35 [31, 40] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.3 | 0.793 [0.724, 0.855] | 27 [18, 30] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.5 | 0.880 [0.878, 0.949] | 11 [5, 16] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.7 | 0.966 [0.963, 0.994] | 3 [1, 4] of 88 | 3 |
+    | coarse-to-fine | 0.25/0.5/1 | 0.9 | 1.000 [0.989, 1.000] | 0 [0, 1] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.25/1 | 0.5 | 0.891 [0.811, 0.939] | 9 [5, 24] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.25/1 | 0.2 | 0.681 [0.581, 0.752] | 28 [26, 47] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.25/1 | 0.1 | 0.595 [0.541, 0.710] | 36 [31, 52] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.25/1 | 0.05 | 0.563 [0.455, 0.652] | 41 [36, 58] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.5 | 0.865 [0.786, 0.949] | 13 [5, 28] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.2 | 0.648 [0.545, 0.760] | 34 [28, 55] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.1 | 0.598 [0.486, 0.679] | 38 [37, 62] of 88 | 3 |
+    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.05 | 0.579 [0.406, 0.634] | 42 [42, 67] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.25/1 | 0.5 | 0.880 [0.797, 0.939] | 10 [5, 23] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.25/1 | 0.2 | 0.684 [0.513, 0.688] | 32 [29, 53] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.25/1 | 0.1 | 0.620 [0.465, 0.625] | 39 [35, 58] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.25/1 | 0.05 | 0.516 [0.458, 0.593] | 47 [39, 59] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.5 | 0.880 [0.779, 0.929] | 11 [6, 26] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.2 | 0.644 [0.495, 0.650] | 37 [35, 57] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.1 | 0.556 [0.457, 0.595] | 47 [40, 62] of 88 | 3 |
+    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.05 | 0.474 [0.436, 0.545] | 54 [43, 65] of 88 | 3 |
+
+With the default stages no confidence reaches 60% (0.656 even at 0.05: about 44 of 88
+candidates are never dominated, even on their means); the first stage has to be smaller.
+The settings under 0.6 on the median need a first stage of 5-10% and a confidence of 0.1
+or less (``z <= 0.126``: nearly a comparison of means). Stages 0.05/0.2/0.5/1 (10 and 2
+questions first) at confidence 0.1 (0.556 here), run (``--screening on --confidence 0.1
+--stages 0.05,0.2,0.5,1``, the same seeds; read with the runs above by ``--load``)::
+
+    | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | stopped after stage 1, 2, ... (all runs) |
+    | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+    | coarse-to-fine | off | 3 | 0.947 [0.931, 0.973] | +0.000 | 112.0 [111.9, 118.0] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0, 0 |
+    | coarse-to-fine | screened at 0.1 (0.05/0.2/0.5/1) | 3 | 0.901 [0.882, 0.969] | -0.046 | 67.2 [41.1, 73.2] | 0.570 [0.367, 0.654] | 42 [35, 64] of 88 | 85, 39, 17 |
+    | coarse-to-fine | screened at 0.9 (0.25/0.5/1) | 3 | 0.950 [0.931, 0.973] | +0.003 | 111.9 [109.2, 118.0] | 1.000 [0.975, 1.000] | 0 [0, 1] of 88 | 0, 1 |
+
+It spends 0.570 of the tokens (0.367, 0.654, 0.570 on members 0, 1, 2) but its reported
+front loses 0.046 of true HV on the median (0.882, 0.969, 0.901 against 0.947, 0.973,
+0.931): candidates stopped on 10 and 2 questions include good ones, which then stay off
+the front. So no setting measured meets the target (at most 60% of the tokens with the
+true HV within 0.01): at the default it keeps the HV and saves nothing, and where it
+saves 40% it loses 0.03-0.065 of HV on two members of three.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import multiprocessing
 import time
@@ -82,17 +178,30 @@ from paretomerge.search import (
     pareto_mask,
 )
 from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.config import expand_initial_solutions
 from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
     landscape_family_member,
 )
+from paretomerge.search.screening import screened_out
 from paretomerge.search.surrogates import NutsSettings
+from paretomerge.spec import ScreeningSpec
 
 BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
 LAYER_NOISE = 0.01
 FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
+# The anchors in normalised objectives: base (0, 1), expert (1, 0), exact by definition.
+ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
+# Confidences at which the screening-off runs' savings are estimated, and other stages.
+COUNTERFACTUAL = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+COUNTERFACTUAL_STAGES = (
+    [0.1, 0.25, 1.0],
+    [0.1, 0.3, 0.6, 1.0],
+    [0.05, 0.25, 1.0],
+    [0.05, 0.2, 0.5, 1.0],
+)
 
 
 def make_problem(name: str, run: int):
@@ -116,8 +225,9 @@ def objective_for(problem_name: str, problem, behaviour: str):
     return problem
 
 
-def landscape_front(landscape, directions: int = 64) -> np.ndarray:
-    """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation."""
+def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndarray:
+    """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation:
+    ``directions`` weightings, each maximised with L-BFGS-B from ``starts`` random points."""
     rng = np.random.default_rng(0)
     utopia = np.array([1.2, 1.2])
     points = []
@@ -130,7 +240,7 @@ def landscape_front(landscape, directions: int = 64) -> np.ndarray:
         best = min(
             (
                 minimize(loss, rng.random(landscape.dim), bounds=[(0, 1)] * landscape.dim)
-                for _ in range(3)
+                for _ in range(starts)
             ),
             key=lambda r: r.fun,
         )
@@ -138,58 +248,208 @@ def landscape_front(landscape, directions: int = 64) -> np.ndarray:
     return np.array(points)
 
 
-@functools.cache
+# Family members' fronts, computed once and kept in the --out file (they take minutes).
+FRONTS: dict[int, np.ndarray] = {}
+
+
 def member_front(member: int) -> np.ndarray:
-    """:func:`landscape_front` of family member ``member`` (computed once per member)."""
-    return landscape_front(landscape_family_member(member, num_layers=DIM - 1))
+    """:func:`landscape_front` of family member ``member``."""
+    if member not in FRONTS:
+        FRONTS[member] = landscape_front(landscape_family_member(member, num_layers=DIM - 1))
+    return FRONTS[member]
+
+
+def read_fronts(data: dict) -> None:
+    """Keep the members' fronts of a ``--out`` file's ``data``."""
+    fronts = data.get("fronts", {})
+    FRONTS.update({int(member): np.array(front) for member, front in fronts.items()})
+
+
+def search_config(job: dict, ref_point: np.ndarray, profile: np.ndarray) -> SearchConfig:
+    """The configuration ``optimize()`` builds for :func:`run_one`'s arguments."""
+    return SearchConfig(
+        dim=DIM,
+        num_objectives=2,
+        strategy=job["strategy"],
+        ref_point=tuple(float(r) for r in ref_point),
+        budget=BUDGET,
+        initial_points=INITIAL,
+        seed=job["run"],
+        layer_profile=tuple(float(v) for v in profile),
+        initial_solutions=expand_initial_solutions([0.55, 0.8], DIM),
+        num_blocks=8,
+    )
+
+
+def finished_estimates(
+    optimizer: AskTellOptimizer, screened: dict[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` ``(n, 2)`` of what a candidate is screened against: the optimiser's
+    posterior at every fully evaluated point (not screened, or validated since), and the
+    anchors, exactly ``(0, 1)`` and ``(1, 0)`` once normalised by themselves."""
+    means, stds = [ANCHORS], [np.zeros_like(ANCHORS)]
+    if any(t.status == "completed" for t in optimizer.trials):
+        estimates = optimizer.estimates()
+        full = fully_evaluated(estimates, screened)
+        means.append(estimates.mean[full])
+        stds.append(estimates.std[full])
+    return np.vstack(means), np.vstack(stds)
+
+
+def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
+    """``(n,)``: the estimated points that were not screened, or were validated since
+    (validation evaluates in full)."""
+    return ~np.isin(estimates.trial_ids, list(screened)) | (estimates.num_observations > 1)
+
+
+def last_stage(
+    Y: np.ndarray, Yvar: np.ndarray, finished: tuple[np.ndarray, np.ndarray], confidence: float
+) -> int:
+    """The index of the last stage a candidate is evaluated to, from its estimates ``Y``
+    and variances ``Yvar`` ``(stages, 2)`` after each stage: the first after which it is
+    screened out (:func:`screened_out` against ``finished``), else the last."""
+    for k in range(len(Y) - 1):
+        if screened_out(Y[k], np.sqrt(Yvar[k]), *finished, confidence):
+            return k
+    return len(Y) - 1
+
+
+def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchConfig) -> dict:
+    """The ``noisy`` search of ``optimize()`` (same batches, same tells), every search
+    candidate evaluated stage by stage on the run's question order.
+
+    With ``job["screening"] == "on"``, a candidate screened out after a stage (against
+    :func:`finished_estimates` as they stood when its batch was asked) stops there and is
+    told its partial estimate with its larger variance; the validation is evaluated in
+    full. With it off, every candidate is evaluated in full (the same draws as
+    ``optimize()``'s), and each batch's ``batches`` record (what it was screened against,
+    and every candidate's estimate, variance and tokens after every stage) lets
+    :func:`counterfactual_tokens` say what screening would have saved.
+
+    Returns:
+        the optimiser, the proposal seconds, the reported front (``front_X``, ``claimed``:
+        the posterior at the fully evaluated points, non-dominated), ``tokens`` of search
+        and validation, ``stopped`` the last stage of each search candidate, and with
+        screening off ``batches``.
+    """
+    screening = job["screening"] == "on"
+    optimizer = AskTellOptimizer(config)
+    seconds: list[float] = []
+    screened: dict[int, int] = {}  # trial id -> the stage it stopped after
+    stopped: list[int] = []
+    batches: list[dict[str, list]] = []
+    tokens, validated = 0.0, 0
+    while optimizer.num_search_trials < BUDGET or validated < job["validation"]:
+        started = time.perf_counter()
+        if optimizer.num_search_trials < BUDGET:
+            remaining = BUDGET - optimizer.num_search_trials
+            trials = optimizer.ask(min(INITIAL if not optimizer.trials else BATCH, remaining))
+        else:
+            trials = optimizer.ask_validation(min(BATCH, job["validation"] - validated))
+            validated += len(trials)
+        seconds.append(time.perf_counter() - started)
+        X = np.array([t.x for t in trials])
+        if trials[0].kind == "validation":
+            evaluation = problem.evaluate(X)
+            tokens += float(evaluation.tokens.sum())
+            for i, trial in enumerate(trials):
+                optimizer.tell(trial, evaluation.Y[i], evaluation.Yvar[i])
+            continue
+        stages = problem.staged(X, job["stages"], order_seed=job["run"])
+        Y = np.stack([stage.Y for stage in stages], axis=1)  # (q, stages, 2)
+        Yvar = np.stack([stage.Yvar for stage in stages], axis=1)
+        finished = finished_estimates(optimizer, screened)
+        for i, trial in enumerate(trials):
+            k = len(stages) - 1
+            if screening:
+                k = last_stage(Y[i], Yvar[i], finished, job["confidence"])
+                if k < len(stages) - 1:
+                    screened[trial.id] = k
+            stopped.append(k)
+            tokens += float(stages[k].tokens[i])
+            optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i])
+        if not screening:
+            tokens_by_stage = np.stack([stage.tokens for stage in stages], axis=1)
+            batches.append(
+                {
+                    "X": X.tolist(),
+                    "finished_mean": finished[0].tolist(),
+                    "finished_std": finished[1].tolist(),
+                    "Y": Y.tolist(),
+                    "Yvar": Yvar.tolist(),
+                    "tokens": tokens_by_stage.tolist(),
+                }
+            )
+    estimates = optimizer.estimates()
+    full = fully_evaluated(estimates, screened)
+    mean, X = estimates.mean[full], estimates.X[full]
+    front = pareto_mask(mean)
+    out = {
+        "optimizer": optimizer,
+        "seconds": seconds,
+        "front_X": X[front],
+        "claimed": mean[front],
+        "tokens": tokens,
+        "stopped": stopped,
+    }
+    if not screening:
+        out["batches"] = batches
+    return out
 
 
 def run_one(job: dict) -> dict:
     problem, ref_point, profile = make_problem(job["problem"], job["run"])
-    validated = job["behaviour"] == "new" and job["problem"] == "noisy"
-    validation = job["validation"] if validated else 0
     started = time.perf_counter()
-    result = optimize(
-        objective_for(job["problem"], problem, job["behaviour"]),
-        dim=DIM,
-        strategy=job["strategy"],
-        budget=BUDGET,
-        batch_size=BATCH,
-        initial_points=INITIAL,
-        ref_point=ref_point,
-        layer_profile=profile,
-        num_blocks=8,
-        initial_solutions=[0.55, 0.8],
-        seed=job["run"],
-        validation_budget=validation,
-    )
+    staged = {}
+    if job["problem"] == "noisy" and job["behaviour"] == "new":
+        staged = staged_search(problem, job, search_config(job, ref_point, profile))
+        optimizer = staged.pop("optimizer")
+        X, seconds = optimizer.X, staged.pop("seconds")
+        front_X, claimed = staged.pop("front_X"), staged.pop("claimed")
+        state = optimizer.state_dict()
+    else:
+        result = optimize(
+            objective_for(job["problem"], problem, job["behaviour"]),
+            dim=DIM,
+            strategy=job["strategy"],
+            budget=BUDGET,
+            batch_size=BATCH,
+            initial_points=INITIAL,
+            ref_point=ref_point,
+            layer_profile=profile,
+            num_blocks=8,
+            initial_solutions=[0.55, 0.8],
+            seed=job["run"],
+        )
+        X, seconds, state = result.X, result.proposal_seconds, result.state
+        if job["behaviour"] == "today":
+            mask = pareto_mask(result.Y)
+            front_X, claimed = result.X[mask], result.Y[mask]
+        else:
+            front_X, claimed = result.pareto_X, result.pareto_Y
     elapsed = time.perf_counter() - started
-    optimizer = AskTellOptimizer.from_state_dict(result.state)
+    optimizer = AskTellOptimizer.from_state_dict(state)
     tick = time.perf_counter()
     optimizer.ask(BATCH)
     at_budget = time.perf_counter() - tick
-    if job["behaviour"] == "today":
-        mask = pareto_mask(result.Y)
-        front_X, claimed = result.X[mask], result.Y[mask]
-    else:
-        front_X, claimed = result.pareto_X, result.pareto_Y
     true_front = problem.true_values(front_X)
     out = {
         **job,
+        **staged,
         "true_hv": hypervolume(true_front, ref_point),
         "claimed_hv": hypervolume(claimed, ref_point),
-        "true_hv_all": hypervolume(problem.true_values(result.X), ref_point),
-        "evaluations": len(result.X),
+        "true_hv_all": hypervolume(problem.true_values(X), ref_point),
+        "evaluations": len(X),
         "front_size": len(front_X),
-        "true_Y": problem.true_values(result.X).tolist(),
-        "proposal_seconds": result.proposal_seconds[1:BUDGET],  # model-based batches
+        "true_Y": problem.true_values(X).tolist(),
+        "proposal_seconds": seconds[1:BUDGET],  # model-based batches
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
     if job["problem"] == "noisy":
         as_measured = problem.true_values_by_measured_anchors(front_X)
         out["true_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
-        out["tokens"] = problem.tokens
+        out["anchor_tokens"] = problem.anchor_tokens
     return out
 
 
@@ -241,9 +501,9 @@ def best_known(problem_name: str, run: int, results: list[dict]) -> float:
     return hypervolume(np.vstack(points), ref_point)
 
 
-def _spread(values) -> str:
+def _spread(values, digits: int = 3) -> str:
     values = np.asarray(values, dtype=float)
-    return f"{np.median(values):.3f} [{values.min():.3f}, {values.max():.3f}]"
+    return f"{np.median(values):.{digits}f} [{values.min():.{digits}f}, {values.max():.{digits}f}]"
 
 
 def summarise(results: list[dict]) -> str:
@@ -256,14 +516,14 @@ def summarise(results: list[dict]) -> str:
     keys = {(r["problem"], r["run"]) for r in results}
     best = {key: best_known(*key, results) for key in sorted(keys)}
     problems = sorted({r["problem"] for r in results}, key=lambda p: (p not in FAMILIES, p))
+    arms = sorted({arm(r) for r in results}, key=lambda a: (a[0] != "today", a))
     for problem in problems:
         for strategy in STRATEGY_NAMES:
-            for behaviour in ("today", "new"):
+            for behaviour in arms:
                 runs = [
                     r
                     for r in results
-                    if (r["strategy"], r["problem"], r["behaviour"])
-                    == (strategy, problem, behaviour)
+                    if (r["strategy"], r["problem"], arm(r)) == (strategy, problem, behaviour)
                 ]
                 if not runs:
                     continue
@@ -279,10 +539,115 @@ def summarise(results: list[dict]) -> str:
                 at_budget = np.median([r["seconds_at_budget"] for r in runs])
                 evaluations = int(np.median([r["evaluations"] for r in runs]))
                 rows.append(
-                    f"| {strategy} | {problem} | {behaviour} | {_spread(ratio)} | "
+                    f"| {strategy} | {problem} | {', '.join(behaviour)} | {_spread(ratio)} | "
                     f"{_spread(overstated)} | {by_anchors} | {_spread(everything)} | "
                     f"{evaluations} | {len(runs)} | {per_proposal:.1f} | {at_budget:.1f} |"
                 )
+    return "\n".join(rows)
+
+
+def arm(result: dict) -> tuple[str, ...]:
+    """The behaviour of a run, and its screening where it screened."""
+    if result.get("screening") == "on":
+        stages = "/".join(f"{share:g}" for share in result["stages"])
+        return (result["behaviour"], f"screened at {result['confidence']:g} ({stages})")
+    return (result["behaviour"],)
+
+
+def summarise_screening(results: list[dict]) -> str:
+    """Screening off against on, at the same seeds: the true HV of the reported front, the
+    tokens of search and validation, and how many candidates stopped after which stage."""
+    rows = [
+        "| strategy | screening | runs | true HV of reported front / best-known | "
+        "median HV - off (same runs) | tokens, search + validation (M) | tokens / off | "
+        "screened candidates | stopped after stage 1, 2, ... (all runs) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    staged = [r for r in results if "stopped" in r]
+    best = {r["run"]: best_known(r["problem"], r["run"], results) for r in staged}
+    for strategy in STRATEGY_NAMES:
+        off = {r["run"]: r for r in staged if r["strategy"] == strategy and arm(r) == ("new",)}
+        for behaviour in sorted({arm(r) for r in staged if r["strategy"] == strategy}):
+            runs = [r for r in staged if r["strategy"] == strategy and arm(r) == behaviour]
+            ratio = [r["true_hv"] / best[r["run"]] for r in runs]
+            paired = [r for r in runs if r["run"] in off]
+            baseline = [off[r["run"]]["true_hv"] / best[r["run"]] for r in paired]
+            difference = np.median([r["true_hv"] / best[r["run"]] for r in paired]) - np.median(
+                baseline
+            )
+            tokens = [r["tokens"] / off[r["run"]]["tokens"] for r in paired]
+            last = len(runs[0]["stages"]) - 1
+            screened = [sum(k < last for k in r["stopped"]) for r in runs]
+            by_stage = [sum(r["stopped"].count(k) for r in runs) for k in range(last)]
+            rows.append(
+                f"| {strategy} | {behaviour[-1] if len(behaviour) > 1 else 'off'} | "
+                f"{len(runs)} | {_spread(ratio)} | "
+                f"{f'{difference:+.3f}' if paired else '-'} | "
+                f"{_spread([r['tokens'] / 1e6 for r in runs], 1)} | "
+                f"{_spread(tokens) if paired else '-'} | {_spread(screened, 0)} of {BUDGET} | "
+                f"{', '.join(map(str, by_stage))} |"
+            )
+    return "\n".join(rows)
+
+
+def search_batches(run: dict, stages: list[float]):
+    """Each search batch of a screening-off run, as ``(finished, Y, Yvar, tokens)``: what
+    its candidates were screened against, and their estimates, variances ``(q, stages,
+    2)`` and tokens ``(q, stages)`` after each of ``stages``: the run's own as recorded,
+    other stages by drawing the run's answers again (the same problem, the same points
+    in the same order: the same draws)."""
+    problem = None if stages == run["stages"] else make_problem("noisy", run["run"])[0]
+    for batch in run["batches"]:
+        finished = (np.array(batch["finished_mean"]), np.array(batch["finished_std"]))
+        if problem is None:
+            yield finished, np.array(batch["Y"]), np.array(batch["Yvar"]), np.array(batch["tokens"])
+            continue
+        evaluations = problem.staged(np.array(batch["X"]), stages, order_seed=run["run"])
+        yield (
+            finished,
+            np.stack([e.Y for e in evaluations], axis=1),
+            np.stack([e.Yvar for e in evaluations], axis=1),
+            np.stack([e.tokens for e in evaluations], axis=1),
+        )
+
+
+def counterfactual_tokens(run: dict, confidence: float, stages: list[float]) -> tuple[float, int]:
+    """``(tokens, screened)``: the tokens a screening-off run would have spent (search
+    and validation) had it screened at ``confidence`` after ``stages``, its trajectory
+    kept, and how many candidates it would have screened out."""
+    tokens, screened = run["tokens"], 0
+    for finished, Y, Yvar, spent in search_batches(run, stages):
+        for i in range(len(Y)):
+            k = last_stage(Y[i], Yvar[i], finished, confidence)
+            tokens -= spent[i, -1] - spent[i, k]
+            screened += k < len(stages) - 1
+    return tokens, screened
+
+
+def summarise_counterfactual(results: list[dict]) -> str:
+    """What screening would have saved on the screening-off runs' own trajectories: a
+    guide to the setting, not a measurement (a screened candidate would have changed
+    what came after it, and would have left the front)."""
+    rows = [
+        "| strategy | stages | confidence | tokens / off | screened candidates | runs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for strategy in STRATEGY_NAMES:
+        runs = [r for r in results if r["strategy"] == strategy and "batches" in r]
+        replayable = all("X" in batch for r in runs for batch in r["batches"])
+        settings = [(runs[0]["stages"], c) for c in COUNTERFACTUAL] if runs else []
+        if runs and replayable:
+            settings += [
+                (stages, c) for stages in COUNTERFACTUAL_STAGES for c in (0.5, 0.2, 0.1, 0.05)
+            ]
+        for stages, confidence in settings:
+            outcomes = [counterfactual_tokens(r, confidence, stages) for r in runs]
+            shares = [tokens / r["tokens"] for (tokens, _), r in zip(outcomes, runs, strict=True)]
+            rows.append(
+                f"| {strategy} | {'/'.join(f'{v:g}' for v in stages)} | {confidence:g} | "
+                f"{_spread(shares)} | {_spread([n for _, n in outcomes], 0)} of {BUDGET} | "
+                f"{len(runs)} |"
+            )
     return "\n".join(rows)
 
 
@@ -319,16 +684,34 @@ def main() -> None:
     parser.add_argument("--first-run", type=int, default=0)
     parser.add_argument("--validation", type=int, default=8, help="validation budget (noisy)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--screening",
+        default="off",
+        help="off, on or off,on: screening arms of the noisy problem's new behaviour",
+    )
+    parser.add_argument(
+        "--confidence",
+        default=str(ScreeningSpec().confidence),
+        help="screening confidences, comma-separated: one arm each",
+    )
+    parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
     parser.add_argument(
         "--load", help="print the table of a previous --out file (or several, comma-separated)"
     )
+    parser.add_argument(
+        "--fronts", help="take the best-known fronts from this --out file (or several)"
+    )
     args = parser.parse_args()
 
+    for path in args.fronts.split(",") if args.fronts else ():
+        read_fronts(json.loads(Path(path).read_text()))
     if args.load:
-        paths = args.load.split(",")
-        results = [r for p in paths for r in json.loads(Path(p).read_text())["results"]]
+        loaded = [json.loads(Path(p).read_text()) for p in args.load.split(",")]
+        results = [r for data in loaded for r in data["results"]]
+        for data in loaded:
+            read_fronts(data)
         timing_only = all("seconds_known" in r for r in results)
     else:
         timing_only = args.timing_only
@@ -336,6 +719,16 @@ def main() -> None:
         if timing_only:
             jobs = [{"strategy": s, "run": i} for s in args.strategies.split(",") for i in runs]
         else:
+            stages = [float(share) for share in args.stages.split(",")]
+            arms = [
+                {"screening": "on", "confidence": float(c), "stages": stages}
+                for c in args.confidence.split(",")
+            ]
+            if "off" in args.screening.split(","):
+                arms.insert(0, {"screening": "off", "confidence": None, "stages": stages})
+            if "on" not in args.screening.split(","):
+                arms = arms[:1]
+            ScreeningSpec(stages=stages)  # refuses stages the spec would refuse
             jobs = [
                 {
                     "strategy": s,
@@ -343,12 +736,15 @@ def main() -> None:
                     "behaviour": b,
                     "run": i,
                     "validation": args.validation,
+                    **screening,
                 }
                 for p in args.problems.split(",")
                 for b in args.behaviours.split(",")
                 for s in args.strategies.split(",")
                 for i in runs
+                for screening in arms
                 if not (b == "today" and p not in FAMILIES)  # noiseless: one behaviour
+                if screening["screening"] == "off" or (p, b) == ("noisy", "new")
             ]
         worker = time_one if timing_only else run_one
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -364,7 +760,19 @@ def main() -> None:
         f"acquisition: {asdict(AcquisitionSettings())}; NUTS: {asdict(NutsSettings())}; "
         "one torch thread per search.\n"
     )
-    print(summarise_timing(results) if timing_only else summarise(results))
+    if timing_only:
+        print(summarise_timing(results))
+        return
+    print(summarise(results))
+    if any("stopped" in r for r in results):
+        print("\nScreening (noisy, new; tokens of search and validation, anchors apart):\n")
+        print(summarise_screening(results))
+    if any("batches" in r for r in results):
+        print("\nHad the screening-off runs screened (their own trajectories):\n")
+        print(summarise_counterfactual(results))
+    if args.out:  # with the best-known fronts, so that --load need not compute them again
+        fronts = {member: front.tolist() for member, front in FRONTS.items()}
+        Path(args.out).write_text(json.dumps({"results": results, "fronts": fronts}))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ the tests; every objective is maximised and takes ``X`` ``(q, d)`` in ``[0, 1]^d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin
+
+from paretomerge.questions import question_order, stage_counts
 
 
 @dataclass
@@ -186,6 +189,13 @@ class QuestionRecords:
     correct: np.ndarray
     tokens: np.ndarray
 
+    def subset(self, ids: Sequence[int]) -> QuestionRecords:
+        """The records of the questions ``ids`` alone, in that order."""
+        ids = np.asarray(ids, dtype=int)
+        return QuestionRecords(
+            np.take(self.correct, ids, axis=1), np.take(self.tokens, ids, axis=1)
+        )
+
     def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r"""``(accuracy, accuracy_var, mean_tokens, mean_tokens_var)``, each ``(q,)``: the
         means over the questions and their squared standard errors over questions,
@@ -298,6 +308,19 @@ def normalised_with_variance(
     return g.mean(axis=1), var.sum(axis=1) / S**2
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of ``q`` merges, on every question or on the first ones of a seeded
+    order: the objectives ``Y`` and their variances ``Yvar`` ``(q, m)``, the output
+    tokens it generated ``tokens`` ``(q,)`` (its cost), and the questions it asked of each
+    benchmark ``questions`` ``(S,)``."""
+
+    Y: np.ndarray
+    Yvar: np.ndarray
+    tokens: np.ndarray
+    questions: tuple[int, ...]
+
+
 @dataclass
 class QuestionLevelMergeProblem:
     """A merge landscape evaluated through finite benchmarks, as the tool evaluates.
@@ -310,15 +333,17 @@ class QuestionLevelMergeProblem:
     evaluated once, through the same simulator, when the problem is made. Calling the
     problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors, and
     their variances by the delta method over questions (:func:`normalised_with_variance`;
-    the anchors' errors included).
+    the anchors' errors included). :meth:`evaluate` returns them with the output tokens
+    the evaluation generated, and :meth:`staged` the same after each stage of a screened
+    evaluation (the first questions of a seeded order, growing).
 
-    ``tokens`` accumulates the output tokens of every evaluation, anchors included.
+    ``anchor_tokens`` is what the anchors' evaluations generated.
     """
 
     landscape: LayerMergeLandscape
     seed: int = 0
     calibrations: tuple[BenchmarkCalibration, ...] = QWEN3_4B_BENCHMARKS
-    tokens: float = field(init=False, default=0.0)
+    anchor_tokens: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.benchmarks = [
@@ -326,8 +351,10 @@ class QuestionLevelMergeProblem:
             for i, c in enumerate(self.calibrations)
         ]
         self._rng = np.random.default_rng([self.landscape.seed, self.seed])
-        anchors = self.scores(np.stack([np.zeros(self.dim), np.ones(self.dim)]))
-        self.anchors = tuple(np.stack(s, axis=-1) for s in anchors)  # each (2, S)
+        records = self.records(np.stack([np.zeros(self.dim), np.ones(self.dim)]))
+        scores = [r.scores() for r in records]
+        self.anchors = tuple(np.stack(s, axis=-1) for s in zip(*scores, strict=True))  # (2, S)
+        self.anchor_tokens = float(sum(r.tokens.sum() for r in records))
 
     @property
     def dim(self) -> int:
@@ -349,18 +376,10 @@ class QuestionLevelMergeProblem:
     def records(self, X: np.ndarray) -> list[QuestionRecords]:
         """One evaluation of the merges ``X`` ``(q, d)``: per benchmark, every question."""
         accuracy, mean_tokens = self.true_scores(np.atleast_2d(X))
-        records = [
+        return [
             b.sample(accuracy[:, s], mean_tokens[:, s], self._rng)
             for s, b in enumerate(self.benchmarks)
         ]
-        self.tokens += float(sum(r.tokens.sum() for r in records))
-        return records
-
-    def scores(self, X: np.ndarray) -> tuple[list[np.ndarray], ...]:
-        """Per benchmark, ``(accuracy, accuracy_var, tokens, tokens_var)`` of one
-        evaluation of ``X``, as four lists of ``(q,)`` arrays."""
-        per_benchmark = [r.scores() for r in self.records(X)]
-        return tuple(list(column) for column in zip(*per_benchmark, strict=True))
 
     def normalise(
         self,
@@ -380,10 +399,57 @@ class QuestionLevelMergeProblem:
         )
         return np.stack([f1, f2], axis=-1), np.stack([f1_var, f2_var], axis=-1)
 
+    def evaluation(self, records: Sequence[QuestionRecords]) -> Evaluation:
+        """The objectives, variances and cost of per-benchmark records."""
+        accuracy, accuracy_var, tokens, tokens_var = (
+            np.stack(column, axis=-1) for column in zip(*(r.scores() for r in records), strict=True)
+        )
+        Y, Yvar = self.normalise(accuracy, accuracy_var, tokens, tokens_var)
+        return Evaluation(
+            Y=Y,
+            Yvar=Yvar,
+            tokens=sum(r.tokens.sum(axis=1) for r in records),
+            questions=tuple(r.tokens.shape[1] for r in records),
+        )
+
+    def evaluate(self, X: np.ndarray) -> Evaluation:
+        """One evaluation of ``X`` ``(q, d)`` on every question."""
+        return self.evaluation(self.records(X))
+
+    def staged(self, X: np.ndarray, shares: Sequence[float], order_seed: int) -> list[Evaluation]:
+        """One screened evaluation of ``X`` ``(q, d)``: the evaluation after each stage.
+
+        Each benchmark's questions are asked in one order drawn by ``order_seed``
+        (:func:`~paretomerge.questions.question_order`, the same for every merge), stage
+        ``k`` up to the ``shares[k]`` of them (:func:`~paretomerge.questions.stage_counts`);
+        each stage's evaluation holds every question asked so far, and its ``tokens`` what
+        they cost. The answers are drawn as one full evaluation draws them, so the last
+        stage is :meth:`evaluate`'s evaluation and a caller that stops after stage ``k``
+        has spent stage ``k``'s tokens.
+
+        Raises:
+            ValueError: ``shares`` too fine for a benchmark (a stage that adds none of its
+                questions).
+        """
+        records = self.records(X)
+        prefixes = []
+        for benchmark, record in zip(self.benchmarks, records, strict=True):
+            name, count = benchmark.calibration.name, benchmark.calibration.questions
+            counts = stage_counts(count, shares)
+            if len(counts) != len(shares):
+                raise ValueError(
+                    f"stages {list(shares)} ask benchmark {name!r} of {count} questions "
+                    f"{counts}: a stage adds none of its questions"
+                )
+            order = question_order(name, range(count), order_seed)
+            # In question-id order, so that the last stage is the full records as they are.
+            prefixes.append([record.subset(sorted(order[:asked])) for asked in counts])
+        return [self.evaluation(stage) for stage in zip(*prefixes, strict=True)]
+
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One evaluation of ``X`` ``(q, d)``: ``(Y, Yvar)``, each ``(q, 2)``."""
-        accuracy, accuracy_var, tokens, tokens_var = (np.stack(c, axis=-1) for c in self.scores(X))
-        return self.normalise(accuracy, accuracy_var, tokens, tokens_var)
+        evaluation = self.evaluate(X)
+        return evaluation.Y, evaluation.Yvar
 
     def true_values(self, X: np.ndarray) -> np.ndarray:
         """The true objectives ``(q, 2)`` (normalised by the true anchors)."""

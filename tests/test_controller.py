@@ -598,8 +598,9 @@ def test_a_clearly_dominated_candidate_is_screened_out_and_its_slot_goes_to_the_
         return sorted(path.name for path in stages.glob("stage-*.json"))
 
     screened = state.candidate("c0003")
-    assert (screened.status, screened.screened_after) == ("screened", 1)
-    assert stages_of("c0003") == ["stage-1.json"]  # stopped: no second stage
+    assert screened.status == "screened" and screened.screened_after in (1, 2)
+    # Stopped before its last stage (after the second only if the first was seen late).
+    assert stages_of("c0003") == [f"stage-{k}.json" for k in range(1, screened.screened_after + 1)]
     assert (run_dir / "candidates" / "c0003" / "stop.json").exists()
     # Kept when not dominated: every stage, then the result.
     for kept in ("c0001", "c0002"):

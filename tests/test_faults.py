@@ -436,7 +436,7 @@ def test_a_screened_candidates_job_ends_and_the_next_candidate_takes_its_slot(
     """One candidate at a time, screened: c0001 and c0002 (every weight 0.55, 0.8) finish,
     c0003 scores like the base at the expert's length, clearly dominated after its first
     stage: the controller stops it there, its Job is deleted, c0004 runs in its slot."""
-    monkeypatch.setenv("FAKE_STAGE_SECONDS", "5")
+    monkeypatch.setenv("FAKE_STAGE_SECONDS", "8")
     monkeypatch.setenv("FAKE_DOMINATED", "c0003")
     name = "screened"
     run = cluster_run(k8s_namespace, name, budget=4, parallelism=1)
@@ -457,8 +457,11 @@ def test_a_screened_candidates_job_ends_and_the_next_candidate_takes_its_slot(
         4,
         1 + (by_id["c0004"]["status"] == "screened"),
     )
+    # Stopped before its last stage: after the first, or the second when the controller,
+    # which looks between its polls, saw the first one late.
     stages = volume / final["runDirectory"] / "candidates" / "c0003" / "eval" / "stages"
-    assert sorted(path.name for path in stages.iterdir()) == ["stage-1.json"]
+    asked = sorted(path.name for path in stages.iterdir())
+    assert asked in (["stage-1.json"], ["stage-1.json", "stage-2.json"]), asked
     # Its Job was deleted (no pod of it is left) and no attempt of it ran again.
     assert "c0003" not in {
         j["metadata"]["labels"]["paretomerge.io/task"]

@@ -28,7 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from paretomerge.files import write_atomic
 from paretomerge.merge.plan import MergePlan
 from paretomerge.questions import QuestionSplit, QuestionStages
-from paretomerge.results import EvaluateTaskResult, EvaluationCost, ProfileResult
+from paretomerge.results import (
+    EvaluateTaskResult,
+    EvaluationCost,
+    EvaluationResult,
+    ProfileResult,
+)
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
 
@@ -260,6 +265,18 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
         if task.plan is not None and not task.keep_merged:
             shutil.rmtree(merged, ignore_errors=True)
     seconds["evaluate"] = time.monotonic() - started
+    merged_model = str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None
+    return evaluate_task_result(task, evaluation, seconds, merged_model)
+
+
+def evaluate_task_result(
+    task: EvaluateTask,
+    evaluation: EvaluationResult,
+    seconds: dict[str, float],
+    merged_model: str | None = None,
+) -> EvaluateTaskResult:
+    """``task``'s result from its ``evaluation`` and the ``seconds`` of its stages: the
+    evaluation's cost completed with the merge's seconds and the task's GPUs."""
     cost = (evaluation.cost or EvaluationCost()).model_copy(
         update={"merge_seconds": seconds.get("merge", 0.0), "gpus": task.gpus}
     )
@@ -267,7 +284,7 @@ def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTas
         task=task.id,
         role=task.role,
         evaluation=evaluation,
-        merged_model=str(Path(task.work_dir) / MERGED_DIR) if task.keep_merged else None,
+        merged_model=merged_model,
         seconds=seconds,
         cost=cost,
     )

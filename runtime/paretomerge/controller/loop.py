@@ -48,16 +48,11 @@ from paretomerge.controller.state import (
     ValidationRecord,
     now,
 )
-from paretomerge.evaluate import read_stages
+from paretomerge.evaluate import latest_stage
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.preflight import PreflightFailed, preflight
 from paretomerge.questions import QuestionPart, QuestionSplit, QuestionStages
-from paretomerge.results import (
-    EvaluateTaskResult,
-    EvaluationCost,
-    EvaluationResult,
-    ProfileResult,
-)
+from paretomerge.results import EvaluateTaskResult, EvaluationResult, ProfileResult
 from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer, hypervolume
 from paretomerge.search.estimates import pool_observations
@@ -73,6 +68,7 @@ from paretomerge.tasks import (
     EVAL_DIR,
     EvaluateTask,
     ProfileTask,
+    evaluate_task_result,
     merge_seconds,
     read_result,
     request_stop,
@@ -595,11 +591,9 @@ class Controller:
         for candidate in state.candidates:
             if candidate.status != "running" or candidate.id not in running:
                 continue
-            task = self._candidate_task(candidate)
-            stages = read_stages(self.volume / task.work_dir / EVAL_DIR)
-            if not stages or stages[-1].stage == stages[-1].stages:
+            stage = latest_stage(self.volume / self.layout.candidate(candidate.id) / EVAL_DIR)
+            if stage is None or stage.stage == stage.stages:
                 continue  # nothing asked yet, or every question: the result is coming
-            stage = stages[-1]
             y = objective_values(
                 stage.scores,
                 state.anchors["base"].scores,
@@ -610,27 +604,27 @@ class Controller:
                 np.array(y.values), np.array(y.std), front_mean, front_std, screening.confidence
             ):
                 continue
+            task = self._candidate_task(candidate)
             request_stop(
                 task, self.volume, f"screened out after stage {stage.stage} of {stage.stages}"
             )
             evaluation = EvaluationResult(
-                scores=stage.scores, seconds=stage.seconds, stopped_after=stage.stage
+                scores=stage.scores,
+                seconds=stage.seconds,
+                cost=stage.cost,
+                stopped_after=stage.stage,
             )
             merged = merge_seconds(task, self.volume)  # known here on Kubernetes only
-            result = EvaluateTaskResult(
-                task=task.id,
-                role="merged",
-                evaluation=evaluation,
-                seconds={"evaluate": stage.seconds} | ({"merge": merged} if merged else {}),
-                cost=(stage.cost or EvaluationCost()).model_copy(
-                    update={"merge_seconds": merged or 0.0, "gpus": task.gpus}
-                ),
-            )
-            self._record_result(state, candidate, result)
-            state.optimizer = self.optimizer.state_dict()
-            write_artifacts(self.files.root, state, self.space)
-            self._save(state)
+            seconds = {"evaluate": stage.seconds} | ({"merge": merged} if merged else {})
+            self._record_result(state, candidate, evaluate_task_result(task, evaluation, seconds))
+            self._checkpoint_result(state)
             self.executor.cancel(candidate.id)
+
+    def _checkpoint_result(self, state: RunState) -> None:
+        """Keep what a result changed: the optimiser's state, the artifacts, the checkpoint."""
+        state.optimizer = self.optimizer.state_dict()
+        write_artifacts(self.files.root, state, self.space)
+        self._save(state)
 
     def _collect(self, state: RunState, outcome: TaskOutcome) -> None:
         record = state.evaluation(outcome.task_id)
@@ -643,9 +637,7 @@ class Controller:
         elif not self._retry(state, task, record, reason):
             record.status, record.finished = "failed", now()
             self.optimizer.tell_failed(state.trial_of(record), reason)
-        state.optimizer = self.optimizer.state_dict()
-        write_artifacts(self.files.root, state, self.space)
-        self._save(state)
+        self._checkpoint_result(state)
         failed = state.count("failed") + state.count_validations("failed")
         if failed > self.spec.execution.max_failed_candidates:
             raise RunFailed(

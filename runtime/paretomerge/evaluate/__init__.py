@@ -220,10 +220,13 @@ def _scores(records: dict[str, list[SampleRecord]]) -> dict[str, BenchmarkScore]
     return {name: score_benchmark(name, done) for name, done in records.items()}
 
 
-def read_stages(work_dir: Path) -> list[StageResult]:
-    """The stages a screened evaluation in ``work_dir`` has finished, in order."""
-    files = sorted(
-        (Path(work_dir) / STAGES_DIR).glob("stage-*.json"),
-        key=lambda path: int(path.stem.removeprefix("stage-")),
-    )
-    return [StageResult.model_validate_json(path.read_text()) for path in files]
+def latest_stage(work_dir: Path) -> StageResult | None:
+    """The last stage a screened evaluation in ``work_dir`` has finished, if any."""
+    numbers = [
+        int(path.stem.removeprefix("stage-"))
+        for path in (Path(work_dir) / STAGES_DIR).glob("stage-*.json")
+    ]
+    if not numbers:
+        return None
+    path = Path(work_dir) / STAGES_DIR / f"stage-{max(numbers)}.json"
+    return StageResult.model_validate_json(path.read_text())

@@ -196,7 +196,7 @@ from paretomerge.search.problems import (
     QuestionLevelMergeProblem,
     landscape_family_member,
 )
-from paretomerge.search.screening import screened_out
+from paretomerge.search.screening import conditioned_on_stage, screened_out
 from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
 
@@ -206,14 +206,6 @@ FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
 # The anchors in normalised objectives: base (0, 1), expert (1, 0), exact by definition.
 ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
-# Confidences at which the screening-off runs' savings are estimated, and other stages.
-COUNTERFACTUAL = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-COUNTERFACTUAL_STAGES = (
-    [0.1, 0.25, 1.0],
-    [0.1, 0.3, 0.6, 1.0],
-    [0.05, 0.25, 1.0],
-    [0.05, 0.2, 0.5, 1.0],
-)
 
 
 def make_problem(name: str, run: int):
@@ -293,19 +285,15 @@ def search_config(job: dict, ref_point: np.ndarray, profile: np.ndarray) -> Sear
     )
 
 
-def finished_estimates(
-    optimizer: AskTellOptimizer, screened: dict[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, std)`` ``(n, 2)`` of what a candidate is screened against: the optimiser's
-    posterior at every fully evaluated point (not screened, or validated since), and the
-    anchors, exactly ``(0, 1)`` and ``(1, 0)`` once normalised by themselves."""
-    means, stds = [ANCHORS], [np.zeros_like(ANCHORS)]
+def finished_estimates(optimizer: AskTellOptimizer, screened: dict[int, int]) -> np.ndarray:
+    """``(n, 2)``: what a candidate is screened against: the optimiser's posterior means at
+    every fully evaluated point (not screened, or validated since), and the anchors,
+    exactly ``(0, 1)`` and ``(1, 0)`` once normalised by themselves."""
+    means = [ANCHORS]
     if any(t.status == "completed" for t in optimizer.trials):
         estimates = optimizer.estimates()
-        full = fully_evaluated(estimates, screened)
-        means.append(estimates.mean[full])
-        stds.append(estimates.std[full])
-    return np.vstack(means), np.vstack(stds)
+        means.append(estimates.mean[fully_evaluated(estimates, screened)])
+    return np.vstack(means)
 
 
 def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
@@ -315,13 +303,21 @@ def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
 
 
 def last_stage(
-    Y: np.ndarray, Yvar: np.ndarray, finished: tuple[np.ndarray, np.ndarray], confidence: float
+    Y: np.ndarray,
+    Yvar: np.ndarray,
+    finished: np.ndarray,
+    confidence: float,
+    prior: tuple[np.ndarray, np.ndarray] | None,
 ) -> int:
     """The index of the last stage a candidate is evaluated to, from its estimates ``Y``
-    and variances ``Yvar`` ``(stages, 2)`` after each stage: the first after which it is
-    screened out (:func:`screened_out` against ``finished``), else the last."""
+    and variances ``Yvar`` ``(stages, 2)`` after each stage and the surrogate's
+    ``prior`` prediction at its point (``None``: no surrogate): the first after which it
+    is screened out (:func:`screened_out` against ``finished``), else the last."""
     for k in range(len(Y) - 1):
-        if screened_out(Y[k], np.sqrt(Yvar[k]), *finished, confidence):
+        mean, std = Y[k], np.sqrt(Yvar[k])
+        if prior is not None:
+            mean, std = conditioned_on_stage(*prior, Y[k], Yvar[k])
+        if screened_out(mean, std, finished, confidence):
             return k
     return len(Y) - 1
 
@@ -330,26 +326,22 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
     """The ``noisy`` search of ``optimize()`` (same batches, same tells), every search
     candidate evaluated stage by stage on the run's question order.
 
-    With ``job["screening"] == "on"``, a candidate screened out after a stage (against
-    :func:`finished_estimates` as they stood when its batch was asked) stops there and is
-    told its partial estimate with its larger variance; the validation is evaluated in
-    full. With it off, every candidate is evaluated in full (the same draws as
-    ``optimize()``'s), and each batch's ``batches`` record (what it was screened against,
-    and every candidate's estimate, variance and tokens after every stage) lets
-    :func:`counterfactual_tokens` say what screening would have saved.
+    With ``job["screening"] == "on"``, a candidate screened out after a stage (its
+    surrogate posterior conditioned on the stage, against :func:`finished_estimates`,
+    both as they stood when its batch was asked) stops there and is told its partial
+    estimate with its larger variance, as screened; the validation is evaluated in full.
+    With it off, every candidate is evaluated in full (the same draws as ``optimize()``'s).
 
     Returns:
         the optimiser, the proposal seconds, the reported front (``front_X``, ``claimed``:
         the posterior at the fully evaluated points, non-dominated), ``tokens`` of search
-        and validation, ``stopped`` the last stage of each search candidate, and with
-        screening off ``batches``.
+        and validation, and ``stopped`` the last stage of each search candidate.
     """
     screening = job["screening"] == "on"
     optimizer = AskTellOptimizer(config)
     seconds: list[float] = []
     screened: dict[int, int] = {}  # trial id -> the stage it stopped after
     stopped: list[int] = []
-    batches: list[dict[str, list]] = []
     tokens, validated = 0.0, 0
     while optimizer.num_search_trials < BUDGET or validated < job["validation"]:
         started = time.perf_counter()
@@ -371,27 +363,17 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
         Y = np.stack([stage.Y for stage in stages], axis=1)  # (q, stages, 2)
         Yvar = np.stack([stage.Yvar for stage in stages], axis=1)
         finished = finished_estimates(optimizer, screened)
+        prior = optimizer.predict(X) if screening else None
         for i, trial in enumerate(trials):
             k = len(stages) - 1
             if screening:
-                k = last_stage(Y[i], Yvar[i], finished, job["confidence"])
+                at = None if prior is None else (prior[0][i], prior[1][i])
+                k = last_stage(Y[i], Yvar[i], finished, job["confidence"], at)
                 if k < len(stages) - 1:
                     screened[trial.id] = k
             stopped.append(k)
             tokens += float(stages[k].tokens[i])
-            optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i])
-        if not screening:
-            tokens_by_stage = np.stack([stage.tokens for stage in stages], axis=1)
-            batches.append(
-                {
-                    "X": X.tolist(),
-                    "finished_mean": finished[0].tolist(),
-                    "finished_std": finished[1].tolist(),
-                    "Y": Y.tolist(),
-                    "Yvar": Yvar.tolist(),
-                    "tokens": tokens_by_stage.tolist(),
-                }
-            )
+            optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i], screened=trial.id in screened)
     estimates = optimizer.estimates()
     full = fully_evaluated(estimates, screened)
     mean, X = estimates.mean[full], estimates.X[full]
@@ -404,8 +386,6 @@ def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchC
         "tokens": tokens,
         "stopped": stopped,
     }
-    if not screening:
-        out["batches"] = batches
     return out
 
 
@@ -602,67 +582,6 @@ def summarise_screening(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def search_batches(run: dict, stages: list[float]):
-    """Each search batch of a screening-off run, as ``(finished, Y, Yvar, tokens)``: what
-    its candidates were screened against, and their estimates, variances ``(q, stages,
-    2)`` and tokens ``(q, stages)`` after each of ``stages``: the run's own as recorded,
-    other stages by drawing the run's answers again (the same problem, the same points
-    in the same order: the same draws)."""
-    problem = None if stages == run["stages"] else make_problem("noisy", run["run"])[0]
-    for batch in run["batches"]:
-        finished = (np.array(batch["finished_mean"]), np.array(batch["finished_std"]))
-        if problem is None:
-            yield finished, np.array(batch["Y"]), np.array(batch["Yvar"]), np.array(batch["tokens"])
-            continue
-        evaluations = problem.staged(np.array(batch["X"]), stages, order_seed=run["run"])
-        yield (
-            finished,
-            np.stack([e.Y for e in evaluations], axis=1),
-            np.stack([e.Yvar for e in evaluations], axis=1),
-            np.stack([e.tokens for e in evaluations], axis=1),
-        )
-
-
-def counterfactual_tokens(run: dict, confidence: float, stages: list[float]) -> tuple[float, int]:
-    """``(tokens, screened)``: the tokens a screening-off run would have spent (search
-    and validation) had it screened at ``confidence`` after ``stages``, its trajectory
-    kept, and how many candidates it would have screened out."""
-    tokens, screened = run["tokens"], 0
-    for finished, Y, Yvar, spent in search_batches(run, stages):
-        for i in range(len(Y)):
-            k = last_stage(Y[i], Yvar[i], finished, confidence)
-            tokens -= spent[i, -1] - spent[i, k]
-            screened += k < len(stages) - 1
-    return tokens, screened
-
-
-def summarise_counterfactual(results: list[dict]) -> str:
-    """What screening would have saved on the screening-off runs' own trajectories: a
-    guide to the setting, not a measurement (a screened candidate would have changed
-    what came after it, and would have left the front)."""
-    rows = [
-        "| strategy | stages | confidence | tokens / off | screened candidates | runs |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for strategy in STRATEGY_NAMES:
-        runs = [r for r in results if r["strategy"] == strategy and "batches" in r]
-        replayable = all("X" in batch for r in runs for batch in r["batches"])
-        settings = [(runs[0]["stages"], c) for c in COUNTERFACTUAL] if runs else []
-        if runs and replayable:
-            settings += [
-                (stages, c) for stages in COUNTERFACTUAL_STAGES for c in (0.5, 0.2, 0.1, 0.05)
-            ]
-        for stages, confidence in settings:
-            outcomes = [counterfactual_tokens(r, confidence, stages) for r in runs]
-            shares = [tokens / r["tokens"] for (tokens, _), r in zip(outcomes, runs, strict=True)]
-            rows.append(
-                f"| {strategy} | {'/'.join(f'{v:g}' for v in stages)} | {confidence:g} | "
-                f"{_spread(shares)} | {_spread([n for _, n in outcomes], 0)} of {BUDGET} | "
-                f"{len(runs)} |"
-            )
-    return "\n".join(rows)
-
-
 def summarise_timing(results: list[dict]) -> str:
     rows = [
         "| strategy | s/proposal at n=88, noise inferred | noise known | "
@@ -779,9 +698,6 @@ def main() -> None:
     if any("stopped" in r for r in results):
         print("\nScreening (noisy, new; tokens of search and validation, anchors apart):\n")
         print(summarise_screening(results))
-    if any("batches" in r for r in results):
-        print("\nHad the screening-off runs screened (their own trajectories):\n")
-        print(summarise_counterfactual(results))
     if args.out:  # with the best-known fronts, so that --load need not compute them again
         fronts = {member: front.tolist() for member, front in FRONTS.items()}
         Path(args.out).write_text(json.dumps({"results": results, "fronts": fronts}))

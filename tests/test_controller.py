@@ -579,12 +579,13 @@ def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -
             assert candidate.validated.evaluations >= 2  # the search's and a validation
 
 
+@pytest.mark.parametrize("strategy", ["sobol", "gp"])  # the stage alone; with the surrogate
 def test_a_clearly_dominated_candidate_is_screened_out_and_its_slot_goes_to_the_next(
-    volume: Path,
+    volume: Path, strategy: str
 ) -> None:
     # One at a time: c0001 (every weight 0.55) and c0002 (0.8) finish, then c0003 scores
     # like the base at the expert's length, which c0001 dominates even at its worst.
-    data = manifest(budget=4, initialPoints=2, initialSolutions=[0.55, 0.8], strategy="sobol")
+    data = manifest(budget=4, initialPoints=2, initialSolutions=[0.55, 0.8], strategy=strategy)
     data["spec"]["execution"]["parallelism"] = 1
     data["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.9}
     state = run_in_process(
@@ -615,7 +616,7 @@ def test_a_clearly_dominated_candidate_is_screened_out_and_its_slot_goes_to_the_
     optimizer = AskTellOptimizer.from_state_dict(state.optimizer)
     trial = optimizer.trials[state.trial_of(screened)]
     full = optimizer.trials[state.trial_of(state.candidate("c0001"))]
-    assert trial.status == "completed"
+    assert trial.status == "completed" and trial.screened and not full.screened
     assert np.all(np.asarray(trial.yvar) > 3 * np.asarray(full.yvar))
     assert run_status(state, "runs/fake", 1)["screened"] == 1
     results = json.loads((run_dir / "results.json").read_text())

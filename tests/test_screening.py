@@ -5,79 +5,101 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from paretomerge.questions import question_order, stage_counts
 from paretomerge.search.problems import QuestionLevelMergeProblem, landscape_family_member
-from paretomerge.search.screening import confidence_z, pessimistic_front, screened_out
+from paretomerge.search.screening import conditioned_on_stage, prob_dominated, screened_out
 
-FRONT = np.array([[0.8, 0.3], [0.5, 0.7]])
-FRONT_STD = np.full((2, 2), 0.05)
+FRONT = np.array([[0.8, 0.3], [0.5, 0.7], [0.0, 1.0], [1.0, 0.0]])
 NO_FRONT = np.zeros((0, 2))
 
 
-def test_confidence_z_is_the_two_sided_normal_quantile():
-    assert confidence_z(0.9) == pytest.approx(1.6449, abs=1e-4)
-    assert confidence_z(0.95) == pytest.approx(1.9600, abs=1e-4)
-    for bad in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match="confidence"):
-            confidence_z(bad)
+def test_the_probability_of_being_dominated_is_exact():
+    # One point at the candidate's mean: dominated when both objectives fall below it.
+    assert prob_dominated(np.array([0.5, 0.5]), np.array([0.1, 0.2]), [[0.5, 0.5]]) == (
+        pytest.approx(0.25)
+    )
+    # Two points: the staircase's two steps, by hand.
+    mean, std = np.array([0.45, 0.5]), np.array([0.1, 0.1])
+    by_hand = norm.cdf(0.5, 0.45, 0.1) * norm.cdf(0.7, 0.5, 0.1) + (
+        norm.cdf(0.8, 0.45, 0.1) - norm.cdf(0.5, 0.45, 0.1)
+    ) * norm.cdf(0.3, 0.5, 0.1)
+    assert prob_dominated(mean, std, FRONT[:2]) == pytest.approx(by_hand)
+    # Against Monte Carlo, on random fronts that include dominated points.
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        front, mean, std = rng.random((6, 2)), rng.random(2), 0.01 + 0.3 * rng.random(2)
+        draws = mean + std * rng.standard_normal((200_000, 2))
+        share = (front[None] >= draws[:, None]).all(-1).any(1).mean()
+        assert prob_dominated(mean, std, front) == pytest.approx(share, abs=0.005)
 
 
-def test_pessimistic_front_lowers_every_point_and_keeps_the_non_dominated():
-    mean = np.array([[0.8, 0.3], [0.5, 0.7], [0.4, 0.2]])
-    std = np.array([[0.1, 0.1], [0.0, 0.2], [0.0, 0.0]])
-    front = pessimistic_front(mean, std, 0.9)
-    z = confidence_z(0.9)
-    # The third point is dominated by the first even after it is lowered: left out.
-    np.testing.assert_allclose(front, [[0.8 - 0.1 * z, 0.3 - 0.1 * z], [0.5, 0.7 - 0.2 * z]])
-
-
-def test_a_candidate_dominated_even_at_its_best_is_screened_out():
-    # Optimistic corner (0.2, 0.2) + 1.645 * 0.05 = (0.28, 0.28); pessimistic front point
-    # (0.5, 0.7) - 0.08 = (0.42, 0.62) dominates it.
-    assert screened_out(np.array([0.2, 0.2]), np.array([0.05, 0.05]), FRONT, FRONT_STD, 0.9)
-
-
-def test_a_candidate_that_could_still_trade_off_is_kept():
+def test_a_probably_dominated_candidate_is_screened_out():
     std = np.array([0.05, 0.05])
-    # Behind the front on its mean, but its optimistic corner passes the pessimistic one.
-    assert not screened_out(np.array([0.45, 0.6]), std, FRONT, FRONT_STD, 0.9)
-    # Better than every finished point in one objective: never dominated.
-    assert not screened_out(np.array([0.95, 0.0]), std, FRONT, FRONT_STD, 0.9)
-    # The same candidate with a wide box is kept; with a narrow one, screened.
-    assert not screened_out(np.array([0.3, 0.4]), np.array([0.2, 0.2]), FRONT, FRONT_STD, 0.9)
-    assert screened_out(np.array([0.3, 0.4]), np.array([0.02, 0.02]), FRONT, FRONT_STD, 0.9)
+    assert screened_out(np.array([0.4, 0.5]), std, FRONT, 0.9)  # behind (0.5, 0.7) by 2 sd
+    # Better than every finished point in one objective: kept.
+    assert not screened_out(np.array([0.95, 0.2]), std, FRONT, 0.5)
+    # Level with the front: as likely on it as not.
+    assert not screened_out(np.array([0.5, 0.7]), std, FRONT, 0.5)
+
+
+def test_the_confidence_is_the_probability_of_being_dominated_needed():
+    mean, std = np.array([0.45, 0.65]), np.array([0.05, 0.05])  # 1 sd behind (0.5, 0.7)
+    probability = prob_dominated(mean, std, FRONT)
+    assert 0.5 < probability < 0.9
+    assert screened_out(mean, std, FRONT, 0.5)
+    assert not screened_out(mean, std, FRONT, 0.9)
+    with pytest.raises(ValueError, match="confidence"):
+        screened_out(mean, std, FRONT, 1.0)
+
+
+def test_a_wide_estimate_is_kept_where_a_narrow_one_is_screened():
+    mean = np.array([0.3, 0.4])
+    assert not screened_out(mean, np.array([0.4, 0.4]), FRONT, 0.9)
+    assert screened_out(mean, np.array([0.02, 0.02]), FRONT, 0.9)
 
 
 def test_nothing_is_screened_against_no_finished_candidate():
-    assert not screened_out(np.array([-5.0, -5.0]), np.array([0.01, 0.01]), NO_FRONT, NO_FRONT, 0.9)
+    assert not screened_out(np.array([-5.0, -5.0]), np.array([0.01, 0.01]), NO_FRONT, 0.5)
 
 
 def test_an_unknown_variance_never_screens():
     nan = np.array([np.nan, 0.01])
-    assert not screened_out(np.array([-5.0, -5.0]), nan, FRONT, FRONT_STD, 0.9)
+    assert not screened_out(np.array([-5.0, -5.0]), nan, FRONT, 0.5)
 
 
-def test_a_finished_point_of_unknown_variance_counts_at_its_mean():
-    finished_std = np.full((1, 2), np.nan)
-    assert screened_out(np.zeros(2), np.zeros(2), np.array([[0.1, 0.1]]), finished_std, 0.9)
+def test_only_two_objectives_are_compared():
+    with pytest.raises(ValueError, match="two objectives"):
+        prob_dominated(np.zeros(3), np.ones(3), np.ones((2, 3)))
 
 
-def test_equal_values_do_not_dominate():
-    zero = np.zeros(2)
-    point = np.array([[0.5, 0.5]])
-    assert not screened_out(np.array([0.5, 0.5]), zero, point, np.zeros((1, 2)), 0.9)
-    # Equal in one objective and worse in the other: dominated.
-    assert screened_out(np.array([0.5, 0.4]), zero, point, np.zeros((1, 2)), 0.9)
+def test_the_stage_conditions_the_surrogate_by_precision():
+    # Prior N(0.4, 0.1^2), stage 0.7 of variance 0.2^2: weights 100 and 25.
+    mean, std = conditioned_on_stage(
+        np.array([0.4, 0.4]), np.array([0.1, 0.1]), np.array([0.7, 0.4]), np.array([0.04, 0.04])
+    )
+    np.testing.assert_allclose(mean, [(100 * 0.4 + 25 * 0.7) / 125, 0.4])
+    np.testing.assert_allclose(std, [np.sqrt(1 / 125)] * 2)
+    # A surrogate that knows nothing there leaves the stage estimate as it is.
+    mean, std = conditioned_on_stage(
+        np.zeros(2), np.full(2, 1e6), np.array([0.7, 0.2]), np.array([0.04, 0.01])
+    )
+    np.testing.assert_allclose(mean, [0.7, 0.2])
+    np.testing.assert_allclose(std, [0.2, 0.1])
 
 
-def test_a_point_that_dominates_only_at_a_lower_confidence_keeps_the_candidate():
-    # Corner 0.5 + 0.1 z against 0.8 - 0.1 z: dominated while z < 1.5.
-    mean, std = np.array([0.5, 0.5]), np.array([0.1, 0.1])
-    finished, finished_std = np.array([[0.8, 0.8]]), np.full((1, 2), 0.1)
-    assert confidence_z(0.8) < 1.5 < confidence_z(0.9)
-    assert screened_out(mean, std, finished, finished_std, 0.8)
-    assert not screened_out(mean, std, finished, finished_std, 0.9)
+def test_the_surrogate_screens_a_candidate_its_stage_alone_cannot_and_keeps_a_likely_one():
+    stage, var = np.array([0.45, 0.55]), np.full(2, 0.25**2)  # a tenth of the questions
+    assert not screened_out(stage, np.sqrt(var), FRONT, 0.5)
+    # Its neighbours say it is well behind the front: now probably dominated.
+    prior = (np.array([0.35, 0.45]), np.full(2, 0.06))
+    assert screened_out(*conditioned_on_stage(*prior, stage, var), FRONT, 0.5)
+    # Its neighbours say it lies on the front: an unlucky first stage does not stop it.
+    unlucky = np.array([0.2, 0.2])
+    assert screened_out(unlucky, np.sqrt(var), FRONT, 0.5)
+    prior = (np.array([0.65, 0.6]), np.full(2, 0.06))
+    assert not screened_out(*conditioned_on_stage(*prior, unlucky, var), FRONT, 0.5)
 
 
 def test_the_question_order_is_the_run_s_and_only_the_run_s():

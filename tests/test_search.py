@@ -374,6 +374,67 @@ def test_a_point_that_wins_only_by_luck_is_not_on_the_reported_front():
     assert np.all(estimates.mean[-1] < truth(lucky_x) + 1.5 * noise)  # pulled back
 
 
+def test_the_surrogate_predicts_an_unevaluated_point_from_its_neighbours():
+    # f1 = x0, f2 = 1 - x0 on a grid, x1 inert: at an unevaluated point the posterior is
+    # near the truth, surer near the data than far from it, and agrees with the estimates.
+    config = SearchConfig(
+        dim=2, num_objectives=2, strategy="gp", ref_point=(-1.0, -1.0), budget=40, initial_points=4
+    )
+    optimizer = AskTellOptimizer(config)
+    assert optimizer.predict(np.array([[0.5, 0.5]])) is None  # no model yet
+    rng, noise = np.random.default_rng(1), 0.05
+    for x in rng.random((30, 2)) * np.array([0.6, 1.0]):  # x0 < 0.6 only
+        optimizer.add(x, [x[0], 1 - x[0]] + noise * rng.standard_normal(2), yvar=[noise**2] * 2)
+    mean, std = optimizer.predict(np.array([[0.3, 0.5], [0.95, 0.5]]))
+    assert mean.shape == std.shape == (2, 2)
+    np.testing.assert_allclose(mean[0], [0.3, 0.7], atol=0.05)
+    assert np.all(std[0] < noise) and np.all(std[1] > 2 * std[0])
+    estimates = optimizer.estimates()
+    again, _ = optimizer.predict(estimates.X[:3])
+    np.testing.assert_allclose(again, estimates.mean[:3], atol=1e-6)
+
+
+def test_a_strategy_with_no_surrogate_predicts_nothing():
+    config = SearchConfig(
+        dim=2,
+        num_objectives=2,
+        strategy="sobol",
+        ref_point=(-1.0, -1.0),
+        budget=10,
+        initial_points=4,
+    )
+    optimizer = AskTellOptimizer(config)
+    for x in np.random.default_rng(0).random((5, 2)):
+        optimizer.add(x, [x[0], 1 - x[0]], yvar=[0.01, 0.01])
+    assert optimizer.predict(np.array([[0.5, 0.5]])) is None
+
+
+def test_validation_takes_a_screened_point_on_the_front_first():
+    config = SearchConfig(
+        dim=2,
+        num_objectives=2,
+        strategy="sobol",
+        ref_point=(-1.0, -1.0),
+        budget=4,
+        initial_points=4,
+    )
+    optimizer = AskTellOptimizer(config)
+    sure, unsure = [1e-4, 1e-4], [0.05, 0.05]
+    ends, screened, behind = optimizer.ask(2), optimizer.ask(1)[0], optimizer.ask(1)[0]
+    optimizer.tell(ends[0], [0.9, 0.1], sure)
+    optimizer.tell(ends[1], [0.1, 0.9], sure)
+    optimizer.tell(screened, [0.5, 0.5], unsure, screened=True)  # stopped after a stage
+    optimizer.tell(behind, [0.05, 0.05], sure)
+    estimates = optimizer.estimates()
+    on_front = estimates.front_mask.tolist()
+    assert on_front == [True, True, True, False]
+    # Less likely on the front than the two sure ends, but only a validation can report it.
+    assert estimates.prob_non_dominated[2] < estimates.prob_non_dominated[:2].min()
+    assert [t.validates for t in optimizer.ask_validation(3)] == [screened.id, 0, 1]
+    restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(optimizer.state_dict())))
+    assert [t.screened for t in restored.trials[:4]] == [False, False, True, False]
+
+
 def test_validation_pools_values_and_respects_its_budget():
     noise = 0.05
     result = run("sobol", objective=noisy_landscape(noise), budget=10, validation_budget=3)

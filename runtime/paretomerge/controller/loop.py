@@ -56,7 +56,7 @@ from paretomerge.results import EvaluateTaskResult, EvaluationResult, ProfileRes
 from paretomerge.run_layout import RunLayout
 from paretomerge.search import AskTellOptimizer, hypervolume
 from paretomerge.search.estimates import pool_observations
-from paretomerge.search.screening import screened_out
+from paretomerge.search.screening import conditioned_on_stage, screened_out
 from paretomerge.spec import (
     ParetoMergeRun,
     SpecProblem,
@@ -570,10 +570,12 @@ class Controller:
         return QuestionStages(shares=screening.stages, seed=self.spec.search.seed)
 
     def _screen(self, state: RunState) -> None:
-        """Stop every running candidate whose latest stage shows it clearly dominated
-        (:func:`~paretomerge.search.screening.screened_out`): its optimistic corner below
-        the pessimistic front of the finished candidates and the anchors, all valued as
-        the run reports them (the anchors' share of the error included on both sides).
+        """Stop every running candidate whose latest stage shows it probably dominated
+        (:func:`~paretomerge.search.screening.screened_out`): the surrogate's posterior at
+        its point, conditioned on the stage
+        (:func:`~paretomerge.search.screening.conditioned_on_stage`; the stage alone for a
+        strategy with no surrogate), puts it behind a finished candidate or an anchor, at
+        their reported estimates, with probability at least the run's confidence.
 
         The stop is written to the volume before it is checkpointed, so a controller
         killed in between finds the task stopping (or stopped) on its own; then the
@@ -583,26 +585,37 @@ class Controller:
         running = self.executor.running()
         if screening is None or not running:
             return
-        finished = [c for c in state.candidates if c.status == "succeeded"]
-        front_mean = np.array([*ANCHOR_OBJECTIVES, *(c.reported[0] for c in finished)])
-        front_std = np.array(
-            [*np.zeros_like(ANCHOR_OBJECTIVES), *(c.reported[1] or [np.nan] * 2 for c in finished)]
+        finished = np.array(
+            [
+                *ANCHOR_OBJECTIVES,
+                *(c.reported[0] for c in state.candidates if c.status == "succeeded"),
+            ]
         )
+        staged = {}
         for candidate in state.candidates:
             if candidate.status != "running" or candidate.id not in running:
                 continue
             stage = latest_stage(self.volume / self.layout.candidate(candidate.id) / EVAL_DIR)
-            if stage is None or stage.stage == stage.stages:
-                continue  # nothing asked yet, or every question: the result is coming
+            if stage is not None and stage.stage < stage.stages:
+                staged[candidate.id] = (candidate, stage)  # else the result is coming
+        if not staged:
+            return
+        prior = self.optimizer.predict(np.array([c.x for c, _ in staged.values()]))
+        for i, (candidate, stage) in enumerate(staged.values()):
             y = objective_values(
                 stage.scores,
                 state.anchors["base"].scores,
                 state.anchors["expert"].scores,
                 self.benchmarks,
             )
-            if y.std is None or not screened_out(
-                np.array(y.values), np.array(y.std), front_mean, front_std, screening.confidence
-            ):
+            if y.own_variance is None:
+                continue
+            # The surrogate knows the candidates' own errors; the anchors' share is common
+            # to every candidate, so it moves none of them against the others.
+            mean, std = np.array(y.values), np.sqrt(y.own_variance)
+            if prior is not None:
+                mean, std = conditioned_on_stage(prior[0][i], prior[1][i], mean, y.own_variance)
+            if not screened_out(mean, std, finished, screening.confidence):
                 continue
             task = self._candidate_task(candidate)
             request_stop(
@@ -659,8 +672,10 @@ class Controller:
         )
         # The surrogate gets the evaluation's own variance: the anchors' share of the
         # error is common to every candidate (see objectives.py).
-        self.optimizer.tell(state.trial_of(record), y.values, y.own_variance)
         stopped_after = result.evaluation.stopped_after
+        self.optimizer.tell(
+            state.trial_of(record), y.values, y.own_variance, screened=stopped_after is not None
+        )
         record.status = "succeeded" if stopped_after is None else "screened"
         record.objectives = list(y.values)
         record.objectives_std = None if y.std is None else list(y.std)

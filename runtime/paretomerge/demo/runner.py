@@ -86,7 +86,9 @@ def demo_manifest(
             # Sampling as the paper's setting does (the spec's defaults): it makes the
             # choice to think a probability that the merge weights move, so merges near
             # a boundary reach the trade-offs in between.
-            # Screening stops a clearly losing candidate after 10 of the 40 questions.
+            # Screening may stop a candidate after 10 of the 40 questions, once it is 90%
+            # sure to be dominated: the spec's default first stage (a tenth) would be 1-4
+            # questions of the demo's small benchmarks.
             "evaluation": {
                 "engine": "transformers",
                 "maxTokens": MAX_TOKENS,

@@ -133,12 +133,24 @@ def posterior_estimates(
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(seed)
         posterior = model.posterior(torch.as_tensor(Z, dtype=torch.double))
-        mean = getattr(posterior, "mixture_mean", posterior.mean)
-        var = getattr(posterior, "mixture_variance", posterior.variance)
         samples = posterior.rsample(torch.Size([num_samples]))
+    mean, std = _moments(posterior)
     n, m = mean.shape[-2:]
     prob = prob_non_dominated(samples.reshape(-1, n, m).numpy())
-    return mean.numpy(), var.clamp_min(0.0).sqrt().numpy(), prob
+    return mean, std, prob
+
+
+def posterior_moments(model: Model, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation ``(n, m)`` of the latent objectives (no observation
+    noise) at ``Z`` ``(n, k)``; a fully Bayesian model's as the mixture over its draws."""
+    with torch.no_grad():
+        return _moments(model.posterior(torch.as_tensor(Z, dtype=torch.double)))
+
+
+def _moments(posterior) -> tuple[np.ndarray, np.ndarray]:
+    mean = getattr(posterior, "mixture_mean", posterior.mean)
+    var = getattr(posterior, "mixture_variance", posterior.variance)
+    return mean.numpy(), var.clamp_min(0.0).sqrt().numpy()
 
 
 def observed_estimates(

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from botorch.models.model import Model
 
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.estimates import (
@@ -43,6 +44,7 @@ from paretomerge.search.estimates import (
     PointEstimates,
     observed_estimates,
     posterior_estimates,
+    posterior_moments,
 )
 from paretomerge.search.pareto import hypervolume
 from paretomerge.search.space import Grouping
@@ -70,7 +72,9 @@ class Trial:
 
     ``id`` is the trial's position in the optimiser (0, 1, ...); ``y`` and ``yvar``
     ``(m,)`` the objective values and their variances (``None`` when unknown);
-    ``validates`` the id of the trial whose point a validation trial evaluates again.
+    ``validates`` the id of the trial whose point a validation trial evaluates again;
+    ``screened`` whether its evaluation stopped early (part of the questions: data for the
+    model, never reported unless validated).
     """
 
     id: int
@@ -81,6 +85,7 @@ class Trial:
     yvar: list[float] | None = None
     reason: str | None = None
     validates: int | None = None
+    screened: bool = False
 
     @property
     def point_id(self) -> int:
@@ -117,7 +122,8 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
-        self._estimates: tuple[tuple[int, int], PointEstimates] | None = None
+        # The last estimates, the surrogate behind them (None without one) and their key.
+        self._estimates: tuple[tuple[int, int], PointEstimates, Model | None] | None = None
 
     # --- asking ---------------------------------------------------------------------
 
@@ -151,9 +157,10 @@ class AskTellOptimizer:
 
         Candidates are the points whose posterior probability of being non-dominated is
         at least ``VALIDATION_THRESHOLD`` (the estimated front always among them). They
-        are taken fewest evaluations first (pending validations included), then most
-        likely on the front first, so that ``n`` trials spread over the candidates before
-        any point is validated twice. A validation trial's value is pooled with the
+        are taken fewest evaluations first (pending validations included), then screened
+        points on the estimated front first (only a full evaluation can report one), then
+        most likely on the front first, so that ``n`` trials spread over the candidates
+        before any point is validated twice. A validation trial's value is pooled with the
         point's other evaluations (:meth:`estimates`).
         """
         if n < 1:
@@ -167,9 +174,14 @@ class AskTellOptimizer:
             if trial.kind == "validation" and trial.status == "pending":
                 load[trial.validates] = load.get(trial.validates, 0) + 1
         prob = dict(zip(estimates.trial_ids.tolist(), estimates.prob_non_dominated, strict=True))
+        unreported = {
+            int(estimates.trial_ids[i])
+            for i in np.flatnonzero(estimates.front_mask)
+            if self.trials[int(estimates.trial_ids[i])].screened
+        }
         trials = []
         for _ in range(n):
-            point = min(load, key=lambda i: (load[i], -prob[i], i))
+            point = min(load, key=lambda i: (load[i], i not in unreported, -prob[i], i))
             load[point] += 1
             x = np.asarray(self.trials[point].x)
             trials.append(self._new_trial(x, "validation", validates=point))
@@ -257,16 +269,18 @@ class AskTellOptimizer:
         trial: Trial | int,
         y: Sequence[float],
         yvar: Sequence[float] | None = None,
+        screened: bool = False,
     ) -> None:
         """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
-        their variances ``yvar`` ``(m,)`` when known.
+        their variances ``yvar`` ``(m,)`` when known; ``screened`` when the evaluation
+        stopped early (its larger variance says how much less it knows).
 
         The surrogates fit with the known variances when every finished evaluation has
         them, and infer one noise level per objective otherwise.
         """
         pending = self._pending(trial)
         pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
-        pending.status = "completed"
+        pending.status, pending.screened = "completed", screened
 
     def tell_failed(self, trial: Trial | int, reason: str) -> None:
         """Record that a pending trial's evaluation failed, and why. It stays pending for
@@ -350,9 +364,27 @@ class AskTellOptimizer:
         The fit starts from the last proposal's hyperparameters without changing them,
         so asking for estimates never changes what the optimiser proposes next.
         """
+        return self._estimated()[0]
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The surrogate's posterior of the latent objectives at points ``X`` ``(n, dim)``
+        given every finished evaluation (the model of :meth:`estimates`): ``(mean, std)``,
+        each ``(n, m)``. ``None`` with no surrogate (a strategy without one, or fewer than
+        ``MIN_OBSERVATIONS`` evaluations): nothing is known at an unevaluated point."""
+        if self._num_completed() < MIN_OBSERVATIONS:
+            return None
+        model = self._estimated()[1]
+        if model is None:
+            return None
+        Z = self._grouping().reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
+        with _torch_threads(SEARCH_THREADS):
+            return posterior_moments(model, Z)
+
+    def _estimated(self) -> tuple[PointEstimates, Model | None]:
+        """:meth:`estimates` and its surrogate, fitted once per state."""
         key = (len(self.trials), self._num_completed())
         if self._estimates is not None and self._estimates[0] == key:
-            return self._estimates[1]
+            return self._estimates[1:]
         completed = self._completed()
         points = [t for t in completed if t.kind != "validation"]
         if not points:
@@ -386,8 +418,8 @@ class AskTellOptimizer:
             prob_non_dominated=prob,
             num_observations=np.array([len(members[p.id]) for p in points]),
         )
-        self._estimates = (key, estimates)
-        return estimates
+        self._estimates = (key, estimates, model)
+        return estimates, model
 
     def front(self) -> list[FrontPoint]:
         """The reported Pareto set: the points whose estimated values are non-dominated,

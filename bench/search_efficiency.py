@@ -44,20 +44,19 @@ median over the runs and [min, max].
 Screening (issue 14; ``--screening off,on`` on ``noisy``/``new``): the search runs as
 ``optimize()`` does (same batches, same tells, same draws), each search candidate
 evaluated stage by stage on the run's seeded question order
-(``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 50/99/198
-GPQA-Diamond and 8/15/30 AIME25 questions by default). After each stage but the last,
-``screened_out`` at ``--confidence`` compares the candidate's stage estimate with the
-optimiser's posterior estimates of the fully evaluated candidates (as they stood when its
-batch was asked) and with the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once
-normalised: the tool never reports a merge that an anchor matches or beats, so a
-candidate an anchor dominates even at its best cannot reach the front. A screened
-candidate is told its stage estimate and variance, counts as one evaluation of the
-budget, and stays off the reported front unless a validation (always in full) evaluates
-it again; the anchors are evaluated in full. Tokens are the output tokens the simulated
-questions generated, search and validation (the anchors, the same in every arm, apart).
-Screening-off runs also record, per batch, what each candidate would have been screened
-against: the last table estimates, on their own trajectories, the tokens screening would
-have saved at several confidences.
+(``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 20/50/198
+GPQA-Diamond and 3/8/30 AIME25 questions by default). After each stage but the last, the
+optimiser's prediction at the candidate's point (``AskTellOptimizer.predict``, from the
+evaluations finished when its batch was asked) is conditioned on the stage estimate
+(``conditioned_on_stage``), and ``screened_out`` at ``--confidence`` stops the candidate
+when that posterior puts it behind the optimiser's posterior means of the fully evaluated
+candidates or the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once normalised (the tool
+never reports a merge that an anchor matches or beats), with at least that probability.
+A screened candidate is told its stage estimate and variance, as screened, counts as one
+evaluation of the budget, and stays off the reported front unless a validation (always
+in full; screened points on the estimated front first) evaluates it again; the anchors
+are evaluated in full. Tokens are the output tokens the simulated questions generated,
+search and validation (the anchors, the same in every arm, apart).
 
 ``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
 ``noisy`` problem, with the noise inferred and with it known, once per run: wall seconds,
@@ -93,80 +92,41 @@ The default stays above 0.96 at low noise and is the best of the two there, as i
 realistic noise (0.947 against bambo's 0.917).
 
 Screening, measured (``--strategies coarse-to-fine --problems noisy --behaviours new
---runs 3 --screening off,on --confidence 0.9``; members 0-2, seeds 0-2; the best-known
-fronts of 32 directions x 2 starts, the same for both arms; the screening-off runs are
-the three coarse-to-fine runs of the table above, drawn again identically). The anchors
-generated 2.9-3.1 M tokens per run in both arms, outside these figures::
+--screening on`` with the defaults, stages 0.1/0.25/1 and confidence 0.5, on members 0-2;
+``--first-run 3 --screening off,on`` on members 3-5; the tables by ``--load`` of both and
+of the screening-off runs of members 0-2 above, which the current code draws again
+identically; 30 Nov 2026). The anchors generated 2.9-3.1 M tokens per run in both arms,
+outside these figures::
 
     | strategy | problem | behaviour | true HV of reported front / best-known | claimed / true HV | claimed / true (run's anchors) | true HV of all points / best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | noisy | new | 0.947 [0.931, 0.973] | 0.977 [0.912, 1.013] | 1.041 [1.008, 1.079] | 0.964 [0.953, 0.984] | 96 | 3 | 13.3 | 24.4 |
-    | coarse-to-fine | noisy | new, screened at 0.9 (0.25/0.5/1) | 0.950 [0.931, 0.973] | 0.977 [0.912, 1.034] | 1.041 [1.028, 1.079] | 0.965 [0.953, 0.984] | 96 | 3 | 12.5 | 21.9 |
+    | coarse-to-fine | noisy | new | 0.953 [0.931, 0.973] | 0.995 [0.847, 1.098] | 1.025 [0.979, 1.079] | 0.964 [0.953, 0.984] | 96 | 6 | 13.8 | 27.2 |
+    | coarse-to-fine | noisy | new, screened at 0.5 (0.1/0.25/1) | 0.944 [0.906, 0.964] | 1.002 [0.863, 1.130] | 1.032 [1.005, 1.094] | 0.963 [0.944, 0.981] | 96 | 6 | 12.6 | 22.7 |
 
     | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | stopped after stage 1, 2, ... (all runs) |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | off | 3 | 0.947 [0.931, 0.973] | +0.000 | 112.0 [111.9, 118.0] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0, 0 |
-    | coarse-to-fine | screened at 0.9 (0.25/0.5/1) | 3 | 0.950 [0.931, 0.973] | +0.003 | 111.9 [109.2, 118.0] | 1.000 [0.975, 1.000] | 0 [0, 1] of 88 | 0, 1 |
+    | coarse-to-fine | off | 6 | 0.953 [0.931, 0.973] | +0.000 | 112.0 [103.1, 118.0] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0, 0 |
+    | coarse-to-fine | screened at 0.5 (0.1/0.25/1) | 6 | 0.944 [0.906, 0.964] | -0.009 | 64.4 [52.2, 75.2] | 0.582 [0.466, 0.669] | 44 [37, 55] of 88 | 192, 81 |
 
-At the default (stages 0.25/0.5/1, confidence 0.9) screening stops 1 candidate of 264
-(seed 0, after stage 2) and saves 0-2.5% of the tokens: the target of at most 60% is
-missed by far. Seeds 1 and 2 screened none, so their runs are the screening-off runs
-exactly (same draws, same tells). The candidates the search proposes lie near the front,
-and a quarter of GPQA-Diamond and AIME25 (50 and 8 questions) leaves a stage estimate of
-sd 0.23-0.27 per objective (median; 0.16 in full, the anchors' error included): at
-``z = 1.645`` its optimistic corner lies ~0.4 above it, and the finished points'
-pessimistic values ~0.12 below their posterior means (posterior sd ~0.07).
+By member, true HV off -> on and tokens / off: 0: 0.947 -> 0.906, 0.466; 1: 0.973 ->
+0.964, 0.486; 2: 0.931 -> 0.934, 0.637; 3: 0.948 -> 0.936, 0.582; 4: 0.958 -> 0.951,
+0.669; 5: 0.968 -> 0.962, 0.582. Half the candidates stop after a tenth or a quarter of
+the questions; over six members the reported front keeps its hypervolume within 0.009 (on
+the medians) for 58% of the tokens, while members 0-2 alone give -0.013 for 49% and
+members 3-5 -0.006 for 58%. One run in six loses 0.041 (member 0): its evaluated points
+are as good as the unscreened run's (0.960 of best-known against 0.964), but some of the
+best were stopped and not validated, and its reported front has 9 points against 14.
+Screening changes every later proposal, so the two arms' runs differ by more than the
+screening itself: the same rule drawn by Monte Carlo instead of exactly gave -0.010 on
+member 0 and +0.002 on member 2.
 
-What screening would have saved on those runs' own trajectories, by stages and
-confidence (every batch's points are kept, so other stages are drawn again identically;
-screened candidates would have changed the trajectory and left the front, so this
-guides the setting and measures nothing)::
-
-    | strategy | stages | confidence | tokens / off | screened candidates | runs |
-    | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | 0.25/0.5/1 | 0.05 | 0.656 [0.588, 0.670] | 44 [43, 48] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.1 | 0.674 [0.634, 0.698] | 39 [38, 47] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.2 | 0.717 [0.666, 0.758] | 35 [31, 40] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.3 | 0.793 [0.724, 0.855] | 27 [18, 30] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.5 | 0.880 [0.878, 0.949] | 11 [5, 16] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.7 | 0.966 [0.963, 0.994] | 3 [1, 4] of 88 | 3 |
-    | coarse-to-fine | 0.25/0.5/1 | 0.9 | 1.000 [0.989, 1.000] | 0 [0, 1] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.25/1 | 0.5 | 0.891 [0.811, 0.939] | 9 [5, 24] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.25/1 | 0.2 | 0.681 [0.581, 0.752] | 28 [26, 47] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.25/1 | 0.1 | 0.595 [0.541, 0.710] | 36 [31, 52] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.25/1 | 0.05 | 0.563 [0.455, 0.652] | 41 [36, 58] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.5 | 0.865 [0.786, 0.949] | 13 [5, 28] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.2 | 0.648 [0.545, 0.760] | 34 [28, 55] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.1 | 0.598 [0.486, 0.679] | 38 [37, 62] of 88 | 3 |
-    | coarse-to-fine | 0.1/0.3/0.6/1 | 0.05 | 0.579 [0.406, 0.634] | 42 [42, 67] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.25/1 | 0.5 | 0.880 [0.797, 0.939] | 10 [5, 23] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.25/1 | 0.2 | 0.684 [0.513, 0.688] | 32 [29, 53] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.25/1 | 0.1 | 0.620 [0.465, 0.625] | 39 [35, 58] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.25/1 | 0.05 | 0.516 [0.458, 0.593] | 47 [39, 59] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.5 | 0.880 [0.779, 0.929] | 11 [6, 26] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.2 | 0.644 [0.495, 0.650] | 37 [35, 57] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.1 | 0.556 [0.457, 0.595] | 47 [40, 62] of 88 | 3 |
-    | coarse-to-fine | 0.05/0.2/0.5/1 | 0.05 | 0.474 [0.436, 0.545] | 54 [43, 65] of 88 | 3 |
-
-With the default stages no confidence reaches 60% (0.656 even at 0.05: about 44 of 88
-candidates are never dominated, even on their means); the first stage has to be smaller.
-The settings under 0.6 on the median need a first stage of 5-10% and a confidence of 0.1
-or less (``z <= 0.126``: nearly a comparison of means). Stages 0.05/0.2/0.5/1 (10 and 2
-questions first) at confidence 0.1 (0.556 here), run (``--screening on --confidence 0.1
---stages 0.05,0.2,0.5,1``, the same seeds; read with the runs above by ``--load``)::
-
-    | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | stopped after stage 1, 2, ... (all runs) |
-    | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | off | 3 | 0.947 [0.931, 0.973] | +0.000 | 112.0 [111.9, 118.0] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0, 0 |
-    | coarse-to-fine | screened at 0.1 (0.05/0.2/0.5/1) | 3 | 0.901 [0.882, 0.969] | -0.046 | 67.2 [41.1, 73.2] | 0.570 [0.367, 0.654] | 42 [35, 64] of 88 | 85, 39, 17 |
-    | coarse-to-fine | screened at 0.9 (0.25/0.5/1) | 3 | 0.950 [0.931, 0.973] | +0.003 | 111.9 [109.2, 118.0] | 1.000 [0.975, 1.000] | 0 [0, 1] of 88 | 0, 1 |
-
-It spends 0.570 of the tokens (0.367, 0.654, 0.570 on members 0, 1, 2) but its reported
-front loses 0.046 of true HV on the median (0.882, 0.969, 0.901 against 0.947, 0.973,
-0.931): candidates stopped on 10 and 2 questions include good ones, which then stay off
-the front. So no setting measured meets the target (at most 60% of the tokens with the
-true HV within 0.01): at the default it keeps the HV and saves nothing, and where it
-saves 40% it loses 0.03-0.065 of HV on two members of three.
+The rule before, a box one on the stage estimate alone (the optimistic corner ``mean + z
+std`` against the finished candidates' pessimistic front ``mean - z std``), measured on
+members 0-2: at its setting of 0.25/0.5/1 and 0.9 it stopped 1 candidate in 264 and spent
+1.000 of the tokens (HV +0.003); at 0.05/0.2/0.5/1 and 0.1 (``z = 0.126``) 0.570 of the
+tokens for -0.046 of HV. A quarter of the questions gives an estimate of sd 0.23-0.27 per
+objective, the width of the whole front; the surrogate predicts a candidate's point with
+sd ~0.1 from its neighbours, which is what lets a tenth of the questions decide.
 """
 
 from __future__ import annotations

@@ -576,7 +576,7 @@ def _spec_brief(run: ParetoMergeRun) -> str:
 
 def _unscored_reason(candidate: CandidateRecord) -> str:
     if candidate.status == "screened":
-        return f"clearly dominated after stage {candidate.screened_after}: stopped there"
+        return f"probably dominated after stage {candidate.screened_after}: stopped there"
     return candidate.reasons[-1] if candidate.reasons else ""
 
 

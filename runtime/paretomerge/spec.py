@@ -238,8 +238,8 @@ class ScreeningSpec(SpecModel):
     :mod:`paretomerge.search.screening`. Anchors and validations are always evaluated in
     full; a screened candidate is reported only once a validation has evaluated it.
 
-    The defaults are the setting measured to keep the front's hypervolume for half the
-    tokens under realistic noise (``bench/search_efficiency.py``).
+    The defaults are the setting measured under realistic noise to keep the front's
+    hypervolume within 0.01 for 58% of the tokens (``bench/search_efficiency.py``).
     """
 
     stages: list[float] = Field(default=[0.1, 0.25, 1.0], min_length=2, max_length=16)

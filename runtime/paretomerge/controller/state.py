@@ -28,7 +28,7 @@ STATE_VERSION = 1
 Phase = Literal[
     "Pending", "Profiling", "Anchoring", "Searching", "Validating", "Succeeded", "Failed"
 ]
-# screened: stopped after a stage of a screened evaluation, clearly dominated (its
+# screened: stopped after a stage of a screened evaluation, probably dominated (its
 # objectives are the partial estimate of the questions asked until then).
 CandidateStatus = Literal["running", "succeeded", "screened", "failed"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -118,6 +119,8 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     assert status["cost"]["outputTokens"] == sum(row[column] for row in status["evaluations"])
     assert status["cost"]["outputTokens"] == total["output_tokens"]
     assert f"{run_name} cost: {BUDGET} evaluation(s), {16 * BUDGET} answers, " in result.output
+    # One line each, however narrow the terminal: scripts read them.
+    assert re.search(rf"^{run_name} cost: .* GPU-seconds\)$", result.output, re.MULTILINE)
     if run_name == "demo":  # the model-level run is drawn on the per-layer run's plots
         plots = ("pareto_front.png", "hypervolume.png", "hypervolume_cost.png", "importance.png")
         for plot in plots:

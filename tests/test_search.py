@@ -392,6 +392,16 @@ def test_the_surrogate_predicts_an_unevaluated_point_from_its_neighbours():
     estimates = optimizer.estimates()
     again, _ = optimizer.predict(estimates.X[:3])
     np.testing.assert_allclose(again, estimates.mean[:3], atol=1e-6)
+    # A new pending trial is no new data: the same fit answers, without fitting again.
+    fits = []
+    surrogate = optimizer.strategy.surrogate
+    optimizer.strategy.surrogate = lambda context: fits.append(1) or surrogate(context)
+    optimizer.ask(1)
+    np.testing.assert_array_equal(optimizer.predict(estimates.X[:3])[0], again)
+    assert fits == []
+    optimizer.tell(optimizer.trials[-1].id, [0.5, 0.5], [noise**2] * 2)
+    optimizer.predict(estimates.X[:3])
+    assert fits == [1]  # new data: fitted again
 
 
 def test_a_strategy_with_no_surrogate_predicts_nothing():

@@ -352,6 +352,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             + f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
             f"{run.hypervolume(ref_point):.4f}",
             markup=False,
+            soft_wrap=True,  # one line, whatever the terminal's width: scripts read it
         )
     for run in (directory, *others):
         cost, anchors = run.state.cost, run.state.anchor_cost
@@ -362,6 +363,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             f"{cost.gpu_seconds:.1f} GPU-seconds (anchors apart: {anchors.output_tokens} "
             f"output tokens, {anchors.gpu_seconds:.1f} GPU-seconds)",
             markup=False,
+            soft_wrap=True,
         )
     state = directory.state
     succeeded, points = state.count("succeeded"), len(directory.front())

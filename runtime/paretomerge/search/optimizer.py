@@ -122,8 +122,11 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
-        # The last estimates, the surrogate behind them (None without one) and their key.
-        self._estimates: tuple[tuple[int, int], PointEstimates, Model | None] | None = None
+        # The last estimates, their key, the surrogate behind them (None without one) and
+        # the search space it was fitted in.
+        self._estimates: tuple[tuple[int, int], PointEstimates, Model | None, Grouping] | None = (
+            None
+        )
 
     # --- asking ---------------------------------------------------------------------
 
@@ -373,10 +376,16 @@ class AskTellOptimizer:
         ``MIN_OBSERVATIONS`` evaluations): nothing is known at an unevaluated point."""
         if self._num_completed() < MIN_OBSERVATIONS:
             return None
-        model = self._estimated()[1]
+        grouping = self._grouping()
+        fitted = self._estimates
+        # New pending trials change no data: the last fit serves while its space holds.
+        if fitted is None or fitted[0][1] != self._num_completed() or fitted[3] != grouping:
+            self._estimated()
+            fitted = self._estimates
+        model = fitted[2]
         if model is None:
             return None
-        Z = self._grouping().reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
+        Z = grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
         with _torch_threads(SEARCH_THREADS):
             return posterior_moments(model, Z)
 
@@ -384,7 +393,7 @@ class AskTellOptimizer:
         """:meth:`estimates` and its surrogate, fitted once per state."""
         key = (len(self.trials), self._num_completed())
         if self._estimates is not None and self._estimates[0] == key:
-            return self._estimates[1:]
+            return self._estimates[1:3]
         completed = self._completed()
         points = [t for t in completed if t.kind != "validation"]
         if not points:
@@ -418,7 +427,7 @@ class AskTellOptimizer:
             prob_non_dominated=prob,
             num_observations=np.array([len(members[p.id]) for p in points]),
         )
-        self._estimates = (key, estimates, model)
+        self._estimates = (key, estimates, model, self._grouping())
         return estimates, model
 
     def front(self) -> list[FrontPoint]:

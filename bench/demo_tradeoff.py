@@ -38,6 +38,15 @@ On the idle machine (nothing else running; the mean load of 1.5 is the demo's ow
 in a fresh directory: **557 s wall** (training 239 s), 806 CPU s, max RSS 1.41 GB (tree sum
 3.14), per-layer front of 9 points with HV 0.764 against the model-level sweep's 6 points
 and 0.674 (target <= 600 s: met).
+
+With screening by the surrogate (issue 14's rule since 85d7d08; the demo keeps stages
+0.25/0.5/1 and confidence 0.9), seed 0 in a fresh directory, the whole suite running
+beside it (load 3.2): 845 s wall (training 270 s), 896 CPU s, max RSS 1.61 GB (tree sum
+3.26), per-layer front of 5 points with HV 0.853 against the model-level sweep's 7 points
+and 0.713. An earlier run of the same seed (a heavier load) gave 6 points and 1.058
+against 8 and 0.848, its model-level run screening one candidate: runs of one seed
+differ (with two candidates evaluated at once, which results a stage is compared with,
+and which finish first, depend on timing).
 """
 
 from __future__ import annotations

@@ -177,10 +177,11 @@ class AskTellOptimizer:
             if trial.kind == "validation" and trial.status == "pending":
                 load[trial.validates] = load.get(trial.validates, 0) + 1
         prob = dict(zip(estimates.trial_ids.tolist(), estimates.prob_non_dominated, strict=True))
-        unreported = {
+        unreported = {  # screened, never evaluated in full, on the estimated front
             int(estimates.trial_ids[i])
             for i in np.flatnonzero(estimates.front_mask)
             if self.trials[int(estimates.trial_ids[i])].screened
+            and estimates.num_observations[i] == 1
         }
         trials = []
         for _ in range(n):

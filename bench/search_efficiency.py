@@ -274,10 +274,7 @@ def last_stage(
     ``prior`` prediction at its point (``None``: no surrogate): the first after which it
     is screened out (:func:`screened_out` against ``finished``), else the last."""
     for k in range(len(Y) - 1):
-        mean, std = Y[k], np.sqrt(Yvar[k])
-        if prior is not None:
-            mean, std = conditioned_on_stage(*prior, Y[k], Yvar[k])
-        if screened_out(mean, std, finished, confidence):
+        if screened_out(*conditioned_on_stage(Y[k], Yvar[k], prior), finished, confidence):
             return k
     return len(Y) - 1
 

@@ -77,15 +77,19 @@ def test_only_two_objectives_are_compared():
 def test_the_stage_conditions_the_surrogate_by_precision():
     # Prior N(0.4, 0.1^2), stage 0.7 of variance 0.2^2: weights 100 and 25.
     mean, std = conditioned_on_stage(
-        np.array([0.4, 0.4]), np.array([0.1, 0.1]), np.array([0.7, 0.4]), np.array([0.04, 0.04])
+        np.array([0.7, 0.4]), np.array([0.04, 0.04]), (np.array([0.4, 0.4]), np.array([0.1, 0.1]))
     )
     np.testing.assert_allclose(mean, [(100 * 0.4 + 25 * 0.7) / 125, 0.4])
     np.testing.assert_allclose(std, [np.sqrt(1 / 125)] * 2)
     # A surrogate that knows nothing there leaves the stage estimate as it is.
     mean, std = conditioned_on_stage(
-        np.zeros(2), np.full(2, 1e6), np.array([0.7, 0.2]), np.array([0.04, 0.01])
+        np.array([0.7, 0.2]), np.array([0.04, 0.01]), (np.zeros(2), np.full(2, 1e6))
     )
     np.testing.assert_allclose(mean, [0.7, 0.2])
+    np.testing.assert_allclose(std, [0.2, 0.1])
+    # With no surrogate at all, exactly so.
+    mean, std = conditioned_on_stage(np.array([0.7, 0.2]), np.array([0.04, 0.01]), None)
+    np.testing.assert_array_equal(mean, [0.7, 0.2])
     np.testing.assert_allclose(std, [0.2, 0.1])
 
 
@@ -94,12 +98,12 @@ def test_the_surrogate_screens_a_candidate_its_stage_alone_cannot_and_keeps_a_li
     assert not screened_out(stage, np.sqrt(var), FRONT, 0.5)
     # Its neighbours say it is well behind the front: now probably dominated.
     prior = (np.array([0.35, 0.45]), np.full(2, 0.06))
-    assert screened_out(*conditioned_on_stage(*prior, stage, var), FRONT, 0.5)
+    assert screened_out(*conditioned_on_stage(stage, var, prior), FRONT, 0.5)
     # Its neighbours say it lies on the front: an unlucky first stage does not stop it.
     unlucky = np.array([0.2, 0.2])
     assert screened_out(unlucky, np.sqrt(var), FRONT, 0.5)
     prior = (np.array([0.65, 0.6]), np.full(2, 0.06))
-    assert not screened_out(*conditioned_on_stage(*prior, unlucky, var), FRONT, 0.5)
+    assert not screened_out(*conditioned_on_stage(unlucky, var, prior), FRONT, 0.5)
 
 
 def test_the_question_order_is_the_run_s_and_only_the_run_s():

@@ -68,6 +68,13 @@ def make_config(**kwargs):
     return SearchConfig(**args)
 
 
+def plane_config(strategy: str, budget: int) -> SearchConfig:
+    """Two variables, two objectives, reference point (-1, -1), 4 initial points."""
+    return make_config(
+        dim=2, strategy=strategy, ref_point=(-1.0, -1.0), budget=budget, layer_profile=None
+    )
+
+
 # --- hypervolume and Pareto masks ------------------------------------------------------
 
 
@@ -377,10 +384,7 @@ def test_a_point_that_wins_only_by_luck_is_not_on_the_reported_front():
 def test_the_surrogate_predicts_an_unevaluated_point_from_its_neighbours():
     # f1 = x0, f2 = 1 - x0 on a grid, x1 inert: at an unevaluated point the posterior is
     # near the truth, surer near the data than far from it, and agrees with the estimates.
-    config = SearchConfig(
-        dim=2, num_objectives=2, strategy="gp", ref_point=(-1.0, -1.0), budget=40, initial_points=4
-    )
-    optimizer = AskTellOptimizer(config)
+    optimizer = AskTellOptimizer(plane_config("gp", budget=40))
     assert optimizer.predict(np.array([[0.5, 0.5]])) is None  # no model yet
     rng, noise = np.random.default_rng(1), 0.05
     for x in rng.random((30, 2)) * np.array([0.6, 1.0]):  # x0 < 0.6 only
@@ -405,30 +409,14 @@ def test_the_surrogate_predicts_an_unevaluated_point_from_its_neighbours():
 
 
 def test_a_strategy_with_no_surrogate_predicts_nothing():
-    config = SearchConfig(
-        dim=2,
-        num_objectives=2,
-        strategy="sobol",
-        ref_point=(-1.0, -1.0),
-        budget=10,
-        initial_points=4,
-    )
-    optimizer = AskTellOptimizer(config)
+    optimizer = AskTellOptimizer(plane_config("sobol", budget=10))
     for x in np.random.default_rng(0).random((5, 2)):
         optimizer.add(x, [x[0], 1 - x[0]], yvar=[0.01, 0.01])
     assert optimizer.predict(np.array([[0.5, 0.5]])) is None
 
 
 def test_validation_takes_a_screened_point_on_the_front_first():
-    config = SearchConfig(
-        dim=2,
-        num_objectives=2,
-        strategy="sobol",
-        ref_point=(-1.0, -1.0),
-        budget=4,
-        initial_points=4,
-    )
-    optimizer = AskTellOptimizer(config)
+    optimizer = AskTellOptimizer(plane_config("sobol", budget=4))
     sure, unsure = [1e-4, 1e-4], [0.05, 0.05]
     ends, screened, behind = optimizer.ask(2), optimizer.ask(1)[0], optimizer.ask(1)[0]
     optimizer.tell(ends[0], [0.9, 0.1], sure)

@@ -585,12 +585,6 @@ class Controller:
         running = self.executor.running()
         if screening is None or not running:
             return
-        finished = np.array(
-            [
-                *ANCHOR_OBJECTIVES,
-                *(c.reported[0] for c in state.candidates if c.status == "succeeded"),
-            ]
-        )
         staged = {}
         for candidate in state.candidates:
             if candidate.status != "running" or candidate.id not in running:
@@ -600,6 +594,12 @@ class Controller:
                 staged[candidate.id] = (candidate, stage)  # else the result is coming
         if not staged:
             return
+        finished = np.array(
+            [
+                *ANCHOR_OBJECTIVES,
+                *(c.reported[0] for c in state.candidates if c.status == "succeeded"),
+            ]
+        )
         prior = self.optimizer.predict(np.array([c.x for c, _ in staged.values()]))
         for i, (candidate, stage) in enumerate(staged.values()):
             y = objective_values(
@@ -612,9 +612,8 @@ class Controller:
                 continue
             # The surrogate knows the candidates' own errors; the anchors' share is common
             # to every candidate, so it moves none of them against the others.
-            mean, std = np.array(y.values), np.sqrt(y.own_variance)
-            if prior is not None:
-                mean, std = conditioned_on_stage(prior[0][i], prior[1][i], mean, y.own_variance)
+            at = None if prior is None else (prior[0][i], prior[1][i])
+            mean, std = conditioned_on_stage(y.values, y.own_variance, at)
             if not screened_out(mean, std, finished, screening.confidence):
                 continue
             task = self._candidate_task(candidate)

@@ -30,31 +30,33 @@ EPS = 1e-12
 
 
 def conditioned_on_stage(
-    prior_mean: np.ndarray, prior_std: np.ndarray, mean: np.ndarray, var: np.ndarray
+    mean: np.ndarray, var: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""The surrogate's posterior at a candidate's point once its partial evaluation is
-    known: ``(mean, std)`` ``(m,)``.
+    r"""What a candidate's partial evaluation says of it: ``(mean, std)`` ``(m,)``, the
+    surrogate's posterior at its point once the stage estimate is known.
 
-    The surrogate's prediction of the latent objective at the point, :math:`f \sim
-    N(\mu, s^2)` (from every finished evaluation, this one not among them), conditioned on
-    the stage estimate :math:`y = f + \varepsilon`, :math:`\varepsilon \sim N(0, v)`:
+    The surrogate's prediction ``prior = (mu, s)`` of the latent objective at the point,
+    :math:`f \sim N(\mu, s^2)` (from every finished evaluation, this one not among them),
+    conditioned on the stage estimate :math:`y = f + \varepsilon`,
+    :math:`\varepsilon \sim N(0, v)`:
 
     .. math:: f \mid y \sim N\Big(\frac{\mu / s^2 + y / v}{1 / s^2 + 1 / v},\;
               \frac{1}{1 / s^2 + 1 / v}\Big),
 
-    per objective (exact for a Gaussian process: one more observation at the point).
+    per objective (exact for a Gaussian process: one more observation at the point). With
+    no surrogate (``prior`` ``None``) the stage estimate alone, ``(y, sqrt(v))``.
 
     Args:
-        prior_mean, prior_std: ``(m,)`` the surrogate's prediction at the point.
         mean, var: ``(m,)`` the stage estimate and its variance.
+        prior: ``(m,)`` each, the surrogate's prediction at the point, or ``None``.
     """
-    prior_precision = 1.0 / np.maximum(np.asarray(prior_std, dtype=float) ** 2, EPS)
-    precision = 1.0 / np.maximum(np.asarray(var, dtype=float), EPS)
+    mean, var = np.asarray(mean, dtype=float), np.asarray(var, dtype=float)
+    if prior is None:
+        return mean, np.sqrt(var)
+    prior_precision = 1.0 / np.maximum(np.asarray(prior[1], dtype=float) ** 2, EPS)
+    precision = 1.0 / np.maximum(var, EPS)
     total = prior_precision + precision
-    fused = (
-        prior_precision * np.asarray(prior_mean, dtype=float)
-        + precision * np.asarray(mean, dtype=float)
-    ) / total
+    fused = (prior_precision * np.asarray(prior[0], dtype=float) + precision * mean) / total
     return fused, np.sqrt(1.0 / total)
 
 

@@ -141,22 +141,23 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.search import (
     STRATEGY_NAMES,
     AskTellOptimizer,
+    ProbablyDominated,
+    ScreeningStage,
     SearchConfig,
     hypervolume,
     optimize,
     pareto_mask,
 )
 from paretomerge.search.acquisition import AcquisitionSettings
-from paretomerge.search.config import expand_initial_solutions
 from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
     landscape_family_member,
 )
-from paretomerge.search.screening import conditioned_on_stage, screened_out
 from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
 
@@ -164,8 +165,6 @@ BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
 LAYER_NOISE = 0.01
 FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
-# The anchors in normalised objectives: base (0, 1), expert (1, 0), exact by definition.
-ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
 def make_problem(name: str, run: int):
@@ -178,15 +177,6 @@ def make_problem(name: str, run: int):
         return problem, FAMILY_REF, problem.profile
     problem = EmbeddedTestProblem(name, dim=DIM)
     return problem, problem.ref_point, problem.profile
-
-
-def objective_for(problem_name: str, problem, behaviour: str):
-    """What the search sees: values only (``today``), or values and variances."""
-    if problem_name == "noisy":
-        return (lambda X: problem(X)[0]) if behaviour == "today" else problem
-    if problem_name == "layer" and behaviour == "new":
-        return lambda X: (problem(X), np.full((len(X), 2), LAYER_NOISE**2))
-    return problem
 
 
 def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndarray:
@@ -229,169 +219,66 @@ def read_fronts(data: dict) -> None:
     FRONTS.update({int(member): np.array(front) for member, front in fronts.items()})
 
 
-def search_config(job: dict, ref_point: np.ndarray, profile: np.ndarray) -> SearchConfig:
-    """The configuration ``optimize()`` builds for :func:`run_one`'s arguments."""
-    return SearchConfig(
-        dim=DIM,
-        num_objectives=2,
-        strategy=job["strategy"],
-        ref_point=tuple(float(r) for r in ref_point),
-        budget=BUDGET,
-        initial_points=INITIAL,
-        seed=job["run"],
-        layer_profile=tuple(float(v) for v in profile),
-        initial_solutions=expand_initial_solutions([0.55, 0.8], DIM),
-        num_blocks=8,
-    )
-
-
-def finished_estimates(optimizer: AskTellOptimizer, screened: dict[int, int]) -> np.ndarray:
-    """``(n, 2)``: what a candidate is screened against: the optimiser's posterior means at
-    every fully evaluated point (not screened, or validated since), and the anchors,
-    exactly ``(0, 1)`` and ``(1, 0)`` once normalised by themselves."""
-    means = [ANCHORS]
-    if any(t.status == "completed" for t in optimizer.trials):
-        estimates = optimizer.estimates()
-        means.append(estimates.mean[fully_evaluated(estimates, screened)])
-    return np.vstack(means)
-
-
-def fully_evaluated(estimates, screened: dict[int, int]) -> np.ndarray:
-    """``(n,)``: the estimated points that were not screened, or were validated since
-    (validation evaluates in full)."""
-    return ~np.isin(estimates.trial_ids, list(screened)) | (estimates.num_observations > 1)
-
-
-def last_stage(
-    Y: np.ndarray,
-    Yvar: np.ndarray,
-    finished: np.ndarray,
-    confidence: float,
-    prior: tuple[np.ndarray, np.ndarray] | None,
-) -> int:
-    """The index of the last stage a candidate is evaluated to, from its estimates ``Y``
-    and variances ``Yvar`` ``(stages, 2)`` after each stage and the surrogate's
-    ``prior`` prediction at its point (``None``: no surrogate): the first after which it
-    is screened out (:func:`screened_out` against ``finished``), else the last."""
-    for k in range(len(Y) - 1):
-        if screened_out(*conditioned_on_stage(Y[k], Yvar[k], prior), finished, confidence):
-            return k
-    return len(Y) - 1
-
-
-def staged_search(problem: QuestionLevelMergeProblem, job: dict, config: SearchConfig) -> dict:
-    """The ``noisy`` search of ``optimize()`` (same batches, same tells), every search
-    candidate evaluated stage by stage on the run's question order.
-
-    With ``job["screening"] == "on"``, a candidate screened out after a stage (its
-    surrogate posterior conditioned on the stage, against :func:`finished_estimates`,
-    both as they stood when its batch was asked) stops there and is told its partial
-    estimate with its larger variance, as screened; the validation is evaluated in full.
-    With it off, every candidate is evaluated in full (the same draws as ``optimize()``'s).
-
-    Returns:
-        the optimiser, the proposal seconds, the reported front (``front_X``, ``claimed``:
-        the posterior at the fully evaluated points, non-dominated), ``tokens`` of search
-        and validation, and ``stopped`` the last stage of each search candidate.
-    """
-    screening = job["screening"] == "on"
-    optimizer = AskTellOptimizer(config)
-    seconds: list[float] = []
-    screened: dict[int, int] = {}  # trial id -> the stage it stopped after
-    stopped: list[int] = []
-    tokens, validated = 0.0, 0
-    while optimizer.num_search_trials < BUDGET or validated < job["validation"]:
-        started = time.perf_counter()
-        if optimizer.num_search_trials < BUDGET:
-            remaining = BUDGET - optimizer.num_search_trials
-            trials = optimizer.ask(min(INITIAL if not optimizer.trials else BATCH, remaining))
-        else:
-            trials = optimizer.ask_validation(min(BATCH, job["validation"] - validated))
-            validated += len(trials)
-        seconds.append(time.perf_counter() - started)
-        X = np.array([t.x for t in trials])
-        if trials[0].kind == "validation":
-            evaluation = problem.evaluate(X)
-            tokens += float(evaluation.tokens.sum())
-            for i, trial in enumerate(trials):
-                optimizer.tell(trial, evaluation.Y[i], evaluation.Yvar[i])
-            continue
-        stages = problem.staged(X, job["stages"], order_seed=job["run"])
-        Y = np.stack([stage.Y for stage in stages], axis=1)  # (q, stages, 2)
-        Yvar = np.stack([stage.Yvar for stage in stages], axis=1)
-        finished = finished_estimates(optimizer, screened)
-        prior = optimizer.predict(X) if screening else None
-        for i, trial in enumerate(trials):
-            k = len(stages) - 1
-            if screening:
-                at = None if prior is None else (prior[0][i], prior[1][i])
-                k = last_stage(Y[i], Yvar[i], finished, job["confidence"], at)
-                if k < len(stages) - 1:
-                    screened[trial.id] = k
-            stopped.append(k)
-            tokens += float(stages[k].tokens[i])
-            optimizer.tell(trial, stages[k].Y[i], stages[k].Yvar[i], screened=trial.id in screened)
-    estimates = optimizer.estimates()
-    full = fully_evaluated(estimates, screened)
-    mean, X = estimates.mean[full], estimates.X[full]
-    front = pareto_mask(mean)
-    out = {
-        "optimizer": optimizer,
-        "seconds": seconds,
-        "front_X": X[front],
-        "claimed": mean[front],
-        "tokens": tokens,
-        "stopped": stopped,
-    }
-    return out
+def objective_for(job: dict, problem):
+    """What the search sees: values only (``today``); values and variances (``new``), on
+    ``noisy`` stage by stage on the run's question order (each stage's output tokens its
+    cost), as the tool evaluates a candidate with ``evaluation.screening``."""
+    if job["behaviour"] == "today":
+        return (lambda X: problem(X)[0]) if job["problem"] == "noisy" else problem
+    if job["problem"] == "noisy":
+        return lambda X: [
+            ScreeningStage(stage.Y, stage.Yvar, stage.tokens)
+            for stage in problem.staged(X, job["stages"], order_seed=job["run"])
+        ]
+    if job["problem"] == "layer":
+        return lambda X: (problem(X), np.full((len(X), 2), LAYER_NOISE**2))
+    return problem
 
 
 def run_one(job: dict) -> dict:
+    """One search of ``job``'s problem by ``optimize()``, as the tool runs it: its
+    screener when screening is on, the anchors as baselines on the family, validation on
+    ``noisy``."""
     problem, ref_point, profile = make_problem(job["problem"], job["run"])
+    family, new = job["problem"] in FAMILIES, job["behaviour"] == "new"
+    screening = job.get("screening") == "on"
     started = time.perf_counter()
-    staged = {}
-    if job["problem"] == "noisy" and job["behaviour"] == "new":
-        staged = staged_search(problem, job, search_config(job, ref_point, profile))
-        optimizer = staged.pop("optimizer")
-        X, seconds = optimizer.X, staged.pop("seconds")
-        front_X, claimed = staged.pop("front_X"), staged.pop("claimed")
-        state = optimizer.state_dict()
-    else:
-        result = optimize(
-            objective_for(job["problem"], problem, job["behaviour"]),
-            dim=DIM,
-            strategy=job["strategy"],
-            budget=BUDGET,
-            batch_size=BATCH,
-            initial_points=INITIAL,
-            ref_point=ref_point,
-            layer_profile=profile,
-            num_blocks=8,
-            initial_solutions=[0.55, 0.8],
-            seed=job["run"],
-        )
-        X, seconds, state = result.X, result.proposal_seconds, result.state
-        if job["behaviour"] == "today":
-            mask = pareto_mask(result.Y)
-            front_X, claimed = result.X[mask], result.Y[mask]
-        else:
-            front_X, claimed = result.pareto_X, result.pareto_Y
+    result = optimize(
+        objective_for(job, problem),
+        dim=DIM,
+        strategy=job["strategy"],
+        budget=BUDGET,
+        batch_size=BATCH,
+        initial_points=INITIAL,
+        ref_point=ref_point,
+        layer_profile=profile,
+        num_blocks=8,
+        initial_solutions=[0.55, 0.8],
+        seed=job["run"],
+        validation_budget=job["validation"] if job["problem"] == "noisy" and new else 0,
+        baselines=ANCHOR_OBJECTIVES if family and new else None,
+        screener=ProbablyDominated(job["confidence"]) if screening else None,
+    )
     elapsed = time.perf_counter() - started
-    optimizer = AskTellOptimizer.from_state_dict(state)
+    if new:
+        front_X, claimed = result.pareto_X, result.pareto_Y
+    else:  # the raw non-dominated values
+        mask = pareto_mask(result.Y)
+        front_X, claimed = result.X[mask], result.Y[mask]
+    optimizer = AskTellOptimizer.from_state_dict(result.state)
     tick = time.perf_counter()
     optimizer.ask(BATCH)
     at_budget = time.perf_counter() - tick
-    true_front = problem.true_values(front_X)
+    X = result.X
     out = {
         **job,
-        **staged,
-        "true_hv": hypervolume(true_front, ref_point),
+        "true_hv": hypervolume(problem.true_values(front_X), ref_point),
         "claimed_hv": hypervolume(claimed, ref_point),
         "true_hv_all": hypervolume(problem.true_values(X), ref_point),
         "evaluations": len(X),
         "front_size": len(front_X),
         "true_Y": problem.true_values(X).tolist(),
-        "proposal_seconds": seconds[1:BUDGET],  # model-based batches
+        "proposal_seconds": result.proposal_seconds[1:BUDGET],  # model-based batches
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
@@ -399,6 +286,9 @@ def run_one(job: dict) -> dict:
         as_measured = problem.true_values_by_measured_anchors(front_X)
         out["true_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
         out["anchor_tokens"] = problem.anchor_tokens
+        if new:
+            out["tokens"] = float(result.cost.sum())
+            out["stopped"] = result.stopped_after[~result.is_validation].tolist()
     return out
 
 

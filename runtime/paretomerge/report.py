@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from paretomerge.controller.artifacts import ANCHOR_OBJECTIVES
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
 from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
@@ -189,7 +189,7 @@ class RunDirectory:
             key=lambda c: c.finished or "",
         )
         Y = np.array([c.objectives for c in done], dtype=float).reshape(-1, 2)
-        listed = ~(ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
+        listed = ~(np.array(ANCHOR_OBJECTIVES)[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
         ref = np.asarray(ref_point, dtype=float)
         history = [hypervolume(Y[:k][listed[:k]], ref) for k in range(1, len(Y) + 1)]
         return done, np.array(history)

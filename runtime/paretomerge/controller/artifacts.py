@@ -34,16 +34,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.files import write_atomic
 from paretomerge.run_layout import WITHIN_RUN, RunLayout
+from paretomerge.search.front import reported_front
 
 if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
     from paretomerge.controller.decision_space import DecisionSpace
-
-
-# Where the anchors sit in objective space (see objectives.py): base, expert.
-ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
 @dataclass(frozen=True)
@@ -57,51 +55,29 @@ class ParetoPoint:
 
 
 def pareto_points(state: RunState) -> list[ParetoPoint]:
-    """The Pareto set of the evaluated merges, most accurate (highest f1) first.
-
-    Chosen and ordered by the values the run reports (:attr:`CandidateRecord.reported`:
-    the search's posterior estimates, never the raw evaluations, whose best are the
-    luckiest draws). A user chooses among models: the base and the expert are there
-    without any merge, so a merge that one of them matches or beats in both objectives is
-    no trade-off worth listing, and merges with identical values are one choice, not
-    several. A screened candidate was valued on part of the questions: it is a point
-    only once a validation evaluated it in full.
+    """The Pareto set of the evaluated merges, most accurate (highest f1) first: the
+    search's rule (:func:`~paretomerge.search.front.reported_front`) on the values the run
+    reports (:attr:`CandidateRecord.reported`: the search's posterior estimates, never the
+    raw evaluations), with the base and the expert as baselines. A screened candidate
+    was valued on part of the questions: it is eligible only once a validation evaluated
+    it in full.
     """
-    done = [
-        c
-        for c in state.candidates
-        if c.status == "succeeded" or (c.status == "screened" and c.validated is not None)
-    ]
+    done = [c for c in state.candidates if c.status in ("succeeded", "screened")]
     if not done:
         return []
-    Y = np.array([c.reported[0] for c in done])
-    beaten_by_anchor = (ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
-    points: dict[tuple[float, ...], list[CandidateRecord]] = {}
-    for candidate, y, keep, matched in zip(
-        done, Y, non_dominated(Y), beaten_by_anchor, strict=True
-    ):
-        if keep and not matched:
-            points.setdefault(tuple(y), []).append(candidate)
-    front = [ParetoPoint(same[0], tuple(c.id for c in same[1:])) for same in points.values()]
-    return sorted(front, key=lambda p: tuple(-v for v in p.candidate.reported[0]))
+    members = reported_front(
+        np.array([c.reported[0] for c in done]),
+        eligible=np.array([c.status == "succeeded" or c.validated is not None for c in done]),
+        baselines=np.array(ANCHOR_OBJECTIVES),
+    )
+    return [
+        ParetoPoint(done[m.index], tuple(done[i].id for i in m.same_values)) for m in members
+    ]
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:
     """The candidate of each point of :func:`pareto_points`, in its order."""
     return [point.candidate for point in pareto_points(state)]
-
-
-def non_dominated(Y: np.ndarray) -> np.ndarray:
-    """Boolean mask ``(n,)`` of the rows of ``Y`` ``(n, m)`` that no other row dominates
-    (maximisation: ``y'`` dominates ``y`` when ``y' >= y`` in every objective and ``>`` in
-    one); duplicate non-dominated rows are all kept. ``O(n^2 m)`` time, ``O(n m)`` memory.
-
-    In numpy rather than BoTorch's ``is_non_dominated``: the run's status is built with
-    it, and the operator, which imports the status module, must not load torch."""
-    dominated = np.zeros(len(Y), dtype=bool)
-    for y in Y:
-        dominated |= (y >= Y).all(axis=1) & (y > Y).any(axis=1)
-    return ~dominated
 
 
 def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> None:

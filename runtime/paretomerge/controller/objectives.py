@@ -34,6 +34,9 @@ from dataclasses import dataclass
 
 from paretomerge.results import BenchmarkScore, Scores
 
+# Where the anchors sit in objective space, by the definitions above: base, expert.
+ANCHOR_OBJECTIVES = ((0.0, 1.0), (1.0, 0.0))
+
 
 class AnchorError(ValueError):
     """The base and expert evaluations cannot normalise the objectives."""

@@ -24,6 +24,11 @@ class SearchConfig:
     ``extra_variables`` trailing variables that are not merge weights (e.g. a density),
     which every strategy searches on their own. ``layer_profile`` has one divergence per
     merge weight (``dim - extra_variables`` values).
+
+    ``baselines`` ``(k, m)`` are objective values the user has without any search (the
+    base and the expert of a merge): the reported front leaves out what one of them
+    matches or beats, and screening compares a candidate with them
+    (:mod:`paretomerge.search.front`, :mod:`paretomerge.search.screening`).
     """
 
     dim: int
@@ -42,6 +47,7 @@ class SearchConfig:
     partition_beta: float = 0.005
     acquisition: AcquisitionSettings = field(default_factory=AcquisitionSettings)
     nuts: NutsSettings = field(default_factory=NutsSettings)
+    baselines: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -67,6 +73,12 @@ class SearchConfig:
             )
         if not all(np.isfinite(self.ref_point)):
             yield f"ref_point must be finite, got {list(self.ref_point)}"
+        for i, baseline in enumerate(self.baselines):
+            if len(baseline) != self.num_objectives or not all(np.isfinite(baseline)):
+                yield (
+                    f"baselines[{i}] must be {self.num_objectives} finite values, "
+                    f"got {list(baseline)}"
+                )
         if not 0 <= self.extra_variables < self.dim:
             yield f"extra_variables must be in [0, dim), got {self.extra_variables}"
         if self.initial_points < 1:
@@ -119,6 +131,7 @@ class SearchConfig:
         if data.get("layer_profile") is not None:
             data["layer_profile"] = tuple(data["layer_profile"])
         data["initial_solutions"] = tuple(tuple(s) for s in data.get("initial_solutions", ()))
+        data["baselines"] = tuple(tuple(b) for b in data.get("baselines", ()))
         data["acquisition"] = AcquisitionSettings(**data.get("acquisition", {}))
         data["nuts"] = NutsSettings(**data.get("nuts", {}))
         return cls(**data)

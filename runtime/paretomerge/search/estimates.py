@@ -37,6 +37,8 @@ class PointEstimates:
             front of the ``n`` points: the share of joint posterior draws in which no other
             point dominates it.
         num_observations: ``(n,)`` evaluations behind each estimate.
+        fully_evaluated: ``(n,)`` whether one of them asked every question (not
+            screened): only such a point may be reported.
     """
 
     trial_ids: np.ndarray
@@ -45,26 +47,24 @@ class PointEstimates:
     std: np.ndarray
     prob_non_dominated: np.ndarray
     num_observations: np.ndarray
+    fully_evaluated: np.ndarray
 
     @property
     def front_mask(self) -> np.ndarray:
-        """``(n,)``: the points whose estimated values no other point's dominate."""
+        """``(n,)``: the points whose estimated values no other point's dominate, screened
+        ones included (what validation chooses among)."""
         return pareto_mask(self.mean)
 
-    def front(self) -> list[FrontPoint]:
-        """The reported Pareto set, best first objective first."""
-        points = [
-            FrontPoint(
-                trial_id=int(self.trial_ids[i]),
-                x=self.X[i],
-                mean=self.mean[i],
-                std=self.std[i],
-                prob_non_dominated=float(self.prob_non_dominated[i]),
-                num_observations=int(self.num_observations[i]),
-            )
-            for i in np.flatnonzero(self.front_mask)
-        ]
-        return sorted(points, key=lambda p: -p.mean[0])
+    def point(self, i: int) -> FrontPoint:
+        """Point ``i`` as a :class:`FrontPoint`."""
+        return FrontPoint(
+            trial_id=int(self.trial_ids[i]),
+            x=self.X[i],
+            mean=self.mean[i],
+            std=self.std[i],
+            prob_non_dominated=float(self.prob_non_dominated[i]),
+            num_observations=int(self.num_observations[i]),
+        )
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from paretomerge.search.estimates import (
     posterior_estimates,
     posterior_moments,
 )
-from paretomerge.search.pareto import hypervolume
+from paretomerge.search.front import reported_front
 from paretomerge.search.space import Grouping
 from paretomerge.search.strategies import STRATEGIES, ProposalContext, sobol_points
 
@@ -93,6 +93,19 @@ class Trial:
         return self.id if self.validates is None else self.validates
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """The estimates of one state of the optimiser: its key (``trials`` asked, of which
+    ``completed``), the surrogate behind them (``None`` without one) and the search space
+    it was fitted in."""
+
+    trials: int
+    completed: int
+    estimates: PointEstimates
+    model: Model | None
+    grouping: Grouping
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     previous = torch.get_num_threads()
@@ -122,11 +135,7 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
-        # The last estimates, their key, the surrogate behind them (None without one) and
-        # the search space it was fitted in.
-        self._estimates: tuple[tuple[int, int], PointEstimates, Model | None, Grouping] | None = (
-            None
-        )
+        self._fit: _Fit | None = None  # the last estimates, cached
 
     # --- asking ---------------------------------------------------------------------
 
@@ -368,7 +377,7 @@ class AskTellOptimizer:
         The fit starts from the last proposal's hyperparameters without changing them,
         so asking for estimates never changes what the optimiser proposes next.
         """
-        return self._estimated()[0]
+        return self._estimated()
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The surrogate's posterior of the latent objectives at points ``X`` ``(n, dim)``
@@ -377,24 +386,42 @@ class AskTellOptimizer:
         ``MIN_OBSERVATIONS`` evaluations): nothing is known at an unevaluated point."""
         if self._num_completed() < MIN_OBSERVATIONS:
             return None
-        grouping = self._grouping()
-        fitted = self._estimates
-        # New pending trials change no data: the last fit serves while its space holds.
-        if fitted is None or fitted[0][1] != self._num_completed() or fitted[3] != grouping:
-            self._estimated()
-            fitted = self._estimates
-        model = fitted[2]
-        if model is None:
+        fit = self._latest_fit()
+        if fit.model is None:
             return None
-        Z = grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
+        Z = fit.grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
         with _torch_threads(SEARCH_THREADS):
-            return posterior_moments(model, Z)
+            return posterior_moments(fit.model, Z)
 
-    def _estimated(self) -> tuple[PointEstimates, Model | None]:
-        """:meth:`estimates` and its surrogate, fitted once per state."""
+    def finished_front(self) -> np.ndarray:
+        """``(k, m)`` what a partly evaluated candidate is compared with when it is
+        screened: the baselines, and the estimates at every point evaluated in full (from
+        the fit :meth:`predict` uses)."""
+        values = [
+            np.asarray(self.config.baselines, dtype=float).reshape(-1, self.config.num_objectives)
+        ]
+        if self._num_completed():
+            estimates = self._latest_fit().estimates
+            values.append(estimates.mean[estimates.fully_evaluated])
+        return np.vstack(values)
+
+    def _latest_fit(self) -> _Fit:
+        """The last fit while only pending trials were added since (an ask is no new data)
+        and the search space holds; else a new one."""
+        fit = self._fit
+        if (
+            fit is None
+            or fit.completed != self._num_completed()
+            or fit.grouping != self._grouping()
+        ):
+            self._estimated()
+        return self._fit
+
+    def _estimated(self) -> PointEstimates:
+        """:meth:`estimates`, fitted once per state (kept in ``self._fit``)."""
         key = (len(self.trials), self._num_completed())
-        if self._estimates is not None and self._estimates[0] == key:
-            return self._estimates[1:3]
+        if self._fit is not None and (self._fit.trials, self._fit.completed) == key:
+            return self._fit.estimates
         completed = self._completed()
         points = [t for t in completed if t.kind != "validation"]
         if not points:
@@ -427,14 +454,20 @@ class AskTellOptimizer:
             std=std,
             prob_non_dominated=prob,
             num_observations=np.array([len(members[p.id]) for p in points]),
+            fully_evaluated=np.array([any(not t.screened for t in members[p.id]) for p in points]),
         )
-        self._estimates = (key, estimates, model, self._grouping())
-        return estimates, model
+        self._fit = _Fit(*key, estimates, model, self._grouping())
+        return estimates
 
     def front(self) -> list[FrontPoint]:
-        """The reported Pareto set: the points whose estimated values are non-dominated,
-        with their posterior standard deviations and trial ids."""
-        return self.estimates().front()
+        """The reported Pareto set (:func:`~paretomerge.search.front.reported_front` of the
+        estimates: points evaluated in full, non-dominated, not matched by a baseline),
+        best first objective first, with their posterior standard deviations."""
+        estimates = self.estimates()
+        members = reported_front(
+            estimates.mean, estimates.fully_evaluated, np.asarray(self.config.baselines)
+        )
+        return [estimates.point(member.index) for member in members]
 
     # --- views ----------------------------------------------------------------------
 
@@ -486,11 +519,6 @@ class AskTellOptimizer:
     def _x_with_status(self, status: TrialStatus) -> np.ndarray:
         xs = [t.x for t in self.trials if t.status == status]
         return np.array(xs, dtype=float).reshape(-1, self.config.dim)
-
-    def hypervolume(self) -> float:
-        """Hypervolume of the observed values: a progress figure, not the reported front's
-        (which is ``hypervolume`` of the means of :meth:`front`)."""
-        return hypervolume(self.Y, np.asarray(self.config.ref_point))
 
     # --- state ----------------------------------------------------------------------
 

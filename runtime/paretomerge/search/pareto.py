@@ -7,6 +7,8 @@ import torch
 from botorch.utils.multi_objective.box_decompositions.dominated import DominatedPartitioning
 from botorch.utils.multi_objective.pareto import is_non_dominated
 
+from paretomerge.search.front import reported_front
+
 
 def pareto_mask(Y: np.ndarray) -> np.ndarray:
     """Boolean mask ``(n,)`` of the non-dominated rows of ``Y`` ``(n, m)`` (maximisation).
@@ -34,13 +36,15 @@ def hypervolume(Y: np.ndarray, ref_point: np.ndarray) -> float:
     return float(partitioning.compute_hypervolume())
 
 
-def hypervolume_history(Y: np.ndarray, ref_point: np.ndarray) -> np.ndarray:
-    """Hypervolume of ``Y[: i + 1]`` for every ``i``; shape ``(n,)``, non-decreasing."""
-    Y = np.asarray(Y, dtype=float)
-    history = np.zeros(Y.shape[0])
-    front = np.zeros((0, Y.shape[1]))
-    for i, y in enumerate(Y):
-        front = np.vstack([front, y])
-        front = front[pareto_mask(front)]  # only the front matters for what follows
-        history[i] = hypervolume(front, ref_point)
-    return history
+def reported_hypervolume(
+    values: np.ndarray,
+    ref_point: np.ndarray,
+    eligible: np.ndarray | None = None,
+    baselines: np.ndarray | None = None,
+) -> float:
+    """Hypervolume of the front a search reports from ``values`` ``(n, m)``: of the members
+    :func:`~paretomerge.search.front.reported_front` chooses (``eligible`` ``(n,)``,
+    ``baselines`` ``(k, m)`` as there), above ``ref_point`` ``(m,)``."""
+    values = np.asarray(values, dtype=float)
+    members = reported_front(values, eligible, baselines)
+    return hypervolume(values[[member.index for member in members]], ref_point)

@@ -1,5 +1,11 @@
 """Screening: stop evaluating a candidate once it is probably dominated.
 
+Whether a running candidate stops is a :class:`Screener`'s decision, a plug-in in the
+spirit of Optuna's pruners (``BasePruner.prune(study, trial)``): ``optimize()``, the
+controller and the benchmark all ask :meth:`Screener.screen` with the optimiser and the
+candidate's trial, and nothing else decides. :class:`ProbablyDominated` is the rule the
+run file's ``evaluation.screening`` sets.
+
 A candidate is evaluated stage by stage, on growing shares of each benchmark's
 questions. After a stage its objectives are estimated twice over: by the stage itself
 (few questions: a standard deviation of ~0.25 per normalised objective after a quarter
@@ -22,8 +28,14 @@ hypervolume than this rule: ``bench/search_efficiency.py`` has the figures.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.stats import norm
+
+if TYPE_CHECKING:
+    from paretomerge.search.optimizer import AskTellOptimizer, Trial
 
 # Variances are floored here before they are inverted.
 EPS = 1e-12
@@ -108,3 +120,38 @@ def screened_out(
     if np.isnan(std).any():
         return False
     return prob_dominated(np.asarray(mean, dtype=float), std, finished) >= confidence
+
+
+class Screener(ABC):
+    """Decides whether a partly evaluated candidate stops."""
+
+    @abstractmethod
+    def screen(
+        self, optimizer: AskTellOptimizer, trial: Trial, y: np.ndarray, yvar: np.ndarray
+    ) -> bool:
+        """Whether ``trial`` (pending in ``optimizer``) stops after a screening stage that
+        estimated its objectives as ``y`` with variances ``yvar`` ``(m,)``, the variances
+        of its own evaluation (what the surrogate is told)."""
+
+
+class ProbablyDominated(Screener):
+    """Stop a candidate that is dominated with probability at least ``confidence``.
+
+    Its objectives are the optimiser's prediction at its point conditioned on the stage
+    (:func:`conditioned_on_stage`; the stage alone without a surrogate), compared with
+    :meth:`~paretomerge.search.optimizer.AskTellOptimizer.finished_front`: the baselines
+    and the estimates at the points evaluated in full (:func:`screened_out`).
+    """
+
+    def __init__(self, confidence: float):
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must lie in (0, 1), not {confidence}")
+        self.confidence = confidence
+
+    def screen(
+        self, optimizer: AskTellOptimizer, trial: Trial, y: np.ndarray, yvar: np.ndarray
+    ) -> bool:
+        prior = optimizer.predict(np.asarray(trial.x)[None])
+        at = None if prior is None else (prior[0][0], prior[1][0])
+        mean, std = conditioned_on_stage(y, yvar, at)
+        return screened_out(mean, std, optimizer.finished_front(), self.confidence)

@@ -1,0 +1,327 @@
+"""``optimize``: a whole search of a black-box objective, batch by batch.
+
+It runs the search policy of :mod:`paretomerge.search` in-process, as the controller runs
+it over tasks: the optimiser's asks (search, then validation), the screener's stops
+(:mod:`paretomerge.search.screening`) on an objective evaluated in screening stages, the
+reported front (:mod:`paretomerge.search.front`) and its hypervolume after each batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.config import SearchConfig, expand_initial_solutions
+from paretomerge.search.optimizer import AskTellOptimizer
+from paretomerge.search.pareto import hypervolume
+from paretomerge.search.screening import Screener
+from paretomerge.search.surrogates import NutsSettings
+
+
+@dataclass(frozen=True)
+class ScreeningStage:
+    """A staged objective's estimates of ``q`` points after one screening stage (the
+    questions asked so far): ``Y`` ``(q, m)``, ``Yvar`` ``(q, m)`` the variances of the
+    evaluation's own error, ``cost`` ``(q,)`` what the questions asked so far cost (any
+    unit: output tokens, say), or ``None``."""
+
+    Y: np.ndarray
+    Yvar: np.ndarray
+    cost: np.ndarray | None = None
+
+
+# f(X (q, d)) -> Y (q, m); or (Y, Yvar) with Yvar (q, m) the variances of Y's entries; or,
+# staged, the ScreeningStages of one evaluation, growing, the last one asking every question.
+Objective = Callable[
+    [np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray] | Sequence[ScreeningStage]
+]
+
+
+@dataclass
+class OptimizeResult:
+    """Every evaluation of a search, in order, and the Pareto set it reports.
+
+    Attributes:
+        X: ``(n, dim)`` every point evaluated, search then validation evaluations
+            (``n = budget + validation_budget``).
+        Y: ``(n, m)`` the raw values the objective returned for them.
+        Yvar: ``(n, m)`` their variances when the objective returned them, else ``None``.
+        is_validation: ``(n,)`` which evaluations were validations.
+        pareto_X: ``(k, dim)`` the reported front: the evaluated points whose estimated
+            values are non-dominated (see :mod:`paretomerge.search.estimates`), best
+            first objective first.
+        pareto_Y: ``(k, m)`` their estimated values: the surrogate's posterior mean given
+            every evaluation (a point's repeated evaluations pooled), or for a strategy
+            with no surrogate the pooled observations.
+        pareto_Y_std: ``(k, m)`` the posterior standard deviations (or the pooled
+            observations' standard errors; NaN when no variance is known). A 95% interval
+            is ``pareto_Y +- 1.96 pareto_Y_std``.
+        pareto_probability: ``(k,)`` each point's posterior probability of being
+            non-dominated among the evaluated points.
+        hypervolume: ``(b,)`` the hypervolume of the reported front after each batch
+            (its last value is that of ``pareto_Y``).
+        hypervolume_after: ``(b,)`` the number of evaluations after which each was taken.
+        stopped_after: ``(n,)`` the screening stage each evaluation stopped after (its
+            last stage: evaluated in full; 0 for an objective that is not staged).
+        screened: ``(n,)`` which evaluations a screener stopped early.
+        cost: ``(n,)`` what each evaluation cost, its stages up to the one it stopped
+            after (a staged objective's ``cost``), else ``None``.
+        proposal_seconds: the wall time of each ``ask``, initial design and validation
+            included.
+        state: the optimiser's state (:meth:`AskTellOptimizer.state_dict`).
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    Yvar: np.ndarray | None
+    is_validation: np.ndarray
+    pareto_X: np.ndarray
+    pareto_Y: np.ndarray
+    pareto_Y_std: np.ndarray
+    pareto_probability: np.ndarray
+    hypervolume: np.ndarray
+    hypervolume_after: np.ndarray
+    stopped_after: np.ndarray
+    screened: np.ndarray
+    cost: np.ndarray | None
+    proposal_seconds: list[float] = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+
+
+class ObjectiveError(ValueError):
+    """The objective returned something unusable; ``partial`` holds what was finished."""
+
+    def __init__(self, message: str, partial: OptimizeResult):
+        super().__init__(message)
+        self.partial = partial
+
+
+def optimize(
+    objective: Objective,
+    dim: int,
+    num_objectives: int = 2,
+    strategy: str = "coarse-to-fine",
+    budget: int = 88,
+    batch_size: int = 4,
+    initial_points: int = 8,
+    ref_point: Sequence[float] = (-0.2, -0.2),
+    layer_profile: Sequence[float] | None = None,
+    num_blocks: int | None = None,
+    initial_solutions: Sequence[float | Sequence[float]] | None = None,
+    seed: int = 0,
+    *,
+    extra_variables: int = 0,
+    partition_strategy: str = "hybrid",
+    acquisition: AcquisitionSettings | None = None,
+    nuts: NutsSettings | None = None,
+    validation_budget: int = 0,
+    baselines: Sequence[Sequence[float]] | None = None,
+    screener: Screener | None = None,
+) -> OptimizeResult:
+    """Search the Pareto set of ``objective`` over ``[0, 1]^dim`` (all objectives maximised).
+
+    The search spends ``budget`` evaluations, then ``validation_budget`` more on the
+    points that may be on the front (:meth:`AskTellOptimizer.ask_validation`), in
+    batches of ``batch_size``. The front it reports is chosen and valued by the
+    surrogate's posterior at the evaluated points, never by the raw values
+    (:meth:`AskTellOptimizer.front`).
+
+    A staged objective returns a candidate's estimates after each screening stage. With
+    a ``screener``, each search candidate of a batch stops after the first stage at which
+    :meth:`Screener.screen` says so, judged on the optimiser as it was when the batch was
+    asked, and is told that stage's values as screened; validations are evaluated in
+    full. Without one, every candidate is told its last stage.
+
+    Args:
+        objective: ``f(X)`` with ``X`` ``(q, dim)`` in ``[0, 1]^dim`` returning ``Y``
+            ``(q, m)`` finite values, or ``(Y, Yvar)`` with ``Yvar`` ``(q, m)`` the
+            variances of those values (the squared standard errors of the objective's own
+            estimates), or a list of :class:`ScreeningStage` (staged). With ``Yvar``
+            every Bayesian strategy fits with that noise (heteroscedastic); without, it
+            infers one noise level per objective.
+        dim: number of decision variables (merge weights, then ``extra_variables``).
+        num_objectives: ``m >= 2``.
+        strategy: one of random, sobol, model-level, gp, sip-gp, saas, sip-saas,
+            sip-map-saas, coarse-to-fine, bambo.
+        budget: number of search evaluations, exactly (validation comes on top).
+        batch_size: points per batch after the initial design.
+        initial_points: size of the initial design, evaluated as one batch.
+        ref_point: hypervolume reference point, ``(m,)``.
+        layer_profile: divergence per merge weight (``dim - extra_variables`` values);
+            needed by sip-gp, sip-saas, sip-map-saas, coarse-to-fine and bambo.
+        num_blocks: number of layer blocks for bambo (the head variable is one more).
+        initial_solutions: points for the initial design; a scalar fills every variable.
+        seed: makes the whole search reproducible.
+        extra_variables: trailing decision variables that are not merge weights.
+        partition_strategy: bambo's block partition (hybrid, variance, balance, uniform).
+        acquisition: acquisition optimisation budget.
+        nuts: NUTS budget of the fully Bayesian strategies.
+        validation_budget: evaluations after the budget that re-evaluate the points most
+            likely on the front; their values are pooled with the earlier ones.
+        baselines: ``(k, m)`` values the user has without any search (a merge's base and
+            expert); the front leaves out what they match or beat, and a screener
+            compares with them.
+        screener: stops candidates of a staged objective early (see above).
+
+    Raises:
+        ValueError: for an invalid configuration.
+        ObjectiveError: when ``objective`` returns the wrong shape or non-finite values;
+            its ``partial`` attribute holds every evaluation finished before.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if validation_budget < 0:
+        raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
+    config = SearchConfig(
+        dim=dim,
+        num_objectives=num_objectives,
+        strategy=strategy,
+        ref_point=tuple(float(r) for r in ref_point),
+        budget=budget,
+        initial_points=initial_points,
+        seed=seed,
+        layer_profile=None if layer_profile is None else tuple(float(v) for v in layer_profile),
+        initial_solutions=expand_initial_solutions(initial_solutions, dim),
+        extra_variables=extra_variables,
+        num_blocks=num_blocks,
+        partition_strategy=partition_strategy,
+        acquisition=acquisition or AcquisitionSettings(),
+        nuts=nuts or NutsSettings(),
+        baselines=tuple(tuple(float(v) for v in b) for b in baselines or ()),
+    )
+    optimizer = AskTellOptimizer(config)
+    search = _SearchRecord()
+    validated = 0
+    while optimizer.num_search_trials < budget or validated < validation_budget:
+        started = time.perf_counter()
+        if optimizer.num_search_trials < budget:
+            remaining = budget - optimizer.num_search_trials
+            q = min(initial_points if not optimizer.trials else batch_size, remaining)
+            trials = optimizer.ask(q)
+        else:
+            trials = optimizer.ask_validation(min(batch_size, validation_budget - validated))
+            validated += len(trials)
+        search.proposal_seconds.append(time.perf_counter() - started)
+        X = np.array([t.x for t in trials])
+        stages, problem = _objective_stages(objective(X), X, num_objectives)
+        if problem:
+            raise ObjectiveError(problem, search.result(optimizer))
+        last = len(stages) - 1
+        stopped = [last] * len(trials)
+        if screener is not None and stages[0].Yvar is not None:
+            for i, trial in enumerate(trials):
+                if trial.kind == "search":
+                    stopped[i] = next(
+                        (
+                            k
+                            for k in range(last)
+                            if screener.screen(optimizer, trial, stages[k].Y[i], stages[k].Yvar[i])
+                        ),
+                        last,
+                    )
+        for i, (trial, k) in enumerate(zip(trials, stopped, strict=True)):
+            stage = stages[k]
+            yvar = None if stage.Yvar is None else stage.Yvar[i]
+            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last)
+            search.record(k, last, None if stage.cost is None else float(stage.cost[i]))
+        search.record_front(optimizer)
+    return search.result(optimizer)
+
+
+@dataclass
+class _SearchRecord:
+    """What ``optimize()`` keeps besides the optimiser: per evaluation the screening stage
+    it stopped after and its cost; per batch the proposal's seconds and the reported
+    front's hypervolume."""
+
+    stopped_after: list[int] = field(default_factory=list)
+    screened: list[bool] = field(default_factory=list)
+    cost: list[float | None] = field(default_factory=list)
+    proposal_seconds: list[float] = field(default_factory=list)
+    hypervolume: list[float] = field(default_factory=list)
+    hypervolume_after: list[int] = field(default_factory=list)
+
+    def record(self, stopped_after: int, last: int, cost: float | None) -> None:
+        self.stopped_after.append(stopped_after)
+        self.screened.append(stopped_after < last)
+        self.cost.append(cost)
+
+    def record_front(self, optimizer: AskTellOptimizer) -> None:
+        front = np.array([p.mean for p in optimizer.front()])
+        ref = np.asarray(optimizer.config.ref_point)
+        self.hypervolume.append(hypervolume(front.reshape(-1, len(ref)), ref))
+        self.hypervolume_after.append(len(self.stopped_after))
+
+    def result(self, optimizer: AskTellOptimizer) -> OptimizeResult:
+        completed = [t for t in optimizer.trials if t.status == "completed"]
+        front = optimizer.front() if completed else []
+        m, d = optimizer.config.num_objectives, optimizer.config.dim
+        known_cost = self.cost and all(c is not None for c in self.cost)
+        return OptimizeResult(
+            X=optimizer.X,
+            Y=optimizer.Y,
+            Yvar=optimizer.Yvar,
+            is_validation=np.array([t.kind == "validation" for t in completed], dtype=bool),
+            pareto_X=np.array([p.x for p in front]).reshape(-1, d),
+            pareto_Y=np.array([p.mean for p in front]).reshape(-1, m),
+            pareto_Y_std=np.array([p.std for p in front]).reshape(-1, m),
+            pareto_probability=np.array([p.prob_non_dominated for p in front]),
+            hypervolume=np.array(self.hypervolume),
+            hypervolume_after=np.array(self.hypervolume_after, dtype=int),
+            stopped_after=np.array(self.stopped_after, dtype=int),
+            screened=np.array(self.screened, dtype=bool),
+            cost=np.array(self.cost, dtype=float) if known_cost else None,
+            proposal_seconds=self.proposal_seconds,
+            state=optimizer.state_dict(),
+        )
+
+
+def _objective_stages(
+    output, X: np.ndarray, num_objectives: int
+) -> tuple[list[ScreeningStage], str | None]:
+    """The screening stages of what the objective returned for ``X`` (one, unstaged, for
+    ``Y`` or ``(Y, Yvar)``) and what is wrong with them, if anything."""
+    if isinstance(output, Sequence) and output and isinstance(output[0], ScreeningStage):
+        stages = list(output)
+    else:
+        stages = [ScreeningStage(*_as_values(output))]
+    for k, stage in enumerate(stages):
+        problem = _values_problem(stage.Y, stage.Yvar, X, num_objectives)
+        if problem is None and stage.cost is not None and np.shape(stage.cost) != (len(X),):
+            problem = f"objective returned cost of shape {np.shape(stage.cost)} for {len(X)} points"
+        if problem:
+            return stages, (f"screening stage {k}: {problem}" if len(stages) > 1 else problem)
+    return stages, None
+
+
+def _as_values(output) -> tuple[np.ndarray, np.ndarray | None]:
+    Y, Yvar = output if isinstance(output, tuple) and len(output) == 2 else (output, None)
+    Y = np.asarray(Y, dtype=float)
+    return Y, None if Yvar is None else np.asarray(Yvar, dtype=float)
+
+
+def _values_problem(
+    Y: np.ndarray, Yvar: np.ndarray | None, X: np.ndarray, num_objectives: int
+) -> str | None:
+    """What is wrong with the values ``Y`` and variances ``Yvar`` returned for ``X``."""
+    expected = (len(X), num_objectives)
+    for name, values in (("values", Y), ("variances", Yvar)):
+        if values is None:
+            continue
+        if values.shape != expected:
+            problem = f"objective returned {name} of shape {values.shape} for {len(X)} points"
+            return f"{problem}, expected {expected}"
+        usable = np.isfinite(values) & (values >= 0 if name == "variances" else True)
+        bad = np.flatnonzero(~np.all(usable, axis=1))
+        if len(bad):
+            i = int(bad[0])
+            kind = "non-finite" if name == "values" else "negative or non-finite"
+            return (
+                f"objective returned {kind} {name} {values[i].tolist()} for row {i} of the "
+                f"batch (x={X[i].round(4).tolist()}); {len(bad)} of {len(X)} rows are unusable"
+            )
+    return None

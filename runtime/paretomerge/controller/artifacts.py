@@ -34,16 +34,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.files import write_atomic
 from paretomerge.run_layout import WITHIN_RUN, RunLayout
 
 if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
     from paretomerge.controller.decision_space import DecisionSpace
-
-
-# Where the anchors sit in objective space (see objectives.py): base, expert.
-ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ made-up scores: what is checked is what the commands make of them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from builders import benchmark_score
@@ -17,9 +19,11 @@ from typer.testing import CliRunner
 from paretomerge.cli import app
 from paretomerge.controller.artifacts import pareto_candidates, pareto_points, write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.controller.objectives import HYPERVOLUME_DECIMALS, format_hypervolume
 from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
-from paretomerge.results import BenchmarkScore
+from paretomerge.results import BenchmarkScore, EvaluationCost
 from paretomerge.run_layout import PARETO_FILE, RUN_FILE
+from paretomerge.search import hypervolume
 from paretomerge.spec import dump_run, load_run
 from paretomerge.tasks import EvaluateTask, write_task
 
@@ -172,3 +176,89 @@ def test_materialize_into_a_non_empty_folder_says_so(tmp_path: Path) -> None:
     assert f"error: output directory {out} exists and is not empty" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def recorded_state(unnamed: int = 0) -> RunState:
+    """A searched run whose hypervolume history is recorded as the controller records it:
+    after each finished evaluation, the hypervolume of the front reported then, naming the
+    evaluation (the first ``unnamed`` entries not named, as in older checkpoints). Values
+    with many digits, so that a rounding of its own anywhere would show."""
+    state = searched_state()
+    results = [
+        ("c0001", (0.123456789, 0.912345678)),
+        ("c0002", (0.487654321, 0.531234567)),
+        ("c0003", (0.301234567, 0.601234567)),
+        ("c0004", (0.765432101, 0.287654321)),
+        ("c0005", (0.456789012, 0.456789012)),  # dominated by c0002
+        ("c0006", (0.913579246, 0.102468135)),
+    ]
+    state.candidates, state.hypervolume = [], []
+    reference = np.array(load_run(EXAMPLES / "tiny-cpu.yaml").spec.search.reference_point)
+    for index, (cid, y) in enumerate(results):
+        record = candidate(cid, *y).model_copy(
+            update={
+                "cost": EvaluationCost(questions=12, output_tokens=100 * (index + 1), gpus=0),
+                "finished": f"2025-01-01T00:00:{index:02d}",
+            }
+        )
+        state.candidates.append(record)
+        front = [p.candidate.reported[0] for p in pareto_points(state)]
+        state.hypervolume.append(hypervolume(np.array(front).reshape(-1, 2), reference))
+        state.hypervolume_after.append(cid)
+    state.hypervolume_after = state.hypervolume_after[unnamed:]
+    return state
+
+
+@pytest.mark.parametrize("unnamed", [0, 3])
+def test_one_hypervolume_in_the_table_the_legends_the_curves_and_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: int
+) -> None:
+    from paretomerge import plots
+    from paretomerge.report import RunDirectory
+
+    legends: dict[str, list[str]] = {}
+    save = plots._save
+
+    def keep_legend(figure, path):
+        legends[Path(path).name] = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+        save(figure, path)
+
+    monkeypatch.setattr(plots, "_save", keep_legend)
+    state = recorded_state(unnamed)
+    run_dir = write_run_dir(tmp_path, state)
+    html_path = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run_dir), "--html", str(html_path)])
+    assert result.exit_code == 0, result.output
+
+    directory = RunDirectory.open(run_dir)
+    curve = directory.hypervolume_curve()
+    # The curve is the controller's history, the table's value that of pareto.csv: the
+    # same front, so the same number (pareto.csv keeps 6 significant digits).
+    assert curve.y.tolist() == state.hypervolume and curve.x.tolist() == [1, 2, 3, 4, 5, 6]
+    assert directory.hypervolume() == pytest.approx(curve.y[-1], abs=1e-6)
+    shown = format_hypervolume(curve.y[-1])
+    assert shown == format_hypervolume(directory.hypervolume())
+    assert len(shown.split(".")[1]) == HYPERVOLUME_DECIMALS
+
+    table = html_path.read_text().split("<table id='runs'>")[1].split("</table>")[0]
+    assert re.findall(r"<td>(\d+\.\d+)</td>", table) == [shown]
+    assert re.search(rf"front of 5, hypervolume {shown}$", result.output, re.MULTILINE)
+    assert f"tiny-cpu (layer-wise): front, hypervolume {shown}" in legends["pareto_front.png"]
+    assert legends["hypervolume.png"] == [f"tiny-cpu (final {shown})"]
+    # Against cost: the evaluations named in order (older entries: the earliest finished).
+    assert legends["hypervolume_cost.png"] == [f"tiny-cpu (final {shown})"]
+    cost_curve = directory.hypervolume_cost_curve("output_tokens")
+    assert cost_curve.x.tolist() == [100, 300, 600, 1000, 1500, 2100]
+    assert cost_curve.y.tolist() == state.hypervolume
+
+
+def test_a_baseline_with_another_reference_point_is_refused(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path / "a", recorded_state())
+    other = write_run_dir(tmp_path / "b", recorded_state())
+    run_file = other / RUN_FILE
+    data = yaml.safe_load(run_file.read_text())
+    data["spec"]["search"]["referencePoint"] = [-0.5, -0.5]
+    run_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = runner.invoke(app, ["report", str(run_dir), "--baseline", str(other)])
+    assert result.exit_code == 1
+    assert "their hypervolumes cannot be compared" in " ".join(result.output.split())

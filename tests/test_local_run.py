@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from paretomerge.checkpoint import Checkpoint
 from paretomerge.cli import app
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.state import RunState
 from paretomerge.k8s.status import run_status
 from paretomerge.search import hypervolume, pareto_mask
@@ -68,7 +69,7 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
         rows = list(csv.DictReader(handle))
     # One row per distinct non-dominated trade-off that neither anchor matches or beats, by
     # the search's estimates.
-    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])
+    anchors = ANCHOR_OBJECTIVES
     estimated = np.array([c.estimate.mean for c in state.candidates])
     front = estimated[pareto_mask(estimated)]
     distinct = {tuple(y) for y in front if not (anchors >= y).all(axis=1).any()}

@@ -333,16 +333,17 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
 
-    from paretomerge.report import RunDirectory, write_html, write_plots
+    from paretomerge.controller.objectives import format_hypervolume
+    from paretomerge.report import RunDirectory, check_comparable, write_html, write_plots
     from paretomerge.run_layout import PARETO_FILE
 
     try:
         directory = RunDirectory.open(run_dir)
         others = [RunDirectory.open(path) for path in baselines]
+        check_comparable(directory, others)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from error
     console = Console()
-    ref_point = directory.run.spec.search.reference_point
     for run in (directory, *others):
         console.print(_front_table(run))
     for run in (directory, *others):
@@ -350,7 +351,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
             + (f"{screened} screened out, " if (screened := run.state.count("screened")) else "")
             + f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
-            f"{run.hypervolume(ref_point):.4f}",
+            f"{format_hypervolume(run.hypervolume())}",
             markup=False,
             soft_wrap=True,  # one line, whatever the terminal's width: scripts read it
         )
@@ -531,6 +532,7 @@ def search_demo(
     from rich.console import Console
     from rich.table import Table
 
+    from paretomerge.controller.objectives import format_hypervolume
     from paretomerge.search import hypervolume, optimize
     from paretomerge.search.problems import LayerMergeLandscape
 
@@ -558,7 +560,10 @@ def search_demo(
             except ValueError as error:
                 raise _fail(error) from None
         true_hv = hypervolume(landscape.true_values(results[name].X), ref_point)
-        console.print(f"{name}: hypervolume {true_hv:.3f} (noiseless values of its evaluations)")
+        console.print(
+            f"{name}: hypervolume {format_hypervolume(true_hv)} "
+            "(noiseless values of its evaluations)"
+        )
 
     result = results[strategy]
     table = Table(title=f"Pareto set found by {strategy}")

@@ -6,8 +6,8 @@
   number, with optional error bars and validated values drawn apart from search
   estimates, every evaluated merge, the anchors, and other runs (e.g. a model-level
   sweep) overlaid;
-- :func:`plot_hypervolume`: hypervolume against any cumulative x (evaluations today; the
-  same function draws it against cost);
+- :func:`plot_hypervolume`: hypervolume against any cumulative x (evaluations, or their
+  cumulative cost), each curve's last value in the legend;
 - the importance heatmap lives in :mod:`paretomerge.heatmap`.
 
 Sizes and fonts are set for figures shown about 700 pixels wide in the HTML report.
@@ -25,6 +25,8 @@ matplotlib.use("Agg")  # files only: no display on servers and in pods
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES, format_hypervolume
 
 DPI = 120
 FONT_SIZE = 11
@@ -134,7 +136,7 @@ def plot_fronts(
             steps[:, 1],
             color=colour,
             linewidth=1.8,
-            label=f"{run.label}: front, hypervolume {run.hypervolume:.3f}",
+            label=f"{run.label}: front, hypervolume {format_hypervolume(run.hypervolume)}",
         )
         if run.front_std is not None:
             _error_bars(axes, run.front, run.front_std, colour, alpha=0.8)
@@ -167,10 +169,8 @@ def plot_fronts(
                 zorder=4,
                 label=f"{run.label}: validated",
             )
-    for (x, y), marker, label in (
-        ((0.0, 1.0), "s", "base (0, 1)"),
-        ((1.0, 0.0), "D", "expert (1, 0)"),
-    ):
+    for (x, y), marker, role in zip(ANCHOR_OBJECTIVES, "sD", ("base", "expert"), strict=True):
+        label = f"{role} ({x:g}, {y:g})"
         # Hollow, so that a merge at an anchor's place stays visible under it.
         axes.scatter(
             [x], [y], s=120, marker=marker, facecolors="none", edgecolors="0.15",
@@ -183,7 +183,7 @@ def plot_fronts(
     _fit_limits(axes, runs, ref_point)
     for run in runs:
         if run.points is not None and len(run.front):
-            _label_points(axes, run.front, run.points, avoid=np.array([[0.0, 1.0], [1.0, 0.0]]))
+            _label_points(axes, run.front, run.points, avoid=ANCHOR_OBJECTIVES)
     # Below the axes, the searched run's entries first: no legend hides a point.
     handles = dict(zip(*reversed(axes.get_legend_handles_labels()), strict=True))
     order = sorted(handles, key=lambda label: _legend_rank(label, runs))
@@ -228,7 +228,11 @@ def plot_hypervolume(curves: Sequence[Curve], x_label: str, title: str, path: Pa
             where="post",
             color=RUN_COLOURS[index % len(RUN_COLOURS)],
             linewidth=1.8,
-            label=f"{curve.label} (final {curve.y[-1]:.3f})" if len(curve.y) else curve.label,
+            label=(
+                f"{curve.label} (final {format_hypervolume(curve.y[-1])})"
+                if len(curve.y)
+                else curve.label
+            ),
         )
     axes.set_xlabel(x_label)
     axes.set_ylabel("hypervolume of the front")
@@ -242,7 +246,7 @@ def plot_hypervolume(curves: Sequence[Curve], x_label: str, title: str, path: Pa
 
 def _fit_limits(axes, runs: Sequence[FrontSeries], ref_point: Sequence[float]) -> None:
     """Show the anchors, every point and the reference corner, with a margin."""
-    values = np.vstack([[0.0, 1.0], [1.0, 0.0], *(r.evaluated for r in runs if len(r.evaluated))])
+    values = np.vstack([ANCHOR_OBJECTIVES, *(r.evaluated for r in runs if len(r.evaluated))])
     low = np.minimum(values.min(axis=0), ref_point)
     high = values.max(axis=0)
     margin = 0.06 * (high - low)

@@ -8,6 +8,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from paretomerge.controller.objectives import format_hypervolume
 from paretomerge.controller.state import RunState
 from paretomerge.spec import ParetoMergeRun
 
@@ -89,7 +90,7 @@ class RunProgressBar:
             completed=state.finished,
             phase=state.phase,
             running=state.count("running"),
-            hv=f"{state.hypervolume[-1]:.4f}" if state.hypervolume else "-",
+            hv=format_hypervolume(state.hypervolume[-1]) if state.hypervolume else "-",
             eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-",
         )
         if state.message and state.message != self._last_message:

@@ -8,9 +8,10 @@ optional ``f1_std`` / ``f2_std`` columns give each value's standard deviation. P
 - ``pareto_front.png``: the front as a staircase with numbered points, every evaluated
   merge, the anchors (base at ``(0, 1)``, expert at ``(1, 0)``) and, if given, the
   fronts of baseline runs (e.g. a model-level sweep);
-- ``hypervolume.png``: hypervolume against evaluations, baselines overlaid;
+- ``hypervolume.png``: the run's hypervolume history against evaluations, baselines
+  overlaid;
 - ``hypervolume_cost.png``: the same against the cumulative GPU-seconds of the
-  candidates, or their output tokens where the run used no GPU (runs from before costs
+  evaluations, or their output tokens where the run used no GPU (runs from before costs
   were measured have none);
 - ``importance.png``: the importance heatmap with the block partition drawn on it.
 
@@ -18,6 +19,13 @@ optional ``f1_std`` / ``f2_std`` columns give each value's standard deviation. P
 URIs, nothing loaded from elsewhere): the Pareto table, each member's mergekit
 configuration and ``materialize`` command, the anchors, what every evaluation cost, the
 spec in brief, and the candidates that failed.
+
+A run has one hypervolume: that of its reported front (``pareto.csv``) against its
+reference point. The controller records it after every finished evaluation
+(:attr:`RunState.hypervolume`, ``hypervolume.json``); the curves draw that history, and
+the table, the front plot's legend and the CLI show its last value, recomputed from
+``pareto.csv`` (:meth:`RunDirectory.hypervolume`), all printed by one
+:func:`~paretomerge.controller.objectives.format_hypervolume`.
 """
 
 from __future__ import annotations
@@ -33,9 +41,14 @@ from typing import Literal
 
 import numpy as np
 
-from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES, format_hypervolume
+from paretomerge.controller.state import (
+    AnchorRecord,
+    CandidateRecord,
+    EvaluationRecord,
+    RunState,
+)
 from paretomerge.importance import ImportanceProfile, PartitionRecord, partition_profile
 from paretomerge.merge import MergePlan
 from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
@@ -156,45 +169,68 @@ class RunDirectory:
         std = np.load(path)
         return std if std.shape == self.evaluated().shape else None
 
-    def hypervolume(self, ref_point: Sequence[float]) -> float:
-        """Hypervolume of the reported front against ``ref_point``."""
+    @property
+    def reference_point(self) -> list[float]:
+        """The point this run's hypervolumes are measured from (its spec's)."""
+        return self.run.spec.search.reference_point
+
+    def hypervolume(self) -> float:
+        """Hypervolume of the reported front (``pareto.csv``) against the run's reference
+        point: what the table, the front plot's legend and the CLI show, and the last value
+        of :meth:`hypervolume_curve` (the controller records the same front's)."""
         front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
-        return hypervolume(front, np.asarray(ref_point, dtype=float)) if len(front) else 0.0
+        ref = np.asarray(self.reference_point, dtype=float)
+        return hypervolume(front, ref) if len(front) else 0.0
 
-    def hypervolume_curve(self, ref_point: Sequence[float]) -> Curve:
-        """Hypervolume of the merges ``pareto.csv`` would list (those no anchor matches or
-        beats in both objectives) after each evaluation, in the order they finished: the
-        curve ends where the front plot's legend does. (``hypervolume.json`` keeps the
-        search's own progress figure, which counts every observation.)"""
-        done, history = self._hypervolume_history(ref_point)
-        return Curve(self.run.name, np.arange(1, len(done) + 1), history)
+    def hypervolume_curve(self) -> Curve:
+        """The run's hypervolume history (:attr:`RunState.hypervolume`: the hypervolume of
+        the reported front after each finished evaluation, as the controller recorded it
+        and ``hypervolume.json`` lists it) against the evaluations' count."""
+        history = np.array(self.state.hypervolume, dtype=float)
+        return Curve(self.run.name, np.arange(1, len(history) + 1), history)
 
-    def hypervolume_cost_curve(self, ref_point: Sequence[float], unit: CostUnit) -> Curve | None:
-        """:meth:`hypervolume_curve` against the candidates' cumulative cost in ``unit``
-        (GPU-seconds or output tokens), in the same order; ``None`` when a candidate has
-        no cost recorded (a run from before costs were measured)."""
-        done, history = self._hypervolume_history(ref_point)
-        if any(c.cost is None for c in done):
+    def hypervolume_cost_curve(self, unit: CostUnit) -> Curve | None:
+        """:meth:`hypervolume_curve` against the cumulative cost in ``unit`` (GPU-seconds
+        or output tokens) of the evaluations each value followed, in that order; ``None``
+        when one of them is unknown or has no cost recorded (a run from before costs were
+        measured)."""
+        evaluations = self._hypervolume_history()
+        if evaluations is None or any(e.cost is None for e in evaluations):
             return None
-        spent = [getattr(c.cost, unit) for c in done]
-        return Curve(self.run.name, np.cumsum(np.array(spent, dtype=float)), history)
+        spent = np.array([getattr(e.cost, unit) for e in evaluations], dtype=float)
+        return Curve(self.run.name, np.cumsum(spent), np.array(self.state.hypervolume))
 
-    def _hypervolume_history(
-        self, ref_point: Sequence[float]
-    ) -> tuple[list[CandidateRecord], np.ndarray]:
-        """The succeeded candidates in the order they finished, and ``(n,)`` the
-        hypervolume of the listed merges after each (see :meth:`hypervolume_curve`)."""
-        done = sorted(
-            (c for c in self.state.candidates if c.status == "succeeded"),
-            key=lambda c: c.finished or "",
+    def _hypervolume_history(self) -> list[EvaluationRecord] | None:
+        """The evaluation after which each value of :attr:`RunState.hypervolume` was
+        taken (:attr:`RunState.hypervolume_after`), or ``None`` where they cannot be told.
+
+        Older checkpoints name none for their first entries: those are the earliest
+        finished evaluations that no later entry names, in the order they finished (the
+        controller appends one value per result)."""
+        state = self.state
+        try:
+            named = [state.evaluation(task_id) for task_id in state.hypervolume_after]
+        except KeyError:
+            return None
+        unnamed = len(state.hypervolume) - len(named)
+        if unnamed < 0:
+            return None
+        if unnamed == 0:
+            return named
+        ids = set(state.hypervolume_after)
+        earlier = sorted(
+            (
+                r
+                for r in [*state.candidates, *state.validations]
+                if r.finished is not None and r.status != "failed" and r.id not in ids
+            ),
+            key=lambda r: r.finished or "",
         )
-        Y = np.array([c.objectives for c in done], dtype=float).reshape(-1, 2)
-        listed = ~(np.array(ANCHOR_OBJECTIVES)[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
-        ref = np.asarray(ref_point, dtype=float)
-        history = [hypervolume(Y[:k][listed[:k]], ref) for k in range(1, len(Y) + 1)]
-        return done, np.array(history)
+        if len(earlier) < unnamed:
+            return None
+        return [*earlier[:unnamed], *named]
 
-    def series(self, numbered: bool, ref_point: Sequence[float]) -> FrontSeries:
+    def series(self, numbered: bool) -> FrontSeries:
         """This run for :func:`~paretomerge.plots.plot_fronts`."""
         front = self.front()
         stds = [m.std for m in front]
@@ -205,7 +241,7 @@ class RunDirectory:
             points=[m.point for m in front] if numbered else None,
             front_std=np.array(stds, dtype=float) if front and None not in stds else None,
             evaluated=self.evaluated(),
-            hypervolume=self.hypervolume(ref_point),
+            hypervolume=self.hypervolume(),
             validated=np.array(validated) if front and None not in validated else None,
             evaluated_std=self.evaluated_std(),
         )
@@ -218,25 +254,35 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in ("true", "1")
 
 
+def check_comparable(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> None:
+    """Raise :class:`ValueError` unless every baseline measures its hypervolume from the
+    run's reference point: each run's history was recorded against its own."""
+    for baseline in baselines:
+        if list(baseline.reference_point) != list(run_dir.reference_point):
+            raise ValueError(
+                f"baseline {baseline.run.name}'s reference point "
+                f"{tuple(baseline.reference_point)} is not {run_dir.run.name}'s "
+                f"{tuple(run_dir.reference_point)}: their hypervolumes cannot be compared"
+            )
+
+
 def write_plots(run_dir: RunDirectory, baselines: Sequence[RunDirectory] = ()) -> list[Path]:
     """Write the report's plots into the run directory; returns their paths."""
-    ref_point = run_dir.run.spec.search.reference_point
-    runs = [run_dir.series(True, ref_point), *(b.series(False, ref_point) for b in baselines)]
+    check_comparable(run_dir, baselines)
+    ref_point = run_dir.reference_point
+    runs = [run_dir.series(True), *(b.series(False) for b in baselines)]
     files = run_dir.files
     paths = [files.front_plot, files.hypervolume_plot]
     plot_fronts(runs, ref_point, f"{run_dir.run.name}: accuracy against output tokens", paths[0])
     plot_hypervolume(
-        [
-            run_dir.hypervolume_curve(ref_point),
-            *(b.hypervolume_curve(ref_point) for b in baselines),
-        ],
+        [run_dir.hypervolume_curve(), *(b.hypervolume_curve() for b in baselines)],
         "evaluations",
-        "Hypervolume of the front found so far",
+        "Hypervolume of the reported front after each evaluation",
         paths[1],
     )
     # GPU-seconds where the run used a GPU, else the tokens, the cost a CPU run has.
     unit: CostUnit = "gpu_seconds" if run_dir.state.cost.gpu_seconds > 0 else "output_tokens"
-    cost_curves = [r.hypervolume_cost_curve(ref_point, unit) for r in (run_dir, *baselines)]
+    cost_curves = [r.hypervolume_cost_curve(unit) for r in (run_dir, *baselines)]
     if cost_curves[0] is not None:
         paths.append(files.hypervolume_cost_plot)
         plot_hypervolume(
@@ -285,6 +331,7 @@ def write_html(
 ) -> Path:
     """Write the self-contained HTML report of ``run_dir`` to ``out``, with ``plots``
     (from :func:`write_plots`) inlined."""
+    check_comparable(run_dir, baselines)
     sections = [
         _summary(run_dir, baselines),
         _pareto_table(run_dir),
@@ -326,7 +373,7 @@ def _e(value: object) -> str:
 
 
 def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
-    state, ref_point = run_dir.state, run_dir.run.spec.search.reference_point
+    state, ref_point = run_dir.state, run_dir.reference_point
     rows = [
         (r, r.state.count("succeeded"), r.state.count("failed"), len(r.front()))
         for r in (run_dir, *baselines)
@@ -335,7 +382,7 @@ def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
         f"<tr><td class='text'>{_e(r.run.name)}</td>"
         f"<td class='text'>{_e(GRANULARITY_NAMES[r.run.spec.merge.granularity])}, "
         f"{_e(r.run.spec.search.strategy)}</td><td>{done}</td><td>{failed}</td>"
-        f"<td>{size}</td><td>{r.hypervolume(ref_point):.4f}</td></tr>"
+        f"<td>{size}</td><td>{format_hypervolume(r.hypervolume())}</td></tr>"
         for r, done, failed, size in rows
     )
     return (
@@ -467,6 +514,11 @@ def _mergekit_yaml(run_dir: RunDirectory, point: int) -> str:
         return f"# not available here: {error}"
 
 
+def _point(objectives: np.ndarray) -> str:
+    """``(0, 1)``: an anchor's place in objective space."""
+    return "(" + ", ".join(f"{value:g}" for value in objectives) + ")"
+
+
 def _anchors(run_dir: RunDirectory) -> str:
     benchmarks = _benchmarks(run_dir)
     head = "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
@@ -477,8 +529,9 @@ def _anchors(run_dir: RunDirectory) -> str:
         for role, anchor in run_dir.state.anchors.items()
     )
     return (
-        "<h2>Anchors</h2><p class='note'>f1 = 0 and f2 = 1 at the base, f1 = 1 and f2 = 0 "
-        "at the expert, per benchmark, then averaged.</p><table id='anchors'><thead><tr>"
+        f"<h2>Anchors</h2><p class='note'>(f1, f2) = {_point(ANCHOR_OBJECTIVES[0])} at the "
+        f"base, {_point(ANCHOR_OBJECTIVES[1])} at the expert, per benchmark, then averaged."
+        "</p><table id='anchors'><thead><tr>"
         f"<th class='text'>role</th><th class='text'>model</th>{head}"
         f"<th class='text'>from</th></tr></thead><tbody>{rows}</tbody></table>"
     )

@@ -68,11 +68,9 @@ def pareto_points(state: RunState) -> list[ParetoPoint]:
     members = reported_front(
         np.array([c.reported[0] for c in done]),
         eligible=np.array([c.status == "succeeded" or c.validated is not None for c in done]),
-        baselines=np.array(ANCHOR_OBJECTIVES),
+        baselines=ANCHOR_OBJECTIVES,
     )
-    return [
-        ParetoPoint(done[m.index], tuple(done[i].id for i in m.same_values)) for m in members
-    ]
+    return [ParetoPoint(done[m.index], tuple(done[i].id for i in m.same_values)) for m in members]
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:

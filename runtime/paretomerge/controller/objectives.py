@@ -32,10 +32,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from paretomerge.results import BenchmarkScore, Scores
 
-# Where the anchors sit in objective space, by the definitions above: base, expert.
-ANCHOR_OBJECTIVES = ((0.0, 1.0), (1.0, 0.0))
+# Where the anchors sit in objective space, by the normalisation above: base, expert.
+ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
+ANCHOR_OBJECTIVES.setflags(write=False)
+
+# Decimals of every hypervolume shown to a user (report, plots, CLI, progress).
+HYPERVOLUME_DECIMALS = 4
+
+
+def format_hypervolume(value: float) -> str:
+    """A hypervolume as every table, legend and line shows it."""
+    return f"{value:.{HYPERVOLUME_DECIMALS}f}"
 
 
 class AnchorError(ValueError):

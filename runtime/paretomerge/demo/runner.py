@@ -86,9 +86,11 @@ def demo_manifest(
             # Sampling as the paper's setting does (the spec's defaults): it makes the
             # choice to think a probability that the merge weights move, so merges near
             # a boundary reach the trade-offs in between.
-            # Screening may stop a candidate after 10 of the 40 questions, once it is 90%
-            # sure to be dominated: the spec's default first stage (a tenth) would be 1-4
-            # questions of the demo's small benchmarks.
+            # Screening may stop a candidate after a quarter or a half of its questions (6
+            # or 12 of the 24 that `paretomerge demo` asks by default), once the surrogate
+            # puts it behind a finished candidate or an anchor with probability 0.9: the
+            # spec's default first stage (a tenth) would be 1-4 questions of the demo's
+            # small benchmark.
             "evaluation": {
                 "engine": "transformers",
                 "maxTokens": MAX_TOKENS,

@@ -191,7 +191,9 @@ def optimize(
         partition_strategy=partition_strategy,
         acquisition=acquisition or AcquisitionSettings(),
         nuts=nuts or NutsSettings(),
-        baselines=tuple(tuple(float(v) for v in b) for b in baselines or ()),
+        baselines=tuple(
+            tuple(float(v) for v in b) for b in (() if baselines is None else baselines)
+        ),
     )
     optimizer = AskTellOptimizer(config)
     search = _SearchRecord()

@@ -27,6 +27,7 @@ _EXPORTS = {
     "OptimizeResult": "in_process",
     "ScreeningStage": "in_process",
     "optimize": "in_process",
+    "search_in_process": "in_process",
     "AskTellOptimizer": "optimizer",
     "Trial": "optimizer",
     "hypervolume": "pareto",
@@ -55,6 +56,7 @@ __all__ = [
     "optimize",
     "pareto_mask",
     "reported_front",
+    "search_in_process",
 ]
 
 
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
         OptimizeResult,
         ScreeningStage,
         optimize,
+        search_in_process,
     )
     from paretomerge.search.optimizer import AskTellOptimizer, Trial
     from paretomerge.search.pareto import hypervolume, pareto_mask

@@ -172,10 +172,6 @@ def optimize(
         ObjectiveError: when ``objective`` returns the wrong shape or non-finite values;
             its ``partial`` attribute holds every evaluation finished before.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if validation_budget < 0:
-        raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
     config = SearchConfig(
         dim=dim,
         num_objectives=num_objectives,
@@ -195,21 +191,45 @@ def optimize(
             tuple(float(v) for v in b) for b in (() if baselines is None else baselines)
         ),
     )
+    return search_in_process(
+        objective,
+        config,
+        batch_size=batch_size,
+        validation_budget=validation_budget,
+        screener=screener,
+    )
+
+
+def search_in_process(
+    objective: Objective,
+    config: SearchConfig,
+    *,
+    batch_size: int,
+    validation_budget: int = 0,
+    screener: Screener | None = None,
+) -> OptimizeResult:
+    """The loop behind :func:`optimize`, for a ready :class:`SearchConfig` (the one a
+    run's controller builds, say): ``config.initial_points`` first, then batches of
+    ``batch_size`` until ``config.budget``, then ``validation_budget`` validations."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if validation_budget < 0:
+        raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
     optimizer = AskTellOptimizer(config)
     search = _SearchRecord()
     validated = 0
-    while optimizer.num_search_trials < budget or validated < validation_budget:
+    while optimizer.num_search_trials < config.budget or validated < validation_budget:
         started = time.perf_counter()
-        if optimizer.num_search_trials < budget:
-            remaining = budget - optimizer.num_search_trials
-            q = min(initial_points if not optimizer.trials else batch_size, remaining)
+        if optimizer.num_search_trials < config.budget:
+            remaining = config.budget - optimizer.num_search_trials
+            q = min(config.initial_points if not optimizer.trials else batch_size, remaining)
             trials = optimizer.ask(q)
         else:
             trials = optimizer.ask_validation(min(batch_size, validation_budget - validated))
             validated += len(trials)
         search.proposal_seconds.append(time.perf_counter() - started)
         X = np.array([t.x for t in trials])
-        stages, problem = _objective_stages(objective(X), X, num_objectives)
+        stages, problem = _objective_stages(objective(X), X, config.num_objectives)
         if problem:
             raise ObjectiveError(problem, search.result(optimizer))
         last = len(stages) - 1

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from builders import (
     run_manifest,
     write_numeric_benchmark,
 )
-from fake_tasks import FakeExecutor, run_controller
+from fake_tasks import FakeExecutor, partial, run_controller, synthetic_scores
 from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.artifacts import pareto_candidates
@@ -38,7 +39,15 @@ from paretomerge.controller.objectives import AnchorError, check_anchors, object
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.executors import LocalExecutor
 from paretomerge.k8s.status import run_status
-from paretomerge.search import AskTellOptimizer, SearchConfig, hypervolume, pareto_mask
+from paretomerge.search import (
+    AskTellOptimizer,
+    ProbablyDominated,
+    ScreeningStage,
+    SearchConfig,
+    hypervolume,
+    pareto_mask,
+    search_in_process,
+)
 from paretomerge.spec import parse_run
 
 TESTS = Path(__file__).parent
@@ -621,3 +630,57 @@ def test_a_clearly_dominated_candidate_is_screened_out_and_its_slot_goes_to_the_
     assert run_status(state, "runs/fake", 1)["screened"] == 1
     results = json.loads((run_dir / "results.json").read_text())
     assert results["candidates"][2]["status"] == "screened"
+
+
+def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> None:
+    # One candidate at a time: the controller over tasks and search_in_process (what
+    # optimize() and bench/ run) see the same data in the same order, so on the same
+    # seed they must propose the same points, screen the same candidates after the same
+    # stage, and report the same front.
+    data = manifest(budget=7, initialPoints=1, initialSolutions=[0.55], strategy="gp")
+    data["spec"]["execution"]["parallelism"] = 1
+    data["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.5}
+    state = run_in_process(volume, data, env={"FAKE_STAGE_SECONDS": "1.5"})
+    assert state.phase == "Succeeded", state.message
+
+    run = parse_run(data)
+    space = DecisionSpace(run.spec, state.num_layers, tuple(state.profile))
+    benchmarks = [b.name for b in run.spec.objectives.benchmarks]
+    base, expert = state.anchors["base"].scores, state.anchors["expert"].scores
+    shares = run.spec.evaluation.screening.stages
+    staged_task = SimpleNamespace(stages=SimpleNamespace(shares=shares))
+
+    def objective(X: np.ndarray) -> list[ScreeningStage]:
+        """What fake_tasks.py scores after each screening stage, as objectives."""
+        stages = []
+        for stage in range(1, len(shares) + 1):
+            values = []
+            for x in X:
+                plan = space.plan(x, seed=0)
+                full = synthetic_scores(plan.layer_weights, plan.head_weight, benchmarks)
+                values.append(
+                    objective_values(partial(full, staged_task, stage), base, expert, benchmarks)
+                )
+            stages.append(
+                ScreeningStage(
+                    np.array([v.values for v in values]),
+                    np.array([v.own_variance for v in values]),
+                )
+            )
+        return stages
+
+    result = search_in_process(
+        objective,
+        space.search_config(),
+        batch_size=1,
+        screener=ProbablyDominated(run.spec.evaluation.screening.confidence),
+    )
+    np.testing.assert_allclose(result.X, [c.x for c in state.candidates], atol=1e-9)
+    last = len(shares) - 1
+    in_process = [None if k == last else k + 1 for k in result.stopped_after]  # 1-based
+    assert [c.screened_after for c in state.candidates] == in_process
+    assert any(k is not None for k in in_process)  # the test screens something
+    front = pareto_candidates(state)
+    np.testing.assert_allclose([c.x for c in front], result.pareto_X, atol=1e-9)
+    np.testing.assert_allclose([c.reported[0] for c in front], result.pareto_Y, atol=1e-6)
+    assert state.hypervolume[-1] == pytest.approx(result.hypervolume[-1], abs=1e-6)

@@ -19,6 +19,7 @@ import numpy as np
 from paretomerge.merge.methods import METHODS
 from paretomerge.merge.plan import MergePlan, plan_from_block_weights
 from paretomerge.partition import BlockPartition
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.search import AcquisitionSettings, SearchConfig
 from paretomerge.search.strategies import bambo_partition
 from paretomerge.spec import RunSpec
@@ -80,6 +81,7 @@ class DecisionSpace:
                 raw_samples=search.acquisition.raw_samples,
                 mc_samples=search.acquisition.mc_samples,
             ),
+            baselines=tuple(tuple(anchor) for anchor in ANCHOR_OBJECTIVES.tolist()),
         )
 
     def unit_solution(self, weight: float) -> tuple[float, ...]:

@@ -16,10 +16,10 @@ from functools import cached_property
 
 import numpy as np
 
+from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.merge.methods import METHODS
 from paretomerge.merge.plan import MergePlan, plan_from_block_weights
 from paretomerge.partition import BlockPartition
-from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.search import AcquisitionSettings, SearchConfig
 from paretomerge.search.strategies import bambo_partition
 from paretomerge.spec import RunSpec

@@ -684,3 +684,29 @@ def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> 
     np.testing.assert_allclose([c.x for c in front], result.pareto_X, atol=1e-9)
     np.testing.assert_allclose([c.reported[0] for c in front], result.pareto_Y, atol=1e-6)
     assert state.hypervolume[-1] == pytest.approx(result.hypervolume[-1], abs=1e-6)
+
+
+def test_a_controller_killed_mid_screening_resumes_without_losing_or_repeating(
+    volume: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # c0003 scores like a dominated merge; the controller is killed once its first
+    # screening stage is on the volume, whether or not it had stopped it yet.
+    data = manifest(budget=5, initialPoints=2, initialSolutions=[0.55, 0.8], strategy="sobol")
+    data["spec"]["execution"]["parallelism"] = 1
+    data["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.9}
+    run_file = write_run(volume, data)
+    monkeypatch.setenv("FAKE_DOMINATED", "c0003")
+    monkeypatch.setenv("FAKE_STAGE_SECONDS", "3")
+    stages = volume / "runs" / "fake" / "candidates" / "c0003" / "eval" / "stages"
+    kill_controller_when(run_file, volume, lambda state: (stages / "stage-1.json").exists())
+    state = resume_to_the_end(run_file, volume)
+    assert len(state.candidates) == 5 and state.finished == 5
+    assert state.candidate("c0003").status == "screened"
+    assert [c.status for c in state.candidates].count("screened") == 1
+    for candidate in state.candidates:
+        work_dir = volume / "runs" / "fake" / "candidates" / candidate.id
+        pids = list(work_dir.glob("attempt-*.pid"))
+        assert len(pids) == 1, f"{candidate.id} ran {len(pids)} times"
+    # Told once: one trial per candidate, the screened one told as screened.
+    trials = state.optimizer["trials"]
+    assert len(trials) == 5 and [t["screened"] for t in trials].count(True) == 1

@@ -26,8 +26,8 @@ members, at most 6). Two behaviours:
 - ``today``: the objective returns values only (noise inferred), the reported front is
   the raw non-dominated values, no validation.
 - ``new``: the objective returns ``(Y, Yvar)`` (on ``layer`` the known 0.01^2), the front
-  is chosen and valued by the posterior (``result.pareto_X`` / ``pareto_Y``), and on
-  ``noisy`` ``--validation`` evaluations validate it.
+  is the one ``optimize()`` reports (``result.pareto_X`` / ``pareto_Y``: chosen and
+  valued by the posterior), and on ``noisy`` ``--validation`` evaluations validate it.
 
 Per run: the true (noiseless) hypervolume of the reported front over the best-known one
 (BoTorch's ``max_hv`` for the test functions; for the family the hypervolume of a front
@@ -41,22 +41,23 @@ the true hypervolume of every evaluated point; the cost in full-benchmark evalua
 and one more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the
 median over the runs and [min, max].
 
-Screening (issue 14; ``--screening off,on`` on ``noisy``/``new``): the search runs as
-``optimize()`` does (same batches, same tells, same draws), each search candidate
-evaluated stage by stage on the run's seeded question order
+Every run is one call of ``optimize()``, the policy the tool ships (no loop of the
+benchmark's own): on ``noisy``/``new`` the objective is staged, each candidate evaluated
+screening stage by screening stage on the run's seeded question order
 (``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 20/50/198
-GPQA-Diamond and 3/8/30 AIME25 questions by default). After each stage but the last, the
-optimiser's prediction at the candidate's point (``AskTellOptimizer.predict``, from the
-evaluations finished when its batch was asked) is conditioned on the stage estimate
-(``conditioned_on_stage``), and ``screened_out`` at ``--confidence`` stops the candidate
-when that posterior puts it behind the optimiser's posterior means of the fully evaluated
-candidates or the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once normalised (the tool
-never reports a merge that an anchor matches or beats), with at least that probability.
-A screened candidate is told its stage estimate and variance, as screened, counts as one
+GPQA-Diamond and 3/8/30 AIME25 questions by default), and the search is told each
+candidate's own variance (the anchors' share apart), as the controller tells it. On the
+family the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once normalised, are the search's
+baselines, so the reported front leaves out what they match or beat, as a run's does.
+``--screening on`` gives ``optimize()`` the run file's screener
+(``ProbablyDominated(--confidence)``): after each screening stage but the last it stops a
+candidate that the optimiser's prediction at its point, conditioned on the stage, puts
+behind the anchors or the estimates of the fully evaluated candidates with at least that
+probability. A screened candidate is told its stage estimate, as screened, counts as one
 evaluation of the budget, and stays off the reported front unless a validation (always
-in full; screened points on the estimated front first) evaluates it again; the anchors
-are evaluated in full. Tokens are the output tokens the simulated questions generated,
-search and validation (the anchors, the same in every arm, apart).
+in full; screened points on the estimated front first) evaluates it again. Tokens are
+the output tokens the simulated questions generated, search and validation (the
+anchors, the same in every arm, apart).
 
 ``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
 ``noisy`` problem, with the noise inferred and with it known, once per run: wall seconds,

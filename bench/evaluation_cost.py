@@ -142,7 +142,7 @@ def main() -> None:
     medians = {
         stage: statistics.median(getattr(c, f"{stage}_seconds") for c in costs) for stage in STAGES
     }
-    answers = costs[0].questions
+    answers = costs[0].answers
     tokens = statistics.median(c.output_tokens for c in costs)
     print(
         f"\none candidate of the demo pair ({size / 1e6:.1f} MB of weights), {answers} answers, "

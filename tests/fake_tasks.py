@@ -97,7 +97,7 @@ def synthetic_cost(
     starts in 2 s and generates 100 tokens a second."""
     output_tokens = sum(round(s.mean_output_tokens * s.n * s.repeats) for s in scores.values())
     return EvaluationCost(
-        questions=sum(s.n * s.repeats for s in scores.values()),
+        answers=sum(s.n * s.repeats for s in scores.values()),
         output_tokens=output_tokens,
         merge_seconds=merge_seconds,
         serve_seconds=2.0,

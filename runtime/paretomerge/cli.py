@@ -357,7 +357,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     for run in (directory, *others):
         cost, anchors = run.state.cost, run.state.anchor_cost
         console.print(
-            f"{run.run.name} cost: {cost.evaluations} evaluation(s), {cost.questions} answers, "
+            f"{run.run.name} cost: {cost.evaluations} evaluation(s), {cost.answers} answers, "
             f"{cost.output_tokens} output tokens; merge {cost.merge_seconds:.1f} s, server "
             f"start {cost.serve_seconds:.1f} s, generation {cost.generate_seconds:.1f} s; "
             f"{cost.gpu_seconds:.1f} GPU-seconds (anchors apart: {anchors.output_tokens} "

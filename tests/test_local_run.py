@@ -111,9 +111,9 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     total = json.loads((run_dir / "results.json").read_text())["cost"]
     assert total["evaluations"] == BUDGET and total["answers"] == 16 * BUDGET
     assert total["output_tokens"] == sum(c.output_tokens for c in costs)
-    for stage in ("merge", "serve", "generate"):
-        spent = sum(getattr(c, f"{stage}_seconds") for c in costs)
-        assert total[f"{stage}_seconds"] == pytest.approx(spent)
+    for step in ("merge", "serve", "generate"):
+        spent = sum(getattr(c, f"{step}_seconds") for c in costs)
+        assert total[f"{step}_seconds"] == pytest.approx(spent)
     status = run_status(state, f"runs/{run_name}", 1)
     column = status["evaluationColumns"].index("outputTokens")
     assert status["cost"]["outputTokens"] == sum(row[column] for row in status["evaluations"])

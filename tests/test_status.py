@@ -39,7 +39,7 @@ COST = EvaluationCost(
 
 def finished_state(evaluations: int) -> RunState:
     """A run whose evaluations all lie on the Pareto front (the most status they can
-    need), each with a 37-dimensional weight vector, raw scores and stage times."""
+    need), each with a 37-dimensional weight vector, raw scores and step times."""
     rng = np.random.default_rng(0)
     candidates = []
     for i in range(evaluations):

@@ -143,7 +143,7 @@ class ProfileResult(ResultModel):
 
 class EvaluateTaskResult(ResultModel):
     """What an evaluate task leaves: the model's :class:`EvaluationResult`, where its
-    merged weights stay (``None`` once deleted), the seconds of each stage (``merge``,
+    merged weights stay (``None`` once deleted), the seconds of each step (``merge``,
     ``evaluate``) and the whole evaluation's ``cost``, merge and GPUs included (``None``
     in results written before costs were measured)."""
 

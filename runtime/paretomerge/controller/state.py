@@ -84,7 +84,7 @@ class EvaluationRecord(TaskAttempts):
     evaluated and ``objectives_std`` their standard deviations, the anchors' errors
     included (``None`` where a score had no standard error, as in checkpoints written
     before they were measured); ``scores`` the raw scores per benchmark; ``seconds`` the
-    time of each stage; ``cost`` what its evaluation cost (``None`` until it has a
+    time of each step; ``cost`` what its evaluation cost (``None`` until it has a
     result, and in checkpoints written before costs were measured).
     """
 

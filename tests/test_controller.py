@@ -435,6 +435,7 @@ def test_a_succeeded_run_goes_on_when_its_budget_is_raised_and_says_when_not(
     ]
     assert [c.status for c in raised.candidates[4:]] == ["succeeded"] * 2
     assert "budget: 6" in run_file.read_text()
+    assert raised.optimizer["config"]["budget"] == 6  # what coarse-to-fine plans by
 
 
 def kill_controller_when(

@@ -93,6 +93,18 @@ class Trial:
         return self.id if self.validates is None else self.validates
 
 
+@dataclass(frozen=True)
+class _Fit:
+    """The last estimates, for the state ``key`` (trials, completed trials) they were made
+    from; the surrogate behind them (``None`` without one) and the search space it was
+    fitted in."""
+
+    key: tuple[int, int]
+    estimates: PointEstimates
+    model: Model | None
+    grouping: Grouping
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     previous = torch.get_num_threads()
@@ -122,11 +134,18 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
-        # The last estimates, their key, the surrogate behind them (None without one) and
-        # the search space it was fitted in.
-        self._estimates: tuple[tuple[int, int], PointEstimates, Model | None, Grouping] | None = (
-            None
-        )
+        self._estimates: _Fit | None = None
+
+    def set_budget(self, budget: int) -> None:
+        """Search ``budget`` trials in all (the run's budget, edited while it runs): the
+        configuration, and so the state, record it, and a strategy that plans by it
+        (coarse-to-fine's phases) follows it. A budget below the initial design is
+        recorded as the design's size (the search stops there either way)."""
+        budget = max(budget, self.config.initial_points)
+        if budget != self.config.budget:
+            self.config = replace(self.config, budget=budget)
+            self.strategy = STRATEGIES[self.config.strategy](self.config)
+            self._estimates = None  # fitted in the search space of the old budget
 
     # --- asking ---------------------------------------------------------------------
 
@@ -380,10 +399,10 @@ class AskTellOptimizer:
         grouping = self._grouping()
         fitted = self._estimates
         # New pending trials change no data: the last fit serves while its space holds.
-        if fitted is None or fitted[0][1] != self._num_completed() or fitted[3] != grouping:
+        if fitted is None or fitted.key[1] != self._num_completed() or fitted.grouping != grouping:
             self._estimated()
             fitted = self._estimates
-        model = fitted[2]
+        model = fitted.model
         if model is None:
             return None
         Z = grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
@@ -393,8 +412,8 @@ class AskTellOptimizer:
     def _estimated(self) -> tuple[PointEstimates, Model | None]:
         """:meth:`estimates` and its surrogate, fitted once per state."""
         key = (len(self.trials), self._num_completed())
-        if self._estimates is not None and self._estimates[0] == key:
-            return self._estimates[1:3]
+        if self._estimates is not None and self._estimates.key == key:
+            return self._estimates.estimates, self._estimates.model
         completed = self._completed()
         points = [t for t in completed if t.kind != "validation"]
         if not points:
@@ -428,7 +447,7 @@ class AskTellOptimizer:
             prob_non_dominated=prob,
             num_observations=np.array([len(members[p.id]) for p in points]),
         )
-        self._estimates = (key, estimates, model, self._grouping())
+        self._estimates = _Fit(key, estimates, model, self._grouping())
         return estimates, model
 
     def front(self) -> list[FrontPoint]:

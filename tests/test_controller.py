@@ -536,7 +536,7 @@ def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(vo
     for row in front:
         candidate = state.candidate(row["candidate"])
         assert row["validated"] == str(candidate.validated is not None).lower()
-        assert float(row["f1"]) == pytest.approx(candidate.reported[0][0], rel=1e-5)
+        assert float(row["f1"]) == pytest.approx(candidate.reported.mean[0], rel=1e-5)
     assert any(row["validated"] == "true" for row in front)
     status = run_status(state, "runs/fake", 1)
     assert (status["finished"], status["validationsFinished"]) == (6, 3)

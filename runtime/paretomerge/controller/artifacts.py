@@ -74,7 +74,7 @@ def pareto_points(state: RunState) -> list[ParetoPoint]:
     ]
     if not done:
         return []
-    Y = np.array([c.reported[0] for c in done])
+    Y = np.array([c.reported.mean for c in done])
     beaten_by_anchor = (ANCHOR_OBJECTIVES[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
     points: dict[tuple[float, ...], list[CandidateRecord]] = {}
     for candidate, y, keep, matched in zip(
@@ -83,7 +83,7 @@ def pareto_points(state: RunState) -> list[ParetoPoint]:
         if keep and not matched:
             points.setdefault(tuple(y), []).append(candidate)
     front = [ParetoPoint(same[0], tuple(c.id for c in same[1:])) for same in points.values()]
-    return sorted(front, key=lambda p: tuple(-v for v in p.candidate.reported[0]))
+    return sorted(front, key=lambda p: tuple(-v for v in p.candidate.reported.mean))
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:

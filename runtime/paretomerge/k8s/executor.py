@@ -233,7 +233,8 @@ class KubernetesExecutor(Executor):
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
-        name = job_name(self.run.name, task_id, entry[1])
+        _, attempt = entry
+        name = job_name(self.run.name, task_id, attempt)
         client.call(
             lambda: client.batch().delete_namespaced_job(
                 name, self.namespace, propagation_policy="Background"

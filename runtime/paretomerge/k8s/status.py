@@ -221,8 +221,8 @@ def run_status(
         "pareto": [
             {
                 "id": c.id,
-                **dict(zip(("f1", "f2"), _rounded(c.reported[0]), strict=True)),
-                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported[1]), strict=True)),
+                **dict(zip(("f1", "f2"), _rounded(c.reported.mean), strict=True)),
+                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported.std), strict=True)),
                 "validated": c.validated is not None,
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),

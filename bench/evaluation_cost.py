@@ -5,7 +5,7 @@ candidate the way a run does: ``paretomerge task`` in a fresh process on a layer
 ``task_arithmetic`` plan with random weights, served by the ``transformers`` engine
 (the built-in server) and evaluated through evalscope on the demo's benchmark, with the
 demo run's evaluation settings. The task's own :class:`~paretomerge.results.EvaluationCost`
-gives the seconds of each stage. The baseline, measured in the same run, is a plain copy
+gives the seconds of each step. The baseline, measured in the same run, is a plain copy
 of the same bytes: ``shutil.copytree`` of the instruct model's directory (the size of
 the merged model), the floor for writing a model. Every step runs ``--repeats`` times
 and its median is reported.
@@ -27,7 +27,7 @@ time of the task and its server is the steadier figure), the demo's 40 questions
     CPU seconds of the task and server    41.787
 
 Other runs under other loads gave 0.2 to 4.3 s of merge, 6 to 13.6 s of server start
-and 7 to 140 s of generation. On a model this small every stage is a fixed cost (the
+and 7 to 140 s of generation. On a model this small every step is a fixed cost (the
 imports and start of mergekit, of the server, of evalscope), not its bytes: the copy of
 10.7 MB from the page cache takes 10 ms. The server's start alone is worth three merges:
 it is paid once per candidate, which is what evaluating every benchmark and every stage
@@ -57,7 +57,7 @@ from paretomerge.results import EvaluateTaskResult
 from paretomerge.spec import parse_run
 from paretomerge.tasks import RESULT_FILE, EvaluateTask, write_task
 
-STAGES = ("merge", "serve", "generate")
+STEPS = ("merge", "serve", "generate")
 
 
 def candidate_task(volume: Path, questions: int, attempt: int, seed: int) -> EvaluateTask:
@@ -140,9 +140,9 @@ def main() -> None:
         cpus.append(cpu)
     copy = statistics.median(copies)
     medians = {
-        stage: statistics.median(getattr(c, f"{stage}_seconds") for c in costs) for stage in STAGES
+        step: statistics.median(getattr(c, f"{step}_seconds") for c in costs) for step in STEPS
     }
-    answers = costs[0].questions
+    answers = costs[0].answers
     tokens = statistics.median(c.output_tokens for c in costs)
     print(
         f"\none candidate of the demo pair ({size / 1e6:.1f} MB of weights), {answers} answers, "
@@ -155,8 +155,8 @@ def main() -> None:
         "serve": "server start (until /health)",
         "generate": "generation (evalscope)",
     }
-    for stage in STAGES:
-        print(f"{names[stage]:<34} {medians[stage]:>9.3f} {medians[stage] / copy:>9.1f}")
+    for step in STEPS:
+        print(f"{names[step]:<34} {medians[step]:>9.3f} {medians[step] / copy:>9.1f}")
     total = sum(medians.values())
     print(f"{'candidate (all three)':<34} {total:>9.3f} {total / copy:>9.1f}")
     cpu = statistics.median(cpus)

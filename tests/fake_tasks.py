@@ -21,8 +21,8 @@ questions asked so far (the standard errors of that many questions), then it wai
 would score: the base's accuracy at the expert's length.
 
 On the test control plane, :func:`write_paretomerge_shim` puts a ``paretomerge`` first on
-the node simulator's PATH that sends ``paretomerge task ...`` here (each stage of a
-candidate Job: ``--stage merge`` in the init container, ``--stage evaluate`` in the main
+the node simulator's PATH that sends ``paretomerge task ...`` here (each step of a
+candidate Job: ``--step merge`` in the init container, ``--step evaluate`` in the main
 one) and every other command (the controller) to the real one. The attempt of a Pod is
 read from its name (``<run>-<task>-a<attempt>-<suffix>``).
 """
@@ -97,7 +97,7 @@ def synthetic_cost(
     starts in 2 s and generates 100 tokens a second."""
     output_tokens = sum(round(s.mean_output_tokens * s.n * s.repeats) for s in scores.values())
     return EvaluationCost(
-        questions=sum(s.n * s.repeats for s in scores.values()),
+        answers=sum(s.n * s.repeats for s in scores.values()),
         output_tokens=output_tokens,
         merge_seconds=merge_seconds,
         serve_seconds=2.0,
@@ -128,17 +128,17 @@ def current_attempt(work_dir: Path) -> int:
     return len(list(work_dir.glob("attempt-*.pid"))) - 1
 
 
-def main(task_file: Path, volume: Path, stage: str = "all") -> int:
+def main(task_file: Path, volume: Path, step: str = "all") -> int:
     task = read_task(task_file)
     work_dir = volume / task.work_dir
     attempt = current_attempt(work_dir)
     failure = injected_failure(task, attempt)
-    if failure == "merge" and stage in ("merge", "all"):
+    if failure == "merge" and step in ("merge", "all"):
         message = f"injected merge error of {task.id} attempt {attempt}"
-        (work_dir / ERROR_FILE).write_text(json.dumps({"stage": "merge", "message": message}))
+        (work_dir / ERROR_FILE).write_text(json.dumps({"step": "merge", "message": message}))
         print(message, file=sys.stderr)
         return 1
-    if stage == "merge":
+    if step == "merge":
         return 0
     time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
     if failure == "hang":
@@ -278,7 +278,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="a fake `paretomerge task`")
     parser.add_argument("task_file", type=Path)
     parser.add_argument("--volume", type=Path, required=True)
-    parser.add_argument("--stage", default="all")
+    parser.add_argument("--step", default="all")
     return parser.parse_args(argv)
 
 
@@ -287,4 +287,4 @@ if __name__ == "__main__":
         print(run_controller(Path(sys.argv[2]), Path(sys.argv[3])))
         sys.exit(0)
     arguments = parse_arguments(sys.argv[1:])
-    sys.exit(main(arguments.task_file, arguments.volume, arguments.stage))
+    sys.exit(main(arguments.task_file, arguments.volume, arguments.step))

@@ -209,14 +209,14 @@ def _volume_with_defect(tmp_path: Path, base: Path, defect: str) -> tuple[Path, 
     return volume, pattern
 
 
-def _fails_naming(task: ProfileTask | EvaluateTask, volume: Path, stage: str, pattern: str):
-    """The task fails in ``stage`` with ``pattern`` in its exception and its ``error.json``
+def _fails_naming(task: ProfileTask | EvaluateTask, volume: Path, step: str, pattern: str):
+    """The task fails in ``step`` with ``pattern`` in its exception and its ``error.json``
     (what the executors report as the attempt's reason)."""
     task_file = write_task_file(task, volume)
     with pytest.raises(TaskFailure, match=pattern):
-        run_task(task_file, volume, "merge" if stage == "merge" else "all")
+        run_task(task_file, volume, "merge" if step == "merge" else "all")
     error = json.loads((volume / task.work_dir / ERROR_FILE).read_text())
-    assert error["stage"] == stage and re.search(pattern, error["message"]), error
+    assert error["step"] == step and re.search(pattern, error["message"]), error
 
 
 @pytest.mark.parametrize("defect", DEFECTS)

@@ -296,6 +296,6 @@ def test_the_dashboard_has_the_panels_and_quantiles() -> None:
     for word in ("Output tokens", "GPU-seconds", "Model-server start"):  # the cost
         assert word in titles
     expressions = " ".join(dashboard_expressions())
-    assert 'stage="serve"' in expressions
+    assert 'step="serve"' in expressions
     assert "histogram_quantile(0.95" in expressions and "histogram_quantile(0.5" in expressions
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])

@@ -444,6 +444,7 @@ def test_a_succeeded_run_goes_on_when_its_budget_is_raised_and_says_when_not(
     ]
     assert [c.status for c in raised.candidates[4:]] == ["succeeded"] * 2
     assert "budget: 6" in run_file.read_text()
+    assert raised.optimizer["config"]["budget"] == 6  # what coarse-to-fine plans by
 
 
 def kill_controller_when(
@@ -544,7 +545,7 @@ def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(vo
     for row in front:
         candidate = state.candidate(row["candidate"])
         assert row["validated"] == str(candidate.validated is not None).lower()
-        assert float(row["f1"]) == pytest.approx(candidate.reported[0][0], rel=1e-5)
+        assert float(row["f1"]) == pytest.approx(candidate.reported.mean[0], rel=1e-5)
     assert any(row["validated"] == "true" for row in front)
     status = run_status(state, "runs/fake", 1)
     assert (status["finished"], status["validationsFinished"]) == (6, 3)

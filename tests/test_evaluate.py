@@ -297,7 +297,7 @@ def test_results_keep_the_run_order_and_round_trip_through_json(scripted):
     assert EvaluationResult.model_validate_json(result.model_dump_json()) == result
     # Its cost: every answer and its tokens, the generation; an endpoint starts no server.
     scores = result.scores.values()
-    assert result.cost.questions == sum(s.n * s.repeats for s in scores)
+    assert result.cost.answers == sum(s.n * s.repeats for s in scores)
     tokens = sum(s.mean_output_tokens * s.n * s.repeats for s in scores)
     assert result.cost.output_tokens == pytest.approx(tokens)
     assert result.cost.serve_seconds == 0.0 and 0 < result.cost.generate_seconds < result.seconds
@@ -993,7 +993,7 @@ def test_evaluate_model_with_the_transformers_engine(tiny_chat_model, volume, tm
     score = result.scores["mod-ten"]
     assert score.n == 2
     assert 1 <= score.mean_output_tokens <= 8
-    assert (result.cost.questions, result.cost.output_tokens) == (2, 2 * score.mean_output_tokens)
+    assert (result.cost.answers, result.cost.output_tokens) == (2, 2 * score.mean_output_tokens)
     assert result.cost.serve_seconds > 0 and result.cost.generate_seconds > 0
     assert result.cost.serve_seconds + result.cost.generate_seconds < result.seconds
     assert "POST /v1/chat/completions" in (tmp_path / "server.log").read_text()

@@ -58,8 +58,8 @@ def test_a_candidate_job_merges_in_an_init_container_and_evaluates_on_gpus() -> 
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
     (merge,), (evaluate,) = pod["initContainers"], pod["containers"]
-    assert merge["image"] == "rt:1" and merge["args"] == ["--stage", "merge"]
-    assert evaluate["image"] == "ev:1" and evaluate["args"] == ["--stage", "evaluate"]
+    assert merge["image"] == "rt:1" and merge["args"] == ["--step", "merge"]
+    assert evaluate["image"] == "ev:1" and evaluate["args"] == ["--step", "evaluate"]
     assert evaluate["resources"]["limits"]["amd.com/gpu"] == "2"
     assert "amd.com/gpu" not in merge["resources"]["limits"]
     assert pod["nodeSelector"] == {"gpu": "h100"} and pod["priorityClassName"] == "batch-low"

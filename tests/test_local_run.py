@@ -96,7 +96,7 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
         cost = candidate.cost
         benchmark = run_dir / "candidates" / candidate.id / "eval" / "benchmarks" / name
         answers = [json.loads(line) for line in (benchmark / "records.jsonl").open()]
-        assert (cost.questions, cost.output_tokens) == (
+        assert (cost.answers, cost.output_tokens) == (
             16,
             sum(a["output_tokens"] for a in answers),
         )
@@ -107,14 +107,14 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
         assert cost.gpu_seconds == (cost.serve_seconds + cost.generate_seconds) * cost.gpus
     for anchor in state.anchors.values():  # the run that evaluated them paid for them
         assert (anchor.cost is None) == anchor.cached
-        assert anchor.cached or (anchor.cost.questions, anchor.cost.merge_seconds) == (16, 0.0)
+        assert anchor.cached or (anchor.cost.answers, anchor.cost.merge_seconds) == (16, 0.0)
     costs = [c.cost for c in state.candidates]
     total = json.loads((run_dir / "results.json").read_text())["cost"]
-    assert total["evaluations"] == BUDGET and total["questions"] == 16 * BUDGET
+    assert total["evaluations"] == BUDGET and total["answers"] == 16 * BUDGET
     assert total["output_tokens"] == sum(c.output_tokens for c in costs)
-    for stage in ("merge", "serve", "generate"):
-        spent = sum(getattr(c, f"{stage}_seconds") for c in costs)
-        assert total[f"{stage}_seconds"] == pytest.approx(spent)
+    for step in ("merge", "serve", "generate"):
+        spent = sum(getattr(c, f"{step}_seconds") for c in costs)
+        assert total[f"{step}_seconds"] == pytest.approx(spent)
     status = run_status(state, f"runs/{run_name}", 1)
     column = status["evaluationColumns"].index("outputTokens")
     assert status["cost"]["outputTokens"] == sum(row[column] for row in status["evaluations"])

@@ -129,14 +129,14 @@ def test_rows_are_counted_once_across_repeated_events(memo) -> None:
     assert samples[(total, labels(**run, outcome="screened"))] == 1
     assert samples[(total, labels(**run, outcome="retried"))] == 1 + 2
     duration = "paretomerge_candidate_duration_seconds"
-    assert samples[(f"{duration}_count", labels(**run, stage="merge"))] == 3
-    assert samples[(f"{duration}_count", labels(**run, stage="evaluate"))] == 2
-    assert samples[(f"{duration}_sum", labels(**run, stage="evaluate"))] == 4600.0
-    assert samples[(f"{duration}_bucket", labels(**run, stage="merge", le="60.0"))] == 2
+    assert samples[(f"{duration}_count", labels(**run, step="merge"))] == 3
+    assert samples[(f"{duration}_count", labels(**run, step="evaluate"))] == 2
+    assert samples[(f"{duration}_sum", labels(**run, step="evaluate"))] == 4600.0
+    assert samples[(f"{duration}_bucket", labels(**run, step="merge", le="60.0"))] == 2
     assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 3
     # The cost: counted once per row, as the rows say.
-    assert samples[(f"{duration}_count", labels(**run, stage="serve"))] == 2
-    assert samples[(f"{duration}_sum", labels(**run, stage="serve"))] == 80.0
+    assert samples[(f"{duration}_count", labels(**run, step="serve"))] == 2
+    assert samples[(f"{duration}_sum", labels(**run, step="serve"))] == 80.0
     assert samples[("paretomerge_output_tokens_total", labels(**run))] == 1000 + 2500 + 300
     assert samples[("paretomerge_gpu_seconds_total", labels(**run))] == 600.0 + 4000.0
     assert samples[("paretomerge_run_evaluations_finished", labels(**run))] == 4
@@ -196,9 +196,9 @@ def test_a_status_without_rows_or_phase_sets_the_gauges_only(memo) -> None:
     run = {"namespace": "team-a", "run": "r"}
     for outcome in ("succeeded", "screened", "failed", "retried"):
         assert samples[("paretomerge_evaluations_total", labels(**run, outcome=outcome))] == 0
-    for stage in ("merge", "serve", "evaluate"):
+    for step in ("merge", "serve", "evaluate"):
         duration = "paretomerge_candidate_duration_seconds_count"
-        assert samples[(duration, labels(**run, stage=stage))] == 0
+        assert samples[(duration, labels(**run, step=step))] == 0
     assert samples[("paretomerge_proposal_duration_seconds_count", labels(**run))] == 0
     assert samples[("paretomerge_output_tokens_total", labels(**run))] == 0
     assert samples[("paretomerge_gpu_seconds_total", labels(**run))] == 0
@@ -219,7 +219,7 @@ def test_a_row_shortened_by_the_api_server_counts_its_outcome_only(memo) -> None
     assert samples[("paretomerge_evaluations_total", labels(**run, outcome="failed"))] == 1
     assert samples[("paretomerge_evaluations_total", labels(**run, outcome="retried"))] == 0
     duration = "paretomerge_candidate_duration_seconds_count"
-    assert samples[(duration, labels(**run, stage="merge"))] == 1  # the full row's only
+    assert samples[(duration, labels(**run, step="merge"))] == 1  # the full row's only
     assert samples[("paretomerge_reconcile_errors_total", labels(handler="run_changed"))] == 0
 
 

@@ -390,9 +390,9 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
         # Whole rows: a null would be dropped by this Kubernetes 1.20 (see metrics.py).
         assert all(len(row) == len(column) for row in final["evaluations"])
 
-        def timed(stage: str) -> int:
-            """Evaluations with a time for ``stage``."""
-            return sum(row[column[f"{stage}Seconds"]] is not None for row in final["evaluations"])
+        def timed(step: str) -> int:
+            """Evaluations with a time for ``step``."""
+            return sum(row[column[f"{step}Seconds"]] is not None for row in final["evaluations"])
 
         def total(name: str) -> float:
             """The sum of column ``name`` over the rows, each of which has it."""
@@ -413,13 +413,13 @@ def test_the_operator_with_the_charts_token_runs_a_search_that_prometheus_scrape
             "sum(paretomerge_reconcile_errors_total)": 0,
             f'paretomerge_runs{{namespace="{watched}",phase="Searching"}}': 0,
             f"paretomerge_proposal_duration_seconds_count{{{selector}}}": timed("proposal"),
-            f'paretomerge_candidate_duration_seconds_count{{{selector},stage="merge"}}': timed(
+            f'paretomerge_candidate_duration_seconds_count{{{selector},step="merge"}}': timed(
                 "merge"
             ),
-            f'paretomerge_candidate_duration_seconds_count{{{selector},stage="evaluate"}}': timed(
+            f'paretomerge_candidate_duration_seconds_count{{{selector},step="evaluate"}}': timed(
                 "evaluate"
             ),
-            f'paretomerge_candidate_duration_seconds_count{{{selector},stage="serve"}}': timed(
+            f'paretomerge_candidate_duration_seconds_count{{{selector},step="serve"}}': timed(
                 "serve"
             ),
             # The cost: the counters are the sums over the status rows, and the status's own.

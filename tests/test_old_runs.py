@@ -26,7 +26,14 @@ from paretomerge.controller.artifacts import write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.loop import Controller
 from paretomerge.controller.state import RunState
-from paretomerge.results import BenchmarkScore, EvaluateTaskResult, ProfileResult
+from paretomerge.k8s.status import EvaluationRow
+from paretomerge.results import (
+    BenchmarkScore,
+    CostTotal,
+    EvaluateTaskResult,
+    EvaluationCost,
+    ProfileResult,
+)
 from paretomerge.run_layout import PARETO_FILE, RESULTS_FILE
 from paretomerge.spec import load_started_run
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result
@@ -84,6 +91,21 @@ def test_old_result_files_and_anchor_entries_load() -> None:
     (entry,) = (OLD_VOLUME / ".paretomerge" / "anchors").glob("*.json")
     scores = cached_scores(OLD_VOLUME, entry.stem)
     assert scores == RunState.load(RUN_DIR).anchors["expert"].scores
+
+
+def test_costs_that_counted_answers_as_questions_load() -> None:
+    """Results, checkpoints and status rows written while a cost's answers were called
+    ``questions`` load with them as ``answers``."""
+    old = {"questions": 228, "output_tokens": 3_148_128, "gpus": 1}
+    assert EvaluationCost.model_validate(old).answers == 228
+    assert CostTotal.model_validate({**old, "evaluations": 2}).answers == 228
+    checkpoint = json.loads((RUN_DIR / "checkpoint.json").read_text())
+    checkpoint["candidates"][0]["cost"] = old
+    state = RunState.model_validate(checkpoint)
+    assert (state.candidates[0].cost.answers, state.cost.answers) == (228, 228)
+    assert json.loads(state.model_dump_json())["candidates"][0]["cost"]["answers"] == 228
+    row = EvaluationRow.from_status(["c0001", "succeeded", 228], ["id", "status", "questions"])
+    assert row.answers == 228
 
 
 def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path) -> None:

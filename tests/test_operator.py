@@ -98,7 +98,7 @@ def test_a_run_applied_with_kubectl_ends_with_a_pareto_set(
     # and the generation in the main one; the run's cost is the rows' sum.
     for row in final["evaluations"]:
         cost = dict(zip(columns, row, strict=True))
-        assert cost["questions"] > 0 and cost["outputTokens"] > 0, cost
+        assert cost["answers"] > 0 and cost["outputTokens"] > 0, cost
         assert min(cost["mergeSeconds"], cost["serveSeconds"], cost["generateSeconds"]) > 0, cost
         held = cost["serveSeconds"] + cost["generateSeconds"]  # by resources.gpus: 1
         assert cost["gpuSeconds"] == pytest.approx(held, abs=0.002)

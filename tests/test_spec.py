@@ -11,6 +11,8 @@ from builders import run_manifest
 from typer.testing import CliRunner
 
 from paretomerge.cli import app
+from paretomerge.controller.decision_space import DecisionSpace
+from paretomerge.search.strategies import STRATEGIES
 from paretomerge.spec import (
     SpecError,
     dump_run,
@@ -98,6 +100,31 @@ CASES = [
     (("spec.search.validation", {"budget": 4, "heldOut": 1.0}), "spec.search.validation.heldOut"),
     (("spec.search.validation", {"budget": -1}), "spec.search.validation.budget"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("num_layers", "count", "blocks"),
+    [
+        (16, None, (4, 8)),  # the default, as before the count reached coarse-to-fine
+        (16, 12, (6, 12)),
+        (16, 3, (1, 3)),
+        (6, None, (4, 6)),  # never more blocks than layers
+        (2, 12, (2, 2)),
+    ],
+)
+def test_blocks_count_is_the_finest_phase_of_coarse_to_fine(
+    num_layers: int, count: int | None, blocks: tuple[int, int]
+) -> None:
+    """``merge.blocks.count`` blocks in the second half of the budget, half as many in
+    the first (each block one search variable, plus the head's)."""
+    data = with_changes(("spec.merge.blocks.count", count)) if count else MINIMAL
+    spec = parse_run(data).spec
+    profile = tuple(float(i % 3) for i in range(num_layers + 1))
+    config = DecisionSpace(spec, num_layers, profile).search_config()
+    strategy = STRATEGIES[spec.search.strategy](config)
+    first, last = strategy.grouping_at(0), strategy.grouping_at(config.budget - 1)
+    assert (first.search_dim - 1, last.search_dim - 1) == blocks
+    assert strategy.grouping_at(config.budget // 2 - 1) == first
 
 
 @pytest.mark.parametrize(("change", "field"), CASES, ids=[c[1] for c in CASES])

@@ -28,7 +28,7 @@ SCORES = {
 }
 # The paper's setting on one GPU: 198 + 30 answers, about 3 M tokens.
 COST = EvaluationCost(
-    questions=228,
+    answers=228,
     output_tokens=3_148_128,
     merge_seconds=81.234567,
     serve_seconds=41.23456,
@@ -39,7 +39,7 @@ COST = EvaluationCost(
 
 def finished_state(evaluations: int) -> RunState:
     """A run whose evaluations all lie on the Pareto front (the most status they can
-    need), each with a 37-dimensional weight vector, raw scores and stage times."""
+    need), each with a 37-dimensional weight vector, raw scores and step times."""
     rng = np.random.default_rng(0)
     candidates = []
     for i in range(evaluations):
@@ -191,7 +191,7 @@ def test_a_row_is_written_as_the_api_server_keeps_it_and_read_back() -> None:
         "attempts",
         "f1Std",
         "f2Std",
-        "questions",
+        "answers",
         "outputTokens",
         "serveSeconds",
         "generateSeconds",
@@ -235,7 +235,7 @@ def test_the_run_cost_is_the_sum_of_the_rows_and_the_anchors_are_apart() -> None
     assert (
         status["cost"]["outputTokens"] == sum(r.output_tokens or 0 for r in rows) == 2 * 3_148_128
     )
-    assert status["cost"]["questions"] == sum(r.questions or 0 for r in rows) == 456
+    assert status["cost"]["answers"] == sum(r.answers or 0 for r in rows) == 456
     assert status["cost"]["gpuSeconds"] == sum(r.gpu_seconds or 0.0 for r in rows)
     assert status["cost"]["mergeSeconds"] == round(2 * 81.234567, 3)
     # The anchors' cost is told apart: 2 GPUs held for their server start and generation.

@@ -2,7 +2,7 @@
 
 Every name starts with ``paretomerge_``, durations are in seconds, counters end in
 ``_total``. Labels stay low-cardinality: ``namespace`` and ``run`` (plus ``phase``,
-``outcome``, ``stage``, ``handler`` from small fixed sets), never a candidate id.
+``outcome``, ``step``, ``handler`` from small fixed sets), never a candidate id.
 
 :class:`OperatorMetrics` owns its registry (the one the operator serves on
 ``--metrics-port``) and remembers, per run, which evaluation rows it has counted, so an
@@ -35,7 +35,7 @@ from paretomerge.k8s.status import EvaluationRow
 RUN_LABELS = ("namespace", "run")
 OUTCOMES = ("succeeded", "screened", "failed", "retried")
 # "serve" (the model server's start) is part of "evaluate", and told apart for its cost.
-STAGES = ("merge", "serve", "evaluate")
+STEPS = ("merge", "serve", "evaluate")
 # A candidate merges in minutes and evaluates in up to hours (vLLM, 35k-token answers).
 CANDIDATE_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 # A proposal is a GP fit plus qLogNEHVI: below a second on small runs, minutes for SAAS.
@@ -140,9 +140,9 @@ class OperatorMetrics:
         self.candidate_seconds = self._add(
             Histogram,
             "paretomerge_candidate_duration_seconds",
-            "Duration of a candidate's stage (merge, serve: the model server's start, "
+            "Duration of a candidate's step (merge, serve: the model server's start, "
             "evaluate: serving and generation).",
-            (*RUN_LABELS, "stage"),
+            (*RUN_LABELS, "step"),
             buckets=CANDIDATE_BUCKETS,
         )
         self.proposal_seconds = self._add(
@@ -194,8 +194,8 @@ class OperatorMetrics:
         """A run's counters and histograms at 0 (see ``__init__``)."""
         for outcome in OUTCOMES:
             self.evaluations.labels(**labels, outcome=outcome)
-        for stage in STAGES:
-            self.candidate_seconds.labels(**labels, stage=stage)
+        for step in STEPS:
+            self.candidate_seconds.labels(**labels, step=step)
         self.proposal_seconds.labels(**labels)
         self.output_tokens.labels(**labels)
         self.gpu_seconds.labels(**labels)
@@ -210,9 +210,9 @@ class OperatorMetrics:
         if retries > 0:
             self.evaluations.labels(**labels, outcome="retried").inc(retries)
         durations = (row.merge_seconds, row.serve_seconds, row.evaluate_seconds)
-        for stage, seconds in zip(STAGES, durations, strict=True):
+        for step, seconds in zip(STEPS, durations, strict=True):
             if seconds is not None:
-                self.candidate_seconds.labels(**labels, stage=stage).observe(seconds)
+                self.candidate_seconds.labels(**labels, step=step).observe(seconds)
         if row.proposal_seconds is not None:
             self.proposal_seconds.labels(**labels).observe(row.proposal_seconds)
         if row.output_tokens is not None:
@@ -251,8 +251,8 @@ class OperatorMetrics:
             metric.remove(namespace, run)  # a no-op for series never observed
         for outcome in OUTCOMES:
             self.evaluations.remove(namespace, run, outcome)
-        for stage in STAGES:
-            self.candidate_seconds.remove(namespace, run, stage)
+        for step in STEPS:
+            self.candidate_seconds.remove(namespace, run, step)
 
     def serve(self, port: int) -> None:
         """Serve ``/metrics`` on ``port`` in a background thread."""

@@ -358,7 +358,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     for run in (directory, *others):
         cost, anchors = run.state.cost, run.state.anchor_cost
         console.print(
-            f"{run.run.name} cost: {cost.evaluations} evaluation(s), {cost.questions} answers, "
+            f"{run.run.name} cost: {cost.evaluations} evaluation(s), {cost.answers} answers, "
             f"{cost.output_tokens} output tokens; merge {cost.merge_seconds:.1f} s, server "
             f"start {cost.serve_seconds:.1f} s, generation {cost.generate_seconds:.1f} s; "
             f"{cost.gpu_seconds:.1f} GPU-seconds (anchors apart: {anchors.output_tokens} "
@@ -498,20 +498,26 @@ def controller(
 def task(
     task_file: Annotated[Path, typer.Argument(help="task.json written by a controller.")],
     volume: Annotated[Path, typer.Option(help="Local path of the run's volume.")],
-    stage: Annotated[
-        str, typer.Option(help="merge, evaluate or all (Kubernetes runs the two apart).")
+    step: Annotated[
+        str,
+        typer.Option(
+            # --stage: what the Jobs of earlier versions pass.
+            "--step",
+            "--stage",
+            help="merge, evaluate or all (Kubernetes runs the two apart).",
+        ),
     ] = "all",
 ) -> None:
     """Carry out one task of a run (what local subprocesses and candidate Jobs run)."""
     from paretomerge.tasks import TaskFailure, run_task
 
-    if stage not in ("merge", "evaluate", "all"):
-        raise typer.BadParameter("expected merge, evaluate or all", param_hint="--stage")
+    if step not in ("merge", "evaluate", "all"):
+        raise typer.BadParameter("expected merge, evaluate or all", param_hint="--step")
     # Stopped from outside (a deadline, an interrupted run, a deleted pod): unwind, so that
     # the model server is stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        run_task(task_file, volume, stage)
+        run_task(task_file, volume, step)
     except TaskFailure as error:
         raise _fail(error) from error
 

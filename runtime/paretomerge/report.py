@@ -592,7 +592,7 @@ def _cost_cells(cost: EvaluationCost | CostTotal | None) -> str:
         return "<td></td>" * 7
     gpus = str(cost.gpus) if isinstance(cost, EvaluationCost) else ""
     return (
-        f"<td>{cost.questions}</td><td>{cost.output_tokens}</td>"
+        f"<td>{cost.answers}</td><td>{cost.output_tokens}</td>"
         f"<td>{cost.merge_seconds:.1f}</td><td>{cost.serve_seconds:.1f}</td>"
         f"<td>{cost.generate_seconds:.1f}</td><td>{gpus}</td><td>{cost.gpu_seconds:.1f}</td>"
     )

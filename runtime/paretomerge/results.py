@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field
 
 
 class ResultModel(BaseModel):
@@ -48,16 +48,16 @@ Scores = dict[str, BenchmarkScore]
 
 
 class Spending(ResultModel):
-    """What evaluating spent: ``questions``, answers generated, ``sum_b n_b r_b`` over the
-    benchmarks (``n_b`` questions asked ``r_b`` times each: a repeat counts as an answer
-    of its own); ``output_tokens``, the tokens generated over all those answers (the sum
+    """What evaluating spent: ``answers`` generated, ``sum_b n_b r_b`` over the benchmarks
+    (``n_b`` questions asked ``r_b`` times each: a repeat counts as an answer of its own;
+    files written before the rename call it ``questions``); ``output_tokens``, the tokens generated over all those answers (the sum
     of the API's ``usage.completion_tokens``, thinking included); and wall-clock seconds:
     ``merge_seconds`` writing the merge (0 for a model evaluated as it is),
     ``serve_seconds`` from launching the model server until its ``/health`` answered (0
     for the ``endpoint`` engine, which starts nothing), ``generate_seconds`` the
     benchmarks' evalscope runs against the served model."""
 
-    questions: int = 0
+    answers: int = Field(default=0, validation_alias=AliasChoices("answers", "questions"))
     output_tokens: int = 0
     merge_seconds: float = 0.0
     serve_seconds: float = 0.0
@@ -143,7 +143,7 @@ class ProfileResult(ResultModel):
 
 class EvaluateTaskResult(ResultModel):
     """What an evaluate task leaves: the model's :class:`EvaluationResult`, where its
-    merged weights stay (``None`` once deleted), the seconds of each stage (``merge``,
+    merged weights stay (``None`` once deleted), the seconds of each step (``merge``,
     ``evaluate``) and the whole evaluation's ``cost``, merge and GPUs included (``None``
     in results written before costs were measured)."""
 

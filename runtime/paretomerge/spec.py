@@ -85,11 +85,14 @@ class ModelsSpec(SpecModel):
 
 
 class BlocksSpec(SpecModel):
-    """The BAMBO partition of layers into contiguous blocks (granularity ``block``).
+    """The partition of layers into contiguous blocks that ``bambo`` (granularity
+    ``block``) and ``coarse-to-fine`` search; the other strategies ignore it.
 
-    The DP minimises ``sum_blocks alpha * SSE(B) + beta * (sum_B v - S/k)^2`` over the
-    normalised importance ``v``; ``variance`` is ``alpha=1, beta=0``, ``balance`` the
-    opposite, ``hybrid`` uses both as given.
+    ``count`` is the blocks ``bambo`` searches, and those of ``coarse-to-fine``'s finest
+    phase (its first half of the budget searches half as many); a count above the layers
+    means one block per layer. The DP minimises ``sum_blocks alpha * SSE(B) + beta *
+    (sum_B v - S/k)^2`` over the normalised importance ``v``; ``variance`` is ``alpha=1,
+    beta=0``, ``balance`` the opposite, ``hybrid`` uses both as given.
     """
 
     count: int = Field(default=8, ge=1, le=1024)

@@ -10,7 +10,7 @@ file works wherever the volume is mounted.
 - :class:`ProfileTask`: the importance profile of the experts against the base (CPU).
 - :class:`EvaluateTask`: evaluate a model; with a merge plan, merge it first (a
   candidate), without one evaluate the model as it is (an anchor). On Kubernetes the
-  merge runs in an init container and the evaluation in the main one (``stage``).
+  merge runs in an init container and the evaluation in the main one (``step``).
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
-# The merge stage's seconds, for the evaluate stage when they run apart (Kubernetes).
+# The merge step's seconds, for the evaluate step when they run apart (Kubernetes).
 MERGE_SECONDS_FILE = "merge-seconds.json"
 EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
 STOP_FILE = "stop.json"  # the controller's word to a screened evaluation: no more stages
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
-Stage = Literal["merge", "evaluate", "all"]
+Step = Literal["merge", "evaluate", "all"]
 
 
 class TaskBase(BaseModel):
@@ -106,11 +106,11 @@ TASK_ADAPTER: TypeAdapter[Task] = TypeAdapter(Task)
 
 
 class TaskFailure(RuntimeError):
-    """A task that could not be completed; ``stage`` says where (merge, evaluate, ...)."""
+    """A task that could not be completed; ``step`` says where (merge, evaluate, ...)."""
 
-    def __init__(self, stage: str, message: str):
-        super().__init__(f"{stage}: {message}")
-        self.stage = stage
+    def __init__(self, step: str, message: str):
+        super().__init__(f"{step}: {message}")
+        self.step = step
         self.message = message
 
 
@@ -151,7 +151,7 @@ def read_error(task: ProfileTask | EvaluateTask, volume: Path) -> str | None:
 
 
 def merge_seconds(task: EvaluateTask, volume: Path) -> float | None:
-    """The seconds the merge stage of ``task``'s attempt took, when it ran in a stage of
+    """The seconds the merge step of ``task``'s attempt took, when it ran in a step of
     its own (a Kubernetes init container) and left them; ``None`` otherwise."""
     path = volume / task.work_dir / MERGE_SECONDS_FILE
     return json.loads(path.read_text())["merge"] if path.exists() else None
@@ -172,15 +172,15 @@ def server_pid_file(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
 
 
 def run_task(
-    task_file: Path, volume: Path, stage: Stage = "all"
+    task_file: Path, volume: Path, step: Step = "all"
 ) -> ProfileResult | EvaluateTaskResult | None:
     """Carry out the task in ``task_file`` and write its result (or error) file.
 
     Returns:
-        The result written, or ``None`` after the merge stage alone.
+        The result written, or ``None`` after the merge step alone.
 
     Raises:
-        TaskFailure: after writing ``error.json`` with the stage and the reason.
+        TaskFailure: after writing ``error.json`` with the step and the reason.
     """
     task = read_task(task_file)
     work_dir = volume / task.work_dir
@@ -188,9 +188,9 @@ def run_task(
         if isinstance(task, ProfileTask):
             result = _run_profile(task, volume)
         else:
-            result = _run_evaluate(task, volume, stage)
+            result = _run_evaluate(task, volume, step)
     except TaskFailure as failure:
-        error = {"stage": failure.stage, "message": str(failure)}
+        error = {"step": failure.step, "message": str(failure)}
         write_atomic(work_dir / ERROR_FILE, json.dumps(error, indent=2) + "\n")
         _write_termination_message(f"failed: {failure}")
         raise
@@ -224,13 +224,13 @@ def _run_profile(task: ProfileTask, volume: Path) -> ProfileResult:
     )
 
 
-def _run_evaluate(task: EvaluateTask, volume: Path, stage: Stage) -> EvaluateTaskResult | None:
+def _run_evaluate(task: EvaluateTask, volume: Path, step: Step) -> EvaluateTaskResult | None:
     work_dir = volume / task.work_dir
     merged = work_dir / MERGED_DIR
     seconds: dict[str, float] = {}
-    if task.plan is not None and stage in ("merge", "all"):
+    if task.plan is not None and step in ("merge", "all"):
         seconds["merge"] = _merge(task.plan, volume, merged)
-        if stage == "merge":
+        if step == "merge":
             write_atomic(work_dir / MERGE_SECONDS_FILE, json.dumps(seconds) + "\n")
             return None
     elif task.plan is not None and (merged_in := merge_seconds(task, volume)) is not None:
@@ -275,7 +275,7 @@ def evaluate_task_result(
     seconds: dict[str, float],
     merged_model: str | None = None,
 ) -> EvaluateTaskResult:
-    """``task``'s result from its ``evaluation`` and the ``seconds`` of its stages: the
+    """``task``'s result from its ``evaluation`` and the ``seconds`` of its steps: the
     evaluation's cost completed with the merge's seconds and the task's GPUs."""
     cost = (evaluation.cost or EvaluationCost()).model_copy(
         update={"merge_seconds": seconds.get("merge", 0.0), "gpus": task.gpus}

@@ -66,7 +66,7 @@ def pareto_points(state: RunState) -> list[ParetoPoint]:
     if not done:
         return []
     members = reported_front(
-        np.array([c.reported[0] for c in done]),
+        np.array([c.reported.mean for c in done]),
         eligible=np.array([c.status == "succeeded" or c.validated is not None for c in done]),
         baselines=ANCHOR_OBJECTIVES,
     )

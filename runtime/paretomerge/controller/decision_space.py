@@ -72,7 +72,7 @@ class DecisionSpace:
             layer_profile=self.profile if per_layer else None,
             initial_solutions=tuple(self.unit_solution(c) for c in search.initial_solutions),
             extra_variables=int(self.searches_density),
-            num_blocks=min(merge.blocks.count, self.num_layers) if per_layer else None,
+            num_blocks=merge.blocks.count if per_layer else None,
             partition_strategy=merge.blocks.strategy,
             partition_alpha=merge.blocks.alpha,
             partition_beta=merge.blocks.beta,

@@ -441,6 +441,7 @@ class Controller:
                 self._start(self._evaluation_task(state, candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
+            self.optimizer.set_budget(limits.budget)
             running = len(self.executor.running())
             # Retried candidates, and any whose retry a killed controller left unstarted.
             waiting = [c for c in state.candidates if c.status == "running" and c.waiting]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -35,6 +35,14 @@ CandidateStatus = Literal["running", "succeeded", "screened", "failed"]
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Reported(NamedTuple):
+    """An evaluation's ``(f1, f2)`` as the run reports them: ``mean`` and its standard
+    deviations ``std`` (``None`` where they are not known)."""
+
+    mean: list[float]
+    std: list[float] | None
 
 
 class TaskAttempts(BaseModel):
@@ -84,7 +92,7 @@ class EvaluationRecord(TaskAttempts):
     evaluated and ``objectives_std`` their standard deviations, the anchors' errors
     included (``None`` where a score had no standard error, as in checkpoints written
     before they were measured); ``scores`` the raw scores per benchmark; ``seconds`` the
-    time of each stage; ``cost`` what its evaluation cost (``None`` until it has a
+    time of each step; ``cost`` what its evaluation cost (``None`` until it has a
     result, and in checkpoints written before costs were measured).
     """
 
@@ -119,13 +127,13 @@ class CandidateRecord(EvaluationRecord):
     merged_model: str | None = None
 
     @property
-    def reported(self) -> tuple[list[float], list[float] | None]:
-        """``(mean, std)`` of ``(f1, f2)`` as the run reports them: the validated value,
-        else the search's estimate, else the evaluation itself."""
+    def reported(self) -> Reported:
+        """``(f1, f2)`` as the run reports them: the validated value, else the search's
+        estimate, else the evaluation itself."""
         value = self.validated or self.estimate
         if value is not None:
-            return value.mean, value.std
-        return self.objectives, self.objectives_std
+            return Reported(value.mean, value.std)
+        return Reported(self.objectives, self.objectives_std)
 
 
 class ValidationRecord(EvaluationRecord):

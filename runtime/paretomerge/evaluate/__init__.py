@@ -209,7 +209,7 @@ class _Spent:
     def cost(self) -> EvaluationCost:
         before = self.before or EvaluationCost()
         return EvaluationCost(
-            questions=before.questions + self.answers,
+            answers=before.answers + self.answers,
             output_tokens=before.output_tokens + self.output_tokens,
             serve_seconds=before.serve_seconds + self.serve_seconds,
             generate_seconds=before.generate_seconds + self.generate_seconds,

@@ -57,7 +57,7 @@ def task_job(
     job_labels = labels(run.name, component, **{TASK_LABEL: task.id, ATTEMPT_LABEL: str(attempt)})
     task_file = f"{VOLUME_MOUNT}/{task.work_dir}/{TASK_FILE}"
 
-    def container(container_name: str, image: str, stage: str, gpu: bool) -> dict[str, Any]:
+    def container(container_name: str, image: str, step: str, gpu: bool) -> dict[str, Any]:
         limits: dict[str, Any] = {"memory": execution.resources.memory}
         if gpu and execution.resources.gpus:
             limits[execution.resources.gpu_resource] = str(execution.resources.gpus)
@@ -69,7 +69,7 @@ def task_job(
         # Secrets by reference only: the kubelet resolves them, no manifest holds a value.
         secrets = {"HF_TOKEN": execution.hub_token_secret}
         endpoint = task.evaluation.endpoint if isinstance(task, EvaluateTask) else None
-        if stage != "merge" and endpoint is not None and endpoint.api_key_secret is not None:
+        if step != "merge" and endpoint is not None and endpoint.api_key_secret is not None:
             secrets[endpoint.api_key_secret.key] = endpoint.api_key_secret
         env += [
             {
@@ -84,7 +84,7 @@ def task_job(
             "image": image,
             "imagePullPolicy": images.pull_policy,
             "command": ["paretomerge", "task", task_file, "--volume", VOLUME_MOUNT],
-            "args": ["--stage", stage],
+            "args": ["--step", step],
             "env": env,
             "resources": {
                 "requests": {"cpu": execution.resources.cpu, "memory": execution.resources.memory},
@@ -233,7 +233,8 @@ class KubernetesExecutor(Executor):
         entry = self._tasks.pop(task_id, None)
         if entry is None:
             return
-        name = job_name(self.run.name, task_id, entry[1])
+        _, attempt = entry
+        name = job_name(self.run.name, task_id, attempt)
         client.call(
             lambda: client.batch().delete_namespaced_job(
                 name, self.namespace, propagation_policy="Background"

@@ -6,7 +6,7 @@ API server's object size limit (about 1.5 MB): each finished evaluation is one s
 ``[id, status, f1, f2, ...]`` (validations, ``v0001``..., after the candidates, counted
 apart in ``validationsFinished``); weights and raw scores are kept for the Pareto set only,
 and everything else is in the run directory on the volume (``status.runDirectory``). The
-rows (:class:`EvaluationRow`) carry each candidate's stage durations and cost, which the
+rows (:class:`EvaluationRow`) carry each candidate's step durations and cost, which the
 operator turns into metrics; ``cost`` holds their sum (``anchorCost`` the anchors').
 Beyond :data:`MAX_STATUS_EVALUATIONS` finished evaluations the status keeps no rows, and
 beyond :data:`MAX_STATUS_PARETO` Pareto points only the most accurate ones; it then names
@@ -74,11 +74,11 @@ class EvaluationRow(BaseModel):
     values in the order of ``status.evaluationColumns`` (:data:`EVALUATION_COLUMNS`),
     ``None`` written :data:`NO_VALUE`. ``f1``, ``f2`` are the objectives as evaluated,
     ``f1Std``, ``f2Std`` their standard deviations (anchors' errors included), the
-    durations are in seconds, ``attempts`` counts the attempts started; ``questions``,
+    durations are in seconds, ``attempts`` counts the attempts started; ``answers``,
     ``outputTokens``, ``serveSeconds``, ``generateSeconds`` and ``gpuSeconds`` are its
     :class:`~paretomerge.results.EvaluationCost` (none where it has no cost: a failed
     one). New columns go last, and a reader takes the columns the writer named
-    (``evaluationColumns``)."""
+    (``evaluationColumns``; a renamed one by its old name too, :data:`RENAMED_COLUMNS`)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
@@ -92,7 +92,7 @@ class EvaluationRow(BaseModel):
     attempts: int | None = None
     f1_std: float | None = None
     f2_std: float | None = None
-    questions: int | None = None
+    answers: int | None = None
     output_tokens: int | None = None
     serve_seconds: float | None = None
     generate_seconds: float | None = None
@@ -132,7 +132,7 @@ class EvaluationRow(BaseModel):
         nulls from lists (Kubernetes before 1.21, kubernetes#98080) shortens a row with a
         missing value and shifts the columns after it: of such a row only the id and
         status, never null, are kept."""
-        columns = tuple(columns or EVALUATION_COLUMNS)
+        columns = tuple(RENAMED_COLUMNS.get(c, c) for c in columns or EVALUATION_COLUMNS)
         if len(values) != len(columns):
             columns = ("id", "status")
         return cls.model_validate(
@@ -145,6 +145,8 @@ class EvaluationRow(BaseModel):
 
 
 EVALUATION_COLUMNS = tuple(field.alias for field in EvaluationRow.model_fields.values())
+#: Columns an earlier version named otherwise: old name -> this version's.
+RENAMED_COLUMNS = {"questions": "answers"}
 
 
 def _cost_columns(cost: EvaluationCost | None) -> dict[str, float | int | None]:
@@ -152,7 +154,7 @@ def _cost_columns(cost: EvaluationCost | None) -> dict[str, float | int | None]:
     if cost is None:
         return {}
     return {
-        "questions": cost.questions,
+        "answers": cost.answers,
         "output_tokens": cost.output_tokens,
         "serve_seconds": round(cost.serve_seconds, 3),
         "generate_seconds": round(cost.generate_seconds, 3),
@@ -219,8 +221,8 @@ def run_status(
         "pareto": [
             {
                 "id": c.id,
-                **dict(zip(("f1", "f2"), _rounded(c.reported[0]), strict=True)),
-                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported[1]), strict=True)),
+                **dict(zip(("f1", "f2"), _rounded(c.reported.mean), strict=True)),
+                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported.std), strict=True)),
                 "validated": c.validated is not None,
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),

@@ -108,12 +108,10 @@ class SearchConfig:
             )
         elif not all(np.isfinite(self.layer_profile)):
             yield "layer_profile must be finite"
-        if self.strategy == "bambo":
-            num_layers = self.num_weights - 1
-            if self.num_blocks is None:
-                yield "strategy 'bambo' needs num_blocks"
-            elif not 1 <= self.num_blocks <= num_layers:
-                yield f"num_blocks must be in [1, {num_layers}] (the layers), got {self.num_blocks}"
+        if self.strategy == "bambo" and self.num_blocks is None:
+            yield "strategy 'bambo' needs num_blocks"
+        if self.num_blocks is not None and self.num_blocks < 1:  # above the layers: one each
+            yield f"num_blocks must be >= 1, got {self.num_blocks}"
         cuts_blocks = self.strategy in ("bambo", "coarse-to-fine")  # the DP's blocks
         if cuts_blocks and self.partition_strategy not in PARTITION_STRATEGIES:
             yield (

@@ -137,6 +137,17 @@ class AskTellOptimizer:
         self.warm_start: dict[str, list] = dict(warm_start or {})
         self._fit: _Fit | None = None  # the last estimates, cached
 
+    def set_budget(self, budget: int) -> None:
+        """Search ``budget`` trials in all (the run's budget, edited while it runs): the
+        configuration, and so the state, record it, and a strategy that plans by it
+        (coarse-to-fine's phases) follows it. A budget below the initial design is
+        recorded as the design's size (the search stops there either way)."""
+        budget = max(budget, self.config.initial_points)
+        if budget != self.config.budget:
+            self.config = replace(self.config, budget=budget)
+            self.strategy = STRATEGIES[self.config.strategy](self.config)
+            self._fit = None  # fitted in the search space of the old budget
+
     # --- asking ---------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> list[Trial]:

@@ -26,6 +26,9 @@ from paretomerge.search.prior import (
 from paretomerge.search.space import Grouping, tied_grouping
 from paretomerge.search.surrogates import fit_map_saas_gp, fit_matern_gp, fit_saas_gp
 
+# Coarse-to-fine's finest blocks when the configuration sets none (the spec's default).
+DEFAULT_FINEST_BLOCKS = 8
+
 
 @dataclass(frozen=True)
 class ProposalContext:
@@ -210,10 +213,11 @@ class BamboStrategy(GPStrategy):
 class CoarseToFineStrategy(GPStrategy):
     """Blocks first, then finer blocks: a GP in a low dimension while the data are few.
 
-    Stage ``i`` searches ``block_counts[i]`` blocks of the DP partition (plus the head and
-    extra variables) from search trial ``fractions[i] * budget`` on; every fit sees
-    every evaluation, projected onto the stage's blocks. The decision vectors stay per
-    layer.
+    Phase ``i`` searches ``block_counts[i]`` blocks of the DP partition (plus the head and
+    extra variables) from search trial ``fractions[i] * budget`` on: half of
+    ``config.num_blocks`` (``merge.blocks.count``; 8 when unset), then all of them, never
+    more than one per layer. Every fit sees every evaluation, projected onto the phase's
+    blocks. The decision vectors stay per layer.
 
     Why: one real evaluation is as noisy as the front is wide (sd ~0.1 of the normalised
     objectives, issue 17), and 88 such values teach a GP little in 37 or even 9
@@ -225,33 +229,38 @@ class CoarseToFineStrategy(GPStrategy):
     figures against every other strategy.
     """
 
-    block_counts = (4, 8)
     fractions = (0.0, 0.5)
+
+    @property
+    def block_counts(self) -> tuple[int, int]:
+        """The blocks of each phase: half the finest, then the finest."""
+        finest = self.config.num_blocks or DEFAULT_FINEST_BLOCKS
+        return max(1, finest // 2), finest
 
     def make_grouping(self) -> Grouping:
         return self.grouping_at(self.config.budget)
 
     def grouping_at(self, searched: int) -> Grouping:
-        num_layers = self.config.num_weights - 1
-        stage = max(i for i, f in enumerate(self.fractions) if searched >= f * self.config.budget)
-        return block_grouping(self.config, min(self.block_counts[stage], num_layers))
+        phase = max(i for i, f in enumerate(self.fractions) if searched >= f * self.config.budget)
+        return block_grouping(self.config, self.block_counts[phase])
 
 
 def block_grouping(config: SearchConfig, num_blocks: int) -> Grouping:
-    """``num_blocks`` blocks of layers by the DP, then the head and any extra variables
-    each on its own."""
+    """``num_blocks`` blocks of layers by the DP (at most one per layer), then the head and
+    any extra variables each on its own."""
     partition = bambo_partition(config, num_blocks)
-    own = range(num_blocks, num_blocks + 1 + config.extra_variables)
+    own = range(partition.num_blocks, partition.num_blocks + 1 + config.extra_variables)
     return Grouping((*partition.labels.tolist(), *own))
 
 
 def bambo_partition(config: SearchConfig, num_blocks: int | None = None) -> BlockPartition:
     """The blocks BAMBO searches: :func:`~paretomerge.partition.block_partition` of
     ``config.layer_profile`` (one value per merge weight: the layers, then the head) into
-    ``num_blocks`` blocks (default ``config.num_blocks``)."""
+    ``num_blocks`` blocks (default ``config.num_blocks``), one per layer where there are
+    fewer layers."""
     return block_partition(
         config.layer_profile,
-        num_blocks or config.num_blocks,
+        min(num_blocks or config.num_blocks, config.num_weights - 1),
         config.partition_strategy,
         config.partition_alpha,
         config.partition_beta,

@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 from builders import run_manifest
 
-from paretomerge.evaluate import STAGES_DIR
 from paretomerge.executors import LocalExecutor
 from paretomerge.questions import stage_counts
 from paretomerge.results import (
@@ -55,12 +54,16 @@ from paretomerge.results import (
     StageResult,
 )
 from paretomerge.run_layout import RunLayout
+from paretomerge.screening_files import (
+    EVAL_DIR,
+    screening_stage_file,
+    stop_requested,
+    write_screening_stage,
+)
 from paretomerge.spec import load_run
 from paretomerge.tasks import (
     ERROR_FILE,
-    EVAL_DIR,
     RESULT_FILE,
-    STOP_FILE,
     EvaluateTask,
     ProfileTask,
     read_task,
@@ -203,11 +206,9 @@ def staged(task: EvaluateTask, work_dir: Path, scores: dict[str, BenchmarkScore]
     the controller's stop; returns the stage it stopped after (``None``: it finished)."""
     count = len(task.stages.shares)
     for stage in range(1, count + 1):
-        if stage > 1 and (work_dir / STOP_FILE).exists():
+        if stage > 1 and stop_requested(work_dir):
             return stage - 1
-        stage_file = work_dir / EVAL_DIR / STAGES_DIR / f"stage-{stage}.json"
-        stage_file.parent.mkdir(parents=True, exist_ok=True)
-        if not stage_file.exists():  # a finished stage is not asked again
+        if not screening_stage_file(work_dir / EVAL_DIR, stage).exists():  # not asked again
             asked = partial(scores, task, stage)
             done = StageResult(
                 stage=stage,
@@ -216,7 +217,7 @@ def staged(task: EvaluateTask, work_dir: Path, scores: dict[str, BenchmarkScore]
                 seconds=0.0,
                 cost=synthetic_cost(asked, 0.0, 0),
             )
-            stage_file.write_text(done.model_dump_json())
+            write_screening_stage(work_dir / EVAL_DIR, done)
             if stage < count:
                 time.sleep(float(os.environ.get("FAKE_STAGE_SECONDS", "1")))
     return None

@@ -34,9 +34,11 @@ from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.loop import Controller, Limits, record_estimates
+from paretomerge.controller.estimates import record_estimates
+from paretomerge.controller.loop import Controller
 from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import CandidateRecord, RunState
+from paretomerge.controller.task_runner import Limits
 from paretomerge.executors import LocalExecutor
 from paretomerge.k8s.status import run_status
 from paretomerge.search import (

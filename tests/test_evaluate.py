@@ -44,6 +44,7 @@ from paretomerge.evaluate.scoring import SampleRecord, final_number, score_bench
 from paretomerge.evaluate.serving import serve, stop_process_group
 from paretomerge.questions import QuestionSplit, QuestionStages
 from paretomerge.results import StageResult
+from paretomerge.screening_files import screening_stage_file
 from paretomerge.spec import (
     BenchmarkSpec,
     EndpointSpec,
@@ -459,7 +460,7 @@ def test_a_screened_evaluation_goes_stage_by_stage_and_never_repeats_a_finished_
     # finishes. No attempt asks a question of a stage an earlier one finished.
     first, prompts = attempt(killed)
     assert first is None and sent(prompts) == asked_in(1)
-    second, prompts = attempt((tmp_path / "stages" / "stage-2.json").exists)
+    second, prompts = attempt(screening_stage_file(tmp_path, 2).exists)
     assert sent(prompts) == asked_in(2)
     assert second.stopped_after == 2
     assert second.scores["mod-ten"].n == len(plan["mod-ten"][0]) + len(plan["mod-ten"][1])

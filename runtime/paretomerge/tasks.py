@@ -15,6 +15,7 @@ file works wherever the volume is mounted.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ from paretomerge.results import (
     EvaluationResult,
     ProfileResult,
 )
+from paretomerge.screening_files import EVAL_DIR, stop_requested
 from paretomerge.spec import EvaluationSpec, ObjectivesSpec, SamplingSpec, VolumePath
 from paretomerge.volume import OutsideVolumeError, in_volume
 
@@ -44,8 +46,6 @@ PROFILE_FILE = "profile.json"
 MERGED_DIR = "merged"
 # The merge step's seconds, for the evaluate step when they run apart (Kubernetes).
 MERGE_SECONDS_FILE = "merge-seconds.json"
-EVAL_DIR = "eval"  # the evaluation's server log, server.pid and evalscope outputs
-STOP_FILE = "stop.json"  # the controller's word to a screened evaluation: no more stages
 # Kubernetes shows this file's content as the container's termination message.
 TERMINATION_LOG_ENV = "PARETOMERGE_TERMINATION_LOG"
 Step = Literal["merge", "evaluate", "all"]
@@ -77,8 +77,8 @@ class EvaluateTask(TaskBase):
     (or machine) gives the model server, as the executor that runs it knows them, for
     the GPU-seconds of its :class:`~paretomerge.results.EvaluationCost`. With
     ``stages`` (a screened candidate) it asks them stage by stage, and stops before the
-    next stage once the controller has written ``stop.json`` into the work dir
-    (:func:`request_stop`).
+    next stage once the controller has asked it to stop
+    (:func:`~paretomerge.screening_files.request_stop`).
     """
 
     result_type: ClassVar[type[EvaluateTaskResult]] = EvaluateTaskResult
@@ -155,13 +155,6 @@ def merge_seconds(task: EvaluateTask, volume: Path) -> float | None:
     its own (a Kubernetes init container) and left them; ``None`` otherwise."""
     path = volume / task.work_dir / MERGE_SECONDS_FILE
     return json.loads(path.read_text())["merge"] if path.exists() else None
-
-
-def request_stop(task: EvaluateTask, volume: Path, reason: str) -> None:
-    """Tell a screened evaluation to stop before its next stage (it reads the file between
-    stages, and a later attempt of it at its start), saying why."""
-    path = volume / task.work_dir / STOP_FILE
-    write_atomic(path, json.dumps({"reason": reason}, indent=2) + "\n")
 
 
 def server_pid_file(task: ProfileTask | EvaluateTask, volume: Path) -> Path:
@@ -257,7 +250,7 @@ def _run_evaluate(task: EvaluateTask, volume: Path, step: Step) -> EvaluateTaskR
             questions=task.questions,
             repeats=task.repeats,
             stages=task.stages,
-            stop_requested=(work_dir / STOP_FILE).exists,
+            stop_requested=functools.partial(stop_requested, work_dir),
         )
     except Exception as error:
         raise TaskFailure("evaluate", _describe(error)) from error

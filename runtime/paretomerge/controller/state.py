@@ -204,8 +204,14 @@ class RunState(BaseModel):
         return sum(v.status != "running" for v in self.validations)
 
     @property
+    def spent(self) -> int:
+        """What the search's budget counts: every candidate proposed, whatever became of
+        it (running, evaluated, screened out or given up)."""
+        return len(self.candidates)
+
+    @property
     def finished(self) -> int:
-        """Candidates evaluated, screened out or given up: what the budget counts."""
+        """Candidates evaluated, screened out or given up (none of them running)."""
         return self.count("succeeded") + self.count("screened") + self.count("failed")
 
     @property

@@ -20,7 +20,7 @@ the per-sample records (:mod:`.scoring`). ``work_dir`` receives the server's log
 per benchmark (``benchmarks/<name>/``, with the per-sample records, question ids
 included, as ``records.jsonl``). A screened evaluation keeps evalscope's outputs per
 stage (``benchmarks/<name>/stage-<k>/``) and where it stands after each stage
-(``stages/stage-<k>.json``).
+(``stages/stage-<k>.json``: :mod:`paretomerge.screening_files`).
 """
 
 from __future__ import annotations
@@ -45,12 +45,10 @@ from paretomerge.evaluate.evalscope_task import (
 )
 from paretomerge.evaluate.scoring import SampleRecord, score_benchmark
 from paretomerge.evaluate.serving import ServedModel, ServingError, serve
-from paretomerge.files import write_atomic
 from paretomerge.questions import QuestionSplit, QuestionStages
 from paretomerge.results import BenchmarkScore, EvaluationCost, EvaluationResult, StageResult
+from paretomerge.screening_files import read_screening_stage, write_screening_stage
 from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
-
-STAGES_DIR = "stages"  # a screened evaluation's stage-<k>.json, beside its benchmarks
 
 __all__ = [
     "BenchmarkDataError",
@@ -146,13 +144,13 @@ def evaluate_model(
     with contextlib.ExitStack() as serving:
         served: ServedModel | None = None
         for stage in range(1, count + 1):
-            stage_file = work_dir / STAGES_DIR / f"stage-{stage}.json"
             specs = [s for s in objectives.benchmarks if len(plan[s.name]) >= stage]
-            if stage_file.exists():  # finished by an earlier attempt
+            finished = read_screening_stage(work_dir, stage)
+            if finished is not None:  # by an earlier attempt
                 for spec in specs:
                     out_dir = work_dir / "benchmarks" / spec.name / f"stage-{stage}"
                     records[spec.name] += read_records_file(out_dir / RECORDS_FILE)
-                spent.before = StageResult.model_validate_json(stage_file.read_text()).cost
+                spent.before = finished.cost
                 continue
             if stage > 1 and stop_requested():
                 return EvaluationResult(
@@ -184,7 +182,7 @@ def evaluate_model(
                 seconds=time.monotonic() - started,
                 cost=spent.cost(),
             )
-            write_atomic(stage_file, result.model_dump_json(indent=2) + "\n")
+            write_screening_stage(work_dir, result)
     return EvaluationResult(
         scores=_scores(records), seconds=time.monotonic() - started, cost=spent.cost()
     )
@@ -218,15 +216,3 @@ class _Spent:
 
 def _scores(records: dict[str, list[SampleRecord]]) -> dict[str, BenchmarkScore]:
     return {name: score_benchmark(name, done) for name, done in records.items()}
-
-
-def latest_stage(work_dir: Path) -> StageResult | None:
-    """The last stage a screened evaluation in ``work_dir`` has finished, if any."""
-    numbers = [
-        int(path.stem.removeprefix("stage-"))
-        for path in (Path(work_dir) / STAGES_DIR).glob("stage-*.json")
-    ]
-    if not numbers:
-        return None
-    path = Path(work_dir) / STAGES_DIR / f"stage-{max(numbers)}.json"
-    return StageResult.model_validate_json(path.read_text())

@@ -19,8 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from paretomerge.controller.loop import Controller, Limits
+from paretomerge.controller.loop import Controller
 from paretomerge.controller.state import RunState
+from paretomerge.controller.task_runner import Limits
 from paretomerge.k8s import client
 from paretomerge.k8s.executor import KubernetesExecutor
 from paretomerge.k8s.runs import RunResource, effective_run

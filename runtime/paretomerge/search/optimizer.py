@@ -148,6 +148,13 @@ class AskTellOptimizer:
             self.strategy = STRATEGIES[self.config.strategy](self.config)
             self._fit = None  # fitted in the search space of the old budget
 
+    def set_baselines(self, baselines: Sequence[Sequence[float]]) -> None:
+        """Report and screen against ``baselines`` ``(k, m)`` (see
+        :attr:`SearchConfig.baselines`); the proposals do not depend on them."""
+        baselines = tuple(tuple(float(v) for v in b) for b in baselines)
+        if baselines != self.config.baselines:
+            self.config = replace(self.config, baselines=baselines)
+
     # --- asking ---------------------------------------------------------------------
 
     def ask(self, n: int = 1) -> list[Trial]:

@@ -93,6 +93,15 @@ def synthetic_scores(
     }
 
 
+def dominated_scores(benchmarks: list[str]) -> dict[str, BenchmarkScore]:
+    """How a clearly dominated merge scores: the base's skill at the expert's length."""
+    expert_tokens = synthetic_scores([1.0], 1.0, benchmarks)
+    return {
+        name: base.model_copy(update={"mean_output_tokens": expert_tokens[name].mean_output_tokens})
+        for name, base in synthetic_scores([0.0], 0.0, benchmarks).items()
+    }
+
+
 def synthetic_cost(
     scores: dict[str, BenchmarkScore], merge_seconds: float, gpus: int
 ) -> EvaluationCost:
@@ -162,13 +171,7 @@ def main(task_file: Path, volume: Path, step: str = "all") -> int:
     benchmarks = [b.name for b in task.objectives.benchmarks]
     scores = synthetic_scores(weights, head, benchmarks)
     if fnmatch(task.id, os.environ.get("FAKE_DOMINATED", "-")):
-        expert_tokens = synthetic_scores([1.0], 1.0, benchmarks)
-        scores = {  # the base's skill, the expert's length
-            name: base.model_copy(
-                update={"mean_output_tokens": expert_tokens[name].mean_output_tokens}
-            )
-            for name, base in synthetic_scores([0.0], 0.0, benchmarks).items()
-        }
+        scores = dominated_scores(benchmarks)
     stopped_after = None if task.stages is None else staged(task, work_dir, scores)
     if stopped_after is not None:
         scores = partial(scores, task, stopped_after)

@@ -29,7 +29,13 @@ from builders import (
     run_manifest,
     write_numeric_benchmark,
 )
-from fake_tasks import FakeExecutor, partial, run_controller, synthetic_scores
+from fake_tasks import (
+    FakeExecutor,
+    dominated_scores,
+    partial,
+    run_controller,
+    synthetic_scores,
+)
 from tiny_models import link_tree, make_base, make_expert
 
 from paretomerge.controller.artifacts import pareto_candidates
@@ -643,7 +649,9 @@ def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> 
     data = manifest(budget=7, initialPoints=1, initialSolutions=[0.55], strategy="gp")
     data["spec"]["execution"]["parallelism"] = 1
     data["spec"]["evaluation"]["screening"] = {"stages": [0.25, 0.5, 1.0], "confidence": 0.5}
-    state = run_in_process(volume, data, env={"FAKE_STAGE_SECONDS": "1.5"})
+    dominated = ("c0004", "c0006")  # score like the base at the expert's length
+    env = {"FAKE_STAGE_SECONDS": "1.5", "FAKE_DOMINATED": "c000[46]"}
+    state = run_in_process(volume, data, env=env)
     assert state.phase == "Succeeded", state.message
 
     run = parse_run(data)
@@ -653,14 +661,20 @@ def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> 
     shares = run.spec.evaluation.screening.stages
     staged_task = SimpleNamespace(stages=SimpleNamespace(shares=shares))
 
+    evaluated: list[np.ndarray] = []
+
     def objective(X: np.ndarray) -> list[ScreeningStage]:
         """What fake_tasks.py scores after each screening stage, as objectives."""
+        ids = [f"c{len(evaluated) + i + 1:04d}" for i in range(len(X))]
+        evaluated.extend(X)
         stages = []
         for stage in range(1, len(shares) + 1):
             values = []
-            for x in X:
+            for candidate_id, x in zip(ids, X, strict=True):
                 plan = space.plan(x, seed=0)
                 full = synthetic_scores(plan.layer_weights, plan.head_weight, benchmarks)
+                if candidate_id in dominated:
+                    full = dominated_scores(benchmarks)
                 values.append(
                     objective_values(partial(full, staged_task, stage), base, expert, benchmarks)
                 )

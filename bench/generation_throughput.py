@@ -32,6 +32,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from real_size import qwen3_config
+
 PROMPT_WORDS = 120
 
 
@@ -39,7 +41,7 @@ def build_model(path: Path, hidden: int, layers: int, vocab: int, device: str) -
     """Write the random-init model and its tokenizer to ``path``; returns its parameter count."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from transformers import PreTrainedTokenizerFast, Qwen3ForCausalLM
 
     from paretomerge.demo.pair import CHAT_TEMPLATE
 
@@ -57,20 +59,14 @@ def build_model(path: Path, hidden: int, layers: int, vocab: int, device: str) -
         extra_special_tokens=["<|im_start|>"],
     )
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = Qwen3Config(
-        architectures=["Qwen3ForCausalLM"],
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=3 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
+    config = qwen3_config(
+        hidden,
+        layers,
+        vocab,
         max_position_embeddings=40960,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        dtype="bfloat16",
     )
     torch.manual_seed(0)
     with torch.device(device):

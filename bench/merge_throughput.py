@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from real_size import qwen3_config
+
 GIB = 1 << 30
 
 # Child processes: each prints one JSON line. The peak resident set is VmHWM of
@@ -93,20 +95,9 @@ def generate_pair(workdir: Path, hidden: int, layers: int, shard_bytes: int) -> 
     """Write the base and the expert (base + N(0, 0.002^2) noise) as sharded bf16 checkpoints."""
     import torch
     from safetensors.torch import save_file
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    config = Qwen3Config(
-        architectures=["Qwen3ForCausalLM"],
-        vocab_size=151936,
-        hidden_size=hidden,
-        intermediate_size=3 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        tie_word_embeddings=False,
-        dtype="bfloat16",
-    )
+    config = qwen3_config(hidden, layers, tie_word_embeddings=False)
     with torch.device("meta"):
         shapes = {n: p.shape for n, p in Qwen3ForCausalLM(config).state_dict().items()}
     generator = torch.Generator().manual_seed(0)

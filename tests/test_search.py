@@ -187,15 +187,20 @@ def test_bambo_shares_weights_within_blocks_and_keeps_head_alone():
     assert not np.all(result.X[:, 5] == result.X[:, 0])  # the head is its own variable
 
 
-def test_coarse_to_fine_searches_four_blocks_then_eight():
+def coarse_to_fine(budget: int) -> tuple[AskTellOptimizer, LayerMergeLandscape]:
+    """A coarse-to-fine optimiser of ``budget`` on a 12-layer landscape, and the landscape."""
     landscape = LayerMergeLandscape(num_layers=12, seed=3)
     config = make_config(
         strategy="coarse-to-fine",
         dim=landscape.dim,
         layer_profile=tuple(landscape.profile),
-        budget=16,
+        budget=budget,
     )
-    optimizer = AskTellOptimizer(config)
+    return AskTellOptimizer(config), landscape
+
+
+def test_coarse_to_fine_searches_four_blocks_then_eight():
+    optimizer, landscape = coarse_to_fine(budget=16)
     coarse = optimizer.strategy.grouping_at(0)
     assert coarse.search_dim == 5 and optimizer.strategy.grouping_at(7) == coarse
     fine = optimizer.strategy.grouping_at(8)  # half the budget: 8 blocks
@@ -219,14 +224,7 @@ def test_coarse_to_fine_searches_four_blocks_then_eight():
 def test_a_raised_budget_moves_coarse_to_fines_second_phase():
     """Budget 8 -> 16 after the design: the fine phase starts at search trial 8, not 4,
     and the state records the new budget."""
-    landscape = LayerMergeLandscape(num_layers=12, seed=3)
-    config = make_config(
-        strategy="coarse-to-fine",
-        dim=landscape.dim,
-        layer_profile=tuple(landscape.profile),
-        budget=8,
-    )
-    optimizer = AskTellOptimizer(config)
+    optimizer, landscape = coarse_to_fine(budget=8)
     coarse, fine = optimizer.strategy.grouping_at(0), optimizer.strategy.grouping_at(4)
     assert (coarse.search_dim, fine.search_dim) == (5, 9)
     for trial in optimizer.ask(4):

@@ -241,3 +241,14 @@ def test_a_run_resumes_after_edits_of_how_much_and_how_but_not_of_what() -> None
     }
     assert conflicts["spec.search.seed"].startswith("was 42 when the run started and is now 7")
     assert conflicts["spec.merge.density"].startswith('was "(not set)"')
+
+
+def test_blocks_under_a_strategy_that_searches_none_are_refused_by_name() -> None:
+    refused = with_changes(("spec.search.strategy", "gp"), ("spec.merge.blocks.count", 6))
+    with pytest.raises(SpecError) as info:
+        parse_run(refused)
+    assert [p.field for p in info.value.problems] == ["spec.merge.blocks.count"]
+    assert "only bambo and coarse-to-fine use spec.merge.blocks" in str(info.value)
+    # The defaults, written out as the run file keeps them, are no choice of the user's.
+    defaults = with_changes(("spec.search.strategy", "gp"), ("spec.merge.blocks.count", 8))
+    assert parse_run(defaults).spec.merge.blocks.count == 8

@@ -101,6 +101,10 @@ class BlocksSpec(SpecModel):
     beta: float = Field(default=0.005, ge=0.0)
 
 
+# The strategies that cut the layers into spec.merge.blocks; the others ignore it.
+BLOCK_STRATEGIES = frozenset({"bambo", "coarse-to-fine"})
+
+
 class MergeSpec(SpecModel):
     """How a decision vector becomes a merged model (mergekit)."""
 
@@ -463,6 +467,18 @@ def _strategy_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         yield SpecProblem(
             "spec.search.strategy",
             f"{strategy} needs per-layer weights; granularity model has one weight",
+        )
+    if strategy not in BLOCK_STRATEGIES and spec.merge.blocks != BlocksSpec():
+        changed = sorted(
+            name
+            for name in BlocksSpec.model_fields
+            if getattr(spec.merge.blocks, name) != getattr(BlocksSpec(), name)
+        )
+        yield SpecProblem(
+            f"spec.merge.blocks.{changed[0]}",
+            f"strategy {strategy} searches no blocks; only "
+            f"{' and '.join(sorted(BLOCK_STRATEGIES))} use spec.merge.blocks (remove it, or "
+            "choose one of them)",
         )
 
 

@@ -49,7 +49,7 @@ benchmark's own): on ``noisy``/``new`` the objective is staged, each candidate e
 screening stage by screening stage on the run's seeded question order
 (``QuestionLevelMergeProblem.staged``: ``--stages`` shares of each benchmark, 20/50/198
 GPQA-Diamond and 3/8/30 AIME25 questions by default), and the search is told each
-candidate's own variance (the anchors' share apart), as the controller tells it. On the
+evaluation's variance with the anchors' errors included, as the controller tells it. On the
 family the anchors, ``(0, 1)`` and ``(1, 0)`` exactly once normalised, are the search's
 baselines, so the reported front leaves out what they match or beat, as a run's does.
 ``--screening on`` gives ``optimize()`` the run file's screener

@@ -681,7 +681,7 @@ def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> 
             stages.append(
                 ScreeningStage(
                     np.array([v.values for v in values]),
-                    np.array([v.own_variance for v in values]),
+                    np.array([v.total_variance for v in values]),
                 )
             )
         return stages

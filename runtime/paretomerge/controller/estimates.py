@@ -10,24 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from paretomerge.controller.artifacts import pareto_points
+from paretomerge.controller.objectives import objective_values
 from paretomerge.controller.state import PointEstimate, RunState, ValidationRecord
 from paretomerge.search import AskTellOptimizer, hypervolume
-from paretomerge.search.estimates import (
-    pool_observations,
-    pool_with_common_error,
-    with_common_error,
-)
+from paretomerge.search.estimates import pool_observations, pool_with_common_error
 
 
 def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
     """Give every evaluated candidate the search's estimate of its objectives
     (:meth:`AskTellOptimizer.estimates`: the posterior at its point, or its pooled
-    evaluations for a strategy with no surrogate).
-
-    The optimiser knows each evaluation's own variance only; the anchors' share of it,
-    common to every candidate, is added back to the standard deviation reported
-    (:func:`~paretomerge.search.estimates.with_common_error`).
-    """
+    evaluations for a strategy with no surrogate), with the posterior standard deviation
+    (the optimiser is told each evaluation's total variance, the anchors' errors
+    included)."""
     estimates = optimizer.estimates()
     row = {int(trial): i for i, trial in enumerate(estimates.trial_ids)}
     for candidate in state.candidates:
@@ -36,30 +30,22 @@ def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
             continue
         i = row[trial]
         std = estimates.std[i]
-        own = optimizer.trials[trial].yvar
-        if np.isnan(std).any():
-            reported = None
-        elif own is None or candidate.objectives_std is None:
-            reported = std.tolist()
-        else:
-            total = np.square(candidate.objectives_std)
-            reported = with_common_error(std, own, total).tolist()
         candidate.estimate = PointEstimate(
             mean=estimates.mean[i].tolist(),
-            std=reported,
+            std=None if np.isnan(std).any() else std.tolist(),
             prob_non_dominated=float(estimates.prob_non_dominated[i]),
             evaluations=int(estimates.num_observations[i]),
         )
 
 
-def record_validated(state: RunState, optimizer: AskTellOptimizer, *, held_out: bool) -> None:
+def record_validated(state: RunState, benchmarks: list[str], *, held_out: bool) -> None:
     """Give every candidate with a finished validation its validated value.
 
     With no question held out the validations were told to the optimiser like any
     evaluation of the point, so the validated value is the search's estimate, now pooled
     over them. With questions held out it is the validations' own values alone (unbiased
-    by the search's choice), pooled by precision with the held-out anchors' share of
-    the variance added once
+    by the search's choice): their own errors pooled by precision and the held-out
+    anchors' share of the variance, common to them all, added once
     (:func:`~paretomerge.search.estimates.pool_with_common_error`).
     """
     done: dict[str, list[ValidationRecord]] = {}
@@ -71,14 +57,19 @@ def record_validated(state: RunState, optimizer: AskTellOptimizer, *, held_out: 
         if not held_out:
             candidate.validated = candidate.estimate
             continue
-        Y = np.array([r.objectives for r in records])
-        own = [optimizer.trials[state.trial_of(r)].yvar for r in records]
-        if any(v is None for v in own) or any(r.objectives_std is None for r in records):
+        anchors = state.held_out_anchors
+        values = [
+            objective_values(r.scores, anchors["base"].scores, anchors["expert"].scores, benchmarks)
+            for r in records
+        ]
+        Y = np.array([v.values for v in values])
+        if any(v.total_variance is None for v in values):
             mean, std = pool_observations(Y, None)[0], None
         else:
-            total = np.square([r.objectives_std for r in records])
-            mean, std = pool_with_common_error(Y, np.array(own), total)
-            std = std.tolist()
+            own = np.array([v.own_variance for v in values])
+            total = np.array([v.total_variance for v in values])
+            mean, pooled_std = pool_with_common_error(Y, own, total)
+            std = pooled_std.tolist()
         candidate.validated = PointEstimate(
             mean=mean.tolist(),
             std=std,

@@ -21,10 +21,16 @@ delta method (first-order Taylor expansion, the three estimates independent) giv
 with ``s`` the standard errors, and ``Var f = sum_s Var v_s / S^2`` over the ``S``
 benchmarks (evaluated on different questions, so independent). The first term is the
 model's *own* variance; the anchors' terms are shared by every candidate of a run (the
-same two anchor evaluations normalise all of them), so they move the whole front
-together and do not change which candidate is better: the surrogate is given the own
-variance, the run reports the *total*. The covariance of f1 and f2 (accuracy and
-length of the same answers) is not modelled; each is reported with its own error.
+same two anchor evaluations normalise all of them). Per benchmark they rescale every
+candidate alike and so change no ranking there, but ``f1`` and ``f2`` are means over
+benchmarks: a noisy anchor gap changes how much a benchmark weighs against the others,
+and with it which candidate is better. The surrogate is therefore told the *total*
+variance, and the run reports it: measured under realistic noise, the front chosen with
+the total is worth more of the best-known hypervolume than with the own variance alone
+(``bench/search_efficiency.py``'s docstring). The own variance is kept apart where
+evaluations that share their anchors are pooled (validations on held-out questions).
+The covariance of f1 and f2 (accuracy and length of the same answers) is not modelled;
+each is reported with its own error.
 """
 
 from __future__ import annotations
@@ -82,8 +88,8 @@ def check_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> No
 @dataclass(frozen=True)
 class ObjectiveValues:
     """``(f1, f2)`` of one evaluation and their variances: ``own`` (the model's own
-    sampling error alone, what the surrogate is told) and ``total`` (the anchors' errors
-    added, what the run reports); ``None`` when a score has no standard error (results
+    sampling error alone) and ``total`` (the anchors' errors added: what the surrogate is
+    told and the run reports); ``None`` when a score has no standard error (results
     written before the token error was measured)."""
 
     values: tuple[float, float]

@@ -197,9 +197,8 @@ class SearchDriver:
     def _screen(self, state: RunState) -> None:
         """Stop every running candidate whose latest screening stage the run's screener
         (:class:`~paretomerge.search.screening.ProbablyDominated`, the rule ``optimize()``
-        and the benchmark apply) says to stop, told the stage's objectives and their own
-        variances (what the surrogate is told: the anchors' share of the error is common
-        to every candidate).
+        and the benchmark apply) says to stop, told the stage's objectives and their
+        variances as the surrogate is told them (the anchors' errors included).
 
         The stop is written to the volume before it is checkpointed, so a controller
         killed in between finds the task stopping (or stopped) on its own; then the
@@ -223,8 +222,8 @@ class SearchDriver:
                 self.benchmarks,
             )
             trial = self.optimizer.trials[state.trial_of(candidate)]
-            if y.own_variance is None or not screener.screen(
-                self.optimizer, trial, np.array(y.values), np.array(y.own_variance)
+            if y.total_variance is None or not screener.screen(
+                self.optimizer, trial, np.array(y.values), np.array(y.total_variance)
             ):
                 continue
             task = self._candidate_task(candidate)
@@ -281,11 +280,11 @@ class SearchDriver:
         y = objective_values(
             result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
         )
-        # The surrogate gets the evaluation's own variance: the anchors' share of the
-        # error is common to every candidate (see objectives.py).
+        # The surrogate gets the evaluation's total variance, the anchors' errors
+        # included (see objectives.py).
         stopped_after = result.evaluation.stopped_after
         self.optimizer.tell(
-            state.trial_of(record), y.values, y.own_variance, screened=stopped_after is not None
+            state.trial_of(record), y.values, y.total_variance, screened=stopped_after is not None
         )
         record.status = "succeeded" if stopped_after is None else "screened"
         record.objectives = list(y.values)
@@ -298,7 +297,7 @@ class SearchDriver:
             record.merged_model = result.merged_model
             record.screened_after = stopped_after
         record_estimates(state, self.optimizer)
-        record_validated(state, self.optimizer, held_out=self.spec.search.validation.held_out > 0)
+        record_validated(state, self.benchmarks, held_out=self.spec.search.validation.held_out > 0)
         record_hypervolume(state, self.spec.search.reference_point, record.id)
         self._prune_merged_models(state)
 

@@ -105,21 +105,6 @@ def pool_observations(Y: np.ndarray, Yvar: np.ndarray | None) -> tuple[np.ndarra
     return (precision * Y).sum(axis=0) * var, var
 
 
-def with_common_error(std: np.ndarray, own_var: np.ndarray, total_var: np.ndarray) -> np.ndarray:
-    r"""A point's standard deviation ``(m,)`` with the error it shares with every other point
-    added back.
-
-    A search is told each evaluation's own variance (``own_var``; the error of a common
-    reference, such as the anchors that normalise every evaluation, moves every point
-    together and changes no comparison), so its posterior ``std`` leaves the common part
-    ``total_var - own_var`` out. What is reported of the point includes it:
-
-    .. math:: \sigma^2 = s^2 + \max(\sigma^2_{\text{total}} - \sigma^2_{\text{own}}, 0).
-    """
-    common = np.maximum(np.asarray(total_var, dtype=float) - np.asarray(own_var, dtype=float), 0)
-    return np.sqrt(np.square(np.asarray(std, dtype=float)) + common)
-
-
 def pool_with_common_error(
     Y: np.ndarray, own_var: np.ndarray, total_var: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -311,7 +311,7 @@ def normalised_with_variance(
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation of ``q`` merges, on every question or on the first ones of a seeded
-    order: the objectives ``Y`` and their own variances ``Yvar`` ``(q, m)``, the output
+    order: the objectives ``Y`` and their variances ``Yvar`` ``(q, m)``, the output
     tokens it generated ``tokens`` ``(q,)`` (its cost), and the questions it asked of each
     benchmark ``questions`` ``(S,)``."""
 
@@ -332,8 +332,8 @@ class QuestionLevelMergeProblem:
     (:class:`SimulatedBenchmark`); the anchors (base ``w = 0`` and expert ``w = 1``) are
     evaluated once, through the same simulator, when the problem is made. Calling the
     problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors, and
-    the variances of the merge's own errors by the delta method over questions
-    (:func:`normalised_with_variance`), as the tool tells its surrogate. :meth:`evaluate` returns them with the output tokens
+    their variances by the delta method over questions (:func:`normalised_with_variance`;
+    the anchors' errors included), as the tool tells its surrogate. :meth:`evaluate` returns them with the output tokens
     the evaluation generated, and :meth:`staged` the same after each stage of a screened
     evaluation (the first questions of a seeded order, growing).
 
@@ -388,13 +388,16 @@ class QuestionLevelMergeProblem:
         tokens: np.ndarray,
         tokens_var: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(q, S)`` as objectives ``(q, 2)`` by the measured anchors, with the
-        variances of the merges' own errors: what the tool tells the surrogate (the
-        anchors' share of the error is common to every merge of a run, see
+        """Scores ``(q, S)`` as objectives ``(q, 2)`` by the measured anchors, with their
+        variances, the anchors' errors included: what the tool tells its surrogate (see
         :mod:`paretomerge.controller.objectives`)."""
-        acc, _, tok, _ = self.anchors
-        f1, f1_var = normalised_with_variance(accuracy, accuracy_var, acc[0], acc[1], 0.0, 0.0)
-        f2, f2_var = normalised_with_variance(tokens, tokens_var, tok[1], tok[0], 0.0, 0.0)
+        acc, acc_var, tok, tok_var = self.anchors
+        f1, f1_var = normalised_with_variance(
+            accuracy, accuracy_var, acc[0], acc[1], acc_var[0], acc_var[1]
+        )
+        f2, f2_var = normalised_with_variance(
+            tokens, tokens_var, tok[1], tok[0], tok_var[1], tok_var[0]
+        )
         return np.stack([f1, f2], axis=-1), np.stack([f1_var, f2_var], axis=-1)
 
     def evaluation(self, records: Sequence[QuestionRecords]) -> Evaluation:

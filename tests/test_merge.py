@@ -61,6 +61,12 @@ def test_every_layer_gets_its_own_weight(models, tmp_path, arch, method):
     plan = plan_from_weights(base, experts, method, weights, NUM_LAYERS)
     out = merge_models(plan, tmp_path / "merged")
     assert_layerwise(out, base, experts, method, LAYER_WEIGHTS, HEAD_WEIGHT)
+    # A model directory others can read and serve, its card titled by its own name.
+    card = (out / "README.md").read_text().splitlines()
+    assert [line for line in card if line.startswith("# ")] == ["# merged"]
+    assert {oct(path.stat().st_mode & 0o777) for path in out.iterdir() if path.is_file()} == {
+        oct(0o644)
+    }
 
 
 @pytest.mark.parametrize("method", ["linear", "task_arithmetic"])
@@ -69,6 +75,12 @@ def test_two_experts(models, tmp_path, method):
     plan = plan_from_weights(base, experts, method, [*LAYER_WEIGHTS, HEAD_WEIGHT], NUM_LAYERS)
     out = merge_models(plan, tmp_path / "merged")
     assert_layerwise(out, base, experts, method, LAYER_WEIGHTS, HEAD_WEIGHT)
+    # A model directory others can read and serve, its card titled by its own name.
+    card = (out / "README.md").read_text().splitlines()
+    assert [line for line in card if line.startswith("# ")] == ["# merged"]
+    assert {oct(path.stat().st_mode & 0o777) for path in out.iterdir() if path.is_file()} == {
+        oct(0o644)
+    }
 
 
 def test_block_weights_expand_to_their_layers(models, tmp_path):

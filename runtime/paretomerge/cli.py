@@ -458,7 +458,9 @@ def materialize(
     from paretomerge.report import RunDirectory
 
     try:
-        merge_models(RunDirectory.open(run_dir).member_plan(point), out)
+        directory = RunDirectory.open(run_dir)
+        title = f"{directory.run.name}: Pareto point {point}"
+        merge_models(directory.member_plan(point), out, title=title)
     except (FileNotFoundError, FileExistsError, IndexError, CheckpointError, ValueError) as error:
         raise _fail(error) from error
     typer.echo(f"wrote {out}")

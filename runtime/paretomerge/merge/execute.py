@@ -21,6 +21,7 @@ from paretomerge.merge.plan import MergePlan
 from paretomerge.tensor_layout import TensorLayout
 
 PLAN_FILE = "paretomerge-merge.json"
+MODEL_CARD = "README.md"  # mergekit's model card
 MERGEKIT_CONFIG_FILE = "mergekit_config.yml"
 
 
@@ -46,9 +47,16 @@ class ExecutionOptions(BaseModel):
 
 
 def merge_models(
-    plan: MergePlan, out_dir: str | Path, options: ExecutionOptions | None = None
+    plan: MergePlan,
+    out_dir: str | Path,
+    options: ExecutionOptions | None = None,
+    title: str | None = None,
 ) -> Path:
     """Merge according to ``plan`` into ``out_dir`` (which must not exist or be empty).
+
+    The model card (``README.md``) is titled ``title`` (default: the directory's name,
+    never the staging directory's); every file is readable by all (0644), as a model
+    directory others serve must be.
 
     Returns:
         The output directory.
@@ -94,6 +102,10 @@ def merge_models(
     try:
         run_merge(configuration, str(staging), merge_options, config_source=configuration.to_yaml())
         (staging / PLAN_FILE).write_text(plan.model_dump_json(indent=2) + "\n")
+        _finish_card(staging / MODEL_CARD, title or out.name)
+        for path in staging.iterdir():
+            if path.is_file():
+                path.chmod(0o644)
         if out.exists():
             out.rmdir()
         staging.rename(out)
@@ -102,3 +114,15 @@ def merge_models(
         LoaderCache().flush_all()
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _finish_card(card: Path, title: str) -> None:
+    """Give mergekit's model card ``card`` the title ``title`` (mergekit titles it with
+    the directory it wrote, here the staging one)."""
+    if not card.exists():
+        return
+    lines = card.read_text().splitlines(keepends=True)
+    heading = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if heading is not None:
+        lines[heading] = f"# {title}\n"
+        card.write_text("".join(lines))

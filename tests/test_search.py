@@ -18,7 +18,6 @@ from paretomerge.search import (
     pareto_mask,
     reported_front,
 )
-from paretomerge.search.pareto import reported_hypervolume
 from paretomerge.search.problems import (
     LANDSCAPE_FAMILY,
     EmbeddedTestProblem,
@@ -105,9 +104,6 @@ def test_reported_front_takes_eligible_non_dominated_points_no_baseline_matches(
     baselines = np.array([[0.0, 1.0], [1.0, 0.0]])
     members = reported_front(values, eligible, baselines)
     assert [(m.index, m.same_values) for m in members] == [(1, ()), (0, (3,))]
-    assert reported_hypervolume(values, np.zeros(2), eligible, baselines) == pytest.approx(
-        hypervolume(values[[0, 1]], np.zeros(2))
-    )
     # No rule but dominance without eligibility or baselines.
     assert {m.index for m in reported_front(values)} == {2, 0, 4}
 

@@ -180,3 +180,20 @@ def test_stages_too_fine_for_a_benchmark_are_refused():
     problem, _ = problem_pair()
     with pytest.raises(ValueError, match="'aime25' of 30 questions"):
         problem.staged(np.zeros((1, 37)), [0.01, 0.02, 1.0], order_seed=0)
+
+
+def test_an_uncertain_front_protects_a_candidate_close_to_it() -> None:
+    """A candidate 0.05 behind a finished point in both objectives is dominated with
+    probability 0.71 if that point's value were exact, but only 0.45 once the point's own
+    uncertainty (sd 0.1) enters: the rule no longer stops what it cannot tell apart."""
+    mean, std = np.array([0.45, 0.45]), np.array([0.05, 0.05])
+    front = np.array([[0.5, 0.5]])
+    exact = prob_dominated(mean, std, front)
+    uncertain = prob_dominated(mean, std, front, np.array([[0.1, 0.1]]))
+    assert exact == pytest.approx(0.708, abs=0.005)
+    assert uncertain == pytest.approx(0.447, abs=0.03)
+    assert screened_out(mean, std, front, 0.6) and not screened_out(
+        mean, std, front, 0.6, np.array([[0.1, 0.1]])
+    )
+    # An exact anchor (std 0) among uncertain points keeps its exact share.
+    assert prob_dominated(mean, std, front, np.zeros((1, 2))) == pytest.approx(exact)

@@ -333,7 +333,6 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
 
-    from paretomerge.controller.objectives import format_hypervolume
     from paretomerge.report import RunDirectory, check_comparable, write_html, write_plots
     from paretomerge.run_layout import PARETO_FILE
 
@@ -351,7 +350,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
             + (f"{screened} screened out, " if (screened := run.state.count("screened")) else "")
             + f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
-            f"{format_hypervolume(run.hypervolume())}",
+            f"{run.hypervolume_text()}",
             markup=False,
             soft_wrap=True,  # one line, whatever the terminal's width: scripts read it
         )

@@ -54,7 +54,6 @@ from paretomerge.merge import MergePlan
 from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
 from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RUN_FILE, RunLayout
-from paretomerge.search import hypervolume
 from paretomerge.spec import ParetoMergeRun, load_started_run
 from paretomerge.tasks import EvaluateTask, local_merge_plan, read_task
 
@@ -175,12 +174,21 @@ class RunDirectory:
         return self.run.spec.search.reference_point
 
     def hypervolume(self) -> float:
-        """Hypervolume of the reported front (``pareto.csv``) against the run's reference
-        point: what the table, the front plot's legend and the CLI show, and the last value
-        of :meth:`hypervolume_curve` (the controller records the same front's)."""
-        front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
-        ref = np.asarray(self.reference_point, dtype=float)
-        return hypervolume(front, ref) if len(front) else 0.0
+        """The estimate of the true hypervolume of the reported front (``pareto.csv``)
+        against the run's reference point, as the controller recorded it
+        (:func:`~paretomerge.search.claims.hypervolume_claim`: the values' hypervolume less
+        its bias): what the table, the front plot's legend and the CLI show, and the last
+        value of :meth:`hypervolume_curve`. A run without a history (none finished): 0."""
+        return self.state.hypervolume[-1] if self.state.hypervolume else 0.0
+
+    def hypervolume_text(self) -> str:
+        """:meth:`hypervolume` with its 90% interval, as every line and table shows it."""
+        text = format_hypervolume(self.hypervolume())
+        interval = self.state.hypervolume_interval
+        if interval is None:
+            return text
+        low, high = (format_hypervolume(v) for v in interval)
+        return f"{text} (90% interval {low}-{high})"
 
     def hypervolume_curve(self) -> Curve:
         """The run's hypervolume history (:attr:`RunState.hypervolume`: the hypervolume of
@@ -382,13 +390,20 @@ def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
         f"<tr><td class='text'>{_e(r.run.name)}</td>"
         f"<td class='text'>{_e(GRANULARITY_NAMES[r.run.spec.merge.granularity])}, "
         f"{_e(r.run.spec.search.strategy)}</td><td>{done}</td><td>{failed}</td>"
-        f"<td>{size}</td><td>{format_hypervolume(r.hypervolume())}</td></tr>"
+        f"<td>{size}</td><td>{_e(r.hypervolume_text())}</td></tr>"
         for r, done, failed, size in rows
     )
     return (
         f"<p>Phase <b>{_e(state.phase)}</b>{': ' + _e(state.message) if state.message else ''}."
-        f" Reference point {tuple(ref_point)}; objectives normalised by the anchors.</p>"
-        "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"
+        f" Reference point {tuple(ref_point)}; objectives normalised by the anchors. The "
+        "hypervolume is the estimate of the front's true one (its values' hypervolume less "
+        "the bias their errors give it), with a 90% interval.</p>"
+        + (
+            f"<p class='warning'>{_e(state.validation_fallback)}.</p>"
+            if state.validation_fallback
+            else ""
+        )
+        + "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"
         "<th>evaluated</th><th>failed</th><th>front size</th><th>hypervolume</th></tr>"
         f"</thead><tbody>{body}</tbody></table>"
     )

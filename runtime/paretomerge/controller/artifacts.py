@@ -56,17 +56,18 @@ class ParetoPoint:
 
 def pareto_points(state: RunState) -> list[ParetoPoint]:
     """The Pareto set of the evaluated merges, most accurate (highest f1) first: the
-    search's rule (:func:`~paretomerge.search.front.reported_front`) on the values the run
-    reports (:attr:`CandidateRecord.reported`: the search's posterior estimates, never the
-    raw evaluations), with the base and the expert as baselines. A screened candidate
-    was valued on part of the questions: it is eligible only once a validation evaluated
-    it in full.
+    search's rule (:func:`~paretomerge.search.front.reported_front`) on the search's
+    estimates (:attr:`CandidateRecord.searched`: the posterior, never the raw
+    evaluations), with the base and the expert as baselines. Validated values then value
+    the points chosen (:attr:`CandidateRecord.reported`) and never choose them. A
+    screened candidate was valued on part of the questions: it is eligible only once a
+    validation evaluated it in full.
     """
     done = [c for c in state.candidates if c.status in ("succeeded", "screened")]
     if not done:
         return []
     members = reported_front(
-        np.array([c.reported.mean for c in done]),
+        np.array([c.searched.mean for c in done]),
         eligible=np.array([c.status == "succeeded" or c.validated is not None for c in done]),
         baselines=ANCHOR_OBJECTIVES,
     )

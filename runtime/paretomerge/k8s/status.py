@@ -209,8 +209,15 @@ def run_status(
         "validationsRunning": state.count_validations("running"),
         "validationsFailed": state.count_validations("failed"),
         "paretoSize": len(front),
+        # Why the validations are normalised by the anchors on every question (null: by
+        # those on the held-out ones, or none are held out).
+        "validationFallback": state.validation_fallback,
         "hypervolume": state.hypervolume[-1] if state.hypervolume else 0.0,
         "hypervolumeHistory": [round(v, 6) for v in state.hypervolume],
+        # The 90% interval of the true hypervolume of the reported front (null: none yet).
+        "hypervolumeInterval": (
+            None if state.hypervolume_interval is None else _rounded(state.hypervolume_interval)
+        ),
         # The candidates' and validations' cost (the rows' sum), the anchors' apart.
         "cost": status_cost(state.cost),
         "anchorCost": status_cost(state.anchor_cost),
@@ -224,6 +231,7 @@ def run_status(
                 **dict(zip(("f1", "f2"), _rounded(c.reported.mean), strict=True)),
                 **dict(zip(("f1Std", "f2Std"), _rounded(c.reported.std), strict=True)),
                 "validated": c.validated is not None,
+                "heldOut": c.validated is not None and c.validated.held_out,
                 "weights": [round(v, 4) for v in c.variables],
                 "scores": _short_scores(c.scores),
                 "mergeTask": str(files.candidate_task(c.id)),

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from botorch.models.model import Model
 
+from paretomerge.search.claims import pool_repeated_questions
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.estimates import (
     FrontPoint,
@@ -74,7 +75,9 @@ class Trial:
     ``(m,)`` the objective values and their variances (``None`` when unknown);
     ``validates`` the id of the trial whose point a validation trial evaluates again;
     ``screened`` whether its evaluation stopped early (part of the questions: data for the
-    model, never reported unless validated).
+    model, never reported unless validated); ``held_out`` whether a validation asked the
+    questions held out of the search (its values, normalised by other anchors, value the
+    point and never enter a fit).
     """
 
     id: int
@@ -86,6 +89,7 @@ class Trial:
     reason: str | None = None
     validates: int | None = None
     screened: bool = False
+    held_out: bool = False
 
     @property
     def point_id(self) -> int:
@@ -191,7 +195,8 @@ class AskTellOptimizer:
         points on the estimated front first (only a full evaluation can report one), then
         most likely on the front first, so that ``n`` trials spread over the candidates
         before any point is validated twice. A validation trial's value is pooled with the
-        point's other evaluations (:meth:`estimates`).
+        point's other evaluations (:meth:`estimates`), or, told ``held_out``, values the
+        point apart (:meth:`front`).
         """
         if n < 1:
             raise ValueError(f"ask_validation(n) needs n >= 1, got {n}")
@@ -201,7 +206,7 @@ class AskTellOptimizer:
         )
         load = {int(estimates.trial_ids[i]): int(estimates.num_observations[i]) for i in candidates}
         for trial in self.trials:
-            if trial.kind == "validation" and trial.status == "pending":
+            if trial.kind == "validation" and (trial.status == "pending" or trial.held_out):
                 load[trial.validates] = load.get(trial.validates, 0) + 1
         prob = dict(zip(estimates.trial_ids.tolist(), estimates.prob_non_dominated, strict=True))
         unreported = {  # screened, never evaluated in full, on the estimated front
@@ -301,17 +306,23 @@ class AskTellOptimizer:
         y: Sequence[float],
         yvar: Sequence[float] | None = None,
         screened: bool = False,
+        held_out: bool = False,
     ) -> None:
         """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
         their variances ``yvar`` ``(m,)`` when known; ``screened`` when the evaluation
-        stopped early (its larger variance says how much less it knows).
+        stopped early (its larger variance says how much less it knows); ``held_out``
+        for a validation on the questions held out of the search (see :class:`Trial`).
 
         The surrogates fit with the known variances when every finished evaluation has
         them, and infer one noise level per objective otherwise.
         """
         pending = self._pending(trial)
+        if held_out and pending.kind != "validation":
+            raise ValueError(
+                f"trial {pending.id} is a {pending.kind} trial; only a validation is held out"
+            )
         pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
-        pending.status, pending.screened = "completed", screened
+        pending.status, pending.screened, pending.held_out = "completed", screened, held_out
 
     def tell_failed(self, trial: Trial | int, reason: str) -> None:
         """Record that a pending trial's evaluation failed, and why. It stays pending for
@@ -411,17 +422,19 @@ class AskTellOptimizer:
         with _torch_threads(SEARCH_THREADS):
             return posterior_moments(fit.model, Z)
 
-    def finished_front(self) -> np.ndarray:
-        """``(k, m)`` what a partly evaluated candidate is compared with when it is
-        screened: the baselines, and the estimates at every point evaluated in full (from
-        the fit :meth:`predict` uses)."""
-        values = [
-            np.asarray(self.config.baselines, dtype=float).reshape(-1, self.config.num_objectives)
-        ]
+    def finished_front(self) -> tuple[np.ndarray, np.ndarray]:
+        """What a partly evaluated candidate is compared with when it is screened:
+        ``(values, std)``, each ``(k, m)``, the baselines (exact: std 0) and the estimates
+        at every point evaluated in full with their posterior standard deviations (from
+        the fit :meth:`predict` uses; NaN where not known)."""
+        m = self.config.num_objectives
+        baselines = np.asarray(self.config.baselines, dtype=float).reshape(-1, m)
+        values, std = [baselines], [np.zeros_like(baselines)]
         if self._num_completed():
             estimates = self._latest_fit().estimates
             values.append(estimates.mean[estimates.fully_evaluated])
-        return np.vstack(values)
+            std.append(estimates.std[estimates.fully_evaluated])
+        return np.vstack(values), np.vstack(std)
 
     def _latest_fit(self) -> _Fit:
         """The last fit while only pending trials were added since (an ask is no new data)
@@ -478,22 +491,47 @@ class AskTellOptimizer:
         return estimates
 
     def front(self) -> list[FrontPoint]:
-        """The reported Pareto set (:func:`~paretomerge.search.front.reported_front` of the
-        estimates: points evaluated in full, non-dominated, not matched by a baseline),
-        best first objective first, with their posterior standard deviations."""
+        """The reported Pareto set, chosen then valued: chosen by the search's estimates
+        (:func:`~paretomerge.search.front.reported_front` of the posterior: points
+        evaluated in full, or validated, non-dominated, not matched by a baseline), best
+        first objective first; each valued by its held-out validations where it has some
+        (:func:`~paretomerge.search.claims.pool_repeated_questions`: they share their
+        questions), else by its estimate. A validated value never moves a point on or off
+        the front."""
         estimates = self.estimates()
-        members = reported_front(
-            estimates.mean, estimates.fully_evaluated, np.asarray(self.config.baselines)
-        )
-        return [estimates.point(member.index) for member in members]
+        held_out = self._held_out_validations()
+        eligible = estimates.fully_evaluated | np.isin(estimates.trial_ids, list(held_out))
+        members = reported_front(estimates.mean, eligible, np.asarray(self.config.baselines))
+        front = []
+        for member in members:
+            point = estimates.point(member.index)
+            validations = held_out.get(point.trial_id)
+            if validations:
+                mean, var = pool_repeated_questions(
+                    np.array([t.y for t in validations]),
+                    self._known_variances(validations),
+                )
+                std = np.full_like(mean, np.nan) if var is None else np.sqrt(var)
+                point = replace(point, mean=mean, std=std, held_out=True)
+            front.append(point)
+        return front
+
+    def _held_out_validations(self) -> dict[int, list[Trial]]:
+        """The finished held-out validations of each point (by its first trial)."""
+        validations: dict[int, list[Trial]] = {}
+        for trial in self.trials:
+            if trial.held_out and trial.status == "completed":
+                validations.setdefault(trial.point_id, []).append(trial)
+        return validations
 
     # --- views ----------------------------------------------------------------------
 
     def _completed(self) -> list[Trial]:
-        return [t for t in self.trials if t.status == "completed"]
+        """The finished evaluations the model fits (held-out validations are not)."""
+        return [t for t in self.trials if t.status == "completed" and not t.held_out]
 
     def _num_completed(self) -> int:
-        return sum(t.status == "completed" for t in self.trials)
+        return len(self._completed())
 
     @staticmethod
     def _known_variances(trials: list[Trial]) -> np.ndarray | None:
@@ -519,20 +557,20 @@ class AskTellOptimizer:
 
     @property
     def X(self) -> np.ndarray:
-        """``(n, dim)`` decision vectors of the finished evaluations (every kind), in trial
-        order."""
+        """``(n, dim)`` decision vectors of the finished evaluations (every kind, held-out
+        validations included), in trial order."""
         return self._x_with_status("completed")
 
     @property
     def Y(self) -> np.ndarray:
         """``(n, m)`` objective values of the finished evaluations, as observed."""
-        ys = [t.y for t in self._completed()]
+        ys = [t.y for t in self.trials if t.status == "completed"]
         return np.array(ys, dtype=float).reshape(-1, self.config.num_objectives)
 
     @property
     def Yvar(self) -> np.ndarray | None:
         """``(n, m)`` their variances, or ``None`` unless every one is known."""
-        return self._known_variances(self._completed())
+        return self._known_variances([t for t in self.trials if t.status == "completed"])
 
     def _x_with_status(self, status: TrialStatus) -> np.ndarray:
         xs = [t.x for t in self.trials if t.status == status]

@@ -20,9 +20,25 @@ from paretomerge_operator.resources import (
 )
 from paretomerge_operator.status_updates import set_run_phase, update_run_status
 
+#: kopf cuts an Event's message longer than this out of its middle.
+EVENT_MESSAGE_LENGTH = 1024
+
+
+def event_message(error: SpecError) -> str:
+    """``error`` for an Event: whole where it fits, else the field of every problem (an
+    Event longer than :data:`EVENT_MESSAGE_LENGTH` would lose the problems in its middle;
+    the run's status has each one in full)."""
+    message = str(error)
+    if len(message) <= EVENT_MESSAGE_LENGTH:
+        return message
+    fields = ", ".join(dict.fromkeys(problem.field for problem in error.problems))
+    summary = f"{len(error.problems)} problems, in {fields}; the run's status has each one"
+    return summary[:EVENT_MESSAGE_LENGTH]
+
 
 def reject(body: kopf.Body, error: SpecError) -> None:
-    """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
+    """Phase Failed, a Valid=False condition and an Event, all saying what to fix: every
+    problem the spec has (:func:`~paretomerge.spec.check_run`)."""
     message = str(error)
     set_run_phase(
         body,
@@ -33,7 +49,7 @@ def reject(body: kopf.Body, error: SpecError) -> None:
             condition("Failed", True, "InvalidSpec", message),
         ],
     )
-    kopf.warn(body, reason="InvalidSpec", message=message)
+    kopf.warn(body, reason="InvalidSpec", message=event_message(error))
 
 
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
@@ -87,7 +103,7 @@ def spec_edited(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) 
         effective_run(body, memo.cluster_settings.run_defaults)
     except SpecError as error:
         update = condition("Valid", False, "InvalidEdit", f"the edit is ignored: {error}")
-        kopf.warn(body, reason="InvalidEdit", message=str(error))
+        kopf.warn(body, reason="InvalidEdit", message=event_message(error))
     else:
         update = condition("Valid", True, "SpecAccepted", "the spec is valid")
     update_run_status(

@@ -10,7 +10,7 @@ from paretomerge.k8s import client
 from paretomerge.k8s.constants import API_GROUP, FINAL_PHASES, PLURAL, VERSION
 from paretomerge.k8s.runs import effective_run
 from paretomerge.k8s.status import condition, merge_conditions
-from paretomerge.spec import SpecError
+from paretomerge.spec import ParetoMergeRun, SpecError
 from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import (
     controller_job,
@@ -52,6 +52,14 @@ def reject(body: kopf.Body, error: SpecError) -> None:
     kopf.warn(body, reason="InvalidSpec", message=event_message(error))
 
 
+def create_controller_access(run: ParetoMergeRun, manifest: dict[str, Any]) -> None:
+    """The service account, role and binding the controller's pod runs under, where they
+    are missing: made when the run starts, or when a run refused at its start (a bad spec,
+    since fixed) is retried."""
+    for make in (controller_service_account, controller_role, controller_role_binding):
+        client.create_if_absent(make(run, manifest))
+
+
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
 @kopf.on.create(API_GROUP, VERSION, PLURAL)
 @counting_errors
@@ -65,8 +73,7 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
         reject(body, error)
         raise kopf.PermanentError(str(error)) from None
     manifest = dict(body)
-    for make in (controller_service_account, controller_role, controller_role_binding):
-        client.create_if_absent(make(run, manifest))
+    create_controller_access(run, manifest)
     created = client.create_if_absent(controller_job(run, manifest, memo.cluster_settings))
     if created:
         kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported where they are used: the command line starts fast
 
     from paretomerge.report import RunDirectory
     from paretomerge.results import BenchmarkScore
+    from paretomerge.spec import ParetoMergeRun, RunFileCheck
 
 app = typer.Typer(
     help=(
@@ -190,6 +191,57 @@ def run(
     _print_report(_run_locally(run_file, (volume or run_file.parent).resolve(), poll), [])
 
 
+@app.command()
+def validate(
+    run_file: Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")],
+    volume: Annotated[
+        Path | None,
+        typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
+    ] = None,
+) -> None:
+    """Check a run file without running it: every problem at once, of its fields, across
+    them, and of what it needs (models, data, engine, volume), as `run` checks it first."""
+    from paretomerge.preflight import run_file_problems
+    from paretomerge.spec import SpecError
+
+    checked = _read_run_file(run_file)
+    problems = run_file_problems(
+        checked, (volume or run_file.parent).resolve(), tasks_path=_local_tasks_path()
+    )
+    if problems:
+        raise _fail(SpecError(problems, str(run_file)))
+    typer.echo(f"{run_file} is valid: its models, data, engine and volume are in order")
+
+
+def _read_run_file(run_file: Path) -> RunFileCheck:
+    """``run_file`` read through to its end; exit 1 when it cannot be read or parsed."""
+    from paretomerge.spec import SpecError, check_run_file
+
+    try:
+        return check_run_file(run_file)
+    except SpecError as error:
+        raise _fail(error) from error
+
+
+def _local_tasks_path() -> str:
+    """The ``PATH`` of a local run's tasks (the local executor passes its own on)."""
+    return os.environ.get("PATH", os.defpath)
+
+
+def _checked_run(run_file: Path, volume: Path) -> ParetoMergeRun:
+    """The run in ``run_file``. With a bad field, the exit names every problem at once:
+    the fields', those across fields, and the preflight's on what parsed (a valid run's
+    preflight is its controller's, which knows what a resumed run has left to do)."""
+    from paretomerge.preflight import run_file_problems
+    from paretomerge.spec import SpecError
+
+    checked = _read_run_file(run_file)
+    if checked.problems:
+        problems = run_file_problems(checked, volume, tasks_path=_local_tasks_path())
+        raise _fail(SpecError(problems, str(run_file)))
+    return checked.run
+
+
 def _task_threads(parallelism: int) -> dict[str, str]:
     """The environment that shares this machine's cores among the tasks running at once
     (torch and every OpenMP library read ``OMP_NUM_THREADS``): oversubscribed cores spend
@@ -228,16 +280,13 @@ def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
 
 def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
     """Run ``run_file`` to its end; returns its run directory."""
+    manifest = _checked_run(run_file, volume)  # before the imports: a refusal comes fast
+
     from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgressBar
     from paretomerge.run_layout import RunLayout
-    from paretomerge.spec import SpecError, load_run
 
-    try:
-        manifest = load_run(run_file)
-    except SpecError as error:
-        raise _fail(error) from error
     execution = manifest.spec.execution
     executor = LocalExecutor(
         volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)

@@ -422,19 +422,34 @@ class AskTellOptimizer:
         with _torch_threads(SEARCH_THREADS):
             return posterior_moments(fit.model, Z)
 
-    def finished_front(self) -> tuple[np.ndarray, np.ndarray]:
-        """What a partly evaluated candidate is compared with when it is screened:
-        ``(values, std)``, each ``(k, m)``, the baselines (exact: std 0) and the estimates
-        at every point evaluated in full with their posterior standard deviations (from
-        the fit :meth:`predict` uses; NaN where not known)."""
-        m = self.config.num_objectives
-        baselines = np.asarray(self.config.baselines, dtype=float).reshape(-1, m)
-        values, std = [baselines], [np.zeros_like(baselines)]
-        if self._num_completed():
-            estimates = self._latest_fit().estimates
-            values.append(estimates.mean[estimates.fully_evaluated])
-            std.append(estimates.std[estimates.fully_evaluated])
-        return np.vstack(values), np.vstack(std)
+    def finished_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The points evaluated in full, ``(k, dim)``, and their estimates ``(k, m)`` (from
+        the fit :meth:`predict` uses): what a partly evaluated candidate is compared
+        with when it is screened, besides the baselines."""
+        if not self._num_completed():
+            m = self.config.num_objectives
+            return np.zeros((0, self.config.dim)), np.zeros((0, m))
+        estimates = self._latest_fit().estimates
+        full = estimates.fully_evaluated
+        return estimates.X[full], estimates.mean[full]
+
+    def posterior_draws(self, X: np.ndarray, num_samples: int, seed: int) -> np.ndarray | None:
+        """Joint draws ``(S, n, m)`` of the latent objectives at ``X`` ``(n, dim)`` from the
+        posterior given every finished evaluation (the model of :meth:`predict`; a fully
+        Bayesian one's mixture, ``S`` a multiple of ``num_samples``), seeded by ``seed``;
+        ``None`` with no surrogate."""
+        if self._num_completed() < MIN_OBSERVATIONS:
+            return None
+        fit = self._latest_fit()
+        if fit.model is None:
+            return None
+        Z = fit.grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
+        with _torch_threads(SEARCH_THREADS), torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            posterior = fit.model.posterior(torch.as_tensor(Z, dtype=torch.double))
+            samples = posterior.rsample(torch.Size([num_samples]))
+        n, m = samples.shape[-2:]
+        return samples.reshape(-1, n, m).numpy()
 
     def _latest_fit(self) -> _Fit:
         """The last fit while only pending trials were added since (an ask is no new data)

@@ -479,11 +479,15 @@ class AskTellOptimizer:
 
     def front(self) -> list[FrontPoint]:
         """The reported Pareto set (:func:`~paretomerge.search.front.reported_front` of the
-        estimates: points evaluated in full, non-dominated, not matched by a baseline),
-        best first objective first, with their posterior standard deviations."""
+        estimates and their posterior standard deviations: points evaluated in full,
+        non-dominated, distinguishable from the baselines and from each other), best first
+        objective first, with their posterior standard deviations."""
         estimates = self.estimates()
         members = reported_front(
-            estimates.mean, estimates.fully_evaluated, np.asarray(self.config.baselines)
+            estimates.mean,
+            estimates.fully_evaluated,
+            np.asarray(self.config.baselines),
+            std=estimates.std,
         )
         return [estimates.point(member.index) for member in members]
 

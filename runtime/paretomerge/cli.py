@@ -394,6 +394,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     console = Console()
     for run in (directory, *others):
         console.print(_front_table(run))
+        console.print(_raw_scores_table(run))
     for run in (directory, *others):
         console.print(
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
@@ -418,9 +419,10 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     succeeded, points = state.count("succeeded"), len(directory.front())
     if succeeded > points:
         console.print(
-            f"{points} point(s) from {succeeded} merges: merges with the same scores share "
-            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
-            "expert match or beat in both objectives are not listed"
+            f"{points} point(s) from {succeeded} merges: merges whose values cannot be told "
+            f"from a point's within their uncertainty share its row (+N; {PARETO_FILE}'s "
+            "indistinguishable_from names them), and merges that the base or the expert "
+            "match or beat in both objectives within it are not listed"
         )
     if state.phase != "Succeeded" and state.message:
         console.print(f"run {state.phase}: {state.message}", markup=False)
@@ -440,58 +442,76 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
 
 
 def _front_table(directory: RunDirectory) -> Table:
-    """The run's front as a rich table (values ± their standard deviations when the run
-    reports them), the anchors last."""
+    """The run's front as a rich table that fits 80 columns: point, candidate (``+N``: the
+    merges listed with it), ``f1`` and ``f2`` ± their standard deviations when the run
+    reports them, the weights' mean and range; the anchors last. The raw scores are in
+    :func:`_raw_scores_table`, one row per benchmark, whatever their number."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
+    from paretomerge.report import plus_minus
+
     state = directory.state
-    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
     # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
-    table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
-    for column in ("point", "candidate", "f1", "f2"):  # "0.958 ± 0.062" kept on one line
+    table = Table(
+        title=escape(f"{directory.run.name}: Pareto set ({state.phase})"), box=box.SIMPLE_HEAD
+    )
+    for column in ("point", "candidate", "f1", "f2", escape("weights\nmean [min, max]")):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column(escape("weights mean [min, max]"), justify="right")
-    for name in benchmarks:
-        table.add_column(escape(f"{name} acc"), justify="right")
-        table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
     for member in directory.front():
         candidate = directory.candidate(member)
         weights = candidate.variables[: space.num_weights]
-        same = len(member.same_scores)
+        alike = len(member.indistinguishable_from)
         table.add_row(
             str(member.point),
-            candidate.id + (f" (+{same} same)" if same else ""),
+            candidate.id + (f" (+{alike})" if alike else ""),
             *(
-                f"{value:.3f}" if member.std is None else f"{value:.3f} ± {std:.3f}"
+                plus_minus(value, None if member.std is None else std)
                 for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
             ),
             escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
-            *_score_cells(candidate.scores, benchmarks),
         )
-    for role, anchor in state.anchors.items():
-        table.add_row(
-            role,
-            "(anchor)",
-            "0.000" if role == "base" else "1.000",
-            "1.000" if role == "base" else "0.000",
-            "",
-            *_score_cells(anchor.scores, benchmarks),
-        )
+    for role in directory.state.anchors:
+        objectives = ("0.000", "1.000") if role == "base" else ("1.000", "0.000")
+        table.add_row(role, "(anchor)", *objectives, "")
     return table
 
 
-def _score_cells(scores: dict[str, BenchmarkScore], benchmarks: list[str]) -> list[str]:
-    """Accuracy and mean output tokens of each benchmark, in the table's column order."""
-    return [
-        value
-        for name in benchmarks
-        for value in (
-            f"{scores[name].accuracy:.3f}",
-            f"{scores[name].mean_output_tokens:.1f}",
-        )
-    ]
+# The widest benchmark name the raw scores' table shows (longer ones end in an ellipsis).
+BENCHMARK_NAME_WIDTH = 24
+
+
+def _raw_scores_table(directory: RunDirectory) -> Table:
+    """Each front member's and anchor's raw scores, one row per benchmark: accuracy and
+    mean output tokens ± their standard errors (80 columns, whatever the benchmarks)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
+    table = Table(title=escape(f"{directory.run.name}: raw scores"), box=box.SIMPLE_HEAD)
+    table.add_column("point", justify="right", no_wrap=True)
+    table.add_column("benchmark", no_wrap=True, max_width=BENCHMARK_NAME_WIDTH, overflow="ellipsis")
+    for column in ("accuracy", "tokens"):
+        table.add_column(column, justify="right", no_wrap=True)
+    rows = [(str(m.point), directory.candidate(m).scores) for m in directory.front()]
+    rows += [(role, anchor.scores) for role, anchor in directory.state.anchors.items()]
+    for label, scores in rows:
+        for name in benchmarks:
+            table.add_row(label, escape(name), *_score_cells(scores[name]))
+    return table
+
+
+def _score_cells(score: BenchmarkScore) -> tuple[str, str]:
+    """Accuracy and mean output tokens of one benchmark, ± their standard errors."""
+    from paretomerge.report import plus_minus
+
+    return (
+        plus_minus(score.accuracy, score.accuracy_stderr),
+        plus_minus(score.mean_output_tokens, score.mean_output_tokens_stderr, 1),
+    )
 
 
 @app.command()

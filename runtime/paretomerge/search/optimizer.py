@@ -507,16 +507,19 @@ class AskTellOptimizer:
 
     def front(self) -> list[FrontPoint]:
         """The reported Pareto set, chosen then valued: chosen by the search's estimates
-        (:func:`~paretomerge.search.front.reported_front` of the posterior: points
-        evaluated in full, or validated, non-dominated, not matched by a baseline), best
-        first objective first; each valued by its held-out validations where it has some
+        (:func:`~paretomerge.search.front.reported_front` of the posterior means and
+        standard deviations: points evaluated in full, or validated, non-dominated,
+        distinguishable from the baselines and from each other), best first objective
+        first; each valued by its held-out validations where it has some
         (:func:`~paretomerge.search.claims.pool_repeated_questions`: they share their
         questions), else by its estimate. A validated value never moves a point on or off
         the front."""
         estimates = self.estimates()
         held_out = self._held_out_validations()
         eligible = estimates.fully_evaluated | np.isin(estimates.trial_ids, list(held_out))
-        members = reported_front(estimates.mean, eligible, np.asarray(self.config.baselines))
+        members = reported_front(
+            estimates.mean, eligible, np.asarray(self.config.baselines), std=estimates.std
+        )
         front = []
         for member in members:
             point = estimates.point(member.index)

@@ -150,7 +150,7 @@ def test_report_lists_the_points_with_their_header_and_the_artifacts(tmp_path: P
     assert len(rows) == 2 and "c0002 (+1)" in rows[1] and "c0007" in rows[0]
     assert "2 point(s) from 8 merges" in result.output
     lines = (run_dir / PARETO_FILE).read_text().splitlines()
-    assert lines[0].endswith(",indistinguishable_from,validated")
+    assert lines[0].endswith(",indistinguishable_from,validated,held_out")
     assert lines[2].startswith("1,c0002,")
     assert lines[2].endswith(",c0004,false") and len(lines) == 3
     assert "pareto.csv, results.json, objectives.npy, objectives_std.npy" in result.output

@@ -119,15 +119,19 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
     written = list(csv.DictReader((tmp_path / PARETO_FILE).open()))
     before = list(csv.DictReader((RUN_DIR / PARETO_FILE).open()))
     assert [{k: row[k] for k in before[0]} for row in written] == before
+    intervals = {"f1_low", "f1_high", "f2_low", "f2_high"}
     assert set(written[0]) - set(before[0]) == {
         "indistinguishable_from",
         "f1_std",
         "f2_std",
         "validated",
+        "held_out",
+        *intervals,
     }
     for row in written:
         assert (row["indistinguishable_from"], row["f1_std"], row["f2_std"]) == ("", "", "")
-        assert row["validated"] == "false"
+        assert {row[name] for name in intervals} == {""}
+        assert (row["validated"], row["held_out"]) == ("false", "false")
     # The same values under the same keys (a candidate's attempts now come first), and
     # the fields since added, empty.
     results = json.loads((tmp_path / RESULTS_FILE).read_text())

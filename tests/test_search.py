@@ -18,6 +18,7 @@ from paretomerge.search import (
     pareto_mask,
     reported_front,
 )
+from paretomerge.search.claims import hypervolume_claim
 from paretomerge.search.problems import (
     LANDSCAPE_FAMILY,
     EmbeddedTestProblem,
@@ -182,11 +183,13 @@ def test_optimize_every_strategy(strategy):
     assert result.X.shape == (budget, LANDSCAPE.dim) and result.Y.shape == (budget, 2)
     assert np.all((result.X >= 0) & (result.X <= 1))
     np.testing.assert_allclose(result.Y, LANDSCAPE.true_values(result.X))
-    # The reported front's hypervolume after each batch, the last that of the front.
+    # The estimate of the reported front's true hypervolume after each batch: the last
+    # that of the front, its values' hypervolume less their bias, inside its interval.
     assert result.hypervolume_after.tolist() == list(range(4, budget + 1, 2))
-    assert result.hypervolume[-1] == pytest.approx(
-        hypervolume(result.pareto_Y, np.array([-0.2, -0.2]))
-    )
+    claim = hypervolume_claim(result.pareto_Y, result.pareto_Y_std, [-0.2, -0.2], seed=1 + budget)
+    assert result.hypervolume[-1] == pytest.approx(claim.value)
+    assert result.hypervolume_interval == pytest.approx((claim.low, claim.high))
+    assert claim.low <= hypervolume(result.pareto_Y, np.array([-0.2, -0.2])) <= claim.high
     # The initial solutions come first, as given.
     np.testing.assert_array_equal(result.X[0], np.full(LANDSCAPE.dim, 0.55))
     np.testing.assert_array_equal(result.X[1], np.full(LANDSCAPE.dim, 0.8))
@@ -671,10 +674,11 @@ def test_question_records_give_standard_errors_over_questions():
         correct=np.array([[True, False, True, True]]), tokens=np.array([[100.0, 300.0, 200.0, 0.0]])
     )
     accuracy, accuracy_var, tokens, tokens_var = records.scores()
-    assert accuracy == [0.75] and accuracy_var == pytest.approx([0.75 * 0.25 * 4 / 3 / 4])
-    assert tokens == [150.0] and tokens_var == pytest.approx(
-        [np.var([1, 3, 2, 0], ddof=1) * 1e4 / 4]
-    )
+    # As the tool scores an evaluation: Jeffreys' accuracy, the token spread shrunk towards
+    # the prior's (coefficient of variation 0.5, the weight of 4 answers).
+    assert accuracy == [0.75] and accuracy_var == pytest.approx([(3.5 / 5) * (1.5 / 5) / 4])
+    shrunk = (4 * (0.5 * 150.0) ** 2 + 3 * np.var([1, 3, 2, 0], ddof=1) * 1e4) / (4 + 3)
+    assert tokens == [150.0] and tokens_var == pytest.approx([shrunk / 4])
 
 
 def test_normalised_variances_are_the_delta_method():

@@ -15,14 +15,19 @@ Names follow the reference code where it has them (where they lie:
   on the held-out questions;
 - ``pareto.csv``: the Pareto set as :func:`pareto_points` defines it, most accurate
   first, ``point`` numbering its rows for ``paretomerge materialize --point``: ``f1``,
-  ``f2`` the search's estimates (posterior means), ``f1_std``, ``f2_std`` their standard
-  deviations (a 95% interval is ``+-1.96`` of them), ``validated`` whether they are the
-  values of its validations (``true``) or the search's (``false``),
+  ``f2`` the values the run reports (the search's estimates, posterior means; for a
+  member validated on held-out questions, its validations' value), ``f1_std``, ``f2_std``
+  their standard deviations and ``f1_low`` ... ``f2_high`` their 90% intervals
+  (:func:`~paretomerge.search.claims.point_interval`), ``validated`` whether they are the
+  values of its validations (``true``) or the search's (``false``), ``held_out`` whether
+  those validations asked the questions held out of the search,
   ``indistinguishable_from`` the merges listed with it (their values cannot be told from
   its own; older files call it ``same_scores``), the benchmark columns the raw scores of
   the candidate's evaluation;
-- ``hypervolume.json``: the hypervolume of the reported front after each result, the
-  candidate whose result it followed (``after``), and the reference point.
+- ``hypervolume.json``: the estimate of the true hypervolume of the reported front after
+  each result (:func:`~paretomerge.search.claims.hypervolume_claim`), the candidate
+  whose result it followed (``after``), the 90% ``interval`` of the last one, and the
+  reference point.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.files import write_atomic
 from paretomerge.run_layout import WITHIN_RUN, RunLayout
+from paretomerge.search.claims import point_interval
 from paretomerge.search.front import reported_front
 
 if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
@@ -124,6 +130,7 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
         "evaluations": list(range(1, len(state.hypervolume) + 1)),
         "after": [None] * unnamed + state.hypervolume_after,
         "hypervolume": state.hypervolume,
+        "interval": state.hypervolume_interval,
     }
     write_atomic(files.hypervolume, json.dumps(history, indent=1) + "\n")
 
@@ -142,6 +149,10 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "f2",
             "f1_std",
             "f2_std",
+            "f1_low",
+            "f1_high",
+            "f2_low",
+            "f2_high",
             *[f"{name}_{metric}" for name in benchmarks for metric in ("accuracy", "tokens")],
             "weight_mean",
             "weight_min",
@@ -150,6 +161,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "merge_task",
             "indistinguishable_from",
             "validated",
+            "held_out",
         ]
     )
     for point, pareto_point in enumerate(pareto_points(state)):
@@ -163,6 +175,15 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 f"{mean[0]:.6g}",
                 f"{mean[1]:.6g}",
                 *((f"{v:.6g}" for v in std) if std else ("", "")),
+                *(
+                    (
+                        f"{v:.6g}"
+                        for bounds in zip(*point_interval(mean, std), strict=True)
+                        for v in bounds
+                    )
+                    if std
+                    else ("",) * 4
+                ),
                 *[
                     f"{value:.6g}"
                     for name in benchmarks
@@ -178,6 +199,9 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 str(WITHIN_RUN.candidate_task(candidate.id)),
                 " ".join(pareto_point.indistinguishable_from),
                 "true" if candidate.validated is not None else "false",
+                "true"
+                if candidate.validated is not None and candidate.validated.held_out
+                else "false",
             ]
         )
     return buffer.getvalue()

@@ -146,7 +146,8 @@ class SearchDriver:
         self._launch(state, candidate)
 
     def _launch_validation(self, state: RunState) -> None:
-        trial = self.optimizer.ask_validation(1)[0]
+        held_out = self.spec.search.validation.held_out > 0
+        trial = self.optimizer.ask_validation(1, held_out=held_out)[0]
         validated = next(c for c in state.candidates if state.trial_of(c) == trial.validates)
         record = ValidationRecord(
             id=f"v{len(state.validations) + 1:04d}", trial=trial.id, candidate=validated.id
@@ -292,11 +293,7 @@ class SearchDriver:
         # included (see objectives.py).
         stopped_after = result.evaluation.stopped_after
         self.optimizer.tell(
-            state.trial_of(record),
-            y.values,
-            y.total_variance,
-            screened=stopped_after is not None,
-            held_out=held_out,
+            state.trial_of(record), y.values, y.total_variance, screened=stopped_after is not None
         )
         record.status = "succeeded" if stopped_after is None else "screened"
         record.objectives = list(y.values)

@@ -259,7 +259,9 @@ def search_in_process(
             q = min(config.initial_points if not optimizer.trials else batch_size, remaining)
             trials = optimizer.ask(q)
         else:
-            trials = optimizer.ask_validation(min(batch_size, validation_budget - validated))
+            trials = optimizer.ask_validation(
+                min(batch_size, validation_budget - validated), held_out=held_out is not None
+            )
             validated += len(trials)
         search.proposal_seconds.append(time.perf_counter() - started)
         X = np.array([t.x for t in trials])
@@ -284,7 +286,7 @@ def search_in_process(
         for i, (trial, k) in enumerate(zip(trials, stopped, strict=True)):
             stage = stages[k]
             yvar = None if stage.Yvar is None else stage.Yvar[i]
-            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last, held_out=on_held_out)
+            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last)
             search.record(k, last, None if stage.cost is None else float(stage.cost[i]))
         search.record_front(optimizer)
     return search.result(optimizer)

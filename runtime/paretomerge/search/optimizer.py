@@ -75,9 +75,9 @@ class Trial:
     ``(m,)`` the objective values and their variances (``None`` when unknown);
     ``validates`` the id of the trial whose point a validation trial evaluates again;
     ``screened`` whether its evaluation stopped early (part of the questions: data for the
-    model, never reported unless validated); ``held_out`` whether a validation asked the
+    model, never reported unless validated); ``held_out`` whether a validation asks the
     questions held out of the search (its values, normalised by other anchors, value the
-    point and never enter a fit).
+    point and never enter a fit, nor move one: the fits' seeds do not count it).
     """
 
     id: int
@@ -185,7 +185,7 @@ class AskTellOptimizer:
             X = np.vstack([X, grouping.expand(np.clip(Z, 0.0, 1.0))])
         return [self._new_trial(row, "search") for row in X]
 
-    def ask_validation(self, n: int = 1) -> list[Trial]:
+    def ask_validation(self, n: int = 1, held_out: bool = False) -> list[Trial]:
         """Propose ``n`` validation trials: evaluations again of the points that may be on
         the front, once the search is over.
 
@@ -195,8 +195,8 @@ class AskTellOptimizer:
         points on the estimated front first (only a full evaluation can report one), then
         most likely on the front first, so that ``n`` trials spread over the candidates
         before any point is validated twice. A validation trial's value is pooled with the
-        point's other evaluations (:meth:`estimates`), or, told ``held_out``, values the
-        point apart (:meth:`front`).
+        point's other evaluations (:meth:`estimates`), or, ``held_out`` (asked on the
+        questions held out of the search), values the point apart (:meth:`front`).
         """
         if n < 1:
             raise ValueError(f"ask_validation(n) needs n >= 1, got {n}")
@@ -220,15 +220,18 @@ class AskTellOptimizer:
             point = min(load, key=lambda i: (load[i], i not in unreported, -prob[i], i))
             load[point] += 1
             x = np.asarray(self.trials[point].x)
-            trials.append(self._new_trial(x, "validation", validates=point))
+            trials.append(self._new_trial(x, "validation", validates=point, held_out=held_out))
         return trials
 
-    def _new_trial(self, x: np.ndarray, kind: TrialKind, validates: int | None = None) -> Trial:
+    def _new_trial(
+        self, x: np.ndarray, kind: TrialKind, validates: int | None = None, held_out: bool = False
+    ) -> Trial:
         trial = Trial(
             id=len(self.trials),
             x=np.asarray(x, dtype=float).tolist(),
             kind=kind,
             validates=validates,
+            held_out=held_out,
         )
         self.trials.append(trial)
         return replace(trial, x=list(trial.x))
@@ -306,23 +309,17 @@ class AskTellOptimizer:
         y: Sequence[float],
         yvar: Sequence[float] | None = None,
         screened: bool = False,
-        held_out: bool = False,
     ) -> None:
         """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
         their variances ``yvar`` ``(m,)`` when known; ``screened`` when the evaluation
-        stopped early (its larger variance says how much less it knows); ``held_out``
-        for a validation on the questions held out of the search (see :class:`Trial`).
+        stopped early (its larger variance says how much less it knows).
 
         The surrogates fit with the known variances when every finished evaluation has
         them, and infer one noise level per objective otherwise.
         """
         pending = self._pending(trial)
-        if held_out and pending.kind != "validation":
-            raise ValueError(
-                f"trial {pending.id} is a {pending.kind} trial; only a validation is held out"
-            )
         pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
-        pending.status, pending.screened, pending.held_out = "completed", screened, held_out
+        pending.status, pending.screened = "completed", screened
 
     def tell_failed(self, trial: Trial | int, reason: str) -> None:
         """Record that a pending trial's evaluation failed, and why. It stays pending for
@@ -465,7 +462,8 @@ class AskTellOptimizer:
 
     def _estimated(self) -> PointEstimates:
         """:meth:`estimates`, fitted once per state (kept in ``self._fit``)."""
-        key = (len(self.trials), self._num_completed())
+        # Held-out validations are no data for the fit, and do not move its seed either.
+        key = (sum(not t.held_out for t in self.trials), self._num_completed())
         if self._fit is not None and (self._fit.trials, self._fit.completed) == key:
             return self._fit.estimates
         completed = self._completed()

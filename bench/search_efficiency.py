@@ -151,6 +151,7 @@ from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
 from paretomerge.search import (
     STRATEGY_NAMES,
     AskTellOptimizer,
+    HeldOutValidation,
     ProbablyDominated,
     ScreeningStage,
     SearchConfig,
@@ -159,6 +160,7 @@ from paretomerge.search import (
     pareto_mask,
 )
 from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.front import matched_by_baseline
 from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
@@ -173,13 +175,16 @@ FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy")
 
 
-def make_problem(name: str, run: int):
-    """``(problem, ref_point, profile)`` of run ``run`` (member ``run`` of a family)."""
+def make_problem(name: str, run: int, held_out: float = 0.0):
+    """``(problem, ref_point, profile)`` of run ``run`` (member ``run`` of a family; on
+    ``noisy`` the questions split as a run of seed ``run`` with ``held_out`` splits them)."""
     if name == "layer":
         problem = landscape_family_member(run, num_layers=DIM - 1, noise=LAYER_NOISE)
         return problem, FAMILY_REF, problem.profile
     if name == "noisy":
-        problem = QuestionLevelMergeProblem(landscape_family_member(run, num_layers=DIM - 1))
+        problem = QuestionLevelMergeProblem(
+            landscape_family_member(run, num_layers=DIM - 1), seed=run, held_out=held_out
+        )
         return problem, FAMILY_REF, problem.profile
     problem = EmbeddedTestProblem(name, dim=DIM)
     return problem, problem.ref_point, problem.profile
@@ -245,8 +250,10 @@ def run_one(job: dict) -> dict:
     """One search of ``job``'s problem by ``optimize()``, as the tool runs it: its
     screener when screening is on, the anchors as baselines on the family, validation on
     ``noisy``."""
-    problem, ref_point, profile = make_problem(job["problem"], job["run"])
+    held_out = job.get("held_out", 0.0)
+    problem, ref_point, profile = make_problem(job["problem"], job["run"], held_out)
     family, new = job["problem"] in FAMILIES, job["behaviour"] == "new"
+    noisy = job["problem"] == "noisy" and new
     screening = job.get("screening") == "on"
     started = time.perf_counter()
     result = optimize(
@@ -264,6 +271,8 @@ def run_one(job: dict) -> dict:
         validation_budget=job["validation"] if job["problem"] == "noisy" and new else 0,
         baselines=ANCHOR_OBJECTIVES if family and new else None,
         screener=ProbablyDominated(job["confidence"]) if screening else None,
+        anchor_errors=problem.anchors.errors() if noisy else None,
+        held_out=validation_on_held_out(problem) if noisy and held_out else None,
     )
     elapsed = time.perf_counter() - started
     if new:
@@ -279,12 +288,15 @@ def run_one(job: dict) -> dict:
     # On the family the anchors stand beside every set of points: the user has them.
     anchors = anchor_points(problem) if family else np.zeros((0, 2))
     with_anchors = lambda Y: np.vstack([Y, anchors])  # noqa: E731
+    true_front_hv = hypervolume(problem.true_values(front_X).reshape(-1, 2), ref_point)
     out = {
         **job,
         "true_hv": hypervolume(with_anchors(problem.true_values(front_X)), ref_point),
-        "claimed_hv": hypervolume(
-            np.vstack([claimed, np.asarray(ANCHOR_OBJECTIVES)[: len(anchors)]]), ref_point
-        ),
+        # What the tool claims of its front alone (new: the estimate of its true
+        # hypervolume and the interval), against the front's true hypervolume.
+        "claim": float(result.hypervolume[-1]) if new else hypervolume(claimed, ref_point),
+        "interval": list(result.hypervolume_interval) if new else None,
+        "true_front_hv": true_front_hv,
         "true_hv_all": hypervolume(with_anchors(problem.true_values(X)), ref_point),
         "evaluations": len(X),
         "front_size": len(front_X),
@@ -295,17 +307,35 @@ def run_one(job: dict) -> dict:
     }
     if job["problem"] == "noisy":
         as_measured = problem.true_values_by_measured_anchors(front_X)
-        anchors_as_measured = problem.true_values_by_measured_anchors(
-            np.stack([np.zeros(problem.dim), np.ones(problem.dim)])
-        )
-        out["true_hv_by_run_anchors"] = hypervolume(
-            np.vstack([as_measured, anchors_as_measured]), ref_point
-        )
+        out["true_front_hv_by_run_anchors"] = hypervolume(as_measured.reshape(-1, 2), ref_point)
         out["anchor_tokens"] = problem.anchor_tokens
         if new:
             out["tokens"] = float(result.cost.sum())
             out["stopped"] = result.stopped_after[~result.is_validation].tolist()
+            out["true_front_screened"] = true_front_screened(problem, result)
+            out["fallback"] = held_out > 0 and problem.validation_anchors.fallback is not None
     return out
+
+
+def validation_on_held_out(problem: QuestionLevelMergeProblem) -> HeldOutValidation:
+    """Validation of ``problem``'s points on its held-out questions, as a run validates
+    with ``heldOut``."""
+
+    def evaluate(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        evaluation = problem.validate(X)
+        return evaluation.Y, evaluation.Yvar
+
+    return HeldOutValidation(evaluate, problem.validation_anchors.errors())
+
+
+def true_front_screened(problem, result) -> tuple[int, int]:
+    """``(screened, on the front)``: of the search's candidates whose true values are on
+    the true front of all of them (and not matched by an anchor), how many screening
+    stopped."""
+    search = ~result.is_validation
+    true = problem.true_values(result.X[search])
+    front = pareto_mask(true) & ~matched_by_baseline(true, anchor_points(problem))
+    return int((front & result.screened[search]).sum()), int(front.sum())
 
 
 def time_one(job: dict) -> dict:
@@ -369,9 +399,10 @@ def _spread(values, digits: int = 3) -> str:
 def summarise(results: list[dict]) -> str:
     rows = [
         "| strategy | problem | behaviour | true HV of reported front / best-known | "
-        "claimed / true HV | claimed / true (run's anchors) | true HV of all points / "
-        "best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "claimed / true HV | claimed / true (run's anchors) | 90% interval covers | "
+        "true HV of all points / best-known | evaluations | runs | s/proposal (run) | "
+        "s/proposal at n=88 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = {(r["problem"], r["run"]) for r in results}
     best = {key: best_known(*key, results) for key in sorted(keys)}
@@ -388,30 +419,39 @@ def summarise(results: list[dict]) -> str:
                 if not runs:
                     continue
                 ratio = [r["true_hv"] / best[(problem, r["run"])] for r in runs]
-                overstated = [r["claimed_hv"] / r["true_hv"] for r in runs]
+                overstated = [r["claim"] / r["true_front_hv"] for r in runs]
                 by_anchors = (
-                    _spread([r["claimed_hv"] / r["true_hv_by_run_anchors"] for r in runs])
+                    _spread([r["claim"] / r["true_front_hv_by_run_anchors"] for r in runs])
                     if problem == "noisy"
                     else "-"
                 )
+                intervals = [r for r in runs if r["interval"]]
+                covered = sum(
+                    r["interval"][0] <= r["true_front_hv"] <= r["interval"][1] for r in intervals
+                )
+                coverage = f"{covered} of {len(intervals)}" if intervals else "-"
                 everything = [r["true_hv_all"] / best[(problem, r["run"])] for r in runs]
                 per_proposal = np.median([s for r in runs for s in r["proposal_seconds"]])
                 at_budget = np.median([r["seconds_at_budget"] for r in runs])
                 evaluations = int(np.median([r["evaluations"] for r in runs]))
                 rows.append(
                     f"| {strategy} | {problem} | {', '.join(behaviour)} | {_spread(ratio)} | "
-                    f"{_spread(overstated)} | {by_anchors} | {_spread(everything)} | "
+                    f"{_spread(overstated)} | {by_anchors} | {coverage} | {_spread(everything)} | "
                     f"{evaluations} | {len(runs)} | {per_proposal:.1f} | {at_budget:.1f} |"
                 )
     return "\n".join(rows)
 
 
 def arm(result: dict) -> tuple[str, ...]:
-    """The behaviour of a run, and its screening where it screened."""
+    """The behaviour of a run, its screening where it screened and its held-out share
+    where it validated on held-out questions."""
+    behaviour = (result["behaviour"],)
     if result.get("screening") == "on":
         stages = "/".join(f"{share:g}" for share in result["stages"])
-        return (result["behaviour"], f"screened at {result['confidence']:g} ({stages})")
-    return (result["behaviour"],)
+        behaviour += (f"screened at {result['confidence']:g} ({stages})",)
+    if result.get("held_out"):
+        behaviour += (f"heldOut {result['held_out']:g}",)
+    return behaviour
 
 
 def summarise_screening(results: list[dict]) -> str:
@@ -420,8 +460,9 @@ def summarise_screening(results: list[dict]) -> str:
     rows = [
         "| strategy | screening | runs | true HV of reported front / best-known | "
         "median HV - off (same runs) | tokens, search + validation (M) | tokens / off | "
-        "screened candidates | stopped after stage 1, 2, ... (all runs) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "screened candidates | true-front candidates screened (all runs) | "
+        "stopped after stage 1, 2, ... (all runs) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     staged = [r for r in results if "stopped" in r]
     best = {r["run"]: best_known(r["problem"], r["run"], results) for r in staged}
@@ -439,13 +480,15 @@ def summarise_screening(results: list[dict]) -> str:
             last = len(runs[0]["stages"]) - 1
             screened = [sum(k < last for k in r["stopped"]) for r in runs]
             by_stage = [sum(r["stopped"].count(k) for r in runs) for k in range(last)]
+            lost = [sum(r["true_front_screened"][k] for r in runs) for k in (0, 1)]
+            share = f"{lost[0]} of {lost[1]} ({lost[0] / max(lost[1], 1):.0%})"
             rows.append(
                 f"| {strategy} | {behaviour[-1] if len(behaviour) > 1 else 'off'} | "
                 f"{len(runs)} | {_spread(ratio)} | "
                 f"{f'{difference:+.3f}' if paired else '-'} | "
                 f"{_spread([r['tokens'] / 1e6 for r in runs], 1)} | "
                 f"{_spread(tokens) if paired else '-'} | {_spread(screened, 0)} of {BUDGET} | "
-                f"{', '.join(map(str, by_stage))} |"
+                f"{share} | {', '.join(map(str, by_stage))} |"
             )
     return "\n".join(rows)
 
@@ -493,6 +536,11 @@ def main() -> None:
         default=str(ScreeningSpec().confidence),
         help="screening confidences, comma-separated: one arm each",
     )
+    parser.add_argument(
+        "--held-out",
+        default="0",
+        help="validation's held-out shares (noisy, new), comma-separated: one arm each",
+    )
     parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
@@ -535,6 +583,7 @@ def main() -> None:
                     "behaviour": b,
                     "run": i,
                     "validation": args.validation,
+                    "held_out": float(h),
                     **screening,
                 }
                 for p in args.problems.split(",")
@@ -542,8 +591,10 @@ def main() -> None:
                 for s in args.strategies.split(",")
                 for i in runs
                 for screening in arms
+                for h in args.held_out.split(",")
                 if not (b == "today" and p not in FAMILIES)  # noiseless: one behaviour
-                if screening["screening"] == "off" or (p, b) == ("noisy", "new")
+                if (screening["screening"] == "off" and float(h) == 0.0)
+                or (p, b) == ("noisy", "new")
             ]
         worker = time_one if timing_only else run_one
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

@@ -41,19 +41,28 @@ ARTIFACTS = Path(
 RESULT = re.compile(r'<pre id="browser-probe">(.*?)</pre>', re.DOTALL)
 PROBE = """<script>
 window.addEventListener("load", () => {
-  const rows = [...document.querySelectorAll("table#pareto tbody tr")];
+  const rows = [...document.querySelectorAll("table#pareto tbody tr[data-point]")];
   const images = [...document.images].map((image) => ({
     alt: image.alt, complete: image.complete, naturalWidth: image.naturalWidth,
   }));
   const external = [...document.querySelectorAll("[src],[href]")]
     .map((e) => e.getAttribute("src") || e.getAttribute("href"))
     .filter((url) => !url.startsWith("data:") && !url.startsWith("#"));
+  const deploy = document.getElementById("deploy");
+  const baselineFronts = [...document.querySelectorAll("table.baseline-front")].map((t) => ({
+    run: t.dataset.run,
+    points: [...t.querySelectorAll("tbody tr[data-point]")].map((row) => row.dataset.point),
+  }));
   const probe = document.createElement("pre");
   probe.id = "browser-probe";
   probe.textContent = JSON.stringify({
     title: document.title,
     points: rows.map((row) => row.dataset.point),
     images, external,
+    deploy: deploy ? [...deploy.querySelectorAll("li")].map((item) => item.textContent) : null,
+    nothingToDeploy: deploy && deploy.tagName === "P" ? deploy.textContent : null,
+    deployTop: deploy ? deploy.getBoundingClientRect().top : null,
+    baselineFronts,
   });
   document.body.appendChild(probe);
 });
@@ -88,7 +97,10 @@ def _run(browser: str, *arguments: str) -> str:
 def probe_page(browser: str, page: Path, scratch: Path) -> dict:
     """Load a copy of ``page`` with :data:`PROBE` added and return what it found: the
     ``title``, the ``data-point`` of every row of ``table#pareto``, every image's
-    ``naturalWidth`` (0 when it did not decode), and any URL that is not a data URI."""
+    ``naturalWidth`` (0 when it did not decode), any URL that is not a data URI, the
+    report's "what to deploy" lines (``deploy``; ``nothingToDeploy`` the sentence in their
+    place when there are none) and how far down the page they start (``deployTop``, CSS
+    pixels), and each baseline front's run and ``data-point``s (``baselineFronts``)."""
     copy = scratch / f"probe-{page.name}"
     copy.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
     dom = _run(browser, "--virtual-time-budget=10000", "--dump-dom", copy.as_uri())

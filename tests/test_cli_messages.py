@@ -7,6 +7,8 @@ made-up scores: what is checked is what the commands make of them.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -19,12 +21,18 @@ from typer.testing import CliRunner
 from paretomerge.cli import app
 from paretomerge.controller.artifacts import pareto_candidates, pareto_points, write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.objectives import HYPERVOLUME_DECIMALS, format_hypervolume
-from paretomerge.controller.state import AnchorRecord, CandidateRecord, RunState
+from paretomerge.controller.objectives import (
+    ANCHOR_OBJECTIVES,
+    HYPERVOLUME_DECIMALS,
+    format_hypervolume,
+)
+from paretomerge.controller.state import AnchorRecord, CandidateRecord, PointEstimate, RunState
+from paretomerge.k8s.status import run_status
 from paretomerge.results import BenchmarkScore, EvaluationCost
 from paretomerge.run_layout import PARETO_FILE, RUN_FILE
 from paretomerge.search import hypervolume
-from paretomerge.spec import dump_run, load_run
+from paretomerge.search.front import reported_front
+from paretomerge.spec import dump_run, load_run, parse_run
 from paretomerge.tasks import EvaluateTask, write_task
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -61,8 +69,18 @@ def candidate(cid: str, f1: float, f2: float) -> CandidateRecord:
     )
 
 
-def write_run_dir(volume: Path, state: RunState) -> Path:
-    run = load_run(EXAMPLES / "tiny-cpu.yaml")
+def write_run_dir(
+    volume: Path, state: RunState, name: str | None = None, benchmarks: list[str] | None = None
+) -> Path:
+    """The run directory of ``state`` under ``volume``: the ``tiny-cpu`` example's spec,
+    renamed ``name`` and with ``benchmarks`` (numeric JSONL ones) in place of its own if
+    given."""
+    data = dump_run(load_run(EXAMPLES / "tiny-cpu.yaml"))
+    data["metadata"]["name"] = name or data["metadata"]["name"]
+    if benchmarks:
+        [spec] = data["spec"]["objectives"]["benchmarks"]
+        data["spec"]["objectives"]["benchmarks"] = [{**spec, "name": b} for b in benchmarks]
+    run = parse_run(data)
     run_dir = volume / "runs" / run.name
     run_dir.mkdir(parents=True)
     (run_dir / RUN_FILE).write_text(yaml.safe_dump(dump_run(run), sort_keys=False))
@@ -115,7 +133,7 @@ def test_help_texts_keep_their_bracketed_defaults(command: str, text: str) -> No
 def test_one_point_per_distinct_trade_off_that_the_anchors_do_not_offer() -> None:
     state = searched_state()
     points = pareto_points(state)
-    assert [(p.candidate.id, p.same_scores) for p in points] == [
+    assert [(p.candidate.id, p.indistinguishable_from) for p in points] == [
         ("c0007", ()),
         ("c0002", ("c0004",)),
     ]
@@ -126,13 +144,14 @@ def test_report_lists_the_points_with_their_header_and_the_artifacts(tmp_path: P
     run_dir = write_run_dir(tmp_path, searched_state())
     result = runner.invoke(app, ["report", str(run_dir)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    assert "weights mean [min, max]" in result.output
+    assert "weights" in result.output and "mean [min, max]" in result.output
     assert "0.67 [0.50, 1.00]" in result.output  # c0002's weights 0.5, 0.5, 1.0 (bracketed)
     rows = [line for line in result.output.splitlines() if "c00" in line]
-    assert len(rows) == 2 and "c0002 (+1 same)" in rows[1] and "c0007" in rows[0]
+    assert len(rows) == 2 and "c0002 (+1)" in rows[1] and "c0007" in rows[0]
     assert "2 point(s) from 8 merges" in result.output
     lines = (run_dir / PARETO_FILE).read_text().splitlines()
-    assert lines[0].endswith(",same_scores,validated") and lines[2].startswith("1,c0002,")
+    assert lines[0].endswith(",indistinguishable_from,validated")
+    assert lines[2].startswith("1,c0002,")
     assert lines[2].endswith(",c0004,false") and len(lines) == 3
     assert "pareto.csv, results.json, objectives.npy, objectives_std.npy" in result.output
 
@@ -283,3 +302,140 @@ def test_a_changed_spec_is_refused_and_the_run_keeps_its_phase(tmp_path: Path) -
     assert "spec.objectives.limit: was 12 when the run started and is now 20" in output
     assert "Failed" not in output
     assert (run_dir / "checkpoint.json").read_text() == checkpoint
+
+
+# Estimated values (f1, f2) and their standard deviation (the same in both) of a searched
+# run: one merge within noise of the base, two within noise of each other.
+NOISY = {
+    "c0001": ((0.05, 0.99), 0.08),  # the base's within noise: 0.6 sd more accurate
+    "c0002": ((0.55, 0.50), 0.05),
+    "c0003": ((0.52, 0.53), 0.05),  # c0002's within noise
+    "c0004": ((0.85, 0.25), 0.05),
+    "c0005": ((0.40, 0.40), 0.05),  # dominated by c0002
+}
+
+
+def noisy_state() -> RunState:
+    """:func:`searched_state` with the merges of :data:`NOISY`, each with the search's
+    estimate, its raw scores those of the estimated values."""
+    state = searched_state()
+    state.candidates = []
+    for cid, ((f1, f2), sd) in NOISY.items():
+        estimate = PointEstimate(mean=[f1, f2], std=[sd, sd], prob_non_dominated=0.5)
+        record = candidate(cid, f1, f2)
+        state.candidates.append(
+            record.model_copy(update={"objectives_std": [sd, sd], "estimate": estimate})
+        )
+    return state
+
+
+def test_the_front_the_csv_the_status_and_the_report_list_no_noise(tmp_path: Path) -> None:
+    state = noisy_state()
+    values = np.array([c.estimate.mean for c in state.candidates])
+    assert len(reported_front(values, None, ANCHOR_OBJECTIVES)) == 4  # as exact values
+    listed = [("c0004", ()), ("c0002", ("c0003",))]
+    assert [(p.candidate.id, p.indistinguishable_from) for p in pareto_points(state)] == listed
+    run_dir = write_run_dir(tmp_path, state)
+    with open(run_dir / PARETO_FILE) as handle:
+        rows = [(r["candidate"], r["indistinguishable_from"]) for r in csv.DictReader(handle)]
+    assert rows == [("c0004", ""), ("c0002", "c0003")]
+    status = run_status(state, "runs/tiny-cpu", 1)
+    pareto = [(p["id"], tuple(p["indistinguishableFrom"])) for p in status["pareto"]]
+    assert pareto == listed and status["paretoSize"] == 2
+
+    html_path = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run_dir), "--html", str(html_path)])
+    assert result.exit_code == 0, result.output
+    members = [line for line in result.output.splitlines() if "c000" in line]
+    assert len(members) == 2 and "c0004" in members[0] and "c0002 (+1)" in members[1]
+    assert "2 point(s) from 5 merges" in result.output
+    text = html_path.read_text()
+    table = text.split("<table id='pareto'>")[1].split("</table>")[0]
+    assert re.findall(r"<td class='text'>(c\d+)", table) == ["c0004", "c0002"]
+    assert "(indistinguishable: c0003)" in table and "c0001" not in table
+    assert "<td class='objective'>0.550 ± 0.050</td>" in table
+    deploy = re.findall(r"<li data-point='\d'><b>(.*?)</b>", text)
+    assert [line.split(" against")[0] for line in deploy] == [
+        # accuracy 0.71 and 40 tokens against the expert's 0.8 and 50
+        "point 0 (c0004): \u221211% accuracy for \u221220% tokens",
+        # 0.53 and 30
+        "point 1 (c0002): \u221234% accuracy for \u221240% tokens",
+    ]
+
+
+def test_the_report_opens_with_what_to_deploy_and_shows_the_baseline_front(
+    tmp_path: Path,
+) -> None:
+    from browser import chromium, probe_page, screenshot
+    from PIL import Image
+
+    run_dir = write_run_dir(tmp_path / "a", noisy_state())
+    baseline = write_run_dir(tmp_path / "b", searched_state(), name="tiny-cpu-baseline")
+    html_path = tmp_path / "report.html"
+    result = runner.invoke(
+        app, ["report", str(run_dir), "--baseline", str(baseline), "--html", str(html_path)]
+    )
+    assert result.exit_code == 0, result.output
+    browser = chromium()
+    found = probe_page(browser, html_path, tmp_path)
+    assert found["points"] == ["0", "1"] and found["nothingToDeploy"] is None
+    assert [line.split(". ")[0] for line in found["deploy"]] == [
+        "point 0 (c0004): \u221211% accuracy for \u221220% tokens against the expert",
+        "point 1 (c0002): \u221234% accuracy for \u221240% tokens against the expert",
+    ]
+    assert "modular-arithmetic: accuracy 0.710 ± 0.131 (expert 0.800)" in found["deploy"][0]
+    assert 0 < found["deployTop"] < 600  # on the first screen
+    # The baseline's front as its pareto.csv lists it: c0007, then c0002 (with c0004).
+    assert found["baselineFronts"] == [{"run": "tiny-cpu-baseline", "points": ["0", "1"]}]
+    shot = screenshot(browser, html_path, "report-deploy.png", height=1600)
+    print(f"report screenshot: {shot}")
+    with Image.open(shot) as image:
+        assert len(set(image.convert("L").getdata())) > 50  # a rendered page
+
+
+def test_the_pareto_tables_fit_80_columns(tmp_path: Path) -> None:
+    """The widest cells a table may have: a long benchmark name, two benchmarks, negative
+    values, a member with a dozen merges listed with it, tokens in the ten thousands."""
+    from rich.console import Console
+
+    from paretomerge.cli import _front_table, _raw_scores_table
+    from paretomerge.report import RunDirectory
+
+    names = ["a-benchmark-with-a-rather-long-name", "aime25"]
+    wide = benchmark_score(names[0], 0.123456, 12345.678).model_copy(
+        update={"mean_output_tokens_stderr": 1234.5}
+    )
+    wide_scores = {name: wide.model_copy(update={"name": name}) for name in names}
+    state = searched_state()
+    state.anchors = {
+        role: anchor.model_copy(update={"scores": wide_scores})
+        for role, anchor in state.anchors.items()
+    }
+    values = [*[(0.5, 0.5)] * 13, (-0.123, 1.456)]
+    state.candidates = [
+        candidate(f"c{i:04d}", *y).model_copy(
+            update={
+                "scores": wide_scores,
+                "variables": [-0.25, -0.5, 0.25],
+                "estimate": PointEstimate(mean=y, std=[0.0123, 0.0012], prob_non_dominated=1),
+            }
+        )
+        for i, y in enumerate(values, start=1)
+    ]
+    directory = RunDirectory.open(write_run_dir(tmp_path, state, benchmarks=names))
+
+    def render(width: int) -> list[str]:
+        console = Console(width=width, record=True, file=io.StringIO())
+        for table in (_front_table(directory), _raw_scores_table(directory)):
+            console.print(table)
+        return console.export_text().splitlines()
+
+    lines = render(80)
+    assert max(len(line) for line in lines) <= 80
+    assert lines == render(200)  # nothing wrapped or cut to fit
+    members = [line for line in lines if "c00" in line]
+    assert len(members) == 2 and "c0001 (+12)" in members[0]
+    assert "-0.123 ± 0.012" in members[1] and "1.456 ± 0.001" in members[1]
+    assert "mean [min, max]" in "\n".join(lines) and "-0.17 [-0.50, 0.25]" in members[1]
+    assert sum("12345.7 ± 1234.5" in line for line in lines) == 2 * 4  # 2 members, 2 anchors
+    assert sum("a-benchmark-with-a-rath…" in line for line in lines) == 4

@@ -38,9 +38,10 @@ from fake_tasks import (
 )
 from tiny_models import link_tree, make_base, make_expert
 
+from paretomerge.controller.anchors import cached_scores
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.estimates import record_estimates
+from paretomerge.controller.estimates import record_estimates, validation_anchors_of
 from paretomerge.controller.loop import Controller
 from paretomerge.controller.objectives import AnchorError, check_anchors, objective_values
 from paretomerge.controller.state import CandidateRecord, RunState
@@ -56,6 +57,7 @@ from paretomerge.search import (
     pareto_mask,
     search_in_process,
 )
+from paretomerge.search.front import reported_front
 from paretomerge.spec import parse_run
 
 TESTS = Path(__file__).parent
@@ -96,14 +98,17 @@ def write_run(volume: Path, data: dict) -> Path:
     return path
 
 
-def run_in_process(volume: Path, data: dict, env: dict[str, str] | None = None) -> RunState:
+def run_in_process(
+    volume: Path, data: dict, env: dict[str, str] | None = None, **controller_options
+) -> RunState:
     old = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
         run = parse_run(data)
         executor = FakeExecutor(volume, deadline_seconds=120)
         try:
-            return Controller(run, volume, executor, poll_seconds=0.05).run_to_end()
+            controller = Controller(run, volume, executor, poll_seconds=0.05, **controller_options)
+            return controller.run_to_end()
         finally:
             executor.close()
     finally:
@@ -130,23 +135,30 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     assert [c["id"] for c in results["candidates"]] == [f"c{i:04d}" for i in range(1, 9)]
     assert np.array([c["objectives"] for c in results["candidates"]]) == pytest.approx(objectives)
     assert np.array([c["objectives_std"] for c in results["candidates"]]) == pytest.approx(stds)
-    # The front is chosen and valued by the search's estimates, kept per candidate.
+    # The front is chosen and valued by the search's estimates, kept per candidate, and
+    # their standard deviations (reported_front's rule; tests/test_search.py tests it).
     estimated = np.array([c["estimate"]["mean"] for c in results["candidates"]])
+    estimated_std = np.array([c["estimate"]["std"] for c in results["candidates"]])
     front = list(csv.DictReader((run_dir / "pareto.csv").open()))
-    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])  # no trade-off when an anchor matches it
-    distinct = {tuple(y) for y in estimated[pareto_mask(estimated)]}
-    assert len(front) == len({y for y in distinct if not (anchors >= y).all(axis=1).any()}) >= 1
+    anchors = np.array([[0.0, 1.0], [1.0, 0.0]])  # no trade-off when an anchor covers it
+    members = reported_front(estimated, None, anchors, estimated_std)
+    assert [row["candidate"] for row in front] == [f"c{m.index + 1:04d}" for m in members]
     front_Y = np.array([[float(row["f1"]), float(row["f2"])] for row in front])
     for row, y in zip(front, front_Y, strict=True):
         candidate = results["candidates"][int(row["candidate"][1:]) - 1]
         assert y == pytest.approx(candidate["estimate"]["mean"], rel=1e-5)
         assert float(row["f1_std"]) == pytest.approx(candidate["estimate"]["std"][0], rel=1e-5)
     # One hypervolume per result, in the order the results came, of the front reported then:
-    # the last one is the front's in pareto.csv.
+    # the last one is the estimate of the true hypervolume of the front in pareto.csv, its
+    # values' hypervolume less the bias their errors give it, inside its 90% interval.
     history = json.loads((run_dir / "hypervolume.json").read_text())
     assert sorted(history["after"]) == [f"c{i:04d}" for i in range(1, 9)]
     assert len(history["hypervolume"]) == 8
-    assert history["hypervolume"][-1] == pytest.approx(hypervolume(front_Y, np.array([-0.2, -0.2])))
+    front_std = np.array([[float(row["f1_std"]), float(row["f2_std"])] for row in front])
+    observed = hypervolume(front_Y, np.array([-0.2, -0.2]))
+    low, high = state.hypervolume_interval
+    assert low < history["hypervolume"][-1] < high and low < observed < high
+    assert abs(history["hypervolume"][-1] - observed) < 2 * float(front_std.max())
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
     assert state.anchors["base"].scores["one"].accuracy == pytest.approx(0.2)
     assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
@@ -569,9 +581,84 @@ def test_validation_reevaluates_the_front_on_held_out_questions_counted_apart(vo
     assert status["anchorCost"]["evaluations"] == 4
 
 
-def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -> None:
+def test_held_out_validations_value_the_front_and_never_change_its_members(
+    volume: Path,
+) -> None:
+    """The front is chosen on the search side; validations on held-out questions value its
+    members, and however badly they score (here: as a clearly dominated merge), no member
+    leaves the front and none joins it. The same search without validation reports the
+    same members."""
+    searched = run_in_process(volume, manifest("plain", budget=6))
+    data = manifest(budget=6)
+    data["spec"]["search"]["validation"] = {"budget": 3, "heldOut": 0.5}
+    state = run_in_process(volume, data, env={"FAKE_DOMINATED": "v*"})
+    assert state.phase == "Succeeded", state.message
+    members = [c.id for c in pareto_candidates(state)]
+    assert members == [c.id for c in pareto_candidates(searched)]
+    validated = [c for c in pareto_candidates(state) if c.validated is not None]
+    assert validated, "a validation valued a member of the front"
+    dominated = objective_values(
+        dominated_scores(["one", "two"]),
+        state.held_out_anchors["base"].scores,
+        state.held_out_anchors["expert"].scores,
+        ["one", "two"],
+    )
+    for candidate in validated:
+        assert candidate.validated.held_out
+        assert candidate.reported.mean == pytest.approx(list(dominated.values))
+        assert candidate.searched.mean == candidate.estimate.mean != candidate.reported.mean
+    # The held-out values were never fitted: the search's estimates are the plain run's.
+    trials = state.optimizer["trials"]
+    assert [t["held_out"] for t in trials if t["kind"] == "validation"] == [True] * 3
+    # The claim is valued by the validated values, and carries its interval.
+    low, high = state.hypervolume_interval
+    assert low <= state.hypervolume[-1] <= high
+    status = run_status(state, "runs/fake", 1)
+    assert status["hypervolumeInterval"] == [pytest.approx(low), pytest.approx(high)]
+    assert [row["heldOut"] for row in status["pareto"]] == [
+        c.validated is not None for c in pareto_candidates(state)
+    ]
+
+
+def test_degenerate_held_out_anchors_fall_back_before_the_search(volume: Path) -> None:
+    """An expert that scores no better than the base on the held-out questions is caught
+    when the anchors are measured, before any candidate: the validations are normalised
+    by the anchors on every question instead, the run says so (warning, report, status)
+    and succeeds, and the degenerate pair is not kept in the cache."""
     data = manifest(budget=4, initialPoints=4)
-    data["spec"]["search"]["validation"] = {"budget": 4}
+    data["spec"]["search"]["validation"] = {"budget": 2, "heldOut": 0.5}
+    warnings = []
+
+    def warned(reason: str, message: str) -> None:
+        checkpoint = RunState.load(volume / "runs" / "fake")
+        warnings.append((reason, message, len(checkpoint.candidates)))
+
+    state = run_in_process(
+        volume, data, env={"FAKE_DOMINATED": "anchor-expert-held-out"}, on_warning=warned
+    )
+    assert state.phase == "Succeeded", state.message
+    ((reason, message, candidates_then),) = warnings
+    assert reason == "ValidationAnchorsFellBack" and candidates_then == 0
+    assert "expert is no more accurate than the base" in message
+    assert state.validation_fallback == message
+    assert state.count_validations("succeeded") == 2
+    # Normalised by the full-set anchors (search and held-out sides joined: the expert's
+    # accuracy the mean of 0.8 and its degenerate 0.2).
+    anchors = validation_anchors_of(state, ["one", "two"])
+    assert anchors.fallback and anchors.expert["one"].accuracy == pytest.approx(0.5)
+    for anchor in state.held_out_anchors.values():
+        assert cached_scores(volume, anchor.cache_key) is None
+    for anchor in state.anchors.values():
+        assert cached_scores(volume, anchor.cache_key) is not None
+    assert run_status(state, "runs/fake", 1)["validationFallback"] == message
+
+
+@pytest.mark.parametrize("held_out", [0.0, 0.5])
+def test_a_validation_resumes_after_a_kill_without_running_again(
+    volume: Path, held_out: float
+) -> None:
+    data = manifest(budget=4, initialPoints=4)
+    data["spec"]["search"]["validation"] = {"budget": 4, "heldOut": held_out}
     run_file = write_run(volume, data)
     kill_controller_when(
         run_file,
@@ -587,12 +674,15 @@ def test_a_validation_resumes_after_a_kill_without_running_again(volume: Path) -
         )
         pids = list((work_dir / record.id).glob("attempt-*.pid"))
         assert len(pids) == 1, f"{record.id} ran {len(pids)} times"
-    # No question held out: each validation is pooled with the search's evaluation.
-    trials = state.optimizer["trials"]
-    assert [t["kind"] for t in trials].count("validation") == 4
+    # No question held out: each validation is pooled with the search's evaluation; held
+    # out: each values its candidate apart, never fitted.
+    trials = [t for t in state.optimizer["trials"] if t["kind"] == "validation"]
+    assert [t["held_out"] for t in trials] == [held_out > 0] * 4
     validated = {v.candidate for v in state.validations}
     for candidate in state.candidates:
         assert (candidate.validated is not None) == (candidate.id in validated)
+        if candidate.validated is not None:
+            assert candidate.validated.held_out == (held_out > 0)
         if candidate.id in validated:
             assert candidate.validated.evaluations >= 2  # the search's and a validation
 

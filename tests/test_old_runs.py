@@ -114,14 +114,19 @@ def test_the_artifacts_of_an_old_checkpoint_are_written_as_before(tmp_path: Path
     write_artifacts(
         tmp_path, state, DecisionSpace(run.spec, state.num_layers, tuple(state.profile))
     )
-    # The same rows and columns, and columns since added: same_scores and the standard
+    # The same rows and columns, and columns since added: indistinguishable_from and the standard
     # deviations, empty (that version measured no token error), and validated (false).
     written = list(csv.DictReader((tmp_path / PARETO_FILE).open()))
     before = list(csv.DictReader((RUN_DIR / PARETO_FILE).open()))
     assert [{k: row[k] for k in before[0]} for row in written] == before
-    assert set(written[0]) - set(before[0]) == {"same_scores", "f1_std", "f2_std", "validated"}
+    assert set(written[0]) - set(before[0]) == {
+        "indistinguishable_from",
+        "f1_std",
+        "f2_std",
+        "validated",
+    }
     for row in written:
-        assert (row["same_scores"], row["f1_std"], row["f2_std"]) == ("", "", "")
+        assert (row["indistinguishable_from"], row["f1_std"], row["f2_std"]) == ("", "", "")
         assert row["validated"] == "false"
     # The same values under the same keys (a candidate's attempts now come first), and
     # the fields since added, empty.

@@ -28,13 +28,28 @@ def test_standard_errors_match_the_closed_form_on_hand_made_records() -> None:
     assert score.accuracy == pytest.approx(4 / 6)
     assert score.accuracy_stderr == pytest.approx(math.sqrt((4.5 / 7) * (2.5 / 7) / 6))
     assert score.mean_output_tokens == pytest.approx(35.0)
-    assert score.mean_output_tokens_stderr == pytest.approx(math.sqrt(350.0) / math.sqrt(6))
+    # The spread shrunk towards the prior (cv 0.5 of 35, the weight of 4 answers).
+    shrunk = (4 * (0.5 * 35.0) ** 2 + 5 * 350.0) / (4 + 5)
+    assert score.mean_output_tokens_stderr == pytest.approx(math.sqrt(shrunk / 6))
     assert (score.n, score.repeats, score.thinking_closed) == (3, 2, 0.5)
+
+
+def test_a_stage_of_three_answers_all_cut_at_max_tokens_has_a_token_error() -> None:
+    """Three AIME answers that all hit max_tokens have no spread of their own; the error
+    is the prior's (0.24 of the mean), not 0, and many answers keep their own spread."""
+    cut = [SampleRecord(False, 4096, False, question=q) for q in range(3)]
+    score = score_benchmark("aime25", cut)
+    assert score.mean_output_tokens_stderr == pytest.approx(0.5 * 4096 * math.sqrt(4 / 6 / 3))
+    assert score.accuracy_stderr > 0.1
+    spread = [SampleRecord(False, 70 + 60 * (q % 2), False, question=q) for q in range(400)]
+    own = math.sqrt(sum((r.output_tokens - 100) ** 2 for r in spread) / 399 / 400)
+    assert score_benchmark("b", spread).mean_output_tokens_stderr == pytest.approx(own, rel=0.1)
 
 
 def test_one_sample_has_no_token_spread_and_no_sample_is_an_error() -> None:
     score = score_benchmark("b", [SampleRecord(True, 12, False, question=0)])
-    assert (score.mean_output_tokens_stderr, score.n) == (0.0, 1)
+    # One sample has no spread of its own: the prior's (cv 0.5) alone.
+    assert (score.mean_output_tokens_stderr, score.n) == (pytest.approx(6.0), 1)
     # All right is not known to be perfect: q = 1.5 / 2.
     assert score.accuracy_stderr == pytest.approx(math.sqrt(0.75 * 0.25))
     with pytest.raises(ValueError, match="no samples"):

@@ -9,7 +9,11 @@ from scipy.stats import norm
 
 from paretomerge.questions import question_order, stage_counts
 from paretomerge.search.problems import QuestionLevelMergeProblem, landscape_family_member
-from paretomerge.search.screening import conditioned_on_stage, prob_dominated, screened_out
+from paretomerge.search.screening import (
+    prob_dominated,
+    prob_dominated_given_stage,
+    screened_out,
+)
 
 FRONT = np.array([[0.8, 0.3], [0.5, 0.7], [0.0, 1.0], [1.0, 0.0]])
 NO_FRONT = np.zeros((0, 2))
@@ -74,36 +78,53 @@ def test_only_two_objectives_are_compared():
         prob_dominated(np.zeros(3), np.ones(3), np.ones((2, 3)))
 
 
-def test_the_stage_conditions_the_surrogate_by_precision():
-    # Prior N(0.4, 0.1^2), stage 0.7 of variance 0.2^2: weights 100 and 25.
-    mean, std = conditioned_on_stage(
-        np.array([0.7, 0.4]), np.array([0.04, 0.04]), (np.array([0.4, 0.4]), np.array([0.1, 0.1]))
-    )
-    np.testing.assert_allclose(mean, [(100 * 0.4 + 25 * 0.7) / 125, 0.4])
-    np.testing.assert_allclose(std, [np.sqrt(1 / 125)] * 2)
-    # A surrogate that knows nothing there leaves the stage estimate as it is.
-    mean, std = conditioned_on_stage(
-        np.array([0.7, 0.2]), np.array([0.04, 0.01]), (np.zeros(2), np.full(2, 1e6))
-    )
-    np.testing.assert_allclose(mean, [0.7, 0.2])
-    np.testing.assert_allclose(std, [0.2, 0.1])
-    # With no surrogate at all, exactly so.
-    mean, std = conditioned_on_stage(np.array([0.7, 0.2]), np.array([0.04, 0.01]), None)
-    np.testing.assert_array_equal(mean, [0.7, 0.2])
-    np.testing.assert_allclose(std, [0.2, 0.1])
+def fused(prior_mean, prior_sd, y, var):
+    """The normal posterior of one objective given its prior and a stage estimate."""
+    precision = 1 / prior_sd**2 + 1 / var
+    return (prior_mean / prior_sd**2 + y / var) / precision, np.sqrt(1 / precision)
+
+
+def test_the_stage_weights_the_posterior_draws_as_bayes_rule_does():
+    """Exact finished points, a normal prior at the candidate: the weighted draws give the
+    exact probability under the prior conditioned on the stage."""
+    rng = np.random.default_rng(0)
+    prior_mean, prior_sd = np.array([0.45, 0.5]), np.array([0.1, 0.1])
+    y, var = np.array([0.3, 0.55]), np.full(2, 0.25**2)
+    draws = prior_mean + prior_sd * rng.standard_normal((200_000, 2))
+    finished = np.broadcast_to(FRONT[:2], (len(draws), 2, 2))
+    weighted = prob_dominated_given_stage(draws, finished, FRONT[2:], y, var)
+    mean, std = fused(prior_mean, prior_sd, y, var)
+    assert weighted == pytest.approx(prob_dominated(mean, std, FRONT), abs=0.005)
 
 
 def test_the_surrogate_screens_a_candidate_its_stage_alone_cannot_and_keeps_a_likely_one():
+    rng = np.random.default_rng(1)
     stage, var = np.array([0.45, 0.55]), np.full(2, 0.25**2)  # a tenth of the questions
     assert not screened_out(stage, np.sqrt(var), FRONT, 0.5)
+    finished = np.broadcast_to(FRONT[:2], (4096, 2, 2))
     # Its neighbours say it is well behind the front: now probably dominated.
-    prior = (np.array([0.35, 0.45]), np.full(2, 0.06))
-    assert screened_out(*conditioned_on_stage(stage, var, prior), FRONT, 0.5)
+    behind = np.array([0.35, 0.45]) + 0.06 * rng.standard_normal((4096, 2))
+    assert prob_dominated_given_stage(behind, finished, FRONT[2:], stage, var) > 0.8
     # Its neighbours say it lies on the front: an unlucky first stage does not stop it.
     unlucky = np.array([0.2, 0.2])
     assert screened_out(unlucky, np.sqrt(var), FRONT, 0.5)
-    prior = (np.array([0.65, 0.6]), np.full(2, 0.06))
-    assert not screened_out(*conditioned_on_stage(unlucky, var, prior), FRONT, 0.5)
+    on_front = np.array([0.65, 0.6]) + 0.06 * rng.standard_normal((4096, 2))
+    assert prob_dominated_given_stage(on_front, finished, FRONT[2:], unlucky, var) < 0.3
+
+
+def test_a_finished_point_that_moves_with_the_candidate_does_not_screen_it():
+    """The finished points' values are uncertain too, and correlated with the candidate's
+    (one surrogate): a candidate always 0.02 ahead of its finished neighbour in every
+    draw is never dominated by it, though their marginals overlap almost entirely (taken
+    as exact, the neighbour's estimate would call it dominated nearly a fifth of the
+    time)."""
+    rng = np.random.default_rng(2)
+    shared = np.array([0.5, 0.5]) + 0.1 * rng.standard_normal((4096, 2))
+    candidate, neighbour = shared + 0.02, shared[:, None, :]
+    y, var = np.array([0.5, 0.5]), np.full(2, 0.25**2)
+    assert prob_dominated_given_stage(candidate, neighbour, np.zeros((0, 2)), y, var) == 0.0
+    marginal = prob_dominated(np.array([0.52, 0.52]), np.array([0.1, 0.1]), [[0.5, 0.5]])
+    assert marginal > 0.15
 
 
 def test_the_question_order_is_the_run_s_and_only_the_run_s():

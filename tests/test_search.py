@@ -103,9 +103,67 @@ def test_reported_front_takes_eligible_non_dominated_points_no_baseline_matches(
     eligible = np.array([True, True, False, True, True, True])
     baselines = np.array([[0.0, 1.0], [1.0, 0.0]])
     members = reported_front(values, eligible, baselines)
-    assert [(m.index, m.same_values) for m in members] == [(1, ()), (0, (3,))]
+    assert [(m.index, m.indistinguishable_from) for m in members] == [(1, ()), (0, (3,))]
     # No rule but dominance without eligibility or baselines.
     assert {m.index for m in reported_front(values)} == {2, 0, 4}
+
+
+ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
+# One standard deviation of every value in the tests below: two values of sd 0.05 are
+# told apart when they differ by more than z * sqrt(2) * 0.05 = 0.059 (z = 0.84).
+SD = 0.05
+
+
+def test_a_point_the_base_covers_within_noise_is_dropped():
+    # f1 0.04 above the base's 0 is 0.8 sd (probability 0.79 < DISTINGUISHABLE = 0.8); the
+    # tokens are the base's within noise: nothing a user does not have already.
+    values = np.array([[0.04, 0.999], [0.5, 0.5]])
+    std = np.full_like(values, SD)
+    assert [
+        (m.index, m.indistinguishable_from) for m in reported_front(values, None, ANCHORS, std)
+    ] == [(1, ())]
+    # Exact values (std None) keep it: the base does not match or beat it.
+    assert [m.index for m in reported_front(values, None, ANCHORS)] == [1, 0]
+    # Measured precisely, the same gain stands out.
+    assert [m.index for m in reported_front(values, None, ANCHORS, std / 10)] == [1, 0]
+
+
+def test_two_points_within_noise_of_each_other_are_one_member():
+    values = np.array([[0.52, 0.50], [0.50, 0.53], [0.80, 0.20]])
+    members = reported_front(values, None, ANCHORS, np.full_like(values, SD))
+    # The most accurate of the two stands for both.
+    assert [(m.index, m.indistinguishable_from) for m in members] == [(2, ()), (0, (1,))]
+
+
+def test_points_far_apart_are_both_listed():
+    values = np.array([[0.3, 0.7], [0.7, 0.3]])
+    members = reported_front(values, None, ANCHORS, np.full_like(values, SD))
+    assert [(m.index, m.indistinguishable_from) for m in members] == [(1, ()), (0, ())]
+
+
+def test_a_point_that_covers_a_member_taken_before_takes_its_place():
+    # The first is more accurate by less than its noise; the second has clearly fewer
+    # tokens: the first is covered by the second, not the other way round.
+    values = np.array([[0.55, 0.30], [0.50, 0.60], [0.45, 0.61]])
+    std = np.array([[0.2, 0.01], [0.01, 0.01], [0.01, 0.01]])
+    members = reported_front(values, None, ANCHORS, std)
+    assert [(m.index, m.indistinguishable_from) for m in members] == [(1, (0, 2))]
+
+
+def test_without_standard_deviations_the_rule_is_dominance_and_equality():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = rng.integers(0, 5, size=(12, 2)) / 4
+        old = reported_front(values, None, ANCHORS)
+        assert reported_front(values, None, ANCHORS, np.zeros_like(values)) == old
+        assert reported_front(values, None, ANCHORS, np.full_like(values, np.nan)) == old
+        kept = pareto_mask(values) & ~(ANCHORS[None] >= values[:, None]).all(axis=2).any(axis=1)
+        firsts = {tuple(values[i]): i for i in reversed(np.flatnonzero(kept))}
+        assert {m.index for m in old} == set(firsts.values())
+        for member in old:
+            assert all(
+                (values[i] == values[member.index]).all() for i in member.indistinguishable_from
+            )
 
 
 def test_pareto_mask_keeps_non_dominated_and_duplicates():

@@ -37,9 +37,11 @@ COST = EvaluationCost(
 )
 
 
-def finished_state(evaluations: int) -> RunState:
+def finished_state(evaluations: int, objectives_std=(0.05, 0.04)) -> RunState:
     """A run whose evaluations all lie on the Pareto front (the most status they can
-    need), each with a 37-dimensional weight vector, raw scores and step times."""
+    need; with ``objectives_std`` well below their spacing, ``1 / (evaluations + 1)``,
+    all are listed apart), each with a 37-dimensional weight vector, raw scores and step
+    times."""
     rng = np.random.default_rng(0)
     candidates = []
     for i in range(evaluations):
@@ -52,7 +54,7 @@ def finished_state(evaluations: int) -> RunState:
                 variables=x,
                 status="succeeded",
                 objectives=[f1, 1.0 - f1],
-                objectives_std=[0.05, 0.04],
+                objectives_std=list(objectives_std),
                 scores=SCORES,
                 seconds={"merge": 81.234567, "evaluate": 1834.56789, "proposal": 3.21234},
                 attempts=2,
@@ -77,7 +79,7 @@ def serialized_size(status: dict) -> int:
 
 
 def test_six_hundred_evaluations_are_all_in_the_status_well_under_the_limit() -> None:
-    status = run_status(finished_state(600), "runs/qwen3-4b", 3)
+    status = run_status(finished_state(600, (0.0005, 0.0004)), "runs/qwen3-4b", 3)
     assert len(status["evaluations"]) == status["finished"] == 600
     assert status["paretoSize"] == 600 and len(status["pareto"]) == MAX_STATUS_PARETO
     assert status["paretoIn"] == "runs/qwen3-4b/pareto.csv"

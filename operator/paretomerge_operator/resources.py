@@ -34,7 +34,8 @@ def controller_service_account(run: ParetoMergeRun, body: dict[str, Any]) -> dic
 def controller_role(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]:
     """Least privilege for one run's controller: its own run and status (by name), Jobs
     and Pods in its namespace (Jobs cannot be restricted by name before they exist), only
-    the verbs the controller uses; no Secrets (pods get them from the kubelet)."""
+    the verbs the controller uses; Events it posts about its run; no Secrets (pods get them
+    from the kubelet)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -58,6 +59,7 @@ def controller_role(run: ParetoMergeRun, body: dict[str, Any]) -> dict[str, Any]
                 "verbs": ["create", "get", "delete"],
             },
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         ],
     }
 

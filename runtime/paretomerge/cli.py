@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported where they are used: the command line starts fast
 
     from paretomerge.report import RunDirectory
     from paretomerge.results import BenchmarkScore
+    from paretomerge.spec import ParetoMergeRun, RunFileCheck
 
 app = typer.Typer(
     help=(
@@ -200,6 +201,57 @@ def run(
     _print_report(run_dir, [])
 
 
+@app.command()
+def validate(
+    run_file: Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")],
+    volume: Annotated[
+        Path | None,
+        typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
+    ] = None,
+) -> None:
+    """Check a run file without running it: every problem at once, of its fields, across
+    them, and of what it needs (models, data, engine, volume), as `run` checks it first."""
+    from paretomerge.preflight import run_file_problems
+    from paretomerge.spec import SpecError
+
+    checked = _read_run_file(run_file)
+    problems = run_file_problems(
+        checked, (volume or run_file.parent).resolve(), tasks_path=_local_tasks_path()
+    )
+    if problems:
+        raise _fail(SpecError(problems, str(run_file)))
+    typer.echo(f"{run_file} is valid: its models, data, engine and volume are in order")
+
+
+def _read_run_file(run_file: Path) -> RunFileCheck:
+    """``run_file`` read through to its end; exit 1 when it cannot be read or parsed."""
+    from paretomerge.spec import SpecError, check_run_file
+
+    try:
+        return check_run_file(run_file)
+    except SpecError as error:
+        raise _fail(error) from error
+
+
+def _local_tasks_path() -> str:
+    """The ``PATH`` of a local run's tasks (the local executor passes its own on)."""
+    return os.environ.get("PATH", os.defpath)
+
+
+def _checked_run(run_file: Path, volume: Path) -> ParetoMergeRun:
+    """The run in ``run_file``. With a bad field, the exit names every problem at once:
+    the fields', those across fields, and the preflight's on what parsed (a valid run's
+    preflight is its controller's, which knows what a resumed run has left to do)."""
+    from paretomerge.preflight import run_file_problems
+    from paretomerge.spec import SpecError
+
+    checked = _read_run_file(run_file)
+    if checked.problems:
+        problems = run_file_problems(checked, volume, tasks_path=_local_tasks_path())
+        raise _fail(SpecError(problems, str(run_file)))
+    return checked.run
+
+
 def _task_threads(parallelism: int) -> dict[str, str]:
     """The environment that shares this machine's cores among the tasks running at once
     (torch and every OpenMP library read ``OMP_NUM_THREADS``): oversubscribed cores spend
@@ -239,17 +291,14 @@ def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
 def _run_locally(run_file: Path, volume: Path, poll: float, verbose: bool = False) -> Path:
     """Run ``run_file`` to its end; returns its run directory. The surrogate's warnings
     are counted in one line, each shown with ``verbose``."""
+    manifest = _checked_run(run_file, volume)  # before the imports: a refusal comes fast
+
     from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgressBar
     from paretomerge.run_layout import RunLayout
-    from paretomerge.spec import SpecError, load_run
     from paretomerge.surrogate_warnings import surrogate_warnings_counted
 
-    try:
-        manifest = load_run(run_file)
-    except SpecError as error:
-        raise _fail(error) from error
     execution = manifest.spec.execution
     executor = LocalExecutor(
         volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
@@ -360,7 +409,6 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
 
-    from paretomerge.controller.objectives import format_hypervolume
     from paretomerge.report import RunDirectory, check_comparable, write_html, write_plots
     from paretomerge.run_layout import PARETO_FILE
 
@@ -373,12 +421,13 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     console = Console()
     for run in (directory, *others):
         console.print(_front_table(run))
+        console.print(_raw_scores_table(run))
     for run in (directory, *others):
         console.print(
             f"{run.run.name}: {run.state.count('succeeded')} evaluated, "
             + (f"{screened} screened out, " if (screened := run.state.count("screened")) else "")
             + f"{run.state.count('failed')} failed; front of {len(run.front())}, hypervolume "
-            f"{format_hypervolume(run.hypervolume())}",
+            f"{run.hypervolume_text()}",
             markup=False,
             soft_wrap=True,  # one line, whatever the terminal's width: scripts read it
         )
@@ -397,9 +446,10 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     succeeded, points = state.count("succeeded"), len(directory.front())
     if succeeded > points:
         console.print(
-            f"{points} point(s) from {succeeded} merges: merges with the same scores share "
-            f"a row (+N same; {PARETO_FILE} names them), and merges that the base or the "
-            "expert match or beat in both objectives are not listed"
+            f"{points} point(s) from {succeeded} merges: merges whose values cannot be told "
+            f"from a point's within their uncertainty share its row (+N; {PARETO_FILE}'s "
+            "indistinguishable_from names them), and merges that the base or the expert "
+            "match or beat in both objectives within it are not listed"
         )
     if state.phase != "Succeeded" and state.message:
         console.print(f"run {state.phase}: {state.message}", markup=False)
@@ -419,58 +469,76 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
 
 
 def _front_table(directory: RunDirectory) -> Table:
-    """The run's front as a rich table (values ± their standard deviations when the run
-    reports them), the anchors last."""
+    """The run's front as a rich table that fits 80 columns: point, candidate (``+N``: the
+    merges listed with it), ``f1`` and ``f2`` ± their standard deviations when the run
+    reports them, the weights' mean and range; the anchors last. The raw scores are in
+    :func:`_raw_scores_table`, one row per benchmark, whatever their number."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
+    from paretomerge.report import plus_minus
+
     state = directory.state
-    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
     # Bracketed text is rich markup unless escaped ("[min, max]" would vanish).
-    table = Table(title=escape(f"{directory.run.name}: Pareto set ({state.phase})"))
-    for column in ("point", "candidate", "f1", "f2"):  # "0.958 ± 0.062" kept on one line
+    table = Table(
+        title=escape(f"{directory.run.name}: Pareto set ({state.phase})"), box=box.SIMPLE_HEAD
+    )
+    for column in ("point", "candidate", "f1", "f2", escape("weights\nmean [min, max]")):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column(escape("weights mean [min, max]"), justify="right")
-    for name in benchmarks:
-        table.add_column(escape(f"{name} acc"), justify="right")
-        table.add_column(escape(f"{name} tokens"), justify="right")
     space = directory.space()
     for member in directory.front():
         candidate = directory.candidate(member)
         weights = candidate.variables[: space.num_weights]
-        same = len(member.same_scores)
+        alike = len(member.indistinguishable_from)
         table.add_row(
             str(member.point),
-            candidate.id + (f" (+{same} same)" if same else ""),
+            candidate.id + (f" (+{alike})" if alike else ""),
             *(
-                f"{value:.3f}" if member.std is None else f"{value:.3f} ± {std:.3f}"
+                plus_minus(value, None if member.std is None else std)
                 for value, std in zip(member.objectives, member.std or (0.0, 0.0), strict=True)
             ),
             escape(f"{sum(weights) / len(weights):.2f} [{min(weights):.2f}, {max(weights):.2f}]"),
-            *_score_cells(candidate.scores, benchmarks),
         )
-    for role, anchor in state.anchors.items():
-        table.add_row(
-            role,
-            "(anchor)",
-            "0.000" if role == "base" else "1.000",
-            "1.000" if role == "base" else "0.000",
-            "",
-            *_score_cells(anchor.scores, benchmarks),
-        )
+    for role in directory.state.anchors:
+        objectives = ("0.000", "1.000") if role == "base" else ("1.000", "0.000")
+        table.add_row(role, "(anchor)", *objectives, "")
     return table
 
 
-def _score_cells(scores: dict[str, BenchmarkScore], benchmarks: list[str]) -> list[str]:
-    """Accuracy and mean output tokens of each benchmark, in the table's column order."""
-    return [
-        value
-        for name in benchmarks
-        for value in (
-            f"{scores[name].accuracy:.3f}",
-            f"{scores[name].mean_output_tokens:.1f}",
-        )
-    ]
+# The widest benchmark name the raw scores' table shows (longer ones end in an ellipsis).
+BENCHMARK_NAME_WIDTH = 24
+
+
+def _raw_scores_table(directory: RunDirectory) -> Table:
+    """Each front member's and anchor's raw scores, one row per benchmark: accuracy and
+    mean output tokens ± their standard errors (80 columns, whatever the benchmarks)."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
+    table = Table(title=escape(f"{directory.run.name}: raw scores"), box=box.SIMPLE_HEAD)
+    table.add_column("point", justify="right", no_wrap=True)
+    table.add_column("benchmark", no_wrap=True, max_width=BENCHMARK_NAME_WIDTH, overflow="ellipsis")
+    for column in ("accuracy", "tokens"):
+        table.add_column(column, justify="right", no_wrap=True)
+    rows = [(str(m.point), directory.candidate(m).scores) for m in directory.front()]
+    rows += [(role, anchor.scores) for role, anchor in directory.state.anchors.items()]
+    for label, scores in rows:
+        for name in benchmarks:
+            table.add_row(label, escape(name), *_score_cells(scores[name]))
+    return table
+
+
+def _score_cells(score: BenchmarkScore) -> tuple[str, str]:
+    """Accuracy and mean output tokens of one benchmark, ± their standard errors."""
+    from paretomerge.report import plus_minus
+
+    return (
+        plus_minus(score.accuracy, score.accuracy_stderr),
+        plus_minus(score.mean_output_tokens, score.mean_output_tokens_stderr, 1),
+    )
 
 
 @app.command()

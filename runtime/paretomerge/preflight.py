@@ -18,6 +18,8 @@ file it comes from, its message naming the file, tensor or command at fault:
   ``keepMergedModels`` keeps at once.
 
 It reads headers, configs and data files only: seconds, not the minutes of a profile.
+:func:`run_file_problems` runs it on a run file with bad fields too, on what parsed, so
+that ``paretomerge validate`` and ``run`` name the file's every problem in one attempt.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from paretomerge.evaluate.serving import (
     endpoint_model_ids,
 )
 from paretomerge.run_layout import RunLayout
-from paretomerge.spec import ParetoMergeRun, SpecProblem
+from paretomerge.spec import ParetoMergeRun, RunFileCheck, SpecProblem, unknown_among
 from paretomerge.volume import (
     OutsideVolumeError,
     in_volume,
@@ -47,6 +49,18 @@ from paretomerge.volume import (
 BASE_FIELD = "spec.models.base.path"
 ENGINE_FIELD = "spec.evaluation.engine"
 RUNS_FIELD = "spec.execution.storage.runsPath"
+#: The fields :func:`preflight` reads: it waits until every one of them parses.
+PREFLIGHT_READS = (
+    "metadata.name",
+    "spec.models",
+    "spec.objectives",
+    "spec.evaluation.engine",
+    "spec.evaluation.endpoint",
+    "spec.search.budget",
+    "spec.execution.parallelism",
+    "spec.execution.keepMergedModels",
+    "spec.execution.storage",
+)
 
 
 class PreflightFailed(RuntimeError):
@@ -96,6 +110,32 @@ def preflight(
         model_bytes = base.total_bytes if base is not None else 0
         problems += _storage_problems(run, volume, model_bytes, candidates_left)
     return problems
+
+
+def run_file_problems(
+    checked: RunFileCheck, volume: Path, *, tasks_path: str | None
+) -> list[SpecProblem]:
+    """Every problem of a run file at once, for a run not started yet: those of its fields
+    and across them (:func:`~paretomerge.spec.check_run`), then the preflight's on the run
+    as far as it parsed. Where a field the preflight reads did not parse, the preflight
+    waits for it, and a last problem says so: fixing the fields may show more.
+
+    Args:
+        tasks_path: as for :func:`preflight`.
+    """
+    waiting_for = unknown_among(PREFLIGHT_READS, checked.unknown)
+    if checked.run is None or waiting_for:
+        return [
+            *checked.problems,
+            SpecProblem(
+                "(preflight)",
+                "the models, data, engine and volume are not looked at until "
+                f"{', '.join(waiting_for)} parse",
+            ),
+        ]
+    run = checked.run
+    found = preflight(run, volume, tasks_path=tasks_path, candidates_left=run.spec.search.budget)
+    return [*checked.problems, *found]
 
 
 def _checkpoint(field: str, path: Path, problems: list[SpecProblem]) -> Checkpoint | None:

@@ -16,9 +16,13 @@ optional ``f1_std`` / ``f2_std`` columns give each value's standard deviation. P
 - ``importance.png``: the importance heatmap with the block partition drawn on it.
 
 :func:`write_html` makes one self-contained HTML file of it all (plots inline as data
-URIs, nothing loaded from elsewhere): the Pareto table, each member's mergekit
-configuration and ``materialize`` command, the anchors, what every evaluation cost, the
-spec in brief, and the candidates that failed.
+URIs, nothing loaded from elsewhere). It opens with what to deploy: per member, its
+measured accuracy and output tokens against the expert's, each the mean over the
+benchmarks of the relative change on each (:func:`deploy_headline`). Then the Pareto
+table (values ± their standard deviations, the merges listed with each member), the
+front of each baseline run, the plots, each member's mergekit configuration and
+``materialize`` command, the anchors, what every evaluation cost, the spec in brief, and
+the candidates that failed.
 
 A run has one hypervolume: that of its reported front (``pareto.csv``) against its
 reference point. The controller records it after every finished evaluation
@@ -54,7 +58,6 @@ from paretomerge.merge import MergePlan
 from paretomerge.plots import Curve, FrontSeries, plot_fronts, plot_hypervolume
 from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RUN_FILE, RunLayout
-from paretomerge.search import hypervolume
 from paretomerge.spec import ParetoMergeRun, load_started_run
 from paretomerge.tasks import EvaluateTask, local_merge_plan, read_task
 
@@ -75,15 +78,16 @@ class FrontPoint:
     ``objectives`` is ``(f1, f2)``; ``std`` their standard deviations when the run
     reports them (``f1_std``, ``f2_std`` columns), else ``None``; ``validated`` whether
     the values come from validation rather than the search's estimate (a ``validated``
-    column: ``true``/``false``), ``None`` when the run does not say; ``same_scores`` the
-    later merges that scored exactly the same."""
+    column: ``true``/``false``), ``None`` when the run does not say;
+    ``indistinguishable_from`` the merges listed with it, whose values cannot be told from
+    its own (the column of that name, or ``same_scores`` in files written before it)."""
 
     point: int
     candidate: str
     objectives: tuple[float, float]
     std: tuple[float, float] | None
     validated: bool | None = None
-    same_scores: tuple[str, ...] = ()
+    indistinguishable_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,9 @@ class RunDirectory:
                 objectives=(float(row["f1"]), float(row["f2"])),
                 std=(float(row["f1_std"]), float(row["f2_std"])) if row.get("f1_std") else None,
                 validated=_flag(row["validated"]) if row.get("validated") else None,
-                same_scores=tuple((row.get("same_scores") or "").split()),
+                indistinguishable_from=tuple(
+                    (row.get("indistinguishable_from") or row.get("same_scores") or "").split()
+                ),
             )
             for row in rows
         ]
@@ -175,12 +181,21 @@ class RunDirectory:
         return self.run.spec.search.reference_point
 
     def hypervolume(self) -> float:
-        """Hypervolume of the reported front (``pareto.csv``) against the run's reference
-        point: what the table, the front plot's legend and the CLI show, and the last value
-        of :meth:`hypervolume_curve` (the controller records the same front's)."""
-        front = np.array([m.objectives for m in self.front()], dtype=float).reshape(-1, 2)
-        ref = np.asarray(self.reference_point, dtype=float)
-        return hypervolume(front, ref) if len(front) else 0.0
+        """The estimate of the true hypervolume of the reported front (``pareto.csv``)
+        against the run's reference point, as the controller recorded it
+        (:func:`~paretomerge.search.claims.hypervolume_claim`: the values' hypervolume less
+        its bias): what the table, the front plot's legend and the CLI show, and the last
+        value of :meth:`hypervolume_curve`. A run without a history (none finished): 0."""
+        return self.state.hypervolume[-1] if self.state.hypervolume else 0.0
+
+    def hypervolume_text(self) -> str:
+        """:meth:`hypervolume` with its 90% interval, as every line and table shows it."""
+        text = format_hypervolume(self.hypervolume())
+        interval = self.state.hypervolume_interval
+        if interval is None:
+            return text
+        low, high = (format_hypervolume(v) for v in interval)
+        return f"{text} (90% interval {low}-{high})"
 
     def hypervolume_curve(self) -> Curve:
         """The run's hypervolume history (:attr:`RunState.hypervolume`: the hypervolume of
@@ -333,8 +348,10 @@ def write_html(
     (from :func:`write_plots`) inlined."""
     check_comparable(run_dir, baselines)
     sections = [
+        _what_to_deploy(run_dir),
         _summary(run_dir, baselines),
         _pareto_table(run_dir),
+        *(_baseline_front(baseline) for baseline in baselines),
         "<h2>Plots</h2>" + "".join(_figure(path) for path in plots),
         _members(run_dir),
         _anchors(run_dir),
@@ -359,7 +376,7 @@ color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;font-size:.92em}
-th{background:#f3f3f3}td.text,th.text{text-align:left}
+th{background:#f3f3f3}td.text,th.text{text-align:left}td:not(.text){white-space:nowrap}
 figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 details{margin:.5em 0;border:1px solid #ddd;padding:.3em .6em;border-radius:4px}
@@ -382,13 +399,20 @@ def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
         f"<tr><td class='text'>{_e(r.run.name)}</td>"
         f"<td class='text'>{_e(GRANULARITY_NAMES[r.run.spec.merge.granularity])}, "
         f"{_e(r.run.spec.search.strategy)}</td><td>{done}</td><td>{failed}</td>"
-        f"<td>{size}</td><td>{format_hypervolume(r.hypervolume())}</td></tr>"
+        f"<td>{size}</td><td>{_e(r.hypervolume_text())}</td></tr>"
         for r, done, failed, size in rows
     )
     return (
         f"<p>Phase <b>{_e(state.phase)}</b>{': ' + _e(state.message) if state.message else ''}."
-        f" Reference point {tuple(ref_point)}; objectives normalised by the anchors.</p>"
-        "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"
+        f" Reference point {tuple(ref_point)}; objectives normalised by the anchors. The "
+        "hypervolume is the estimate of the front's true one (its values' hypervolume less "
+        "the bias their errors give it), with a 90% interval.</p>"
+        + (
+            f"<p class='warning'>{_e(state.validation_fallback)}.</p>"
+            if state.validation_fallback
+            else ""
+        )
+        + "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"
         "<th>evaluated</th><th>failed</th><th>front size</th><th>hypervolume</th></tr>"
         f"</thead><tbody>{body}</tbody></table>"
     )
@@ -398,60 +422,179 @@ def _benchmarks(run_dir: RunDirectory) -> list[str]:
     return [b.name for b in run_dir.run.spec.objectives.benchmarks]
 
 
+def plus_minus(value: float, std: float | None, decimals: int = 3) -> str:
+    """``value`` and its standard deviation, ``"0.821 ± 0.099"`` (``value`` alone when
+    ``std`` is ``None``)."""
+    if std is None:
+        return f"{value:.{decimals}f}"
+    return f"{value:.{decimals}f} ± {std:.{decimals}f}"
+
+
 def _score_cells(scores: Scores | None, benchmarks: list[str]) -> str:
+    """Per benchmark: accuracy and mean output tokens, each with its standard error."""
     if scores is None:
         return "<td></td><td></td>" * len(benchmarks)
     return "".join(
-        f"<td>{scores[name].accuracy:.3f}</td><td>{scores[name].mean_output_tokens:.1f}</td>"
-        for name in benchmarks
+        f"<td>{plus_minus(score.accuracy, score.accuracy_stderr)}</td>"
+        f"<td>{plus_minus(score.mean_output_tokens, score.mean_output_tokens_stderr, 1)}</td>"
+        for score in (scores[name] for name in benchmarks)
     )
 
 
-def _pareto_table(run_dir: RunDirectory) -> str:
-    """The front, one row per member; standard-deviation columns when the run reports
-    them, and where each value comes from (search or validation) when it says."""
+def _objective_cells(member: FrontPoint) -> str:
+    """``f1`` and ``f2`` with their standard deviations when the run reports them."""
+    return "".join(
+        f"<td class='objective'>{plus_minus(value, None if member.std is None else std)}</td>"
+        for value, std in zip(member.objectives, member.std or (None, None), strict=True)
+    )
+
+
+def _front_rows(run_dir: RunDirectory, linked: bool) -> tuple[str, str]:
+    """The head and the body of a front's table: per member, point (a link to the
+    member's details where ``linked``), candidate and the merges listed with it, ``f1``,
+    ``f2``, where the values come from (when the run says), the raw scores; for an empty
+    front, why it is empty."""
     benchmarks = _benchmarks(run_dir)
     front = run_dir.front()
-    with_std = any(m.std for m in front)
     with_source = any(m.validated is not None for m in front)
-    head = "<th>f1</th><th>f2</th>" + ("<th>f1 sd</th><th>f2 sd</th>" if with_std else "")
+    head = "<th>point</th><th class='text'>candidate</th><th>f1</th><th>f2</th>"
     head += "<th class='text'>value from</th>" if with_source else ""
     head += "".join(f"<th>{_e(n)} accuracy</th><th>{_e(n)} tokens</th>" for n in benchmarks)
     rows = []
     for member in front:
-        cells = "".join(f"<td>{value:.3f}</td>" for value in member.objectives)
-        if with_std:
-            cells += "".join(
-                f"<td class='sd'>{value:.3f}</td>" if member.std else "<td class='sd'></td>"
-                for value in member.std or (0.0, 0.0)
-            )
-        if with_source:
-            source = {True: "validation", False: "search", None: ""}[member.validated]
-            cells += f"<td class='text'>{source}</td>"
+        point = f"<a href='#point-{member.point}'>{member.point}</a>" if linked else member.point
+        source = {True: "validation", False: "search", None: ""}[member.validated]
         rows.append(
-            f"<tr data-point='{member.point}'>"
-            f"<td><a href='#point-{member.point}'>{member.point}</a></td>"
-            f"<td class='text'>{_e(member.candidate)}{_same_note(member)}</td>{cells}"
-            f"{_score_cells(run_dir.candidate(member).scores, benchmarks)}</tr>"
+            f"<tr data-point='{member.point}'><td>{point}</td>"
+            f"<td class='text'>{_e(member.candidate)}{_indistinguishable_note(member)}</td>"
+            f"{_objective_cells(member)}"
+            + (f"<td class='text'>{source}</td>" if with_source else "")
+            + f"{_score_cells(run_dir.candidate(member).scores, benchmarks)}</tr>"
         )
-    uncertainty = (
-        "sd: one standard deviation of the value."
-        if with_std
-        else "This run reports no uncertainty of its values."
-    )
+    nothing = f"<tr><td colspan='{head.count('<th')}' class='text'>{_NOTHING_LISTED}</td></tr>"
+    return head, "".join(rows) or nothing
+
+
+def _uncertainty_note(front: list[FrontPoint]) -> str:
+    if any(m.std for m in front):
+        return (
+            "Values &plusmn; one standard deviation (the raw scores &plusmn; their standard "
+            "error). Merges whose values cannot be told from a member's within that "
+            "uncertainty are named in its row, not listed apart."
+        )
+    return "This run reports no uncertainty of its values."
+
+
+def _pareto_table(run_dir: RunDirectory) -> str:
+    """The front, one row per member, its values with their standard deviations when the
+    run reports them, and where each value comes from (search or validation) when it
+    says."""
+    head, body = _front_rows(run_dir, linked=True)
     return (
         "<h2>Pareto set</h2><p class='note'>Most accurate first; <code>point</code> is the "
-        f"number to give <code>paretomerge materialize --point</code>. {uncertainty}</p>"
-        "<table id='pareto'><thead><tr><th>point</th><th class='text'>candidate</th>"
-        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "number to give <code>paretomerge materialize --point</code>. "
+        f"{_uncertainty_note(run_dir.front())}</p>"
+        f"<table id='pareto'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
-def _same_note(member: FrontPoint) -> str:
-    """Merges that scored exactly as ``member`` did, named in its row."""
-    if not member.same_scores:
+def _baseline_front(baseline: RunDirectory) -> str:
+    """A baseline run's front as a table of its own (its members' details are in its own
+    report)."""
+    head, body = _front_rows(baseline, linked=False)
+    name = _e(baseline.run.name)
+    kind = GRANULARITY_NAMES[baseline.run.spec.merge.granularity]
+    return (
+        f"<h2>Baseline front: {name}</h2><p class='note'>The {kind} run {name}, for "
+        f"comparison; <code>point</code> numbers its own <code>pareto.csv</code>. "
+        f"{_uncertainty_note(baseline.front())}</p>"
+        f"<table class='baseline-front' data-run='{name}'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _indistinguishable_note(member: FrontPoint) -> str:
+    """The merges listed with ``member``, named in its row."""
+    if not member.indistinguishable_from:
         return ""
-    return f" <span class='note'>(same scores: {_e(' '.join(member.same_scores))})</span>"
+    names = _e(" ".join(member.indistinguishable_from))
+    return f" <span class='note'>(indistinguishable: {names})</span>"
+
+
+_NOTHING_LISTED = (
+    "No merge is listed: none is distinguishable from the base or the expert within the "
+    "uncertainty of its evaluation."
+)
+
+
+def relative_change(value: float, reference: float) -> float:
+    """``value / reference - 1``: the change from ``reference``, as a fraction."""
+    return value / reference - 1.0
+
+
+def _signed_percent(fraction: float) -> str:
+    """``-0.45`` as ``"−45%"``, ``0.04`` as ``"+4%"`` (a true minus sign)."""
+    return f"{fraction:+.0%}".replace("-", "\u2212")
+
+
+def deploy_headline(
+    member: FrontPoint, scores: Scores, expert: Scores, benchmarks: list[str]
+) -> str:
+    """What deploying ``member`` gives, against the expert: ``"point 0 (c0002): −4%
+    accuracy for −45% tokens against the expert"``. Each change is the mean over the
+    benchmarks of the per-benchmark change ``member / expert - 1`` of the measured
+    accuracy, or mean output tokens (every benchmark weighs the same whatever its
+    scale)."""
+    accuracy = np.mean(
+        [relative_change(scores[b].accuracy, expert[b].accuracy) for b in benchmarks]
+    )
+    tokens = np.mean(
+        [
+            relative_change(scores[b].mean_output_tokens, expert[b].mean_output_tokens)
+            for b in benchmarks
+        ]
+    )
+    return (
+        f"point {member.point} ({member.candidate}): {_signed_percent(accuracy)} accuracy for "
+        f"{_signed_percent(tokens)} tokens against the expert"
+    )
+
+
+def deploy_figures(scores: Scores, expert: Scores, benchmarks: list[str]) -> str:
+    """The measured figures behind :func:`deploy_headline`, per benchmark."""
+    return "; ".join(
+        f"{b}: accuracy {plus_minus(scores[b].accuracy, scores[b].accuracy_stderr)} "
+        f"(expert {expert[b].accuracy:.3f}), "
+        f"{scores[b].mean_output_tokens:.1f} tokens (expert {expert[b].mean_output_tokens:.1f})"
+        for b in benchmarks
+    )
+
+
+def _deploy_item(member: FrontPoint, scores: Scores, expert: Scores, benchmarks: list[str]) -> str:
+    """One line of "what to deploy": the headline, then the figures behind it."""
+    return (
+        f"<li data-point='{member.point}'>"
+        f"<b>{_e(deploy_headline(member, scores, expert, benchmarks))}</b>. "
+        f"<span class='note'>{_e(deploy_figures(scores, expert, benchmarks))}</span></li>"
+    )
+
+
+def _what_to_deploy(run_dir: RunDirectory) -> str:
+    """The report's opening: one line per member (:func:`deploy_headline`), or why there is none."""
+    front, anchors = run_dir.front(), run_dir.state.anchors
+    if front and "expert" in anchors:
+        benchmarks, expert = _benchmarks(run_dir), anchors["expert"].scores
+        items = "".join(
+            _deploy_item(m, run_dir.candidate(m).scores, expert, benchmarks) for m in front
+        )
+        body = f"<ul id='deploy'>{items}</ul>"
+    else:
+        body = f"<p id='deploy'>{_NOTHING_LISTED}</p>"
+    return (
+        "<h2>What to deploy</h2><p class='note'>Each member's measured accuracy and output "
+        "tokens against the expert's: the mean over the benchmarks of the change on each.</p>"
+        + body
+    )
 
 
 def _figure(path: Path) -> str:
@@ -490,14 +633,20 @@ def _members(run_dir: RunDirectory) -> str:
         parts.append(
             f"<details id='point-{member.point}'{' open' if member.point == 0 else ''}>"
             f"<summary>point {member.point}: "
-            f"{_e(member.candidate)} (f1 {member.objectives[0]:.3f}, f2 "
-            f"{member.objectives[1]:.3f})</summary><p>Re-create it:</p>"
+            f"{_e(member.candidate)} (f1 {_member_value(member, 0)}, f2 "
+            f"{_member_value(member, 1)})</summary><p>Re-create it:</p>"
             f"<pre class='command'>{_e(command)}</pre><p>Its mergekit configuration:</p>"
             f"<pre class='mergekit'>{_e(_mergekit_yaml(run_dir, member.point))}</pre>"
             f"<table><thead><tr><th class='text'>variable</th><th>value</th><th></th></tr>"
             f"</thead><tbody>{weights}</tbody></table></details>"
         )
     return "".join(parts)
+
+
+def _member_value(member: FrontPoint, objective: int) -> str:
+    """Objective ``objective`` of ``member`` with its standard deviation, if known."""
+    std = None if member.std is None else member.std[objective]
+    return plus_minus(member.objectives[objective], std)
 
 
 def _mergekit_yaml(run_dir: RunDirectory, point: int) -> str:

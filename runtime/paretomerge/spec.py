@@ -5,7 +5,9 @@ locally; this module is its single definition. Field names are camelCase in the 
 (``initialPoints``) and snake_case in Python (``initial_points``). The CRD's OpenAPI
 schema is generated from these classes, so the API server rejects what pydantic rejects
 field by field; :func:`semantic_problems` adds the checks that span several fields, and
-the operator and the CLI both report them.
+the operator and the CLI both report them. :func:`check_run` finds every problem of a run
+file in one reading: a bad field is named, and the checks across the fields that did parse
+still run.
 
 Paths (models, benchmark data) are relative to the run's volume: a PVC on a cluster, a
 directory locally. They may not be absolute and may not climb out with ``..``.
@@ -13,12 +15,14 @@ directory locally. They may not be absolute and may not climb out with ``..``.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -397,56 +401,81 @@ def _field_name(loc: tuple[str | int, ...]) -> str:
     return name
 
 
-def semantic_problems(spec: RunSpec) -> Iterator[SpecProblem]:
-    """Problems that span several fields (the schema checks each field on its own)."""
-    search, merge = spec.search, spec.merge
+#: One check across fields: the problems it finds in a spec.
+CrossFieldCheck = Callable[[RunSpec], Iterator[SpecProblem]]
+
+
+def _initial_points_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    search = spec.search
     if search.initial_points > search.budget:
         yield SpecProblem(
             "spec.search.initialPoints",
             f"{search.initial_points} is above the budget ({search.budget})",
         )
+
+
+def _initial_solutions_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    search = spec.search
     if len(search.initial_solutions) > search.initial_points:
         yield SpecProblem(
             "spec.search.initialSolutions",
             f"{len(search.initial_solutions)} solutions do not fit in initialPoints "
             f"({search.initial_points})",
         )
-    if len(search.reference_point) != 2:
+
+
+def _reference_point_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    if len(spec.search.reference_point) != 2:
         yield SpecProblem(
             "spec.search.referencePoint",
-            f"needs 2 values (accuracy f1, tokens f2), got {len(search.reference_point)}",
+            f"needs 2 values (accuracy f1, tokens f2), got {len(spec.search.reference_point)}",
         )
-    low, high = search.weight_range
+
+
+def _weight_range_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    low, high = spec.search.weight_range
     if not low < high:
         yield SpecProblem("spec.search.weightRange", f"[{low}, {high}] is empty: need low < high")
-    for i, weight in enumerate(search.initial_solutions):
+
+
+def _solutions_in_range_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    low, high = spec.search.weight_range
+    for i, weight in enumerate(spec.search.initial_solutions):
         if low < high and not low <= weight <= high:
             yield SpecProblem(
                 f"spec.search.initialSolutions[{i}]",
                 f"{weight} is outside weightRange [{low}, {high}]",
             )
-    if search.density_range is not None and not search.density_range[0] <= search.density_range[1]:
-        yield SpecProblem(
-            "spec.search.densityRange", f"{list(search.density_range)} needs low <= high"
-        )
-    if search.validation.held_out > 0.0 and search.validation.budget == 0:
+
+
+def _density_range_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    density_range = spec.search.density_range
+    if density_range is None:
+        return
+    if not density_range[0] <= density_range[1]:
+        yield SpecProblem("spec.search.densityRange", f"{list(density_range)} needs low <= high")
+    if density_range[0] <= 0.0:
+        yield SpecProblem("spec.search.densityRange", "a density must be above 0")
+
+
+def _held_out_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    validation = spec.search.validation
+    if validation.held_out > 0.0 and validation.budget == 0:
         yield SpecProblem(
             "spec.search.validation.heldOut",
             "questions held out of the search are asked by validation only: set "
             "validation.budget, or heldOut to 0",
         )
-    if search.density_range is not None and search.density_range[0] <= 0.0:
-        yield SpecProblem("spec.search.densityRange", "a density must be above 0")
+
+
+def _merge_density_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    merge = spec.merge
     if merge.density is not None and not METHODS[merge.method].has_density:
         sparsifying = sorted(method_names(lambda method: method.has_density))
         yield SpecProblem(
             "spec.merge.density",
             f"applies to sparsifying methods only ({', '.join(sparsifying)}), not {merge.method}",
         )
-    yield from _strategy_problems(spec)
-    yield from _model_problems(spec.models)
-    yield from _benchmark_problems(spec.objectives)
-    yield from _evaluation_problems(spec.evaluation)
 
 
 def _strategy_problems(spec: RunSpec) -> Iterator[SpecProblem]:
@@ -482,7 +511,8 @@ def _strategy_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         )
 
 
-def _model_problems(models: ModelsSpec) -> Iterator[SpecProblem]:
+def _model_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    models = spec.models
     base = str(PurePosixPath(models.base.path))
     seen: dict[str, int] = {}
     for i, expert in enumerate(models.experts):
@@ -497,9 +527,9 @@ def _model_problems(models: ModelsSpec) -> Iterator[SpecProblem]:
         seen.setdefault(path, i)
 
 
-def _benchmark_problems(objectives: ObjectivesSpec) -> Iterator[SpecProblem]:
+def _benchmark_problems(spec: RunSpec) -> Iterator[SpecProblem]:
     seen: dict[str, int] = {}
-    for i, benchmark in enumerate(objectives.benchmarks):
+    for i, benchmark in enumerate(spec.objectives.benchmarks):
         where = f"spec.objectives.benchmarks[{i}]"
         if benchmark.name in seen:
             yield SpecProblem(
@@ -524,60 +554,281 @@ def _benchmark_problems(objectives: ObjectivesSpec) -> Iterator[SpecProblem]:
                 )
 
 
-def _evaluation_problems(evaluation: EvaluationSpec) -> Iterator[SpecProblem]:
+def _endpoint_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    evaluation = spec.evaluation
     if evaluation.engine == "endpoint" and evaluation.endpoint is None:
         yield SpecProblem("spec.evaluation.endpoint", "engine endpoint needs endpoint.url")
     if evaluation.engine != "endpoint" and evaluation.endpoint is not None:
         yield SpecProblem("spec.evaluation.endpoint", f"is not used by engine {evaluation.engine}")
+
+
+def _model_len_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    evaluation = spec.evaluation
     if evaluation.max_model_len is not None and evaluation.max_model_len <= evaluation.max_tokens:
         yield SpecProblem(
             "spec.evaluation.maxModelLen",
             f"{evaluation.max_model_len} leaves no room for the prompt above maxTokens "
             f"({evaluation.max_tokens})",
         )
-    if evaluation.screening is not None:
-        stages = evaluation.screening.stages
-        if not all(0.0 < share <= 1.0 for share in stages):
-            yield SpecProblem("spec.evaluation.screening.stages", f"{stages}: shares lie in (0, 1]")
-        elif any(later <= earlier for earlier, later in itertools.pairwise(stages)):
-            yield SpecProblem("spec.evaluation.screening.stages", f"{stages} must increase")
-        elif stages[-1] != 1.0:
-            yield SpecProblem(
-                "spec.evaluation.screening.stages",
-                f"{stages}: the last stage asks every question, so it is 1.0",
-            )
+
+
+def _screening_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    if spec.evaluation.screening is None:
+        return
+    stages = spec.evaluation.screening.stages
+    if not all(0.0 < share <= 1.0 for share in stages):
+        yield SpecProblem("spec.evaluation.screening.stages", f"{stages}: shares lie in (0, 1]")
+    elif any(later <= earlier for earlier, later in itertools.pairwise(stages)):
+        yield SpecProblem("spec.evaluation.screening.stages", f"{stages} must increase")
+    elif stages[-1] != 1.0:
+        yield SpecProblem(
+            "spec.evaluation.screening.stages",
+            f"{stages}: the last stage asks every question, so it is 1.0",
+        )
+
+
+#: The checks that span several fields (the schema checks each field on its own), each
+#: with the fields it reads: where one of them did not parse, its value is not known and
+#: the check waits for it (:func:`semantic_problems`).
+CROSS_FIELD_CHECKS: tuple[tuple[tuple[str, ...], CrossFieldCheck], ...] = (
+    (("spec.search.initialPoints", "spec.search.budget"), _initial_points_problems),
+    (("spec.search.initialSolutions", "spec.search.initialPoints"), _initial_solutions_problems),
+    (("spec.search.referencePoint",), _reference_point_problems),
+    (("spec.search.weightRange",), _weight_range_problems),
+    (("spec.search.initialSolutions", "spec.search.weightRange"), _solutions_in_range_problems),
+    (("spec.search.densityRange",), _density_range_problems),
+    (("spec.search.validation.heldOut", "spec.search.validation.budget"), _held_out_problems),
+    (("spec.merge.density", "spec.merge.method"), _merge_density_problems),
+    (
+        ("spec.search.strategy", "spec.merge.granularity", "spec.merge.blocks"),
+        _strategy_problems,
+    ),
+    (("spec.models",), _model_problems),
+    (("spec.objectives.benchmarks",), _benchmark_problems),
+    (("spec.evaluation.engine", "spec.evaluation.endpoint"), _endpoint_problems),
+    (("spec.evaluation.maxModelLen", "spec.evaluation.maxTokens"), _model_len_problems),
+    (("spec.evaluation.screening",), _screening_problems),
+)
+
+
+def semantic_problems(
+    spec: RunSpec, unknown: frozenset[str] = frozenset()
+) -> Iterator[SpecProblem]:
+    """Problems that span several fields, found by every check whose fields are all known
+    (none of them is, or lies inside or around, one of the ``unknown`` fields)."""
+    for reads, check in CROSS_FIELD_CHECKS:
+        if not unknown_among(reads, unknown):
+            yield from check(spec)
+
+
+def unknown_among(fields: Iterable[str], unknown: Iterable[str]) -> list[str]:
+    """The ``unknown`` fields that are one of ``fields``, lie inside one (``spec.search``
+    holds ``spec.search.budget``, ``spec.models.experts`` holds ``spec.models.experts[0]``)
+    or hold one: the values those fields would be read from."""
+    return sorted({u for u in unknown for f in fields if _nested(u, f) or _nested(f, u)})
+
+
+def _nested(inner: str, outer: str) -> bool:
+    """Whether field ``inner`` is field ``outer`` or lies inside it."""
+    return inner == outer or (inner.startswith(outer) and inner[len(outer)] in ".[")
+
+
+# --- reading a run file through --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFileCheck:
+    """A manifest read through to its end: every problem of its fields and across them,
+    and the run as far as it parsed (what the preflight then looks at).
+
+    ``unknown`` are the fields whose values are not known: those that did not parse (and
+    the objects a missing required field leaves incomplete), and for a misspelt field the
+    one it suggests. Where a field is bad, ``run`` has the default in its place; the
+    checks that read it wait (:func:`semantic_problems`). ``run`` is ``None`` when the
+    metadata or a required section (models, objectives) did not parse.
+    """
+
+    problems: list[SpecProblem]
+    run: ParetoMergeRun | None
+    unknown: frozenset[str]
+
+
+def check_run(data: Any) -> RunFileCheck:
+    """Every problem of a manifest (already parsed from YAML/JSON) at once: its fields'
+    (pydantic's), each misspelt field with the closest known name, and those across fields
+    among the fields that parsed."""
+    if not isinstance(data, dict):
+        problem = SpecProblem("(document)", "must be a mapping")
+        return RunFileCheck([problem], None, frozenset({"metadata", "spec"}))
+    try:
+        run = ParetoMergeRun.model_validate(data)
+    except ValidationError as error:
+        field_problems = [_problem(e) for e in error.errors()]
+        spec, run, unknown = _salvaged_run(data)
+    else:
+        field_problems, spec, unknown = [], run.spec, frozenset()
+    return RunFileCheck(field_problems + list(semantic_problems(spec, unknown)), run, unknown)
+
+
+def _salvaged_run(data: dict[str, Any]) -> tuple[RunSpec, ParetoMergeRun | None, frozenset[str]]:
+    """What parses of a manifest with bad fields: its spec (every section that parsed, bad
+    fields at their defaults; a required section that did not parse is left out), the run
+    when the metadata and every required section parsed, and the fields not known."""
+    unknown: set[str] = set()
+    metadata = _salvaged(ObjectMeta, data.get("metadata"), ("metadata",), unknown)
+    spec_data = data.get("spec")
+    if not isinstance(spec_data, dict):
+        unknown.add("spec")
+        spec_data = {}
+    sections = {}
+    for name, field in RunSpec.model_fields.items():
+        key = field.alias or name
+        if key not in spec_data:
+            if field.is_required():
+                unknown.add(f"spec.{key}")
+            continue
+        section = _salvaged(field.annotation, spec_data[key], ("spec", key), unknown)
+        if section is not None:
+            sections[name] = section
+    spec = RunSpec.model_construct(**sections)
+    complete = metadata is not None and all(
+        name in sections for name, field in RunSpec.model_fields.items() if field.is_required()
+    )
+    run = (
+        ParetoMergeRun.model_construct(
+            api_version=API_VERSION, kind=KIND, metadata=metadata, spec=spec
+        )
+        if complete
+        else None
+    )
+    return spec, run, frozenset(unknown)
+
+
+def _salvaged(model: Any, data: Any, where: tuple[str, ...], unknown: set[str]) -> BaseModel | None:
+    """``model`` validated from ``data`` less every key that fails (their defaults take
+    their place), each added to ``unknown`` under its field name (``where`` is ``data``'s),
+    a misspelt key by the field it suggests; ``None`` when ``data`` itself fails. A list
+    item that fails takes its whole list (the items after it keep their indices)."""
+    data = copy.deepcopy(data)
+    while (errors := _errors(model, data)) is not None:
+        failing = {_deepest_key(data, error["loc"]) for error in errors}
+        if () in failing:
+            unknown.add(_field_name(where))
+            return None
+        for error in errors:
+            if error["type"] != "extra_forbidden":
+                unknown.add(_field_name((*where, *_deepest_key(data, error["loc"]))))
+            elif suggestion := _closest_field((*where, *error["loc"])):
+                unknown.add(_field_name((*where, *error["loc"][:-1], suggestion)))
+        for key_path in sorted(failing, key=len):
+            _delete(data, key_path)
+    return model.model_validate(data)
+
+
+def _errors(model: type[BaseModel], data: Any) -> list[Any] | None:
+    """Pydantic's errors of ``data`` as a ``model``; ``None`` when it is valid."""
+    try:
+        model.model_validate(data)
+    except ValidationError as error:
+        return error.errors()
+    return None
+
+
+def _deepest_key(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The path to the deepest mapping key of ``data`` along an error's ``loc`` (``()``:
+    ``data`` itself). A missing field's path ends at the object that lacks it."""
+    node, path, deepest = data, [], ()
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            deepest = tuple(path)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+        else:
+            break
+        node = node[part]
+    return deepest
+
+
+def _delete(data: Any, key_path: tuple[str | int, ...]) -> None:
+    """Remove the key at ``key_path`` from ``data``, if a removal before has not already."""
+    node = data
+    for part in key_path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict):
+        node.pop(key_path[-1], None)
 
 
 def parse_run(data: Any, source: str = "run file") -> ParetoMergeRun:
     """Validate a manifest (already parsed from YAML/JSON) and return the typed run.
 
     Raises:
-        SpecError: every problem found, each naming its field. Field-level problems are
-            reported all at once; the cross-field ones once every field is valid.
+        SpecError: every problem found (:func:`check_run`), each naming its field.
     """
-    if not isinstance(data, dict):
-        raise SpecError([SpecProblem("(document)", "must be a mapping")], source)
-    try:
-        run = ParetoMergeRun.model_validate(data)
-    except ValidationError as error:
-        raise SpecError([_problem(e) for e in error.errors()], source) from None
-    problems = list(semantic_problems(run.spec))
-    if problems:
-        raise SpecError(problems, source)
-    return run
+    checked = check_run(data)
+    if checked.problems:
+        raise SpecError(checked.problems, source)
+    return checked.run
 
 
 def _problem(error: Any) -> SpecProblem:
-    """One pydantic error as a problem naming its field."""
+    """One pydantic error as a problem naming its field; an unknown field with the closest
+    known name."""
     field = _field_name(error["loc"]) or "(document)"
-    if error["type"] == "extra_forbidden" and field in REMOVED_FIELDS:
+    if error["type"] != "extra_forbidden":
+        return SpecProblem(field, error["msg"].removeprefix("Value error, "))
+    if field in REMOVED_FIELDS:
         return RemovedField(field, REMOVED_FIELDS[field])
-    return SpecProblem(field, error["msg"].removeprefix("Value error, "))
+    suggestion = _closest_field(error["loc"])
+    if suggestion is not None:
+        return SpecProblem(field, f"unknown field; did you mean {suggestion}?")
+    known = ", ".join(_known_fields(error["loc"][:-1]))
+    return SpecProblem(field, f"unknown field; the fields here are {known}")
+
+
+def _closest_field(loc: tuple[str | int, ...]) -> str | None:
+    """The known field (as written in files, camelCase) closest to the unknown one at
+    ``loc``, if one is close enough to be a misspelling."""
+    matches = difflib.get_close_matches(str(loc[-1]), _known_fields(loc[:-1]), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _known_fields(loc: tuple[str | int, ...]) -> list[str]:
+    """The fields, camelCase, of the spec object at ``loc`` (from the manifest's root)."""
+    model: Any = ParetoMergeRun
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field's type holds (``ModelRef`` of ``list[ModelRef]``, ``X`` of
+    ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
 
 
 def load_run(path: str | Path) -> ParetoMergeRun:
     """Read and validate a run file (YAML or JSON)."""
     return parse_run(_read_manifest(path), str(path))
+
+
+def check_run_file(path: str | Path) -> RunFileCheck:
+    """Every problem of a run file (YAML or JSON) at once (:func:`check_run`).
+
+    Raises:
+        SpecError: the file cannot be read, or is not YAML.
+    """
+    return check_run(_read_manifest(path))
 
 
 def load_started_run(path: str | Path) -> ParetoMergeRun:

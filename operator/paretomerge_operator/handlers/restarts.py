@@ -21,7 +21,7 @@ from paretomerge.k8s.objects import controller_name
 from paretomerge.k8s.runs import effective_run
 from paretomerge.k8s.status import condition
 from paretomerge.spec import SpecError
-from paretomerge_operator.handlers.runs import reject
+from paretomerge_operator.handlers.runs import create_controller_access, reject
 from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import controller_job
 from paretomerge_operator.status_updates import set_run_phase
@@ -91,6 +91,7 @@ def _restart(body: kopf.Body, memo: kopf.Memo, why: str) -> None:
             condition("Failed", False, "Restarted", message),
         ],
     )
+    create_controller_access(run, dict(body))
     if not client.create_if_absent(controller_job(run, dict(body), memo.cluster_settings)):
         # Background deletion removes the Job at once; one still there is on its way out.
         raise kopf.TemporaryError(f"job {namespace}/{job} is still being deleted", delay=2)

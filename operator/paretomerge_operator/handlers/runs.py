@@ -10,7 +10,7 @@ from paretomerge.k8s import client
 from paretomerge.k8s.constants import API_GROUP, FINAL_PHASES, PLURAL, VERSION
 from paretomerge.k8s.runs import effective_run
 from paretomerge.k8s.status import condition, merge_conditions
-from paretomerge.spec import SpecError
+from paretomerge.spec import ParetoMergeRun, SpecError
 from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import (
     controller_job,
@@ -20,9 +20,25 @@ from paretomerge_operator.resources import (
 )
 from paretomerge_operator.status_updates import set_run_phase, update_run_status
 
+#: kopf cuts an Event's message longer than this out of its middle.
+EVENT_MESSAGE_LENGTH = 1024
+
+
+def event_message(error: SpecError) -> str:
+    """``error`` for an Event: whole where it fits, else the field of every problem (an
+    Event longer than :data:`EVENT_MESSAGE_LENGTH` would lose the problems in its middle;
+    the run's status has each one in full)."""
+    message = str(error)
+    if len(message) <= EVENT_MESSAGE_LENGTH:
+        return message
+    fields = ", ".join(dict.fromkeys(problem.field for problem in error.problems))
+    summary = f"{len(error.problems)} problems, in {fields}; the run's status has each one"
+    return summary[:EVENT_MESSAGE_LENGTH]
+
 
 def reject(body: kopf.Body, error: SpecError) -> None:
-    """Phase Failed, a Valid=False condition and an Event, all saying what to fix."""
+    """Phase Failed, a Valid=False condition and an Event, all saying what to fix: every
+    problem the spec has (:func:`~paretomerge.spec.check_run`)."""
     message = str(error)
     set_run_phase(
         body,
@@ -33,7 +49,15 @@ def reject(body: kopf.Body, error: SpecError) -> None:
             condition("Failed", True, "InvalidSpec", message),
         ],
     )
-    kopf.warn(body, reason="InvalidSpec", message=message)
+    kopf.warn(body, reason="InvalidSpec", message=event_message(error))
+
+
+def create_controller_access(run: ParetoMergeRun, manifest: dict[str, Any]) -> None:
+    """The service account, role and binding the controller's pod runs under, where they
+    are missing: made when the run starts, or when a run refused at its start (a bad spec,
+    since fixed) is retried."""
+    for make in (controller_service_account, controller_role, controller_role_binding):
+        client.create_if_absent(make(run, manifest))
 
 
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
@@ -49,8 +73,7 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
         reject(body, error)
         raise kopf.PermanentError(str(error)) from None
     manifest = dict(body)
-    for make in (controller_service_account, controller_role, controller_role_binding):
-        client.create_if_absent(make(run, manifest))
+    create_controller_access(run, manifest)
     created = client.create_if_absent(controller_job(run, manifest, memo.cluster_settings))
     if created:
         kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")
@@ -87,7 +110,7 @@ def spec_edited(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) 
         effective_run(body, memo.cluster_settings.run_defaults)
     except SpecError as error:
         update = condition("Valid", False, "InvalidEdit", f"the edit is ignored: {error}")
-        kopf.warn(body, reason="InvalidEdit", message=str(error))
+        kopf.warn(body, reason="InvalidEdit", message=event_message(error))
     else:
         update = condition("Valid", True, "SpecAccepted", "the spec is valid")
     update_run_status(

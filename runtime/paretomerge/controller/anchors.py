@@ -112,6 +112,11 @@ def store_scores(volume: Path, key: str, model: str, scores: Scores) -> None:
     write_atomic(_anchor_path(volume, key), entry.model_dump_json(indent=1) + "\n")
 
 
+def forget_scores(volume: Path, key: str) -> None:
+    """Remove the entry stored under ``key``, if there is one."""
+    _anchor_path(volume, key).unlink(missing_ok=True)
+
+
 def _anchor_path(volume: Path, key: str) -> Path:
     return volume / CACHE_DIR / "anchors" / f"{key}.json"
 

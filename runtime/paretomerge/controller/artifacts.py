@@ -17,8 +17,10 @@ Names follow the reference code where it has them (where they lie:
   first, ``point`` numbering its rows for ``paretomerge materialize --point``: ``f1``,
   ``f2`` the search's estimates (posterior means), ``f1_std``, ``f2_std`` their standard
   deviations (a 95% interval is ``+-1.96`` of them), ``validated`` whether they are the
-  values of its validations (``true``) or the search's (``false``), the benchmark
-  columns the raw scores of the candidate's evaluation;
+  values of its validations (``true``) or the search's (``false``),
+  ``indistinguishable_from`` the merges listed with it (their values cannot be told from
+  its own; older files call it ``same_scores``), the benchmark columns the raw scores of
+  the candidate's evaluation;
 - ``hypervolume.json``: the hypervolume of the reported front after each result, the
   candidate whose result it followed (``after``), and the reference point.
 """
@@ -46,31 +48,39 @@ if TYPE_CHECKING:  # imported by the status module: no search (torch) behind it
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    """One point of the Pareto set: ``candidate``, the first merge evaluated with these
-    objectives, and ``same_scores``, the ids of later merges that scored exactly the same
-    (equally good, so listed with it rather than as points of their own)."""
+    """One point of the Pareto set: ``candidate``, the merge listed, and
+    ``indistinguishable_from``, the ids of the merges whose values cannot be told from its
+    own within their uncertainty (exactly the same values among them), listed with it
+    rather than as points of their own
+    (:func:`~paretomerge.search.front.reported_front`)."""
 
     candidate: CandidateRecord
-    same_scores: tuple[str, ...] = ()
+    indistinguishable_from: tuple[str, ...] = ()
 
 
 def pareto_points(state: RunState) -> list[ParetoPoint]:
     """The Pareto set of the evaluated merges, most accurate (highest f1) first: the
-    search's rule (:func:`~paretomerge.search.front.reported_front`) on the values the run
-    reports (:attr:`CandidateRecord.reported`: the search's posterior estimates, never the
-    raw evaluations), with the base and the expert as baselines. A screened candidate
-    was valued on part of the questions: it is eligible only once a validation evaluated
-    it in full.
+    search's rule (:func:`~paretomerge.search.front.reported_front`) on the search's
+    estimates (:attr:`CandidateRecord.searched`: the posterior, never the raw
+    evaluations) and their standard deviations (0 where a value has none), with the base
+    and the expert as baselines. Validated values then value
+    the points chosen (:attr:`CandidateRecord.reported`) and never choose them. A
+    screened candidate was valued on part of the questions: it is eligible only once a
+    validation evaluated it in full.
     """
     done = [c for c in state.candidates if c.status in ("succeeded", "screened")]
     if not done:
         return []
     members = reported_front(
-        np.array([c.reported.mean for c in done]),
+        np.array([c.searched.mean for c in done]),
         eligible=np.array([c.status == "succeeded" or c.validated is not None for c in done]),
         baselines=ANCHOR_OBJECTIVES,
+        std=np.array([c.searched.std or [0.0, 0.0] for c in done], dtype=float),
     )
-    return [ParetoPoint(done[m.index], tuple(done[i].id for i in m.same_values)) for m in members]
+    return [
+        ParetoPoint(done[m.index], tuple(done[i].id for i in m.indistinguishable_from))
+        for m in members
+    ]
 
 
 def pareto_candidates(state: RunState) -> list[CandidateRecord]:
@@ -138,7 +148,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
             "weight_max",
             "variables",
             "merge_task",
-            "same_scores",
+            "indistinguishable_from",
             "validated",
         ]
     )
@@ -166,7 +176,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 f"{weights.max():.4f}",
                 " ".join(f"{v:.4f}" for v in candidate.variables),
                 str(WITHIN_RUN.candidate_task(candidate.id)),
-                " ".join(pareto_point.same_scores),
+                " ".join(pareto_point.indistinguishable_from),
                 "true" if candidate.validated is not None else "false",
             ]
         )

@@ -1,5 +1,5 @@
 """What the run reports after each result: every candidate's estimate, the validated
-values and the hypervolume of the front they make.
+values and the estimate of the hypervolume of the front they make, with its interval.
 
 Functions of the :class:`RunState` and the search's :class:`AskTellOptimizer` alone, so
 that a test can record what the controller would from an optimiser it fed itself.
@@ -10,10 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from paretomerge.controller.artifacts import pareto_points
-from paretomerge.controller.objectives import objective_values
+from paretomerge.controller.objectives import (
+    ValidationAnchors,
+    anchor_errors,
+    objective_values,
+    validation_anchors,
+)
 from paretomerge.controller.state import PointEstimate, RunState, ValidationRecord
-from paretomerge.search import AskTellOptimizer, hypervolume
-from paretomerge.search.estimates import pool_observations, pool_with_common_error
+from paretomerge.search import AskTellOptimizer
+from paretomerge.search.claims import hypervolume_claim, pool_repeated_questions
 
 
 def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
@@ -38,49 +43,81 @@ def record_estimates(state: RunState, optimizer: AskTellOptimizer) -> None:
         )
 
 
+def validation_anchors_of(state: RunState, benchmarks: list[str]) -> ValidationAnchors:
+    """What normalises this run's held-out validations (the held-out anchors, or the
+    full-set ones they fell back to: :func:`~paretomerge.controller.objectives.validation_anchors`)."""
+    roles = ("base", "expert")
+    return validation_anchors(
+        tuple(state.anchors[r].scores for r in roles),
+        tuple(state.held_out_anchors[r].scores for r in roles),
+        benchmarks,
+    )
+
+
 def record_validated(state: RunState, benchmarks: list[str], *, held_out: bool) -> None:
     """Give every candidate with a finished validation its validated value.
 
     With no question held out the validations were told to the optimiser like any
     evaluation of the point, so the validated value is the search's estimate, now pooled
     over them. With questions held out it is the validations' own values alone (unbiased
-    by the search's choice): their own errors pooled by precision and the held-out
-    anchors' share of the variance, common to them all, added once
-    (:func:`~paretomerge.search.estimates.pool_with_common_error`).
+    by the search's choice), normalised by the validation anchors
+    (:func:`validation_anchors_of`), their errors included; a candidate's validations
+    ask the same questions, so they are pooled as dependent
+    (:func:`~paretomerge.search.claims.pool_repeated_questions`).
     """
     done: dict[str, list[ValidationRecord]] = {}
     for record in state.validations:
         if record.status == "succeeded":
             done.setdefault(record.candidate, []).append(record)
+    anchors = validation_anchors_of(state, benchmarks) if held_out and done else None
     for candidate_id, records in done.items():
         candidate = state.candidate(candidate_id)
-        if not held_out:
+        if anchors is None:
             candidate.validated = candidate.estimate
             continue
-        anchors = state.held_out_anchors
         values = [
-            objective_values(r.scores, anchors["base"].scores, anchors["expert"].scores, benchmarks)
-            for r in records
+            objective_values(r.scores, anchors.base, anchors.expert, benchmarks) for r in records
         ]
-        Y = np.array([v.values for v in values])
-        if any(v.total_variance is None for v in values):
-            mean, std = pool_observations(Y, None)[0], None
-        else:
-            own = np.array([v.own_variance for v in values])
-            total = np.array([v.total_variance for v in values])
-            mean, pooled_std = pool_with_common_error(Y, own, total)
-            std = pooled_std.tolist()
+        known = all(v.total_variance is not None for v in values)
+        mean, var = pool_repeated_questions(
+            np.array([v.values for v in values]),
+            np.array([v.total_variance for v in values]) if known else None,
+        )
         candidate.validated = PointEstimate(
             mean=mean.tolist(),
-            std=std,
+            std=None if var is None else np.sqrt(var).tolist(),
             prob_non_dominated=candidate.estimate.prob_non_dominated if candidate.estimate else 1.0,
             evaluations=len(records),
+            held_out=True,
         )
 
 
-def record_hypervolume(state: RunState, reference_point: list[float], after: str) -> None:
-    """Append the hypervolume of the reported front, after the result of ``after`` (the
-    candidate's or validation's id)."""
-    front = [point.candidate.reported.mean for point in pareto_points(state)]
-    state.hypervolume.append(hypervolume(np.array(front).reshape(-1, 2), np.array(reference_point)))
+def record_hypervolume(
+    state: RunState, reference_point: list[float], after: str, benchmarks: list[str]
+) -> None:
+    """Append the estimate of the true hypervolume of the reported front, after the
+    result of ``after`` (the candidate's or validation's id), and keep its interval
+    (:func:`~paretomerge.search.claims.hypervolume_claim`: each member's own error and the
+    anchors' common one, the search's anchors for estimates and the validation anchors
+    for held-out values)."""
+    front = [point.candidate for point in pareto_points(state)]
+    values = np.array([c.reported.mean for c in front]).reshape(-1, 2)
+    std = np.array([c.reported.std or [np.nan, np.nan] for c in front]).reshape(-1, 2)
+    held_out = np.array([c.validated is not None and c.validated.held_out for c in front])
+    errors = [
+        anchor_errors(state.anchors["base"].scores, state.anchors["expert"].scores, benchmarks)
+    ]
+    if held_out.any():
+        anchors = validation_anchors_of(state, benchmarks)
+        errors.append(anchor_errors(anchors.base, anchors.expert, benchmarks))
+    claim = hypervolume_claim(
+        values,
+        std,
+        reference_point,
+        errors,
+        scale=held_out.astype(int),
+        seed=len(state.hypervolume),
+    )
+    state.hypervolume.append(claim.value)
     state.hypervolume_after.append(after)
+    state.hypervolume_interval = (claim.low, claim.high)

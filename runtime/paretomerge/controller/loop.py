@@ -27,8 +27,14 @@ from pathlib import Path
 
 import yaml
 
-from paretomerge.controller.anchors import anchor_key, cached_scores, store_scores
+from paretomerge.controller.anchors import (
+    anchor_key,
+    cached_scores,
+    forget_scores,
+    store_scores,
+)
 from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.estimates import validation_anchors_of
 from paretomerge.controller.objectives import AnchorError, check_anchors
 from paretomerge.controller.search_driver import SearchDriver, question_split
 from paretomerge.controller.state import AnchorRecord, RunState
@@ -69,6 +75,9 @@ class Controller:
         on_note: told what a resumed run did (tasks adopted or started again, what a
             retry runs again); default: the ``paretomerge.controller`` logger.
         on_preflight: told the preflight's problems (none when it passed), before any work.
+        on_warning: told ``(reason, message)`` of what a run did instead of what was asked
+            (validation anchors that fell back); default: the ``paretomerge.controller``
+            logger's warnings.
         limits: the current budget and parallelism, asked every iteration; default: the
             spec's.
         poll_seconds: longest wait for an outcome before limits are looked at again.
@@ -83,6 +92,7 @@ class Controller:
         on_update: Callable[[RunState], None] | None = None,
         on_note: Callable[[str], None] | None = None,
         on_preflight: Callable[[list[SpecProblem]], None] | None = None,
+        on_warning: Callable[[str, str], None] | None = None,
         limits: Callable[[], Limits] | None = None,
         poll_seconds: float = 5.0,
     ):
@@ -95,6 +105,9 @@ class Controller:
         self.on_update = on_update or (lambda state: None)
         self.on_note = on_note or logging.getLogger("paretomerge.controller").info
         self.on_preflight = on_preflight or (lambda problems: None)
+        self.on_warning = on_warning or (
+            lambda reason, message: logging.getLogger("paretomerge.controller").warning(message)
+        )
         self.limits = limits or (
             lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
         )
@@ -143,6 +156,7 @@ class Controller:
         try:
             self._profile(state)
             self._anchor(state)
+            self._anchor_validation(state)
             self._search(state)
         except (RunFailed, AnchorError) as error:
             self.executor.close()
@@ -300,7 +314,41 @@ class Controller:
                 model=task.model, scores=result.scores, cache_key=key, cost=result.cost
             )
         self._save(state)
-        check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
+        if not held_out:
+            try:
+                check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
+            except AnchorError:
+                self._forget_anchors(anchors)
+                raise
+
+    def _anchor_validation(self, state: RunState) -> None:
+        """With questions held out for validation, evaluate the anchors on them before the
+        search, and decide now what normalises the validations: a degenerate pair falls
+        back to the anchors on every question (said in the log, an Event and the
+        report), so no run fails after its search for it, and is dropped from the cache,
+        so the next run measures them again."""
+        validation = self.spec.search.validation
+        if validation.budget == 0 or validation.held_out == 0.0:
+            return
+        known = bool(state.held_out_anchors)
+        self._anchor(state, held_out=True)
+        chosen = validation_anchors_of(state, self.benchmarks)
+        if chosen.fallback is None or known:
+            return
+        self._forget_anchors(state.held_out_anchors)
+        state.validation_fallback = (
+            f"the anchors on the {validation.held_out:g} of questions held out for validation "
+            f"are degenerate ({chosen.fallback}); validations are normalised by the anchors on "
+            "every question instead"
+        )
+        self._save(state)
+        self.on_warning("ValidationAnchorsFellBack", state.validation_fallback)
+
+    def _forget_anchors(self, anchors: dict[str, AnchorRecord]) -> None:
+        """Drop ``anchors`` from the cache: a degenerate pair is measured again next time,
+        not reused."""
+        for anchor in anchors.values():
+            forget_scores(self.volume, anchor.cache_key)
 
     def _anchor_task(self, role: str, held_out: bool = False) -> EvaluateTask:
         # With several experts the first one anchors the accuracy and token scales.
@@ -330,8 +378,6 @@ class Controller:
         validation = self.spec.search.validation
         if validation.budget > 0 and state.count("succeeded") > 0:
             self._set_phase(state, "Validating", "evaluating the front again")
-            if validation.held_out > 0.0:
-                self._anchor(state, held_out=True)
             search.validate(state)
         front = pareto_candidates(state)
         validated = sum(c.validated is not None for c in front)

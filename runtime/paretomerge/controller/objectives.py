@@ -20,17 +20,21 @@ delta method (first-order Taylor expansion, the three estimates independent) giv
 
 with ``s`` the standard errors, and ``Var f = sum_s Var v_s / S^2`` over the ``S``
 benchmarks (evaluated on different questions, so independent). The first term is the
-model's *own* variance; the anchors' terms are shared by every candidate of a run (the
-same two anchor evaluations normalise all of them). Per benchmark they rescale every
-candidate alike and so change no ranking there, but ``f1`` and ``f2`` are means over
-benchmarks: a noisy anchor gap changes how much a benchmark weighs against the others,
-and with it which candidate is better. The surrogate is therefore told the *total*
-variance, and the run reports it: measured under realistic noise, the front chosen with
-the total is worth more of the best-known hypervolume than with the own variance alone
-(``bench/search_efficiency.py``'s docstring). The own variance is kept apart where
-evaluations that share their anchors are pooled (validations on held-out questions).
-The covariance of f1 and f2 (accuracy and length of the same answers) is not modelled;
-each is reported with its own error.
+model's *own* variance; the anchors' terms, the uncertainty of each benchmark's anchor
+gap ``hi - lo``, are shared by every candidate of a run (the same two anchor
+evaluations normalise all of them). They do not rescale every candidate alike: ``f1``
+and ``f2`` are means over benchmarks, and a noisy gap changes how much its benchmark
+weighs against the others (on AIME25's 30 questions the expert-minus-base accuracy gap
+has a coefficient of variation of about 0.3), and with it which candidate is better.
+So every value carries them: the surrogate is told, and the run reports, the *total*
+variance (measured under realistic noise, the front chosen with the total is worth more
+of the best-known hypervolume than with the own variance alone:
+``bench/search_efficiency.py``'s docstring). Where values are judged together, the
+anchors' share is one error common to all of them, not an independent one per value:
+the hypervolume's interval draws it once per draw for every point
+(:func:`anchor_errors`, :mod:`paretomerge.search.claims`). The covariance of f1 and f2
+(accuracy and length of the same answers) is not modelled; each is reported with its
+own error.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paretomerge.results import BenchmarkScore, Scores
+from paretomerge.search.claims import AnchorErrors
 
 # Where the anchors sit in objective space, by the normalisation above: base, expert.
 ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -149,3 +154,89 @@ def objective_values(
         tuple(sum(t[k] for t in objective) / count**2 for objective in terms) for k in (1, 2)
     )
     return ObjectiveValues(values, own, total)
+
+
+def anchor_errors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> AnchorErrors | None:
+    """The anchors' share of the error of every value they normalise, common to all of
+    them (:class:`~paretomerge.search.claims.AnchorErrors`: per objective, the variance of
+    the low and the high anchor's normalised figure); ``None`` when a score has no
+    standard error."""
+    scores = [(base[name], expert[name]) for name in benchmarks]
+    if any(s.mean_output_tokens_stderr is None for pair in scores for s in pair):
+        return None
+    # f1: low the base, high the expert; f2 (tokens): low the expert, high the base.
+    spans = [
+        [e.accuracy - b.accuracy for b, e in scores],
+        [b.mean_output_tokens - e.mean_output_tokens for b, e in scores],
+    ]
+    low = [[b.accuracy_stderr for b, _ in scores], [e.mean_output_tokens_stderr for _, e in scores]]
+    high = [
+        [e.accuracy_stderr for _, e in scores],
+        [b.mean_output_tokens_stderr for b, _ in scores],
+    ]
+    return AnchorErrors.of(np.array(spans), np.array(low), np.array(high))
+
+
+def full_set_score(search: BenchmarkScore, held_out: BenchmarkScore) -> BenchmarkScore:
+    """One model's score on every question of a benchmark, from its scores on the two
+    sides of a held-out split: each figure the questions' mean (weighted by the
+    questions on each side), its standard error from the two sides' (independent
+    answers)."""
+    total = search.n + held_out.n
+    a, b = search.n / total, held_out.n / total
+
+    def joined(x: float, y: float) -> float:
+        return a * x + b * y
+
+    def joined_error(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else ((a * x) ** 2 + (b * y) ** 2) ** 0.5
+
+    return search.model_copy(
+        update={
+            "accuracy": joined(search.accuracy, held_out.accuracy),
+            "accuracy_stderr": joined_error(search.accuracy_stderr, held_out.accuracy_stderr),
+            "mean_output_tokens": joined(search.mean_output_tokens, held_out.mean_output_tokens),
+            "mean_output_tokens_stderr": joined_error(
+                search.mean_output_tokens_stderr, held_out.mean_output_tokens_stderr
+            ),
+            "thinking_closed": joined(search.thinking_closed, held_out.thinking_closed),
+            "n": total,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ValidationAnchors:
+    """What normalises the validations on held-out questions: ``base`` and ``expert``
+    scores, and ``fallback``, why they are the full-set anchors (the held-out ones were
+    degenerate), or ``None`` when they are the held-out anchors."""
+
+    base: Scores
+    expert: Scores
+    fallback: str | None
+
+
+def validation_anchors(
+    search: tuple[Scores, Scores], held_out: tuple[Scores, Scores], benchmarks: Sequence[str]
+) -> ValidationAnchors:
+    """The anchors that normalise held-out validations: the held-out anchors (base,
+    expert) when they pass :func:`check_anchors`; else every question's, joined from both
+    sides (:func:`full_set_score`), which a run that already passed its search anchors
+    almost always can use (if even they are degenerate, :class:`AnchorError`).
+
+    A few held-out questions make degenerate anchors likely: with 9 of AIME25's, about one
+    run in eight measures an expert no better than the base. Falling back costs nothing
+    and ends no run; the validated values then carry the held-out questions' offset from
+    the full set (their difficulty and length), which the held-out anchors would have
+    cancelled.
+    """
+    try:
+        check_anchors(*held_out, benchmarks)
+        return ValidationAnchors(*held_out, fallback=None)
+    except AnchorError as error:
+        joined = tuple(
+            {name: full_set_score(side[name], out[name]) for name in benchmarks}
+            for side, out in zip(search, held_out, strict=True)
+        )
+        check_anchors(*joined, benchmarks)
+        return ValidationAnchors(*joined, fallback=str(error))

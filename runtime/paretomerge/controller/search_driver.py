@@ -19,7 +19,12 @@ import numpy as np
 
 from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
 from paretomerge.controller.decision_space import DecisionSpace
-from paretomerge.controller.estimates import record_estimates, record_hypervolume, record_validated
+from paretomerge.controller.estimates import (
+    record_estimates,
+    record_hypervolume,
+    record_validated,
+    validation_anchors_of,
+)
 from paretomerge.controller.objectives import objective_values
 from paretomerge.controller.state import CandidateRecord, RunState, ValidationRecord, now
 from paretomerge.controller.task_runner import RunFailed, TaskRunner
@@ -274,17 +279,24 @@ class SearchDriver:
         record: CandidateRecord | ValidationRecord,
         result: EvaluateTaskResult,
     ) -> None:
-        # Validations on held-out questions are normalised by the anchors on them.
-        held_out = isinstance(record, ValidationRecord) and bool(state.held_out_anchors)
-        anchors = state.held_out_anchors if held_out else state.anchors
-        y = objective_values(
-            result.scores, anchors["base"].scores, anchors["expert"].scores, self.benchmarks
-        )
+        # Validations on held-out questions are normalised by the validation anchors, and
+        # value their point apart: they never enter the search's fit.
+        held_out = isinstance(record, ValidationRecord) and self.spec.search.validation.held_out > 0
+        if held_out:
+            anchors = validation_anchors_of(state, self.benchmarks)
+            base, expert = anchors.base, anchors.expert
+        else:
+            base, expert = state.anchors["base"].scores, state.anchors["expert"].scores
+        y = objective_values(result.scores, base, expert, self.benchmarks)
         # The surrogate gets the evaluation's total variance, the anchors' errors
         # included (see objectives.py).
         stopped_after = result.evaluation.stopped_after
         self.optimizer.tell(
-            state.trial_of(record), y.values, y.total_variance, screened=stopped_after is not None
+            state.trial_of(record),
+            y.values,
+            y.total_variance,
+            screened=stopped_after is not None,
+            held_out=held_out,
         )
         record.status = "succeeded" if stopped_after is None else "screened"
         record.objectives = list(y.values)
@@ -298,7 +310,7 @@ class SearchDriver:
             record.screened_after = stopped_after
         record_estimates(state, self.optimizer)
         record_validated(state, self.benchmarks, held_out=self.spec.search.validation.held_out > 0)
-        record_hypervolume(state, self.spec.search.reference_point, record.id)
+        record_hypervolume(state, self.spec.search.reference_point, record.id, self.benchmarks)
         self._prune_merged_models(state)
 
     def _prune_merged_models(self, state: RunState) -> None:

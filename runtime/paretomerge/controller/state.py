@@ -76,12 +76,14 @@ class PointEstimate(BaseModel):
     ``(f1, f2)`` (the surrogate's posterior at its point, every evaluation of it pooled;
     ``std`` includes the anchors' errors, ``None`` where no variance is known),
     ``prob_non_dominated`` its posterior probability of being on the front, and the
-    ``evaluations`` pooled."""
+    ``evaluations`` pooled; ``held_out`` for a validated value of evaluations on the
+    questions held out of the search (normalised by the validation anchors)."""
 
     mean: list[float]
     std: list[float] | None = None
     prob_non_dominated: float
     evaluations: int = 1
+    held_out: bool = False
 
 
 class EvaluationRecord(TaskAttempts):
@@ -112,10 +114,11 @@ class CandidateRecord(EvaluationRecord):
     """One candidate merge.
 
     ``x`` is its decision vector in ``[0, 1]^d``, ``variables`` the same in merge-weight
-    units; ``estimate`` the search's estimate, by which the front is chosen and valued
-    (``None`` before the first estimate, and in older checkpoints: the evaluation stands
-    in for it); ``validated`` its value after validation (``None`` until a validation of
-    it finished): :attr:`reported` is the first of these that there is.
+    units; ``estimate`` the search's estimate, by which the front is chosen
+    (:attr:`searched`; ``None`` before the first estimate, and in older checkpoints: the
+    evaluation stands in for it); ``validated`` its value after validation (``None``
+    until a validation of it finished), by which a chosen point is valued
+    (:attr:`reported`) and never chosen.
     ``screened_after`` is the stage after which a screened candidate stopped.
     """
 
@@ -125,6 +128,14 @@ class CandidateRecord(EvaluationRecord):
     estimate: PointEstimate | None = None
     validated: PointEstimate | None = None
     merged_model: str | None = None
+
+    @property
+    def searched(self) -> Reported:
+        """``(f1, f2)`` as the search estimates them, what the front is chosen by: the
+        search's estimate, else the evaluation itself."""
+        if self.estimate is not None:
+            return Reported(self.estimate.mean, self.estimate.std)
+        return Reported(self.objectives, self.objectives_std)
 
     @property
     def reported(self) -> Reported:
@@ -157,10 +168,13 @@ class AnchorRecord(BaseModel):
 class RunState(BaseModel):
     """A run's progress; ``optimizer`` is :meth:`AskTellOptimizer.state_dict`;
     ``validations`` the evaluations after the search, ``held_out_anchors`` the anchors
-    evaluated on the questions held out of the search (which normalise validations);
-    ``hypervolume`` the hypervolume of the reported front after each result, the
+    evaluated on the questions held out of the search (which normalise validations, or,
+    when they are degenerate, the anchors on every question do: ``validation_fallback``
+    says why); ``hypervolume`` the estimate of the true hypervolume of the reported front
+    after each result (:func:`~paretomerge.search.claims.hypervolume_claim`), the
     evaluation whose result it followed in ``hypervolume_after`` (which older checkpoints
-    lack for their first entries)."""
+    lack for their first entries), and ``hypervolume_interval`` the 90% interval of the
+    latest."""
 
     version: int = STATE_VERSION
     run: str
@@ -173,8 +187,10 @@ class RunState(BaseModel):
     candidates: list[CandidateRecord] = []
     validations: list[ValidationRecord] = []
     held_out_anchors: dict[str, AnchorRecord] = {}
+    validation_fallback: str | None = None
     hypervolume: list[float] = []
     hypervolume_after: list[str] = []
+    hypervolume_interval: tuple[float, float] | None = None
     task_attempts: dict[str, TaskAttempts] = {}
     started: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)

@@ -16,6 +16,7 @@ images, their pull policy and pull secrets, and run defaults — a partial
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,11 @@ class RunFollower:
             "run under another name",
         )
 
+    def warn(self, reason: str, message: str) -> None:
+        """What the run did instead of what was asked: an Event on the run, and the log."""
+        logging.getLogger("paretomerge.controller").warning(message)
+        self.resource.record_event(self.run_object, reason, message)
+
     def publish(self, state: RunState) -> None:
         """Patch the status for ``state``, its conditions merged into the run's current
         ones (the operator writes conditions too; see :meth:`RunResource.update_status`)."""
@@ -123,6 +129,7 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
         executor,
         on_update=follower.publish,
         on_preflight=follower.preflight_checked,
+        on_warning=follower.warn,
         limits=follower.limits,
     )
     return controller.run_to_end()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from paretomerge.k8s import client
@@ -109,4 +110,33 @@ class RunResource:
                 return
         raise StatusConflictError(
             f"the status of {self} changed {CONFLICT_RETRIES} times while it was written"
+        )
+
+    def record_event(self, run_object: dict[str, Any], reason: str, message: str) -> None:
+        """Post a Warning Event about the run (``kubectl describe`` shows it), as the
+        operator's are: ``reason`` a CamelCase word, ``message`` what happened."""
+        metadata = run_object["metadata"]
+        stamp = datetime.now(UTC)
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": run_object["apiVersion"],
+                "kind": run_object["kind"],
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": metadata["uid"],
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning",
+            "source": {"component": "paretomerge-controller"},
+            "firstTimestamp": stamp.isoformat(),
+            "lastTimestamp": stamp.isoformat(),
+            "count": 1,
+        }
+        client.call(
+            lambda: client.core().create_namespaced_event(self.namespace, event),
+            f"posting an Event on {self}",
         )

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.artifacts import ParetoPoint, pareto_points
 from paretomerge.controller.state import EvaluationRecord, RunState
 from paretomerge.k8s.constants import FINAL_PHASES
 from paretomerge.results import CostTotal, EvaluationCost, Scores
@@ -186,7 +186,7 @@ def run_status(
 ) -> dict[str, Any]:
     """The status object for ``state``."""
     files = RunLayout(PurePosixPath(run_directory))
-    front = pareto_candidates(state)
+    front = pareto_points(state)
     finished = [r for r in [*state.candidates, *state.validations] if r.status != "running"]
     done = state.phase in FINAL_PHASES
     updates = [
@@ -209,8 +209,15 @@ def run_status(
         "validationsRunning": state.count_validations("running"),
         "validationsFailed": state.count_validations("failed"),
         "paretoSize": len(front),
+        # Why the validations are normalised by the anchors on every question (null: by
+        # those on the held-out ones, or none are held out).
+        "validationFallback": state.validation_fallback,
         "hypervolume": state.hypervolume[-1] if state.hypervolume else 0.0,
         "hypervolumeHistory": [round(v, 6) for v in state.hypervolume],
+        # The 90% interval of the true hypervolume of the reported front (null: none yet).
+        "hypervolumeInterval": (
+            None if state.hypervolume_interval is None else _rounded(state.hypervolume_interval)
+        ),
         # The candidates' and validations' cost (the rows' sum), the anchors' apart.
         "cost": status_cost(state.cost),
         "anchorCost": status_cost(state.anchor_cost),
@@ -218,18 +225,7 @@ def run_status(
             role: {"model": a.model, "cached": a.cached, "scores": _short_scores(a.scores)}
             for role, a in state.anchors.items()
         },
-        "pareto": [
-            {
-                "id": c.id,
-                **dict(zip(("f1", "f2"), _rounded(c.reported.mean), strict=True)),
-                **dict(zip(("f1Std", "f2Std"), _rounded(c.reported.std), strict=True)),
-                "validated": c.validated is not None,
-                "weights": [round(v, 4) for v in c.variables],
-                "scores": _short_scores(c.scores),
-                "mergeTask": str(files.candidate_task(c.id)),
-            }
-            for c in front[:MAX_STATUS_PARETO]
-        ],
+        "pareto": [_pareto_entry(point, files) for point in front[:MAX_STATUS_PARETO]],
         # null removes a pointer that a merge patch wrote before
         "paretoIn": str(files.pareto) if len(front) > MAX_STATUS_PARETO else None,
         "conditions": merge_conditions(list(previous_conditions), updates),
@@ -241,6 +237,25 @@ def run_status(
         status["evaluations"] = None
         status["evaluationsIn"] = str(files.results)
     return status
+
+
+def _pareto_entry(point: ParetoPoint, files: RunLayout[PurePosixPath]) -> dict[str, Any]:
+    """A member of the Pareto set as the status shows it: its values, their standard
+    deviations, whether validations on held-out questions value it (``heldOut``), the
+    merges listed with it (``indistinguishableFrom``), its weights, raw scores and merge
+    task."""
+    c = point.candidate
+    return {
+        "id": c.id,
+        **dict(zip(("f1", "f2"), _rounded(c.reported.mean), strict=True)),
+        **dict(zip(("f1Std", "f2Std"), _rounded(c.reported.std), strict=True)),
+        "validated": c.validated is not None,
+        "heldOut": c.validated is not None and c.validated.held_out,
+        "indistinguishableFrom": list(point.indistinguishable_from),
+        "weights": [round(v, 4) for v in c.variables],
+        "scores": _short_scores(c.scores),
+        "mergeTask": str(files.candidate_task(c.id)),
+    }
 
 
 def _short_scores(scores: Scores | None) -> dict[str, dict[str, float]]:

@@ -19,10 +19,13 @@ _EXPORTS = {
     "STRATEGY_NAMES": "config",
     "SearchConfig": "config",
     "AcquisitionSettings": "acquisition",
+    "AnchorErrors": "claims",
+    "HypervolumeClaim": "claims",
     "FrontPoint": "estimates",
     "PointEstimates": "estimates",
     "FrontMember": "front",
     "reported_front": "front",
+    "HeldOutValidation": "in_process",
     "ObjectiveError": "in_process",
     "OptimizeResult": "in_process",
     "ScreeningStage": "in_process",
@@ -40,9 +43,12 @@ _EXPORTS = {
 __all__ = [
     "STRATEGY_NAMES",
     "AcquisitionSettings",
+    "AnchorErrors",
     "AskTellOptimizer",
     "FrontMember",
     "FrontPoint",
+    "HeldOutValidation",
+    "HypervolumeClaim",
     "NutsSettings",
     "ObjectiveError",
     "OptimizeResult",
@@ -70,10 +76,12 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from paretomerge.search.acquisition import AcquisitionSettings
+    from paretomerge.search.claims import AnchorErrors, HypervolumeClaim
     from paretomerge.search.config import STRATEGY_NAMES, SearchConfig
     from paretomerge.search.estimates import FrontPoint, PointEstimates
     from paretomerge.search.front import FrontMember, reported_front
     from paretomerge.search.in_process import (
+        HeldOutValidation,
         ObjectiveError,
         OptimizeResult,
         ScreeningStage,

@@ -69,8 +69,9 @@ class PointEstimates:
 
 @dataclass(frozen=True)
 class FrontPoint:
-    """One point of the reported front: ``mean`` and ``std`` ``(m,)``, ``x`` ``(d,)``; a
-    95% interval of objective ``j`` is ``mean[j] +- 1.96 std[j]``."""
+    """One point of the reported front: ``mean`` and ``std`` ``(m,)`` its value, ``x``
+    ``(d,)``; ``held_out`` whether the value is its held-out validations' (else the
+    search's estimate). Its interval: :func:`~paretomerge.search.claims.point_interval`."""
 
     trial_id: int
     x: np.ndarray
@@ -78,6 +79,7 @@ class FrontPoint:
     std: np.ndarray
     prob_non_dominated: float
     num_observations: int
+    held_out: bool = False
 
 
 def pool_observations(Y: np.ndarray, Yvar: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -103,24 +105,6 @@ def pool_observations(Y: np.ndarray, Yvar: np.ndarray | None) -> tuple[np.ndarra
     precision = 1.0 / np.maximum(np.asarray(Yvar, dtype=float), np.finfo(float).tiny)
     var = 1.0 / precision.sum(axis=0)
     return (precision * Y).sum(axis=0) * var, var
-
-
-def pool_with_common_error(
-    Y: np.ndarray, own_var: np.ndarray, total_var: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Several evaluations ``Y`` ``(r, m)`` of one point as one estimate, their own errors
-    pooled by precision (:func:`pool_observations`) and the common error added once, at
-    its mean over the evaluations:
-
-    .. math:: \sigma^2 = \Big(\sum_i 1 / \sigma^2_{\text{own}, i}\Big)^{-1}
-              + \frac{1}{r} \sum_i (\sigma^2_{\text{total}, i} - \sigma^2_{\text{own}, i}).
-
-    Returns:
-        ``(mean, std)``, each ``(m,)``.
-    """
-    mean, var = pool_observations(Y, own_var)
-    common = np.maximum(np.asarray(total_var, dtype=float) - np.asarray(own_var, dtype=float), 0)
-    return mean, np.sqrt(var + common.mean(axis=0))
 
 
 def prob_non_dominated(samples: np.ndarray) -> np.ndarray:

@@ -7,32 +7,60 @@ with them the report, the CLI and the plots, all list the members
 with it and must not load torch.
 
 The rule, for values estimated at ``n`` evaluated points (the search's posterior means,
-never raw draws):
+never raw draws) with their standard deviations:
 
 - only points evaluated in full may be reported (a screened evaluation saw part of the
   questions);
-- a point is reported when no other eligible point dominates it;
+- a point is reported only when no other eligible point dominates it in the values;
+- a merge is listed only if it is distinguishable from what would dominate it. Point
+  ``i`` is *covered* by ``j`` when in no objective ``i`` is better than ``j`` with
+  probability above :data:`DISTINGUISHABLE` (one-sided, normal:
+  ``P(y_i > y_j) = Phi((y_i - y_j) / sqrt(s_i^2 + s_j^2))``, so ``i`` is better in an
+  objective when ``y_i - y_j > z * sqrt(s_i^2 + s_j^2)``, ``z = Phi^-1(DISTINGUISHABLE)``);
 - a point that a baseline (a model the user has without any merge: the base and the
-  expert) matches or beats in every objective is no trade-off worth listing;
-- points with identical values are one choice: the first is the member, the later ones
-  are listed with it.
+  expert) covers is no trade-off worth listing; a baseline's standard deviation is 0,
+  for the anchors' errors are already inside every candidate's;
+- the remaining points are taken most accurate first (the first objective, then the
+  second, then the lower index): one that a member taken before covers is listed with
+  that member (``indistinguishable_from``), not as a member of its own; a point that
+  covers members taken before takes their place, and they (with what was listed with
+  them) are listed with it. So no member covers another, and the most accurate point of
+  a group that cannot be told apart stands for it.
+
+Points with identical values cover each other: they are always one member. Without
+standard deviations (``std=None``) every value counts as exact (standard deviation 0):
+then covering is dominance or equality, and the rule is plain Pareto dominance with the
+baselines' matches left out and identical values listed together.
+
+:data:`DISTINGUISHABLE` is 0.8 (``z = 0.84``): a listed trade-off is better than
+whatever would cover it, in some objective, with four chances in five. At 0.9 both of the
+demo's fronts (4 evaluations of 16 questions each) listed nothing, though one merge's
+accuracy stood 1.16 standard deviations above the base's; what the rule costs the
+benchmark's fronts is measured in ``bench/search_efficiency.py``'s docstring.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
+
+#: How sure a point must be to be better than another in an objective to count as better
+#: there (one-sided probability, normal errors).
+DISTINGUISHABLE = 0.8
+_Z = NormalDist().inv_cdf(DISTINGUISHABLE)
 
 
 @dataclass(frozen=True)
 class FrontMember:
     """One member of the reported front: ``index``, the row of the values it was chosen
-    from, and ``same_values``, the later rows with exactly its values (listed with it,
-    not as members of their own)."""
+    from, and ``indistinguishable_from``, the rows listed with it rather than as members
+    of their own: those it covers (identical values among them), and those of a member it
+    took the place of."""
 
     index: int
-    same_values: tuple[int, ...] = ()
+    indistinguishable_from: tuple[int, ...] = ()
 
 
 def non_dominated(Y: np.ndarray) -> np.ndarray:
@@ -47,42 +75,89 @@ def non_dominated(Y: np.ndarray) -> np.ndarray:
     return ~dominated
 
 
-def matched_by_baseline(Y: np.ndarray, baselines: np.ndarray) -> np.ndarray:
-    """Boolean mask ``(n,)`` of the rows of ``Y`` ``(n, m)`` that some row of ``baselines``
-    ``(k, m)`` matches or beats in every objective."""
-    Y = np.asarray(Y, dtype=float)
-    baselines = np.asarray(baselines, dtype=float).reshape(-1, Y.shape[1])
-    return (baselines[None, :, :] >= Y[:, None, :]).all(axis=2).any(axis=1)
+def better(
+    y: np.ndarray, y_std: np.ndarray, other: np.ndarray, other_std: np.ndarray | float
+) -> np.ndarray:
+    """Where ``y`` is better than ``other`` with probability above :data:`DISTINGUISHABLE`:
+    ``y - other > z * sqrt(y_std^2 + other_std^2)``, elementwise over arrays of one
+    broadcast shape (with both deviations 0: ``y > other``)."""
+    return y - other > _Z * np.hypot(y_std, other_std)
+
+
+def covered_by(
+    y: np.ndarray, y_std: np.ndarray, others: np.ndarray, others_std: np.ndarray
+) -> np.ndarray:
+    """Boolean mask ``(k,)``: which rows of ``others`` ``(k, m)`` (standard deviations
+    ``others_std``, same shape) cover ``y`` ``(m,)`` (``y_std``, same shape): in no
+    objective is ``y`` :func:`better`."""
+    return ~better(y, y_std, others, others_std).any(axis=1)
+
+
+def covered_by_baselines(values: np.ndarray, std: np.ndarray, baselines: np.ndarray) -> np.ndarray:
+    """Boolean mask ``(n,)``: which rows of ``values`` ``(n, m)`` (standard deviations
+    ``std``, same shape) some row of ``baselines`` ``(k, m)``, exact, covers."""
+    beats = better(values[:, None, :], std[:, None, :], baselines[None, :, :], 0.0)
+    return (~beats.any(axis=2)).any(axis=1)
 
 
 def reported_front(
     values: np.ndarray,
     eligible: np.ndarray | None = None,
     baselines: np.ndarray | None = None,
+    std: np.ndarray | None = None,
 ) -> list[FrontMember]:
-    """The members of the reported front, best first objective first (ties: the second).
+    """The members of the reported front (the module's rule), best first objective first
+    (ties: the second).
 
     Args:
         values: ``(n, m)`` the estimated values of the evaluated points (maximised).
         eligible: ``(n,)`` which points may be reported (evaluated in full); default all.
-        baselines: ``(k, m)`` values the user has without any merge; a point one of them
-            matches or beats is left out. Default none.
+        baselines: ``(k, m)`` values the user has without any merge, exact; a point one of
+            them covers is left out. Default none.
+        std: ``(n, m)`` the standard deviations of ``values``; NaN counts as 0 (exact),
+            and ``None`` (the default) makes every value exact.
 
     Returns:
-        the members; ``index`` refers to the rows of ``values``.
+        the members; ``index`` and ``indistinguishable_from`` refer to rows of ``values``.
     """
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n == 0:
         return []
+    std = np.zeros_like(values) if std is None else np.nan_to_num(np.asarray(std, dtype=float))
     eligible = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
     rows = np.flatnonzero(eligible)
     keep = np.zeros(n, dtype=bool)
     keep[rows] = non_dominated(values[rows])
     if baselines is not None and len(baselines):
-        keep &= ~matched_by_baseline(values, baselines)
-    groups: dict[tuple[float, ...], list[int]] = {}
-    for i in np.flatnonzero(keep):
-        groups.setdefault(tuple(values[i]), []).append(int(i))
-    members = [FrontMember(same[0], tuple(same[1:])) for same in groups.values()]
+        baselines = np.asarray(baselines, dtype=float).reshape(-1, values.shape[1])
+        keep &= ~covered_by_baselines(values, std, baselines)
+    members = _fold_indistinguishable(values, std, _most_accurate_first(values, keep))
     return sorted(members, key=lambda member: tuple(-values[member.index]))
+
+
+def _most_accurate_first(values: np.ndarray, keep: np.ndarray) -> list[int]:
+    """The rows of ``values`` ``(n, m)`` where ``keep`` ``(n,)``, by the first objective
+    descending, then the second, then the row."""
+    return sorted(np.flatnonzero(keep).tolist(), key=lambda i: (*(-values[i]), i))
+
+
+def _fold_indistinguishable(
+    values: np.ndarray, std: np.ndarray, order: list[int]
+) -> list[FrontMember]:
+    """Members taken from the rows ``order`` of ``values`` and ``std`` ``(n, m)`` in that
+    order: a row covered by a member is listed with the first such member; otherwise it
+    becomes a member, and the members it covers, with their rows, are listed with it."""
+    folded: dict[int, list[int]] = {}  # member -> the rows listed with it
+    for i in order:
+        members = list(folded)
+        if members:
+            cover_i = covered_by(values[i], std[i], values[members], std[members])
+            if cover_i.any():
+                folded[members[int(np.argmax(cover_i))]].append(i)
+                continue
+        folded[i] = []
+        for j in members:
+            if covered_by(values[j], std[j], values[i][None], std[i][None])[0]:
+                folded[i] += [j, *folded.pop(j)]
+    return [FrontMember(i, tuple(sorted(rows))) for i, rows in folded.items()]

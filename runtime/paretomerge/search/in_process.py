@@ -3,7 +3,9 @@
 It runs the search policy of :mod:`paretomerge.search` in-process, as the controller runs
 it over tasks: the optimiser's asks (search, then validation), the screener's stops
 (:mod:`paretomerge.search.screening`) on an objective evaluated in screening stages, the
-reported front (:mod:`paretomerge.search.front`) and its hypervolume after each batch.
+reported front (:mod:`paretomerge.search.front`), valued by held-out validations where
+it has them, and the estimate of its hypervolume, with an interval
+(:mod:`paretomerge.search.claims`), after each batch.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from paretomerge.search.acquisition import AcquisitionSettings
+from paretomerge.search.claims import AnchorErrors, hypervolume_claim
 from paretomerge.search.config import SearchConfig, expand_initial_solutions
 from paretomerge.search.optimizer import AskTellOptimizer
-from paretomerge.search.pareto import hypervolume
 from paretomerge.search.screening import Screener
 from paretomerge.search.surrogates import NutsSettings
 
@@ -32,6 +34,17 @@ class ScreeningStage:
     Y: np.ndarray
     Yvar: np.ndarray
     cost: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class HeldOutValidation:
+    """Validation on questions held out of the search: ``objective`` evaluates a point on
+    them (``(Y, Yvar)``, normalised by the anchors measured on them), ``anchor_errors``
+    those anchors' share of the error (:class:`~paretomerge.search.claims.AnchorErrors`),
+    ``None`` if not known."""
+
+    objective: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    anchor_errors: AnchorErrors | None = None
 
 
 # f(X (q, d)) -> Y (q, m); or (Y, Yvar) with Yvar (q, m) the variances of Y's entries; or,
@@ -51,19 +64,25 @@ class OptimizeResult:
         Y: ``(n, m)`` the raw values the objective returned for them.
         Yvar: ``(n, m)`` their variances when the objective returned them, else ``None``.
         is_validation: ``(n,)`` which evaluations were validations.
+        held_out: ``(n,)`` which were validations on the held-out questions (their ``Y``
+            normalised by the held-out anchors).
         pareto_X: ``(k, dim)`` the reported front: the evaluated points whose estimated
             values are non-dominated (see :mod:`paretomerge.search.estimates`), best
             first objective first.
-        pareto_Y: ``(k, m)`` their estimated values: the surrogate's posterior mean given
+        pareto_Y: ``(k, m)`` their values: a point's held-out validations pooled where it
+            has some (``pareto_held_out``), else the surrogate's posterior mean given
             every evaluation (a point's repeated evaluations pooled), or for a strategy
             with no surrogate the pooled observations.
-        pareto_Y_std: ``(k, m)`` the posterior standard deviations (or the pooled
-            observations' standard errors; NaN when no variance is known). A 95% interval
-            is ``pareto_Y +- 1.96 pareto_Y_std``.
+        pareto_Y_std: ``(k, m)`` their standard deviations (NaN when no variance is
+            known); the interval of each value is
+            :func:`~paretomerge.search.claims.point_interval`.
+        pareto_held_out: ``(k,)`` which values are held-out validations'.
         pareto_probability: ``(k,)`` each point's posterior probability of being
             non-dominated among the evaluated points.
-        hypervolume: ``(b,)`` the hypervolume of the reported front after each batch
-            (its last value is that of ``pareto_Y``).
+        hypervolume: ``(b,)`` the estimate of the true hypervolume of the reported front
+            after each batch (:func:`~paretomerge.search.claims.hypervolume_claim`: the
+            hypervolume of its values less their bias).
+        hypervolume_interval: ``(low, high)`` the 90% interval of the last one.
         hypervolume_after: ``(b,)`` the number of evaluations after which each was taken.
         stopped_after: ``(n,)`` the screening stage each evaluation stopped after (its
             last stage: evaluated in full; 0 for an objective that is not staged).
@@ -79,11 +98,14 @@ class OptimizeResult:
     Y: np.ndarray
     Yvar: np.ndarray | None
     is_validation: np.ndarray
+    held_out: np.ndarray
     pareto_X: np.ndarray
     pareto_Y: np.ndarray
     pareto_Y_std: np.ndarray
+    pareto_held_out: np.ndarray
     pareto_probability: np.ndarray
     hypervolume: np.ndarray
+    hypervolume_interval: tuple[float, float]
     hypervolume_after: np.ndarray
     stopped_after: np.ndarray
     screened: np.ndarray
@@ -121,13 +143,16 @@ def optimize(
     validation_budget: int = 0,
     baselines: Sequence[Sequence[float]] | None = None,
     screener: Screener | None = None,
+    anchor_errors: AnchorErrors | None = None,
+    held_out: HeldOutValidation | None = None,
 ) -> OptimizeResult:
     """Search the Pareto set of ``objective`` over ``[0, 1]^dim`` (all objectives maximised).
 
     The search spends ``budget`` evaluations, then ``validation_budget`` more on the
     points that may be on the front (:meth:`AskTellOptimizer.ask_validation`), in
-    batches of ``batch_size``. The front it reports is chosen and valued by the
-    surrogate's posterior at the evaluated points, never by the raw values
+    batches of ``batch_size``. The front it reports is chosen by the surrogate's posterior
+    at the evaluated points, never by the raw values, and valued by it, or with
+    ``held_out`` by the validations on the held-out questions, which never choose
     (:meth:`AskTellOptimizer.front`).
 
     A staged objective returns a candidate's estimates after each screening stage. With
@@ -166,6 +191,11 @@ def optimize(
             expert); the front leaves out what they match or beat, and a screener
             compares with them.
         screener: stops candidates of a staged objective early (see above).
+        anchor_errors: the anchors' share of the objective's errors, common to every
+            value (:class:`~paretomerge.search.claims.AnchorErrors`): the hypervolume's
+            interval draws it once for all points. ``None``: every error is a point's own.
+        held_out: validate on held-out questions (:class:`HeldOutValidation`) instead of
+            evaluating ``objective`` again.
 
     Raises:
         ValueError: for an invalid configuration.
@@ -197,6 +227,8 @@ def optimize(
         batch_size=batch_size,
         validation_budget=validation_budget,
         screener=screener,
+        anchor_errors=anchor_errors,
+        held_out=held_out,
     )
 
 
@@ -207,6 +239,8 @@ def search_in_process(
     batch_size: int,
     validation_budget: int = 0,
     screener: Screener | None = None,
+    anchor_errors: AnchorErrors | None = None,
+    held_out: HeldOutValidation | None = None,
 ) -> OptimizeResult:
     """The loop behind :func:`optimize`, for a ready :class:`SearchConfig` (the one a
     run's controller builds, say): ``config.initial_points`` first, then batches of
@@ -216,7 +250,7 @@ def search_in_process(
     if validation_budget < 0:
         raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
     optimizer = AskTellOptimizer(config)
-    search = _SearchRecord()
+    search = _SearchRecord((anchor_errors, None if held_out is None else held_out.anchor_errors))
     validated = 0
     while optimizer.num_search_trials < config.budget or validated < validation_budget:
         started = time.perf_counter()
@@ -229,7 +263,9 @@ def search_in_process(
             validated += len(trials)
         search.proposal_seconds.append(time.perf_counter() - started)
         X = np.array([t.x for t in trials])
-        stages, problem = _objective_stages(objective(X), X, config.num_objectives)
+        on_held_out = held_out is not None and trials[0].kind == "validation"
+        evaluate = held_out.objective if on_held_out else objective
+        stages, problem = _objective_stages(evaluate(X), X, config.num_objectives)
         if problem:
             raise ObjectiveError(problem, search.result(optimizer))
         last = len(stages) - 1
@@ -248,7 +284,7 @@ def search_in_process(
         for i, (trial, k) in enumerate(zip(trials, stopped, strict=True)):
             stage = stages[k]
             yvar = None if stage.Yvar is None else stage.Yvar[i]
-            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last)
+            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last, held_out=on_held_out)
             search.record(k, last, None if stage.cost is None else float(stage.cost[i]))
         search.record_front(optimizer)
     return search.result(optimizer)
@@ -260,11 +296,13 @@ class _SearchRecord:
     it stopped after and its cost; per batch the proposal's seconds and the reported
     front's hypervolume."""
 
+    anchor_errors: tuple[AnchorErrors | None, AnchorErrors | None]
     stopped_after: list[int] = field(default_factory=list)
     screened: list[bool] = field(default_factory=list)
     cost: list[float | None] = field(default_factory=list)
     proposal_seconds: list[float] = field(default_factory=list)
     hypervolume: list[float] = field(default_factory=list)
+    hypervolume_interval: tuple[float, float] = (0.0, 0.0)
     hypervolume_after: list[int] = field(default_factory=list)
 
     def record(self, stopped_after: int, last: int, cost: float | None) -> None:
@@ -273,9 +311,18 @@ class _SearchRecord:
         self.cost.append(cost)
 
     def record_front(self, optimizer: AskTellOptimizer) -> None:
-        front = np.array([p.mean for p in optimizer.front()])
-        ref = np.asarray(optimizer.config.ref_point)
-        self.hypervolume.append(hypervolume(front.reshape(-1, len(ref)), ref))
+        front = optimizer.front()
+        m = optimizer.config.num_objectives
+        claim = hypervolume_claim(
+            np.array([p.mean for p in front]).reshape(-1, m),
+            np.array([p.std for p in front]).reshape(-1, m),
+            optimizer.config.ref_point,
+            self.anchor_errors,
+            scale=np.array([p.held_out for p in front], dtype=int),
+            seed=optimizer.config.seed + len(self.stopped_after),
+        )
+        self.hypervolume.append(claim.value)
+        self.hypervolume_interval = (claim.low, claim.high)
         self.hypervolume_after.append(len(self.stopped_after))
 
     def result(self, optimizer: AskTellOptimizer) -> OptimizeResult:
@@ -288,11 +335,14 @@ class _SearchRecord:
             Y=optimizer.Y,
             Yvar=optimizer.Yvar,
             is_validation=np.array([t.kind == "validation" for t in completed], dtype=bool),
+            held_out=np.array([t.held_out for t in completed], dtype=bool),
             pareto_X=np.array([p.x for p in front]).reshape(-1, d),
             pareto_Y=np.array([p.mean for p in front]).reshape(-1, m),
             pareto_Y_std=np.array([p.std for p in front]).reshape(-1, m),
+            pareto_held_out=np.array([p.held_out for p in front], dtype=bool),
             pareto_probability=np.array([p.prob_non_dominated for p in front]),
             hypervolume=np.array(self.hypervolume),
+            hypervolume_interval=self.hypervolume_interval,
             hypervolume_after=np.array(self.hypervolume_after, dtype=int),
             stopped_after=np.array(self.stopped_after, dtype=int),
             screened=np.array(self.screened, dtype=bool),

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from botorch.models.model import Model
 
+from paretomerge.search.claims import pool_repeated_questions
 from paretomerge.search.config import SearchConfig
 from paretomerge.search.estimates import (
     FrontPoint,
@@ -74,7 +75,9 @@ class Trial:
     ``(m,)`` the objective values and their variances (``None`` when unknown);
     ``validates`` the id of the trial whose point a validation trial evaluates again;
     ``screened`` whether its evaluation stopped early (part of the questions: data for the
-    model, never reported unless validated).
+    model, never reported unless validated); ``held_out`` whether a validation asked the
+    questions held out of the search (its values, normalised by other anchors, value the
+    point and never enter a fit).
     """
 
     id: int
@@ -86,6 +89,7 @@ class Trial:
     reason: str | None = None
     validates: int | None = None
     screened: bool = False
+    held_out: bool = False
 
     @property
     def point_id(self) -> int:
@@ -191,7 +195,8 @@ class AskTellOptimizer:
         points on the estimated front first (only a full evaluation can report one), then
         most likely on the front first, so that ``n`` trials spread over the candidates
         before any point is validated twice. A validation trial's value is pooled with the
-        point's other evaluations (:meth:`estimates`).
+        point's other evaluations (:meth:`estimates`), or, told ``held_out``, values the
+        point apart (:meth:`front`).
         """
         if n < 1:
             raise ValueError(f"ask_validation(n) needs n >= 1, got {n}")
@@ -201,7 +206,7 @@ class AskTellOptimizer:
         )
         load = {int(estimates.trial_ids[i]): int(estimates.num_observations[i]) for i in candidates}
         for trial in self.trials:
-            if trial.kind == "validation" and trial.status == "pending":
+            if trial.kind == "validation" and (trial.status == "pending" or trial.held_out):
                 load[trial.validates] = load.get(trial.validates, 0) + 1
         prob = dict(zip(estimates.trial_ids.tolist(), estimates.prob_non_dominated, strict=True))
         unreported = {  # screened, never evaluated in full, on the estimated front
@@ -301,17 +306,23 @@ class AskTellOptimizer:
         y: Sequence[float],
         yvar: Sequence[float] | None = None,
         screened: bool = False,
+        held_out: bool = False,
     ) -> None:
         """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
         their variances ``yvar`` ``(m,)`` when known; ``screened`` when the evaluation
-        stopped early (its larger variance says how much less it knows).
+        stopped early (its larger variance says how much less it knows); ``held_out``
+        for a validation on the questions held out of the search (see :class:`Trial`).
 
         The surrogates fit with the known variances when every finished evaluation has
         them, and infer one noise level per objective otherwise.
         """
         pending = self._pending(trial)
+        if held_out and pending.kind != "validation":
+            raise ValueError(
+                f"trial {pending.id} is a {pending.kind} trial; only a validation is held out"
+            )
         pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
-        pending.status, pending.screened = "completed", screened
+        pending.status, pending.screened, pending.held_out = "completed", screened, held_out
 
     def tell_failed(self, trial: Trial | int, reason: str) -> None:
         """Record that a pending trial's evaluation failed, and why. It stays pending for
@@ -411,17 +422,34 @@ class AskTellOptimizer:
         with _torch_threads(SEARCH_THREADS):
             return posterior_moments(fit.model, Z)
 
-    def finished_front(self) -> np.ndarray:
-        """``(k, m)`` what a partly evaluated candidate is compared with when it is
-        screened: the baselines, and the estimates at every point evaluated in full (from
-        the fit :meth:`predict` uses)."""
-        values = [
-            np.asarray(self.config.baselines, dtype=float).reshape(-1, self.config.num_objectives)
-        ]
-        if self._num_completed():
-            estimates = self._latest_fit().estimates
-            values.append(estimates.mean[estimates.fully_evaluated])
-        return np.vstack(values)
+    def finished_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The points evaluated in full, ``(k, dim)``, and their estimates ``(k, m)`` (from
+        the fit :meth:`predict` uses): what a partly evaluated candidate is compared
+        with when it is screened, besides the baselines."""
+        if not self._num_completed():
+            m = self.config.num_objectives
+            return np.zeros((0, self.config.dim)), np.zeros((0, m))
+        estimates = self._latest_fit().estimates
+        full = estimates.fully_evaluated
+        return estimates.X[full], estimates.mean[full]
+
+    def posterior_draws(self, X: np.ndarray, num_samples: int, seed: int) -> np.ndarray | None:
+        """Joint draws ``(S, n, m)`` of the latent objectives at ``X`` ``(n, dim)`` from the
+        posterior given every finished evaluation (the model of :meth:`predict`; a fully
+        Bayesian one's mixture, ``S`` a multiple of ``num_samples``), seeded by ``seed``;
+        ``None`` with no surrogate."""
+        if self._num_completed() < MIN_OBSERVATIONS:
+            return None
+        fit = self._latest_fit()
+        if fit.model is None:
+            return None
+        Z = fit.grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
+        with _torch_threads(SEARCH_THREADS), torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            posterior = fit.model.posterior(torch.as_tensor(Z, dtype=torch.double))
+            samples = posterior.rsample(torch.Size([num_samples]))
+        n, m = samples.shape[-2:]
+        return samples.reshape(-1, n, m).numpy()
 
     def _latest_fit(self) -> _Fit:
         """The last fit while only pending trials were added since (an ask is no new data)
@@ -478,22 +506,50 @@ class AskTellOptimizer:
         return estimates
 
     def front(self) -> list[FrontPoint]:
-        """The reported Pareto set (:func:`~paretomerge.search.front.reported_front` of the
-        estimates: points evaluated in full, non-dominated, not matched by a baseline),
-        best first objective first, with their posterior standard deviations."""
+        """The reported Pareto set, chosen then valued: chosen by the search's estimates
+        (:func:`~paretomerge.search.front.reported_front` of the posterior means and
+        standard deviations: points evaluated in full, or validated, non-dominated,
+        distinguishable from the baselines and from each other), best first objective
+        first; each valued by its held-out validations where it has some
+        (:func:`~paretomerge.search.claims.pool_repeated_questions`: they share their
+        questions), else by its estimate. A validated value never moves a point on or off
+        the front."""
         estimates = self.estimates()
+        held_out = self._held_out_validations()
+        eligible = estimates.fully_evaluated | np.isin(estimates.trial_ids, list(held_out))
         members = reported_front(
-            estimates.mean, estimates.fully_evaluated, np.asarray(self.config.baselines)
+            estimates.mean, eligible, np.asarray(self.config.baselines), std=estimates.std
         )
-        return [estimates.point(member.index) for member in members]
+        front = []
+        for member in members:
+            point = estimates.point(member.index)
+            validations = held_out.get(point.trial_id)
+            if validations:
+                mean, var = pool_repeated_questions(
+                    np.array([t.y for t in validations]),
+                    self._known_variances(validations),
+                )
+                std = np.full_like(mean, np.nan) if var is None else np.sqrt(var)
+                point = replace(point, mean=mean, std=std, held_out=True)
+            front.append(point)
+        return front
+
+    def _held_out_validations(self) -> dict[int, list[Trial]]:
+        """The finished held-out validations of each point (by its first trial)."""
+        validations: dict[int, list[Trial]] = {}
+        for trial in self.trials:
+            if trial.held_out and trial.status == "completed":
+                validations.setdefault(trial.point_id, []).append(trial)
+        return validations
 
     # --- views ----------------------------------------------------------------------
 
     def _completed(self) -> list[Trial]:
-        return [t for t in self.trials if t.status == "completed"]
+        """The finished evaluations the model fits (held-out validations are not)."""
+        return [t for t in self.trials if t.status == "completed" and not t.held_out]
 
     def _num_completed(self) -> int:
-        return sum(t.status == "completed" for t in self.trials)
+        return len(self._completed())
 
     @staticmethod
     def _known_variances(trials: list[Trial]) -> np.ndarray | None:
@@ -519,20 +575,20 @@ class AskTellOptimizer:
 
     @property
     def X(self) -> np.ndarray:
-        """``(n, dim)`` decision vectors of the finished evaluations (every kind), in trial
-        order."""
+        """``(n, dim)`` decision vectors of the finished evaluations (every kind, held-out
+        validations included), in trial order."""
         return self._x_with_status("completed")
 
     @property
     def Y(self) -> np.ndarray:
         """``(n, m)`` objective values of the finished evaluations, as observed."""
-        ys = [t.y for t in self._completed()]
+        ys = [t.y for t in self.trials if t.status == "completed"]
         return np.array(ys, dtype=float).reshape(-1, self.config.num_objectives)
 
     @property
     def Yvar(self) -> np.ndarray | None:
         """``(n, m)`` their variances, or ``None`` unless every one is known."""
-        return self._known_variances(self._completed())
+        return self._known_variances([t for t in self.trials if t.status == "completed"])
 
     def _x_with_status(self, status: TrialStatus) -> np.ndarray:
         xs = [t.x for t in self.trials if t.status == status]

@@ -12,7 +12,11 @@ import numpy as np
 import torch
 from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin
 
-from paretomerge.questions import question_order, stage_counts
+from paretomerge.controller.objectives import validation_anchors
+from paretomerge.evaluate.scoring import accuracy_stderr, tokens_stderr
+from paretomerge.questions import QuestionSplit, question_order, stage_counts
+from paretomerge.results import BenchmarkScore, Scores
+from paretomerge.search.claims import AnchorErrors
 
 
 @dataclass
@@ -197,17 +201,19 @@ class QuestionRecords:
         )
 
     def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        r"""``(accuracy, accuracy_var, mean_tokens, mean_tokens_var)``, each ``(q,)``: the
-        means over the questions and their squared standard errors over questions,
-        :math:`s^2 / n` with :math:`s^2` the sample variance of the per-question values
-        (for accuracy :math:`\hat p (1 - \hat p) n / (n - 1)`)."""
+        """``(accuracy, accuracy_var, mean_tokens, mean_tokens_var)``, each ``(q,)``: the
+        means over the questions and their squared standard errors, as the tool scores an
+        evaluation (:mod:`paretomerge.evaluate.scoring`: never 0, a few answers' token
+        spread shrunk towards the prior's)."""
         n = self.correct.shape[1]
-        correct = self.correct.astype(float)
+        correct = self.correct.sum(axis=1)
+        mean_tokens = self.tokens.mean(axis=1)
+        sd = self.tokens.std(axis=1, ddof=1) if n > 1 else np.zeros(len(mean_tokens))
         return (
-            correct.mean(axis=1),
-            correct.var(axis=1, ddof=1) / n,
-            self.tokens.mean(axis=1),
-            self.tokens.var(axis=1, ddof=1) / n,
+            correct / n,
+            accuracy_stderr(correct, n) ** 2,
+            mean_tokens,
+            tokens_stderr(mean_tokens, sd, n) ** 2,
         )
 
 
@@ -321,6 +327,67 @@ class Evaluation:
     questions: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class MeasuredAnchors:
+    """The base's and the expert's measured scores ``(2, S)`` (row 0 the base): accuracy
+    and mean tokens, with their squared standard errors; ``fallback`` says why they are
+    the full-set anchors standing in for degenerate held-out ones (``None``: they are
+    what they were measured on)."""
+
+    accuracy: np.ndarray
+    accuracy_var: np.ndarray
+    tokens: np.ndarray
+    tokens_var: np.ndarray
+    fallback: str | None = None
+
+    @classmethod
+    def of(cls, records: Sequence[QuestionRecords]) -> MeasuredAnchors:
+        """From per-benchmark records of the two anchors (rows base, expert)."""
+        columns = zip(*(r.scores() for r in records), strict=True)
+        return cls(*(np.stack(c, axis=-1) for c in columns))
+
+    def scores(self, names: Sequence[str], questions: Sequence[int]) -> tuple[Scores, Scores]:
+        """As the tool's :class:`~paretomerge.results.BenchmarkScore` (base, expert)."""
+        return tuple(
+            {
+                name: BenchmarkScore(
+                    name=name,
+                    accuracy=float(self.accuracy[row, s]),
+                    accuracy_stderr=float(np.sqrt(self.accuracy_var[row, s])),
+                    mean_output_tokens=float(self.tokens[row, s]),
+                    mean_output_tokens_stderr=float(np.sqrt(self.tokens_var[row, s])),
+                    thinking_closed=float(row),
+                    n=questions[s],
+                )
+                for s, name in enumerate(names)
+            }
+            for row in (0, 1)
+        )
+
+    @classmethod
+    def from_scores(
+        cls, base: Scores, expert: Scores, names: Sequence[str], fallback: str | None
+    ) -> MeasuredAnchors:
+        def figure(get):
+            return np.array([[get(side[name]) for name in names] for side in (base, expert)])
+
+        return cls(
+            figure(lambda b: b.accuracy),
+            figure(lambda b: b.accuracy_stderr**2),
+            figure(lambda b: b.mean_output_tokens),
+            figure(lambda b: b.mean_output_tokens_stderr**2),
+            fallback,
+        )
+
+    def errors(self) -> AnchorErrors:
+        """Their share of the error of the values they normalise (f1: low the base; f2:
+        low the expert)."""
+        spans = np.stack([self.accuracy[1] - self.accuracy[0], self.tokens[0] - self.tokens[1]])
+        low = np.sqrt(np.stack([self.accuracy_var[0], self.tokens_var[1]]))
+        high = np.sqrt(np.stack([self.accuracy_var[1], self.tokens_var[0]]))
+        return AnchorErrors.of(spans, low, high)
+
+
 @dataclass
 class QuestionLevelMergeProblem:
     """A merge landscape evaluated through finite benchmarks, as the tool evaluates.
@@ -328,14 +395,21 @@ class QuestionLevelMergeProblem:
     The landscape's noiseless objectives set each merge's true scores: accuracy
     ``acc_base + f1 (acc_expert - acc_base)`` and mean tokens ``tok_expert + f2 (tok_base -
     tok_expert)`` on every benchmark, so the true normalised objectives are the
-    landscape's. An evaluation samples every question of every benchmark
+    landscape's. An evaluation samples questions of every benchmark
     (:class:`SimulatedBenchmark`); the anchors (base ``w = 0`` and expert ``w = 1``) are
     evaluated once, through the same simulator, when the problem is made. Calling the
-    problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors, and
-    their variances by the delta method over questions (:func:`normalised_with_variance`;
-    the anchors' errors included), as the tool tells its surrogate. :meth:`evaluate` returns them with the output tokens
-    the evaluation generated, and :meth:`staged` the same after each stage of a screened
-    evaluation (the first questions of a seeded order, growing).
+    problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors,
+    and their variances by the delta method over questions
+    (:func:`normalised_with_variance`; the anchors' errors included), as the tool tells
+    its surrogate. :meth:`evaluate` returns them with the output tokens the evaluation
+    generated, and :meth:`staged` the same after each stage of a screened evaluation (the
+    first questions of a seeded order, growing).
+
+    With ``held_out`` the questions are split as a run's are
+    (:class:`~paretomerge.questions.QuestionSplit`, drawn by ``seed``): the search asks
+    the search side, :meth:`validate` the held-out side alone, normalised by the anchors
+    measured on it, or by the anchors on every question when those are degenerate (the
+    run's rule, :func:`~paretomerge.controller.objectives.validation_anchors`).
 
     ``anchor_tokens`` is what the anchors' evaluations generated.
     """
@@ -343,6 +417,7 @@ class QuestionLevelMergeProblem:
     landscape: LayerMergeLandscape
     seed: int = 0
     calibrations: tuple[BenchmarkCalibration, ...] = QWEN3_4B_BENCHMARKS
+    held_out: float = 0.0
     anchor_tokens: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -350,11 +425,45 @@ class QuestionLevelMergeProblem:
             SimulatedBenchmark(c, seed=self.landscape.seed * 100 + i)
             for i, c in enumerate(self.calibrations)
         ]
+        self.names = [c.name for c in self.calibrations]
         self._rng = np.random.default_rng([self.landscape.seed, self.seed])
+        self.search_ids, self.held_out_ids = self._split()
         records = self.records(np.stack([np.zeros(self.dim), np.ones(self.dim)]))
-        scores = [r.scores() for r in records]
-        self.anchors = tuple(np.stack(s, axis=-1) for s in zip(*scores, strict=True))  # (2, S)
         self.anchor_tokens = float(sum(r.tokens.sum() for r in records))
+        self.anchors = MeasuredAnchors.of(self._side(records, self.search_ids))
+        self.validation_anchors = self._validation_anchors(records)
+
+    def _split(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Per benchmark the question ids the search asks and those held out of it."""
+        counts = [c.questions for c in self.calibrations]
+        if self.held_out == 0.0:
+            return [list(range(n)) for n in counts], [[] for _ in counts]
+        sides = [
+            QuestionSplit(held_out=self.held_out, seed=self.seed, part=p)
+            for p in ("search", "held-out")
+        ]
+        return tuple(
+            [side.ids(name, n) for name, n in zip(self.names, counts, strict=True)]
+            for side in sides
+        )
+
+    @staticmethod
+    def _side(
+        records: Sequence[QuestionRecords], ids: Sequence[Sequence[int]]
+    ) -> list[QuestionRecords]:
+        return [r.subset(i) for r, i in zip(records, ids, strict=True)]
+
+    def _validation_anchors(self, records: Sequence[QuestionRecords]) -> MeasuredAnchors | None:
+        """The anchors that normalise validations (see the class docstring)."""
+        if self.held_out == 0.0:
+            return None
+        held_out = MeasuredAnchors.of(self._side(records, self.held_out_ids))
+        chosen = validation_anchors(
+            self.anchors.scores(self.names, [len(i) for i in self.search_ids]),
+            held_out.scores(self.names, [len(i) for i in self.held_out_ids]),
+            self.names,
+        )
+        return MeasuredAnchors.from_scores(chosen.base, chosen.expert, self.names, chosen.fallback)
 
     @property
     def dim(self) -> int:
@@ -387,25 +496,33 @@ class QuestionLevelMergeProblem:
         accuracy_var: np.ndarray,
         tokens: np.ndarray,
         tokens_var: np.ndarray,
+        anchors: MeasuredAnchors | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(q, S)`` as objectives ``(q, 2)`` by the measured anchors, with their
-        variances, the anchors' errors included: what the tool tells its surrogate (see
-        :mod:`paretomerge.controller.objectives`)."""
-        acc, acc_var, tok, tok_var = self.anchors
+        """Scores ``(q, S)`` as objectives ``(q, 2)`` by the measured ``anchors`` (default
+        the search's), with their variances, the anchors' errors included: what the tool
+        tells its surrogate (see :mod:`paretomerge.controller.objectives`)."""
+        a = anchors or self.anchors
         f1, f1_var = normalised_with_variance(
-            accuracy, accuracy_var, acc[0], acc[1], acc_var[0], acc_var[1]
+            accuracy,
+            accuracy_var,
+            a.accuracy[0],
+            a.accuracy[1],
+            a.accuracy_var[0],
+            a.accuracy_var[1],
         )
         f2, f2_var = normalised_with_variance(
-            tokens, tokens_var, tok[1], tok[0], tok_var[1], tok_var[0]
+            tokens, tokens_var, a.tokens[1], a.tokens[0], a.tokens_var[1], a.tokens_var[0]
         )
         return np.stack([f1, f2], axis=-1), np.stack([f1_var, f2_var], axis=-1)
 
-    def evaluation(self, records: Sequence[QuestionRecords]) -> Evaluation:
+    def evaluation(
+        self, records: Sequence[QuestionRecords], anchors: MeasuredAnchors | None = None
+    ) -> Evaluation:
         """The objectives, variances and cost of per-benchmark records."""
         accuracy, accuracy_var, tokens, tokens_var = (
             np.stack(column, axis=-1) for column in zip(*(r.scores() for r in records), strict=True)
         )
-        Y, Yvar = self.normalise(accuracy, accuracy_var, tokens, tokens_var)
+        Y, Yvar = self.normalise(accuracy, accuracy_var, tokens, tokens_var, anchors)
         return Evaluation(
             Y=Y,
             Yvar=Yvar,
@@ -414,13 +531,22 @@ class QuestionLevelMergeProblem:
         )
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
-        """One evaluation of ``X`` ``(q, d)`` on every question."""
-        return self.evaluation(self.records(X))
+        """One evaluation of ``X`` ``(q, d)`` on every question of the search side."""
+        return self.evaluation(self._side(self.records(X), self.search_ids))
+
+    def validate(self, X: np.ndarray) -> Evaluation:
+        """One evaluation of ``X`` ``(q, d)`` on the held-out questions, normalised by the
+        validation anchors."""
+        if self.validation_anchors is None:
+            raise ValueError("no question is held out of this problem's search")
+        return self.evaluation(
+            self._side(self.records(X), self.held_out_ids), self.validation_anchors
+        )
 
     def staged(self, X: np.ndarray, shares: Sequence[float], order_seed: int) -> list[Evaluation]:
         """One screened evaluation of ``X`` ``(q, d)``: the evaluation after each stage.
 
-        Each benchmark's questions are asked in one order drawn by ``order_seed``
+        Each benchmark's search questions are asked in one order drawn by ``order_seed``
         (:func:`~paretomerge.questions.question_order`, the same for every merge), stage
         ``k`` up to the ``shares[k]`` of them (:func:`~paretomerge.questions.stage_counts`);
         each stage's evaluation holds every question asked so far, and its ``tokens`` what
@@ -434,15 +560,14 @@ class QuestionLevelMergeProblem:
         """
         records = self.records(X)
         prefixes = []
-        for benchmark, record in zip(self.benchmarks, records, strict=True):
-            name, count = benchmark.calibration.name, benchmark.calibration.questions
-            counts = stage_counts(count, shares)
+        for name, ids, record in zip(self.names, self.search_ids, records, strict=True):
+            counts = stage_counts(len(ids), shares)
             if len(counts) != len(shares):
                 raise ValueError(
-                    f"stages {list(shares)} ask benchmark {name!r} of {count} questions "
+                    f"stages {list(shares)} ask benchmark {name!r} of {len(ids)} questions "
                     f"{counts}: a stage adds none of its questions"
                 )
-            order = question_order(name, range(count), order_seed)
+            order = question_order(name, ids, order_seed)
             # In question-id order, so that the last stage is the full records as they are.
             prefixes.append([record.subset(sorted(order[:asked])) for asked in counts])
         return [self.evaluation(stage) for stage in zip(*prefixes, strict=True)]
@@ -457,8 +582,9 @@ class QuestionLevelMergeProblem:
         return self.landscape.true_values(X)
 
     def true_values_by_measured_anchors(self, X: np.ndarray) -> np.ndarray:
-        """The merges' true scores normalised by the anchors as measured, ``(q, 2)``: what
-        the values a run reports would be without the merges' own evaluation noise."""
+        """The merges' true scores normalised by the search's anchors as measured,
+        ``(q, 2)``: what the values a run reports would be without the merges' own
+        evaluation noise."""
         accuracy, mean_tokens = self.true_scores(np.atleast_2d(X))
         zero = np.zeros_like(accuracy)
         return self.normalise(accuracy, zero, mean_tokens, zero)[0]

@@ -48,9 +48,10 @@ against 8 and 0.848, its model-level run screening one candidate: runs of one se
 differ (with two candidates evaluated at once, which results a stage is compared with,
 and which finish first, depend on timing).
 
-This version (6 Dec 2026, at 341ec70: the front chosen and valued by the posterior, the
+The version at 341ec70 (6 Dec 2026: the front chosen and valued by the posterior, the
 surrogate told each evaluation's variance with the anchors' errors, the anchors its
-baselines; the demo's screening as above), seeds 0-2 each in a fresh directory, on the
+baselines; the demo's screening as above; before 3d21a66, whose front lists only merges
+told apart from what would dominate them), seeds 0-2 each in a fresh directory, on the
 shared 2-core machine at a mean load of 5.8-8.9 (other sessions' tests and benchmarks
 beside it; wall and training seconds grow with the load, CPU seconds much less). The
 figures above were measured by earlier versions and are not comparable with these:

@@ -283,6 +283,27 @@ def test_a_baseline_with_another_reference_point_is_refused(tmp_path: Path) -> N
     assert "their hypervolumes cannot be compared" in " ".join(result.output.split())
 
 
+def test_a_changed_spec_is_refused_and_the_run_keeps_its_phase(tmp_path: Path) -> None:
+    """``run`` on a finished run whose file changed a field its results depend on: the
+    change is refused (exit 1), and the run is still what it was, not Failed."""
+    run_dir = write_run_dir(tmp_path, searched_state())
+    checkpoint = (run_dir / "checkpoint.json").read_text()
+    data = yaml.safe_load((EXAMPLES / "tiny-cpu.yaml").read_text())
+    data["spec"]["objectives"]["limit"] = 20
+    run_file = tmp_path / "tiny-cpu.yaml"
+    run_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = runner.invoke(app, ["run", str(run_file), "--volume", str(tmp_path)])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert output.startswith(
+        "error: run tiny-cpu refused the change and is still Succeeded (its checkpoint "
+        "untouched): the spec changed since this run started"
+    ), output
+    assert "spec.objectives.limit: was 12 when the run started and is now 20" in output
+    assert "Failed" not in output
+    assert (run_dir / "checkpoint.json").read_text() == checkpoint
+
+
 # Estimated values (f1, f2) and their standard deviation (the same in both) of a searched
 # run: one merge within noise of the base, two within noise of each other.
 NOISY = {

@@ -13,7 +13,14 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from paretomerge.demo import DemoPair, Measurement, build_demo_pair, measure
-from paretomerge.demo.pair import NUM_LAYERS, VERBOSE_LAYERS
+from paretomerge.demo.pair import (
+    NUM_LAYERS,
+    PHASE_STEP_COST,
+    VERBOSE_LAYERS,
+    TrainingProgress,
+    TrainingSchedule,
+    _train_pair,
+)
 from paretomerge.demo.task import (
     Problem,
     final_answer,
@@ -68,6 +75,26 @@ def test_build_reports_each_phase_and_restores_torch_state(built):
         assert (model / "model.safetensors").is_file()
         assert (model / "tokenizer.json").is_file()
     assert pair.base.parent == pair.expert.parent == pair.benchmark.parent
+
+
+def test_training_tells_every_step_with_its_work_weighted_by_the_steps_cost(tmp_path):
+    """What the training's bar and ETA are fed: each phase's steps, and the work done of
+    the whole in shared-base steps (a tiny schedule: the counting, not the learning)."""
+    schedule = TrainingSchedule(
+        base_steps=2, instruct_steps=1, skill_steps=1, verbose_steps=1, batch_size=2
+    )
+    pair = DemoPair(tmp_path / "instruct", tmp_path / "thinking", tmp_path / "q.jsonl", 0)
+    told: list[TrainingProgress] = []
+    _train_pair(pair, 0, frozenset(), schedule, lambda line: None, told.append)
+    phases = ["shared base", "shared base", "instruct", "thinking skill", "thinking check"]
+    assert [(t.phase, t.step, t.steps) for t in told] == list(
+        zip(phases, [1, 2, 1, 1, 1], [2, 2, 1, 1, 1], strict=True)
+    )
+    costs = [PHASE_STEP_COST[phase] for phase in phases]
+    assert [t.work_done for t in told] == pytest.approx(
+        [sum(costs[: k + 1]) for k in range(len(costs))]
+    )
+    assert [t.work_total for t in told] == pytest.approx([sum(costs)] * len(told))
 
 
 def test_models_share_architecture_and_differ_most_in_the_late_layers(pair):

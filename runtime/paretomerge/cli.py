@@ -62,6 +62,14 @@ def _parse_floats(text: str, option: str) -> list[float]:
 
 
 BaseOption = Annotated[Path, typer.Option("--base", help="Base model directory.")]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        help="Show each warning of the search's surrogate (gpytorch, botorch), not only "
+        "their count.",
+    ),
+]
 ExpertOption = Annotated[
     list[Path], typer.Option("--expert", help="Expert model directory (repeatable).")
 ]
@@ -186,9 +194,11 @@ def run(
         typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a ParetoMergeRun on this machine (local executor); resumes an interrupted run."""
-    _print_report(_run_locally(run_file, (volume or run_file.parent).resolve(), poll), [])
+    run_dir = _run_locally(run_file, (volume or run_file.parent).resolve(), poll, verbose)
+    _print_report(run_dir, [])
 
 
 @app.command()
@@ -278,35 +288,51 @@ def _stop_signals_handled(handler: Callable | int) -> Iterator[None]:
             signal.signal(sig, handler_before)
 
 
-def _run_locally(run_file: Path, volume: Path, poll: float) -> Path:
-    """Run ``run_file`` to its end; returns its run directory."""
+def _run_locally(run_file: Path, volume: Path, poll: float, verbose: bool = False) -> Path:
+    """Run ``run_file`` to its end; returns its run directory. The surrogate's warnings
+    are counted in one line, each shown with ``verbose``."""
     manifest = _checked_run(run_file, volume)  # before the imports: a refusal comes fast
 
     from paretomerge.controller.loop import Controller
     from paretomerge.executors import LocalExecutor
     from paretomerge.progress import RunProgressBar
     from paretomerge.run_layout import RunLayout
+    from paretomerge.surrogate_warnings import surrogate_warnings_counted
 
     execution = manifest.spec.execution
     executor = LocalExecutor(
         volume, execution.active_deadline_seconds, env=_task_threads(execution.parallelism)
     )
-    try:
-        with _stop_signals_handled(_raise_interrupted), RunProgressBar(manifest) as progress:
-            controller = Controller(
-                manifest,
-                volume,
-                executor,
-                on_update=progress.update,
-                on_note=progress.note,
-                poll_seconds=poll,
+    progress = RunProgressBar(manifest)
+    controller = Controller(
+        manifest,
+        volume,
+        executor,
+        on_update=progress.update,
+        on_note=progress.note,
+        poll_seconds=poll,
+    )
+    if (refused := controller.refused_change()) is not None:
+        raise _fail(
+            RuntimeError(
+                f"run {manifest.name} refused the change and is still {refused.phase} (its "
+                f"checkpoint untouched): {refused.reason}"
             )
+        )
+    try:
+        with (
+            _stop_signals_handled(_raise_interrupted),
+            progress,
+            surrogate_warnings_counted(progress.note if verbose else None) as warned,
+        ):
             try:
                 state = controller.run_to_end()
             finally:
                 # A second Ctrl-C must not cut the cleanup short.
                 with _stop_signals_handled(signal.SIG_IGN):
                     executor.close()  # every task and model server this run started
+            if summary := warned.summary(verbose):
+                progress.note(summary)
     except _Interrupted as interrupted:
         # Every result so far is in the checkpoint; the next run adopts or restarts the rest.
         typer.echo(f"interrupted ({interrupted}): run the same command to resume", err=True)
@@ -337,6 +363,7 @@ def demo(
     limit: Annotated[
         int, typer.Option(min=1, max=40, help="Questions per evaluation (of 40).")
     ] = 24,
+    verbose: VerboseOption = False,
 ) -> None:
     """Why per-layer merging matters, on this CPU: a tiny pair, two real searches, a report.
 
@@ -346,18 +373,18 @@ def demo(
     the built-in transformers server. Prints both fronts and writes OUT/report.html; the
     run directories are OUT/runs/demo and OUT/runs/demo-model-level.
     """
-    from rich.console import Console
-
     from paretomerge.demo.runner import REPORT_FILE, prepare_demo
+    from paretomerge.progress import PairTrainingProgress
 
-    console = Console()
-    with console.status("building the demo's instruct/thinking pair..."):
-        runs = prepare_demo(out, budget, parallelism, seed, limit, progress=console.log)
+    with PairTrainingProgress() as training:
+        runs = prepare_demo(
+            out, budget, parallelism, seed, limit, progress=training.note, on_step=training.step
+        )
     volume = out.resolve()
     run_dirs = []
     for run_file in (runs.search, runs.baseline):
-        console.print(f"run file: {run_file}")
-        run_dirs.append(_run_locally(run_file, volume, poll=0.5))
+        typer.echo(f"run file: {run_file}")
+        run_dirs.append(_run_locally(run_file, volume, poll=0.5, verbose=verbose))
     _print_report(run_dirs[0], run_dirs[1:], html=out / REPORT_FILE)
 
 

@@ -1,66 +1,145 @@
-"""Live progress of a local run: evaluations done / budget, running, hypervolume, ETA; the
-validation after the search on a bar of its own (its budget is counted apart)."""
+"""Live progress a person can read: a local run's bar and the demo pair's training.
+
+A run's bar shows its phase, the evaluations done of the budget, how many are running,
+the hypervolume of the reported front (the controller's last record: the value the
+report prints), one ETA that counts down between completions, and the time elapsed;
+the validation after the search has a bar of its own (its budget is counted apart). The
+training bar shows the phase, its steps, the same ETA and the time elapsed. Lines above
+a bar carry their time, never a source file.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
 
 from paretomerge.controller.objectives import format_hypervolume
-from paretomerge.controller.state import RunState
-from paretomerge.spec import ParetoMergeRun
+
+if TYPE_CHECKING:  # the demo pair imports torch: only the demo needs it
+    from paretomerge.controller.state import RunState
+    from paretomerge.demo.pair import TrainingProgress
+    from paretomerge.spec import ParetoMergeRun
+
+Clock = Callable[[], float]
+# Completions a run's ETA is measured over: the latest few, as proposals slow down.
+RUN_ETA_WINDOW = 4
+# Steps the training's ETA is measured over: about a minute of the cheapest.
+TRAINING_ETA_WINDOW = 200
 
 
-def eta_seconds(
-    state: RunState, budget: int, parallelism: int, validation_budget: int = 0
-) -> float | None:
-    """Remaining candidates and validations times their mean duration, spread over the
-    workers."""
-    durations = [
-        c.seconds.get("merge", 0.0) + c.seconds.get("evaluate", 0.0)
-        for c in [*state.candidates, *state.validations]
-        if c.status == "succeeded"
-    ]
-    if not durations:
-        return None
-    remaining = max(0, budget - state.finished)
-    remaining += max(0, validation_budget - state.validations_finished)
-    return remaining * (sum(durations) / len(durations)) / parallelism
+def clock_text(seconds: float) -> str:
+    """A duration as the bars write it: ``1:52`` (minutes, seconds), ``1:02:03`` with hours."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def line_console() -> Console:
+    """A console whose log lines carry their time and no source reference
+    (``progress.py:96`` means nothing to a user)."""
+    return Console(log_path=False)
+
+
+class Throughput:
+    """Work finished per second over the latest ``window`` completions this process saw
+    (increases of the work done): work done before it watched (a resumed run's) and the
+    start-up before the first completion (the profile, the anchors) do not count, and
+    the rate follows the work as it slows down (a search's proposals take longer as its
+    surrogate learns more points)."""
+
+    def __init__(self, window: int) -> None:
+        self._seen: float | None = None
+        self._completions: deque[tuple[float, float]] = deque(maxlen=window + 1)
+
+    def observe(self, now: float, done: float) -> None:
+        """Note the work done at ``now``."""
+        if self._seen is not None and done > self._seen:
+            self._completions.append((now, done))
+        self._seen = done
+
+    def finish_at(self, remaining: float) -> float | None:
+        """When ``remaining`` work will be done at this rate (on the clock ``observe`` was
+        given); ``None`` before two completions at different times."""
+        if len(self._completions) < 2:
+            return None
+        first_time, first_done = self._completions[0]
+        latest_time, latest_done = self._completions[-1]
+        if latest_time <= first_time:
+            return None
+        rate = (latest_done - first_done) / (latest_time - first_time)
+        return latest_time + remaining / rate
+
+
+class EtaColumn(ProgressColumn):
+    """``eta 1:52``: the time left until the task's ``finish_at`` field (a time on the
+    progress's clock), counting down between updates; ``eta -`` while it is unknown, and
+    nothing for a task without the field."""
+
+    def render(self, task: Task) -> Text:
+        if "finish_at" not in task.fields:
+            return Text("")
+        finish_at = task.fields["finish_at"]
+        if finish_at is None:
+            return Text("eta -")
+        return Text(f"eta {clock_text(max(0.0, finish_at - task.get_time()))}")
+
+
+class ElapsedColumn(ProgressColumn):
+    """``elapsed 4:02``: the time since the task started; nothing before it started."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed
+        return Text("") if elapsed is None else Text(f"elapsed {clock_text(elapsed)}")
 
 
 class RunProgressBar:
     """A rich progress bar fed with the controller's state after every checkpoint."""
 
-    def __init__(self, run: ParetoMergeRun, console: Console | None = None):
+    def __init__(
+        self,
+        run: ParetoMergeRun,
+        console: Console | None = None,
+        clock: Clock = time.monotonic,
+    ):
         self.run = run
+        self.clock = clock
         self.progress = Progress(
             TextColumn("[bold]{task.fields[phase]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("running {task.fields[running]}"),
-            TextColumn("HV {task.fields[hv]}"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TimeElapsedColumn(),
-            console=console,
+            TextColumn("{task.fields[details]}"),
+            EtaColumn(),
+            ElapsedColumn(),
+            console=console or line_console(),
+            get_time=clock,
         )
         self.task = self.progress.add_task(
-            run.name, total=run.spec.search.budget, phase="Pending", running=0, hv="-", eta="-"
+            run.name,
+            total=run.spec.search.budget,
+            phase="Pending",
+            details="running 0",
+            finish_at=None,
         )
         validation_budget = run.spec.search.validation.budget
         self.validation_task = (
+            # Started (its elapsed time shown) when the first validation is.
             self.progress.add_task(
                 "validation",
                 total=validation_budget,
                 phase="validation",
-                running=0,
-                hv="",
-                eta="",
+                details="running 0",
+                start=False,
             )
             if validation_budget
             else None
         )
+        self.throughput = Throughput(RUN_ETA_WINDOW)
         self._last_message = ""
 
     def __enter__(self) -> RunProgressBar:
@@ -75,24 +154,78 @@ class RunProgressBar:
         self.progress.console.log(text, markup=False)
 
     def update(self, state: RunState) -> None:
-        spec = self.run.spec
-        eta = eta_seconds(
-            state, spec.search.budget, spec.execution.parallelism, spec.search.validation.budget
-        )
+        """Show ``state``: counts, the hypervolume the report will print, the ETA."""
+        self.throughput.observe(self.clock(), state.finished + state.validations_finished)
         if self.validation_task is not None:
+            if state.validations:
+                self.progress.start_task(self.validation_task)  # no-op once started
             self.progress.update(
                 self.validation_task,
                 completed=state.validations_finished,
-                running=state.count_validations("running"),
+                details=f"running {state.count_validations('running')}",
             )
+        hypervolume = format_hypervolume(state.hypervolume[-1]) if state.hypervolume else "-"
         self.progress.update(
             self.task,
             completed=state.finished,
             phase=state.phase,
-            running=state.count("running"),
-            hv=format_hypervolume(state.hypervolume[-1]) if state.hypervolume else "-",
-            eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "-",
+            details=f"running {state.count('running')}  hypervolume {hypervolume}",
+            finish_at=self.throughput.finish_at(self._work_left(state)),
         )
         if state.message and state.message != self._last_message:
-            self.progress.console.log(f"{state.phase}: {state.message}", markup=False)
+            self.note(f"{state.phase}: {state.message}")
             self._last_message = state.message
+
+    def _work_left(self, state: RunState) -> int:
+        """Candidates and validations still to finish."""
+        search = self.run.spec.search
+        return max(0, search.budget - state.finished) + max(
+            0, search.validation.budget - state.validations_finished
+        )
+
+
+class PairTrainingProgress:
+    """A bar for the demo pair's training, fed after every optimiser step: the phase and
+    its steps, the ETA of the whole training (its steps weighted by their cost, as
+    :class:`~paretomerge.demo.pair.TrainingProgress` counts them) and the time elapsed;
+    the phase lines above it. No bar is drawn when the pair is reused (no step)."""
+
+    def __init__(self, console: Console | None = None, clock: Clock = time.monotonic):
+        self.clock = clock
+        self.progress = Progress(
+            TextColumn("[bold]training the demo pair"),
+            BarColumn(),
+            TextColumn("{task.fields[steps]}"),
+            EtaColumn(),
+            ElapsedColumn(),
+            console=console or line_console(),
+            get_time=clock,
+        )
+        # Shown from the first step (a reused pair takes none); its elapsed time counts
+        # from here, the model's set-up included.
+        self.task = self.progress.add_task("training", visible=False, steps="")
+        self.throughput = Throughput(TRAINING_ETA_WINDOW)
+        self.throughput.observe(clock(), 0.0)  # so that the first step is a completion
+
+    def __enter__(self) -> PairTrainingProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def note(self, text: str) -> None:
+        """A line above the bar (a phase done, the pair reused)."""
+        self.progress.console.log(text, markup=False)
+
+    def step(self, training: TrainingProgress) -> None:
+        """Show where the training is after a step."""
+        self.throughput.observe(self.clock(), training.work_done)
+        self.progress.update(
+            self.task,
+            visible=True,
+            total=training.work_total,
+            completed=training.work_done,
+            steps=f"{training.phase} {training.step}/{training.steps} steps",
+            finish_at=self.throughput.finish_at(training.work_total - training.work_done),
+        )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -53,6 +54,14 @@ from paretomerge.tasks import EvaluateTask, ProfileTask
 from paretomerge.volume import OutsideVolumeError, in_volume
 
 ANCHOR_ROLES = ("base", "expert")
+
+
+@dataclass(frozen=True)
+class RefusedChange:
+    """A spec change that a checkpointed run refuses: the phase it stays in, and why."""
+
+    phase: str
+    reason: str
 
 
 class Controller:
@@ -220,6 +229,15 @@ class Controller:
                 retried.append(candidate.id)
             state.optimizer = optimizer.state_dict()
         return retried
+
+    def refused_change(self) -> RefusedChange | None:
+        """The spec change this run refuses, if it refuses one: its checkpoint's results
+        depend on a field that changed since it started (:meth:`run_to_end` stops on it
+        and leaves the checkpoint, phase included, as it was)."""
+        state = self._load_state()
+        if state is None or (conflict := self._resume_conflict()) is None:
+            return None
+        return RefusedChange(phase=state.phase, reason=conflict)
 
     def _resume_conflict(self) -> str | None:
         """Why this run's checkpoint cannot be resumed under the current spec, if it

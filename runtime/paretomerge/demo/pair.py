@@ -101,6 +101,16 @@ BASE_REPLIES = (
     Problem.direct_reply,
 )
 _LAYER = re.compile(r"\blayers\.(\d+)\.")
+# The training's phases and the cost of a step of each, relative to a shared-base step:
+# the training's ETA weights its steps by it (a deeper model and longer replies cost more).
+# Measured on the shared 2-core machine, 6 Dec 2026, 8 steps of each in one thread at a
+# load of 2: 0.30, 0.72, 1.39 and 1.53 s.
+PHASE_STEP_COST = {
+    "shared base": 1.0,
+    "instruct": 2.4,
+    "thinking skill": 4.7,
+    "thinking check": 5.2,
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,19 @@ class TrainingSchedule:
 
 
 @dataclass(frozen=True)
+class TrainingProgress:
+    """Where the pair's training is after a step: the phase and its steps done, and the
+    whole training's work done and in all, in shared-base steps (each step weighted by
+    :data:`PHASE_STEP_COST`), which an ETA divides."""
+
+    phase: str
+    step: int
+    steps: int
+    work_done: float
+    work_total: float
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One model's answers to a benchmark, scored."""
 
@@ -145,10 +168,12 @@ def build_demo_pair(
     seed: int = 0,
     questions: int = 40,
     progress: Callable[[str], None] | None = None,
+    on_step: Callable[[TrainingProgress], None] | None = None,
 ) -> DemoPair:
     """Build the instruct/thinking pair and a ``questions``-line benchmark under ``out_dir``
     (``instruct/``, ``thinking/``, ``benchmark.jsonl``), or return the pair already there
-    if it was built with the same settings. ``progress`` receives one line per phase."""
+    if it was built with the same settings. ``progress`` receives one line per phase,
+    ``on_step`` where the training is after every optimiser step."""
     out_dir = Path(out_dir)
     report = progress or (lambda message: None)
     settings = _settings(seed, questions)
@@ -167,7 +192,7 @@ def build_demo_pair(
     write_numeric_benchmark(pair.benchmark, benchmark)
     # fork_rng: seeding for the build must not change the caller's random state.
     with _cpu_threads(MAX_THREADS), torch.random.fork_rng(devices=[]):
-        _train_pair(pair, seed, frozenset(benchmark), TrainingSchedule(), report)
+        _train_pair(pair, seed, frozenset(benchmark), TrainingSchedule(), report, on_step)
     (out_dir / MARKER_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     return pair
 
@@ -267,11 +292,13 @@ def _train_pair(
     held_out: frozenset[Problem],
     schedule: TrainingSchedule,
     report: Callable[[str], None],
+    on_step: Callable[[TrainingProgress], None] | None = None,
 ) -> None:
     """Train the shared base, then fine-tune a copy of it into each model directory."""
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(_model_config(tokenizer, len(SHALLOW_POSITIONS)))
+    tracker = _StepTracker(schedule, on_step or (lambda training: None))
 
     def run_phase(
         name: str,
@@ -283,7 +310,7 @@ def _train_pair(
         problems = problem_stream(random.Random(f"{seed}-{name}"), NUM_STEPS, held_out)
         started = time.perf_counter()
         batches = _batches(tokenizer, problems, replies, schedule.batch_size)
-        loss = _train(model, batches, steps, rate, layers)
+        loss = _train(model, batches, steps, rate, layers, tracker.phase(name, steps))
         report(f"{name}: {steps} steps in {time.perf_counter() - started:.1f} s, loss {loss:.3f}")
 
     run_phase("shared base", BASE_REPLIES, schedule.base_steps, schedule.base_learning_rate)
@@ -297,6 +324,31 @@ def _train_pair(
     verbose = range(NUM_LAYERS - VERBOSE_LAYERS, NUM_LAYERS)
     run_phase("thinking check", [Problem.thinking_reply], schedule.verbose_steps, rate, verbose)
     _save(model, tokenizer, pair.expert)
+
+
+class _StepTracker:
+    """Counts the training's steps across its phases, weighted by
+    :data:`PHASE_STEP_COST`, and tells ``on_step`` after each."""
+
+    def __init__(self, schedule: TrainingSchedule, on_step: Callable[[TrainingProgress], None]):
+        steps = {
+            "shared base": schedule.base_steps,
+            "instruct": schedule.instruct_steps,
+            "thinking skill": schedule.skill_steps,
+            "thinking check": schedule.verbose_steps,
+        }
+        self.work_total = sum(count * PHASE_STEP_COST[name] for name, count in steps.items())
+        self.work_done = 0.0
+        self.on_step = on_step
+
+    def phase(self, name: str, steps: int) -> Callable[[int], None]:
+        """The callback of phase ``name``'s steps: told the steps done so far."""
+
+        def stepped(step: int) -> None:
+            self.work_done += PHASE_STEP_COST[name]
+            self.on_step(TrainingProgress(name, step, steps, self.work_done, self.work_total))
+
+        return stepped
 
 
 def _model_config(tokenizer: PreTrainedTokenizerFast, num_layers: int) -> Qwen3Config:
@@ -370,10 +422,11 @@ def _train(
     steps: int,
     learning_rate: float,
     layers: range | None = None,
+    stepped: Callable[[int], None] = lambda step: None,
 ) -> float:
     """``steps`` AdamW steps with a short warm-up and a cosine decay, on every parameter
     or, with ``layers``, on those decoder layers' only (embeddings and final norm stay);
-    returns the last batch's loss."""
+    ``stepped`` is told the steps done after each. Returns the last batch's loss."""
     trained = [
         parameter
         for name, parameter in model.named_parameters()
@@ -391,13 +444,14 @@ def _train(
         lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps)),
     )
     loss = torch.tensor(float("nan"))
-    for input_ids, labels in itertools.islice(batches, steps):
+    for step, (input_ids, labels) in enumerate(itertools.islice(batches, steps), start=1):
         loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
+        stepped(step)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(True)

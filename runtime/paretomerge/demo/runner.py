@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from paretomerge.demo.pair import build_demo_pair
+from paretomerge.demo.pair import TrainingProgress, build_demo_pair
 from paretomerge.k8s.constants import API_VERSION, KIND
 
 RUN_NAME = "demo"
@@ -114,10 +114,12 @@ def prepare_demo(
     seed: int,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    on_step: Callable[[TrainingProgress], None] | None = None,
 ) -> DemoRuns:
-    """Build (or reuse) the pair and write both run files."""
+    """Build (or reuse) the pair and write both run files; ``progress`` and ``on_step``
+    are told how the pair's training goes (:func:`build_demo_pair`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    build_demo_pair(out_dir / MODELS_DIR, seed=seed, progress=progress)
+    build_demo_pair(out_dir / MODELS_DIR, seed=seed, progress=progress, on_step=on_step)
     paths = []
     for name, granularity in ((RUN_NAME, "layer"), (BASELINE_RUN_NAME, "model")):
         manifest = demo_manifest(name, granularity, budget, parallelism, seed, limit)

@@ -98,9 +98,13 @@ def test_the_demo_finds_a_front_and_leaves_consistent_artifacts(demo_run, run_na
     assert all(float(row["f1_std"]) >= 0 and row["validated"] == "false" for row in rows)
     history = json.loads((run_dir / "hypervolume.json").read_text())
     assert len(history["hypervolume"]) == BUDGET and len(history["after"]) == BUDGET
+    # The last is the estimate of the listed front's true hypervolume, inside its interval
+    # together with the hypervolume of the listed values.
     front_Y = np.array([[float(row["f1"]), float(row["f2"])] for row in rows]).reshape(-1, 2)
     reference = np.array(history["reference_point"])
-    assert history["hypervolume"][-1] == pytest.approx(hypervolume(front_Y, reference), rel=1e-4)
+    low, high = history["interval"]
+    assert low <= history["hypervolume"][-1] <= high
+    assert low <= hypervolume(front_Y, reference) <= high
     # Every answer is recorded with its question: 16 questions, one repeat each.
     first = done[0].id
     records = run_dir / "candidates" / first / "eval" / "benchmarks" / name / "records.jsonl"

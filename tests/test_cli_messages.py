@@ -141,9 +141,14 @@ def test_one_point_per_distinct_trade_off_that_the_anchors_do_not_offer() -> Non
 
 
 def test_report_lists_the_points_with_their_header_and_the_artifacts(tmp_path: Path) -> None:
-    run_dir = write_run_dir(tmp_path, searched_state())
+    state = searched_state()
+    state.hypervolume, state.hypervolume_interval = [0.61], (0.52, 0.7)
+    run_dir = write_run_dir(tmp_path, state)
     result = runner.invoke(app, ["report", str(run_dir)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
+    # The last line: the claimed hypervolume with its interval.
+    last = result.output.splitlines()[-1]
+    assert last.endswith(": hypervolume 0.6100 (90% interval 0.5200-0.7000)")
     assert "weights" in result.output and "mean [min, max]" in result.output
     assert "0.67 [0.50, 1.00]" in result.output  # c0002's weights 0.5, 0.5, 1.0 (bracketed)
     rows = [line for line in result.output.splitlines() if "c00" in line]
@@ -152,7 +157,7 @@ def test_report_lists_the_points_with_their_header_and_the_artifacts(tmp_path: P
     lines = (run_dir / PARETO_FILE).read_text().splitlines()
     assert lines[0].endswith(",indistinguishable_from,validated,held_out")
     assert lines[2].startswith("1,c0002,")
-    assert lines[2].endswith(",c0004,false") and len(lines) == 3
+    assert lines[2].endswith(",c0004,false,false") and len(lines) == 3
     assert "pareto.csv, results.json, objectives.npy, objectives_std.npy" in result.output
 
 

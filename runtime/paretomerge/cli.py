@@ -466,6 +466,12 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     console.print(
         f"artifacts in {directory.path}: {', '.join(present) or 'none yet'}", markup=False
     )
+    # The last line: what the run claims, with how sure it is.
+    console.print(
+        f"{directory.run.name}: hypervolume {directory.hypervolume_text()}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _front_table(directory: RunDirectory) -> Table:

@@ -321,7 +321,7 @@ class _SearchRecord:
             optimizer.config.ref_point,
             self.anchor_errors,
             scale=np.array([p.held_out for p in front], dtype=int),
-            seed=optimizer.config.seed + len(self.stopped_after),
+            seed=len(self.stopped_after),  # the evaluations so far, as the controller seeds it
         )
         self.hypervolume.append(claim.value)
         self.hypervolume_interval = (claim.low, claim.high)

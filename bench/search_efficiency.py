@@ -160,7 +160,7 @@ from paretomerge.search import (
     pareto_mask,
 )
 from paretomerge.search.acquisition import AcquisitionSettings
-from paretomerge.search.front import matched_by_baseline
+from paretomerge.search.front import covered_by_baselines
 from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
@@ -321,9 +321,9 @@ def validation_on_held_out(problem: QuestionLevelMergeProblem) -> HeldOutValidat
     """Validation of ``problem``'s points on its held-out questions, as a run validates
     with ``heldOut``."""
 
-    def evaluate(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(X: np.ndarray) -> list[ScreeningStage]:
         evaluation = problem.validate(X)
-        return evaluation.Y, evaluation.Yvar
+        return [ScreeningStage(evaluation.Y, evaluation.Yvar, evaluation.tokens)]
 
     return HeldOutValidation(evaluate, problem.validation_anchors.errors())
 
@@ -334,7 +334,8 @@ def true_front_screened(problem, result) -> tuple[int, int]:
     stopped."""
     search = ~result.is_validation
     true = problem.true_values(result.X[search])
-    front = pareto_mask(true) & ~matched_by_baseline(true, anchor_points(problem))
+    exact = np.zeros_like(true)  # true values: covered is matched or beaten
+    front = pareto_mask(true) & ~covered_by_baselines(true, exact, anchor_points(problem))
     return int((front & result.screened[search]).sum()), int(front.sum())
 
 
@@ -455,8 +456,9 @@ def arm(result: dict) -> tuple[str, ...]:
 
 
 def summarise_screening(results: list[dict]) -> str:
-    """Screening off against on, at the same seeds: the true HV of the reported front, the
-    tokens of search and validation, and how many candidates stopped after which stage."""
+    """Screening off against on, at the same seeds and held-out share: the true HV of the
+    reported front, the tokens of search and validation, how many candidates stopped after
+    which stage, and how many of those on the true front of the run's candidates."""
     rows = [
         "| strategy | screening | runs | true HV of reported front / best-known | "
         "median HV - off (same runs) | tokens, search + validation (M) | tokens / off | "
@@ -467,23 +469,28 @@ def summarise_screening(results: list[dict]) -> str:
     staged = [r for r in results if "stopped" in r]
     best = {r["run"]: best_known(r["problem"], r["run"], results) for r in staged}
     for strategy in STRATEGY_NAMES:
-        off = {r["run"]: r for r in staged if r["strategy"] == strategy and arm(r) == ("new",)}
+        off = {
+            (r["run"], r.get("held_out", 0.0)): r
+            for r in staged
+            if r["strategy"] == strategy and r.get("screening") != "on"
+        }
         for behaviour in sorted({arm(r) for r in staged if r["strategy"] == strategy}):
             runs = [r for r in staged if r["strategy"] == strategy and arm(r) == behaviour]
             ratio = [r["true_hv"] / best[r["run"]] for r in runs]
-            paired = [r for r in runs if r["run"] in off]
-            baseline = [off[r["run"]]["true_hv"] / best[r["run"]] for r in paired]
+            paired = [r for r in runs if (r["run"], r.get("held_out", 0.0)) in off]
+            twin = {id(r): off[(r["run"], r.get("held_out", 0.0))] for r in paired}
+            baseline = [twin[id(r)]["true_hv"] / best[r["run"]] for r in paired]
             difference = np.median([r["true_hv"] / best[r["run"]] for r in paired]) - np.median(
                 baseline
             )
-            tokens = [r["tokens"] / off[r["run"]]["tokens"] for r in paired]
+            tokens = [r["tokens"] / twin[id(r)]["tokens"] for r in paired]
             last = len(runs[0]["stages"]) - 1
             screened = [sum(k < last for k in r["stopped"]) for r in runs]
             by_stage = [sum(r["stopped"].count(k) for r in runs) for k in range(last)]
             lost = [sum(r["true_front_screened"][k] for r in runs) for k in (0, 1)]
             share = f"{lost[0]} of {lost[1]} ({lost[0] / max(lost[1], 1):.0%})"
             rows.append(
-                f"| {strategy} | {behaviour[-1] if len(behaviour) > 1 else 'off'} | "
+                f"| {strategy} | {', '.join(behaviour[1:]) or 'off'} | "
                 f"{len(runs)} | {_spread(ratio)} | "
                 f"{f'{difference:+.3f}' if paired else '-'} | "
                 f"{_spread([r['tokens'] / 1e6 for r in runs], 1)} | "

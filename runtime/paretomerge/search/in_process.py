@@ -36,22 +36,22 @@ class ScreeningStage:
     cost: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class HeldOutValidation:
-    """Validation on questions held out of the search: ``objective`` evaluates a point on
-    them (``(Y, Yvar)``, normalised by the anchors measured on them), ``anchor_errors``
-    those anchors' share of the error (:class:`~paretomerge.search.claims.AnchorErrors`),
-    ``None`` if not known."""
-
-    objective: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-    anchor_errors: AnchorErrors | None = None
-
-
 # f(X (q, d)) -> Y (q, m); or (Y, Yvar) with Yvar (q, m) the variances of Y's entries; or,
 # staged, the ScreeningStages of one evaluation, growing, the last one asking every question.
 Objective = Callable[
     [np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray] | Sequence[ScreeningStage]
 ]
+
+
+@dataclass(frozen=True)
+class HeldOutValidation:
+    """Validation on questions held out of the search: ``objective`` evaluates points on
+    them (an :data:`Objective`, normalised by the anchors measured on them; a single
+    :class:`ScreeningStage` carries its cost), ``anchor_errors`` those anchors' share of
+    the error (:class:`~paretomerge.search.claims.AnchorErrors`), ``None`` if not known."""
+
+    objective: Objective
+    anchor_errors: AnchorErrors | None = None
 
 
 @dataclass

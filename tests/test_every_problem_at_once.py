@@ -5,14 +5,14 @@ under its field; a misspelt field with the name it was meant to be.
 One manifest carries five mistakes: a negative validation budget and a misspelt
 ``concurrency`` (fields), ``initialPoints`` above the budget (across fields), a missing
 expert and a line of data that is not JSON (the preflight). ``paretomerge validate`` and
-``paretomerge run`` name all five at once; on a cluster the API server refuses the first
-by its schema, the operator names the next two together, and the controller's preflight
-the last two.
+``paretomerge run`` name all five at once. On a cluster the API server refuses the first
+by its schema; one apply of the other four gets all four in the run's status: the operator
+names the fields' problems and starts a controller that only checks the volume (only a pod
+can read it) and adds its preflight's, launching nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +30,8 @@ from test_faults import apply, crd, node, operator, volume  # noqa: F401 - fixtu
 from tiny_models import link_tree, make_pair
 
 from paretomerge.k8s.constants import RETRY_ANNOTATION
+from paretomerge.k8s.objects import controller_name
+from paretomerge.k8s.runner import refused_run_status
 from paretomerge.spec import check_run
 
 pytest_plugins = ["k8s.fixtures"]
@@ -195,6 +197,21 @@ def test_the_preflight_waits_for_a_bad_model_path_and_says_so(tmp_path: Path) ->
 RUN = "five"
 
 
+def condition_of(status: dict, kind: str) -> dict:
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+def test_a_refused_run_checked_again_after_a_retry_writes_nothing() -> None:
+    """A check-only controller whose run was retried meanwhile leaves the status to the
+    retried run's controller."""
+    checked = check_run(run_manifest(search={"budget": 4, "initialPoints": 6}))
+    assert refused_run_status({"phase": "Pending"}, checked, [], "ns/five", 1) is None
+    status = refused_run_status({"phase": "Failed"}, checked, [], "ns/five", 1)
+    assert status["message"] == f"ns/five is invalid (1 problem(s)):\n  - {NAMED[2]}"
+    valid, preflight = (condition_of(status, kind) for kind in ("Valid", "Preflight"))
+    assert (valid["status"], preflight["status"]) == ("False", "True")
+
+
 @pytest.mark.k8s
 @pytest.mark.slow
 def test_the_cluster_names_every_mistake_where_it_can_know_it(
@@ -208,37 +225,75 @@ def test_the_cluster_names_every_mistake_where_it_can_know_it(
     valid = cluster_run(k8s_namespace, RUN, budget=4, parallelism=1)
     five = merged(valid, {"spec": MISTAKES})
 
+    def status() -> dict:
+        return run_status(k8s_cluster, k8s_namespace, RUN)
+
     # The API server checks each field by the CRD's schema: the negative budget.
     with pytest.raises(KubectlError, match=r"spec\.search\.validation\.budget"):
         apply(k8s_cluster, five)
 
-    # The operator: every problem it can know without the volume, in the status and the
-    # Event, the misspelt field with its suggestion.
+    # One apply of the other four: the operator names the fields' problems at once, in
+    # the status and the Event, the misspelt field with its suggestion ...
     del five["spec"]["search"]["validation"]
+    started = time.monotonic()
     apply(k8s_cluster, five)
     failed = wait_for_phase(k8s_cluster, k8s_namespace, RUN, 60)
     assert failed["phase"] == "Failed"
-    valid_condition = next(c for c in failed["conditions"] if c["type"] == "Valid")
-    assert valid_condition["status"] == "False"
+    assert condition_of(failed, "Valid")["status"] == "False"
     for named in NAMED[1:3]:
-        assert named in failed["message"] and named in valid_condition["message"]
+        assert named in failed["message"] and named in condition_of(failed, "Valid")["message"]
     events = k8s_cluster.get(
         "events", "-n", k8s_namespace, "--field-selector", "reason=InvalidSpec"
     )
     (event,) = [event["message"] for event in events["items"]]
     assert all(named in event for named in NAMED[1:3]), event
-    assert not k8s_cluster.get("jobs", "-n", k8s_namespace).get("items")
 
-    # The volume is the controller's: its preflight names both problems there at once.
+    # ... and a controller that only checks, the volume being a pod's, adds its preflight's:
+    # all four in the status, nothing launched.
+    wait_until(
+        lambda: condition_of(status(), "Preflight").get("status") == "False",
+        "the check of the volume",
+        timeout=180,
+    )
+    checked = status()
+    print(f"all four in the status {time.monotonic() - started:.1f} s after the apply")
+    print(checked["message"])
+    assert checked["phase"] == "Failed"
+    assert f"{k8s_namespace}/{RUN} is invalid (4 problem(s))" in checked["message"]
+    for named in NAMED[1:]:
+        assert f"  - {named}" in checked["message"], checked["message"]
+    for named in NAMED[1:3]:
+        assert named in condition_of(checked, "Valid")["message"]
+    for named in NAMED[3:]:
+        assert named in condition_of(checked, "Preflight")["message"]
+    (job,) = k8s_cluster.get("jobs", "-n", k8s_namespace)["items"]
+    assert job["metadata"]["name"] == controller_name(RUN)
+    assert "--check-only" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+    wait_until(
+        lambda: (
+            k8s_cluster.get("job", controller_name(RUN), "-n", k8s_namespace)
+            .get("status", {})
+            .get("succeeded")
+        ),
+        "the check to end",
+        timeout=60,
+    )
+
+    # The spec fixed and the run retried, its controller's preflight names what is left.
     fixed_spec = merged(valid, {"spec": {"models": MISTAKES["models"]}})
     apply(k8s_cluster, fixed_spec)
     k8s_cluster.kubectl("annotate", "pmr", RUN, "-n", k8s_namespace, f"{RETRY_ANNOTATION}=1")
 
-    def preflight() -> dict:
-        conditions = run_status(k8s_cluster, k8s_namespace, RUN).get("conditions", [])
-        return next((c for c in conditions if c["type"] == "Preflight"), {})
+    def failed_by_its_preflight() -> bool:
+        now = status()
+        return now.get("phase") == "Failed" and "the preflight found" in now.get("message", "")
 
-    wait_until(lambda: preflight().get("status") == "False", "the preflight", timeout=180)
+    wait_until(failed_by_its_preflight, "the retried run's preflight", timeout=180)
+    retried = status()
+    assert condition_of(retried, "Valid")["status"] == "True"
     for named in NAMED[3:]:
-        assert named in preflight()["message"], preflight()["message"]
-    print(json.dumps(preflight(), indent=2))
+        assert (
+            named in retried["message"] and named in condition_of(retried, "Preflight")["message"]
+        )
+    (job,) = k8s_cluster.get("jobs", "-n", k8s_namespace)["items"]
+    assert "--check-only" not in job["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -153,7 +153,11 @@ def test_a_run_the_schema_lets_through_ends_failed_with_the_field_named(
     assert final["phase"] == "Failed" and field in final["message"]
     valid = next(c for c in final["conditions"] if c["type"] == "Valid")
     assert valid["status"] == "False" and field in valid["message"]
-    assert not k8s_cluster.get("jobs", "-n", k8s_namespace).get("items")
+    # Nothing launched: the only Job is a controller that checks the volume too (made once
+    # the run's status says it is refused).
+    jobs = wait_until(lambda: k8s_cluster.get("jobs", "-n", k8s_namespace).get("items"), "a Job")
+    (job,) = jobs
+    assert "--check-only" in job["spec"]["template"]["spec"]["containers"][0]["args"]
     events = k8s_cluster.kubectl("get", "events", "-n", k8s_namespace).stdout
     assert "InvalidSpec" in events
 

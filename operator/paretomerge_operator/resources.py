@@ -78,10 +78,20 @@ def controller_role_binding(run: ParetoMergeRun, body: dict[str, Any]) -> dict[s
 
 
 def controller_job(
-    run: ParetoMergeRun, body: dict[str, Any], settings: ClusterSettings
+    run: ParetoMergeRun,
+    body: dict[str, Any],
+    settings: ClusterSettings,
+    *,
+    check_only: bool = False,
 ) -> dict[str, Any]:
     """The controller as a Job: a pod that dies is replaced (``backoffLimit``) and resumes
-    from the run's checkpoint; a Job that runs out of restarts fails the run."""
+    from the run's checkpoint; a Job that runs out of restarts fails the run.
+
+    Args:
+        run: the run, or for ``check_only`` the run as far as it parsed.
+        check_only: a run refused for its spec: the controller looks at its volume too,
+            writes every problem into its status and starts nothing (``--check-only``).
+    """
     job_metadata = _metadata(run, body)
     namespace = body["metadata"]["namespace"]
     container = {
@@ -89,7 +99,7 @@ def controller_job(
         "image": settings.images.runtime,
         "imagePullPolicy": settings.images.pull_policy,
         "command": ["paretomerge", "controller", "--run", f"{namespace}/{run.name}"],
-        "args": ["--volume", VOLUME_MOUNT],
+        "args": ["--volume", VOLUME_MOUNT, *(["--check-only"] if check_only else [])],
         "env": [
             *settings.controller_environment(),
             {"name": "HOME", "value": "/tmp"},

@@ -581,20 +581,35 @@ def controller(
     volume: Annotated[
         Path, typer.Option(help="Where the run's volume is mounted in this pod.")
     ] = Path("/data"),
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check-only",
+            help="Only check a run refused for its spec, on its volume too: every problem "
+            "into its status, nothing started.",
+        ),
+    ] = False,
 ) -> None:
-    """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status."""
-    from paretomerge.k8s.runner import run_controller
+    """Drive a ParetoMergeRun on Kubernetes: candidates as Jobs, progress in its status
+    (with --check-only: a run refused for its spec, every problem into its status)."""
+    from paretomerge.k8s.runner import check_refused_run, run_controller
     from paretomerge.spec import SpecError
 
     namespace, _, name = run.partition("/")
     if not namespace or not name:
         raise typer.BadParameter("expected NAMESPACE/NAME", param_hint="--run")
     try:
-        state = run_controller(namespace, name, volume)
+        if check_only:
+            problems = check_refused_run(namespace, name, volume)
+            outcome = f"refused: {len(problems)} problem(s), each in its status"
+        else:
+            state = run_controller(namespace, name, volume)
+            outcome = f"{state.phase}: {state.message}"
     except (SpecError, LookupError) as error:
         raise _fail(error) from error
-    # A run that ended Failed is an outcome, told in its status: the pod must not restart.
-    typer.echo(f"run {run} {state.phase}: {state.message}")
+    # A run that ended Failed, or was refused, is an outcome told in its status: the pod
+    # must not restart.
+    typer.echo(f"run {run} {outcome}")
 
 
 @app.command()

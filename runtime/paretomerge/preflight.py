@@ -38,7 +38,7 @@ from paretomerge.evaluate.serving import (
     endpoint_model_ids,
 )
 from paretomerge.run_layout import RunLayout
-from paretomerge.spec import ParetoMergeRun, RunFileCheck, SpecProblem, unknown_among
+from paretomerge.spec import ParetoMergeRun, RunFileCheck, SpecProblem
 from paretomerge.volume import (
     OutsideVolumeError,
     in_volume,
@@ -49,18 +49,6 @@ from paretomerge.volume import (
 BASE_FIELD = "spec.models.base.path"
 ENGINE_FIELD = "spec.evaluation.engine"
 RUNS_FIELD = "spec.execution.storage.runsPath"
-#: The fields :func:`preflight` reads: it waits until every one of them parses.
-PREFLIGHT_READS = (
-    "metadata.name",
-    "spec.models",
-    "spec.objectives",
-    "spec.evaluation.engine",
-    "spec.evaluation.endpoint",
-    "spec.search.budget",
-    "spec.execution.parallelism",
-    "spec.execution.keepMergedModels",
-    "spec.execution.storage",
-)
 
 
 class PreflightFailed(RuntimeError):
@@ -117,25 +105,28 @@ def run_file_problems(
 ) -> list[SpecProblem]:
     """Every problem of a run file at once, for a run not started yet: those of its fields
     and across them (:func:`~paretomerge.spec.check_run`), then the preflight's on the run
-    as far as it parsed. Where a field the preflight reads did not parse, the preflight
-    waits for it, and a last problem says so: fixing the fields may show more.
+    as far as it parsed (:func:`run_file_preflight`).
 
     Args:
         tasks_path: as for :func:`preflight`.
     """
-    waiting_for = unknown_among(PREFLIGHT_READS, checked.unknown)
-    if checked.run is None or waiting_for:
-        return [
-            *checked.problems,
-            SpecProblem(
-                "(preflight)",
-                "the models, data, engine and volume are not looked at until "
-                f"{', '.join(waiting_for)} parse",
-            ),
-        ]
-    run = checked.run
-    found = preflight(run, volume, tasks_path=tasks_path, candidates_left=run.spec.search.budget)
-    return [*checked.problems, *found]
+    return [*checked.problems, *run_file_preflight(checked, volume, tasks_path=tasks_path)]
+
+
+def run_file_preflight(
+    checked: RunFileCheck, volume: Path, *, tasks_path: str | None
+) -> list[SpecProblem]:
+    """The preflight's problems of a run not started yet, on the run as far as it parsed.
+    Where a field the preflight reads did not parse, the preflight waits for it, and the
+    one problem says so (:meth:`~paretomerge.spec.RunFileCheck.preflight_waits`).
+
+    Args:
+        tasks_path: as for :func:`preflight`.
+    """
+    run = checked.preflight_run()
+    if run is None:
+        return [checked.preflight_waits()]
+    return preflight(run, volume, tasks_path=tasks_path, candidates_left=run.spec.search.budget)
 
 
 def _checkpoint(field: str, path: Path, problems: list[SpecProblem]) -> Checkpoint | None:

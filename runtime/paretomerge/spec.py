@@ -637,6 +637,20 @@ def _nested(inner: str, outer: str) -> bool:
 
 # --- reading a run file through --------------------------------------------------------------
 
+#: The fields the preflight (:mod:`paretomerge.preflight`) reads: it waits until every one of
+#: them parses.
+PREFLIGHT_READS = (
+    "metadata.name",
+    "spec.models",
+    "spec.objectives",
+    "spec.evaluation.engine",
+    "spec.evaluation.endpoint",
+    "spec.search.budget",
+    "spec.execution.parallelism",
+    "spec.execution.keepMergedModels",
+    "spec.execution.storage",
+)
+
 
 @dataclass(frozen=True)
 class RunFileCheck:
@@ -653,6 +667,24 @@ class RunFileCheck:
     problems: list[SpecProblem]
     run: ParetoMergeRun | None
     unknown: frozenset[str]
+
+    def preflight_run(self) -> ParetoMergeRun | None:
+        """The run as far as it parsed where every field the preflight reads
+        (:data:`PREFLIGHT_READS`) did, bad fields elsewhere or not: what the preflight can
+        look at; else ``None``."""
+        if self.run is None or unknown_among(PREFLIGHT_READS, self.unknown):
+            return None
+        return self.run
+
+    def preflight_waits(self) -> SpecProblem:
+        """Where :meth:`preflight_run` is ``None``, the problem that says which fields the
+        preflight waits for: fixing them may show more."""
+        waiting_for = unknown_among(PREFLIGHT_READS, self.unknown)
+        return SpecProblem(
+            "(preflight)",
+            "the models, data, engine and volume are not looked at until "
+            f"{', '.join(waiting_for)} parse",
+        )
 
 
 def check_run(data: Any) -> RunFileCheck:

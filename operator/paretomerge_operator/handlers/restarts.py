@@ -18,12 +18,10 @@ import kopf
 from paretomerge.k8s import client
 from paretomerge.k8s.constants import API_GROUP, PLURAL, RETRY_ANNOTATION, VERSION
 from paretomerge.k8s.objects import controller_name
-from paretomerge.k8s.runs import effective_run
-from paretomerge.k8s.status import condition
-from paretomerge.spec import SpecError
-from paretomerge_operator.handlers.runs import create_controller_access, reject
+from paretomerge.k8s.runs import run_source
+from paretomerge.k8s.status import condition, valid_condition
+from paretomerge_operator.handlers.runs import accepted_run, start_controller_job
 from paretomerge_operator.metrics import counting_errors
-from paretomerge_operator.resources import controller_job
 from paretomerge_operator.status_updates import set_run_phase
 
 
@@ -66,13 +64,35 @@ def budget_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: An
 
 
 def _restart(body: kopf.Body, memo: kopf.Memo, why: str) -> None:
-    """Phase back to Pending (``Running`` true), and a new controller Job."""
-    try:
-        run = effective_run(body, memo.cluster_settings.run_defaults)
-    except SpecError as error:
-        reject(body, error)
-        raise kopf.PermanentError(str(error)) from None
-    namespace, job = body.metadata.namespace, controller_name(run.name)
+    """Phase back to Pending (``Running`` true), and a new controller Job; a spec with
+    problems is refused again, with a new check of its volume
+    (:func:`~paretomerge_operator.handlers.runs.refuse`)."""
+    _remove_controller_job(body)
+    run = accepted_run(body, memo.cluster_settings)
+    message = f"{why}: the controller starts again"
+    set_run_phase(
+        body,
+        "Pending",
+        message,
+        [
+            valid_condition([], run_source(body)),  # once refused, since fixed
+            condition("Running", True, "Restarted", message),
+            condition("Succeeded", False, "Restarted", message),
+            condition("Failed", False, "Restarted", message),
+        ],
+    )
+    start_controller_job(run, body, memo.cluster_settings)
+    kopf.info(body, reason="ControllerRestarted", message=message)
+
+
+def _remove_controller_job(body: kopf.Body) -> None:
+    """Delete the run's controller Job, which has ended (or checked a refused spec).
+
+    Raises:
+        kopf.TemporaryError: the Job is still there; background deletion removes it at
+            once, its pods after, so one still there is on its way out.
+    """
+    namespace, job = body.metadata.namespace, controller_name(body.metadata.name)
     client.call(
         lambda: client.batch().delete_namespaced_job(
             job, namespace, propagation_policy="Background"
@@ -80,19 +100,10 @@ def _restart(body: kopf.Body, memo: kopf.Memo, why: str) -> None:
         f"deleting job {namespace}/{job}",
         absent_ok=True,
     )
-    message = f"{why}: the controller starts again"
-    set_run_phase(
-        body,
-        "Pending",
-        message,
-        [
-            condition("Running", True, "Restarted", message),
-            condition("Succeeded", False, "Restarted", message),
-            condition("Failed", False, "Restarted", message),
-        ],
+    still_there = client.call(
+        lambda: client.batch().read_namespaced_job(job, namespace),
+        f"reading job {namespace}/{job}",
+        absent_ok=True,
     )
-    create_controller_access(run, dict(body))
-    if not client.create_if_absent(controller_job(run, dict(body), memo.cluster_settings)):
-        # Background deletion removes the Job at once; one still there is on its way out.
+    if still_there is not None:
         raise kopf.TemporaryError(f"job {namespace}/{job} is still being deleted", delay=2)
-    kopf.info(body, reason="ControllerRestarted", message=message)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 
 from paretomerge.k8s import client
 from paretomerge.k8s.constants import API_GROUP, FINAL_PHASES, PLURAL, VERSION
-from paretomerge.k8s.runs import effective_run
-from paretomerge.k8s.status import condition, merge_conditions
-from paretomerge.spec import ParetoMergeRun, SpecError
+from paretomerge.k8s.objects import controller_name
+from paretomerge.k8s.runs import checked_run, effective_run, run_source
+from paretomerge.k8s.settings import ClusterSettings
+from paretomerge.k8s.status import condition, merge_conditions, valid_condition
+from paretomerge.spec import ParetoMergeRun, RunFileCheck, SpecError
 from paretomerge_operator.metrics import counting_errors
 from paretomerge_operator.resources import (
     controller_job,
@@ -36,28 +38,77 @@ def event_message(error: SpecError) -> str:
     return summary[:EVENT_MESSAGE_LENGTH]
 
 
-def reject(body: kopf.Body, error: SpecError) -> None:
+def accepted_run(body: kopf.Body, settings: ClusterSettings) -> ParetoMergeRun:
+    """The run, with the cluster's run defaults, where its spec has no problem; else it is
+    refused (:func:`refuse`).
+
+    Raises:
+        kopf.PermanentError: the spec has problems (they are in the run's status).
+    """
+    checked = checked_run(body, settings.run_defaults)
+    if checked.problems:
+        refuse(body, checked, settings)
+    return checked.run
+
+
+def refuse(body: kopf.Body, checked: RunFileCheck, settings: ClusterSettings) -> NoReturn:
+    """A run whose spec has problems fails with every one of them (:func:`reject`). Where
+    the fields the preflight reads parsed, a controller Job checks the volume too (only a
+    pod can read it) and adds the preflight's problems to the status, starting nothing
+    (``--check-only``): one apply shows every problem. Fixed, the run is retried.
+
+    Raises:
+        kopf.PermanentError: always.
+    """
+    run = checked.preflight_run()
+    error = reject(body, checked, None if run is None else controller_name(run.name))
+    if run is not None:
+        start_controller_job(run, body, settings, check_only=True)
+    raise kopf.PermanentError(str(error))
+
+
+def reject(body: kopf.Body, checked: RunFileCheck, check_job: str | None) -> SpecError:
     """Phase Failed, a Valid=False condition and an Event, all saying what to fix: every
-    problem the spec has (:func:`~paretomerge.spec.check_run`)."""
-    message = str(error)
+    problem of the spec, and the ``Preflight`` condition not known yet: job ``check_job``
+    looks at the volume, or (``None``) the preflight waits for fields to parse, which the
+    problems then say too. Returns the error that lists them."""
+    source = run_source(body)
+    if check_job is not None:
+        error = SpecError(checked.problems, source)
+        message = (
+            f"job {check_job} looks at the models, data, engine and volume; the run's status "
+            "gets what it finds"
+        )
+        preflight = condition("Preflight", None, "Checking", message)
+    else:
+        waiting = checked.preflight_waits()
+        error = SpecError([*checked.problems, waiting], source)
+        preflight = condition("Preflight", None, "WaitingForSpec", waiting.message)
     set_run_phase(
         body,
         "Failed",
-        message,
+        str(error),
         [
-            condition("Valid", False, "InvalidSpec", message),
-            condition("Failed", True, "InvalidSpec", message),
+            valid_condition(checked.problems, source),
+            preflight,
+            condition("Failed", True, "InvalidSpec", str(error)),
         ],
     )
     kopf.warn(body, reason="InvalidSpec", message=event_message(error))
+    return error
 
 
-def create_controller_access(run: ParetoMergeRun, manifest: dict[str, Any]) -> None:
-    """The service account, role and binding the controller's pod runs under, where they
-    are missing: made when the run starts, or when a run refused at its start (a bad spec,
-    since fixed) is retried."""
+def start_controller_job(
+    run: ParetoMergeRun, body: kopf.Body, settings: ClusterSettings, *, check_only: bool = False
+) -> bool:
+    """The run's controller Job where it is missing (see
+    :func:`~paretomerge_operator.resources.controller_job` for ``check_only``), and the
+    service account, role and binding its pod runs under where they are (a run refused at
+    its start is retried with them). Returns whether the Job was made."""
+    manifest = dict(body)
     for make in (controller_service_account, controller_role, controller_role_binding):
         client.create_if_absent(make(run, manifest))
+    return client.create_if_absent(controller_job(run, manifest, settings, check_only=check_only))
 
 
 @kopf.on.resume(API_GROUP, VERSION, PLURAL)
@@ -67,15 +118,8 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
     """Validate the run and start its controller (once: names are deterministic)."""
     if body.get("status", {}).get("phase") in FINAL_PHASES:
         return
-    try:
-        run = effective_run(body, memo.cluster_settings.run_defaults)
-    except SpecError as error:
-        reject(body, error)
-        raise kopf.PermanentError(str(error)) from None
-    manifest = dict(body)
-    create_controller_access(run, manifest)
-    created = client.create_if_absent(controller_job(run, manifest, memo.cluster_settings))
-    if created:
+    run = accepted_run(body, memo.cluster_settings)
+    if start_controller_job(run, body, memo.cluster_settings):
         kopf.info(body, reason="ControllerStarted", message="the run's controller Job is created")
         logger.info("controller Job created")
     update_run_status(
@@ -89,8 +133,7 @@ def start_run(body: kopf.Body, memo: kopf.Memo, logger, **_: Any) -> None:
                 "message": "waiting for the controller",
                 "observedGeneration": body.metadata.get("generation"),
                 "conditions": merge_conditions(
-                    status.get("conditions", []),
-                    [condition("Valid", True, "SpecAccepted", "the spec is valid")],
+                    status.get("conditions", []), [valid_condition([], run_source(body))]
                 ),
             }
         ),
@@ -112,7 +155,7 @@ def spec_edited(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) 
         update = condition("Valid", False, "InvalidEdit", f"the edit is ignored: {error}")
         kopf.warn(body, reason="InvalidEdit", message=event_message(error))
     else:
-        update = condition("Valid", True, "SpecAccepted", "the spec is valid")
+        update = valid_condition([], run_source(body))
     update_run_status(
         body.metadata.namespace,
         body.metadata.name,

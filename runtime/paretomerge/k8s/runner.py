@@ -8,6 +8,10 @@ checkpoint. A controller that restarts resumes from the checkpoint on the volume
 adopts the candidate Jobs that are still running. Before anything is launched, the
 preflight's verdict goes into the ``Preflight`` condition; with problems, nothing is.
 
+``paretomerge controller --run NAMESPACE/NAME --check-only`` runs :func:`check_refused_run`
+instead, for a run the operator refused for its spec: the preflight on what parsed, every
+problem into the status, nothing launched.
+
 What a cluster owner sets once (Helm values) reaches the controller as environment
 variables from the operator (:class:`~paretomerge.k8s.settings.ClusterSettings`): the
 images, their pull policy and pull secrets, and run defaults — a partial
@@ -24,13 +28,23 @@ from paretomerge.controller.loop import Controller
 from paretomerge.controller.state import RunState
 from paretomerge.controller.task_runner import Limits
 from paretomerge.k8s import client
+from paretomerge.k8s.constants import RETRY_ANNOTATION
 from paretomerge.k8s.executor import KubernetesExecutor
-from paretomerge.k8s.runs import RunResource, effective_run
+from paretomerge.k8s.runs import RunResource, checked_run, effective_run
 from paretomerge.k8s.settings import ClusterSettings
-from paretomerge.k8s.status import condition, merge_conditions, run_status
-from paretomerge.preflight import PreflightFailed
+from paretomerge.k8s.status import condition, merge_conditions, run_status, valid_condition
+from paretomerge.preflight import PreflightFailed, run_file_preflight
 from paretomerge.run_layout import run_directory
-from paretomerge.spec import SpecError, SpecProblem, resume_conflicts
+from paretomerge.spec import RunFileCheck, SpecError, SpecProblem, resume_conflicts
+
+
+def preflight_condition(problems: list[SpecProblem]) -> dict[str, str]:
+    """Condition ``Preflight``: whether the run has what it needs, else every problem."""
+    if problems:
+        return condition("Preflight", False, "ProblemsFound", str(PreflightFailed(problems)))
+    return condition(
+        "Preflight", True, "Passed", "the models, data, engine and volume are in order"
+    )
 
 
 class RunFollower:
@@ -73,13 +87,7 @@ class RunFollower:
 
     def preflight_checked(self, problems: list[SpecProblem]) -> None:
         """Condition ``Preflight``: whether the run has what it needs, else every problem."""
-        if problems:
-            update = condition("Preflight", False, "ProblemsFound", str(PreflightFailed(problems)))
-        else:
-            update = condition(
-                "Preflight", True, "Passed", "the models, data, engine and volume are in order"
-            )
-        self._set_condition(update)
+        self._set_condition(preflight_condition(problems))
 
     def spec_applied(self) -> dict[str, str]:
         """Condition ``SpecApplied``: whether the run goes on under the spec as it is now."""
@@ -133,3 +141,55 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
         limits=follower.limits,
     )
     return controller.run_to_end()
+
+
+def check_refused_run(namespace: str, name: str, volume: Path) -> list[SpecProblem]:
+    """Look at run ``namespace/name``, refused by the operator for its spec, on its volume
+    too (which only a pod can read), and write every problem into its status at once: its
+    fields' and those across them (``Valid``), the preflight's on the run as far as it
+    parsed (``Preflight``), all of them in the message. Nothing is started: the run stays
+    Failed until its spec is fixed and it is retried. Returns every problem found.
+
+    Raises:
+        LookupError: there is no such run.
+    """
+    client.load_credentials()
+    resource = RunResource(namespace, name)
+    run_object = resource.read()
+    if run_object is None:
+        raise LookupError(f"there is no ParetoMergeRun {resource}")
+    checked = checked_run(run_object, ClusterSettings.from_environment().run_defaults)
+    found = run_file_preflight(checked, volume, tasks_path=None)  # tasks run in their image
+    generation = run_object["metadata"].get("generation")
+    resource.update_status(
+        lambda status: refused_run_status(status, checked, found, str(resource), generation)
+    )
+    return [*checked.problems, *found]
+
+
+def refused_run_status(
+    status: dict[str, Any],
+    checked: RunFileCheck,
+    preflight_problems: list[SpecProblem],
+    source: str,
+    generation: int | None,
+) -> dict[str, Any] | None:
+    """The status of run ``source``, refused for its spec, once its volume is checked:
+    still Failed, every problem in the message; ``None`` (nothing to write) where it is
+    not Failed any more (retried meanwhile: its new controller writes the status)."""
+    if status.get("phase") != "Failed":
+        return None
+    problems = [*checked.problems, *preflight_problems]
+    if problems:
+        message = str(SpecError(problems, source))
+    else:  # fixed since the operator refused it
+        message = (
+            f"{source}: the spec as it is now and its volume have no problem; the run starts "
+            f"when it is retried ({RETRY_ANNOTATION})"
+        )
+    updates = [valid_condition(checked.problems, source), preflight_condition(preflight_problems)]
+    return {
+        "message": message,
+        "observedGeneration": generation,
+        "conditions": merge_conditions(status.get("conditions", []), updates),
+    }

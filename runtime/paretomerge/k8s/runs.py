@@ -10,7 +10,7 @@ from typing import Any
 
 from paretomerge.k8s import client
 from paretomerge.k8s.constants import API_GROUP, PLURAL, VERSION
-from paretomerge.spec import ParetoMergeRun, parse_run
+from paretomerge.spec import ParetoMergeRun, RunFileCheck, check_run, parse_run
 
 CONFLICT_RETRIES = 20
 
@@ -22,9 +22,20 @@ def effective_run(run_object: Mapping[str, Any], run_defaults: dict[str, Any]) -
     Raises:
         SpecError: every problem, under the run's ``namespace/name``.
     """
+    return parse_run(with_run_defaults(run_object, run_defaults), run_source(run_object))
+
+
+def checked_run(run_object: Mapping[str, Any], run_defaults: dict[str, Any]) -> RunFileCheck:
+    """``run_object`` with the cluster's run defaults, read through to its end
+    (:func:`~paretomerge.spec.check_run`): every problem of its spec, and the run as far as
+    it parsed (what the preflight of a run refused for its spec looks at)."""
+    return check_run(with_run_defaults(run_object, run_defaults))
+
+
+def run_source(run_object: Mapping[str, Any]) -> str:
+    """``namespace/name`` of ``run_object``: how messages about its spec name it."""
     metadata = run_object.get("metadata") or {}
-    source = f"{metadata.get('namespace')}/{metadata.get('name')}"
-    return parse_run(with_run_defaults(run_object, run_defaults), source)
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"
 
 
 def with_run_defaults(manifest: Mapping[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from paretomerge.controller.state import EvaluationRecord, RunState
 from paretomerge.k8s.constants import FINAL_PHASES
 from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RunLayout
+from paretomerge.spec import SpecError, SpecProblem
 
 CONDITION_TYPES = ("Valid", "SpecApplied", "Preflight", "Running", "Succeeded", "Failed")
 # Beyond this many evaluations the compact rows stay in the run directory only.
@@ -37,15 +38,24 @@ MAX_STATUS_EVALUATIONS = 2000
 MAX_STATUS_PARETO = 200
 
 
-def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
-    """A Kubernetes-style condition (``lastTransitionTime`` now)."""
+def condition(kind: str, status: bool | None, reason: str, message: str) -> dict[str, str]:
+    """A Kubernetes-style condition (``lastTransitionTime`` now); ``status`` ``None``:
+    ``Unknown``, not known yet."""
     return {
         "type": kind,
-        "status": "True" if status else "False",
+        "status": {True: "True", False: "False", None: "Unknown"}[status],
         "reason": reason,
         "message": message,
         "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def valid_condition(problems: Sequence[SpecProblem], source: str) -> dict[str, str]:
+    """Condition ``Valid``: whether the spec of run ``source`` (``namespace/name``) has no
+    problem of its fields or across them, else every one."""
+    if problems:
+        return condition("Valid", False, "InvalidSpec", str(SpecError(list(problems), source)))
+    return condition("Valid", True, "SpecAccepted", "the spec is valid")
 
 
 def merge_conditions(

@@ -110,13 +110,14 @@ def test_reported_front_takes_eligible_non_dominated_points_no_baseline_matches(
 
 
 ANCHORS = np.array([[0.0, 1.0], [1.0, 0.0]])
-# One standard deviation of every value in the tests below: two values of sd 0.05 are
-# told apart when they differ by more than z * sqrt(2) * 0.05 = 0.059 (z = 0.84).
+# One standard deviation of every value in the tests below: two merges of sd 0.05 are told
+# apart when they differ by more than z * sqrt(2) * 0.05 = 0.018 (z = 0.25, members), a
+# merge and an exact baseline by more than z * 0.05 = 0.042 (z = 0.84, baselines).
 SD = 0.05
 
 
 def test_a_point_the_base_covers_within_noise_is_dropped():
-    # f1 0.04 above the base's 0 is 0.8 sd (probability 0.79 < DISTINGUISHABLE = 0.8); the
+    # f1 0.04 above the base's 0 is 0.8 sd (probability 0.79 < 0.8, the baselines' level); the
     # tokens are the base's within noise: nothing a user does not have already.
     values = np.array([[0.04, 0.999], [0.5, 0.5]])
     std = np.full_like(values, SD)
@@ -130,7 +131,7 @@ def test_a_point_the_base_covers_within_noise_is_dropped():
 
 
 def test_two_points_within_noise_of_each_other_are_one_member():
-    values = np.array([[0.52, 0.50], [0.50, 0.53], [0.80, 0.20]])
+    values = np.array([[0.51, 0.50], [0.50, 0.51], [0.80, 0.20]])
     members = reported_front(values, None, ANCHORS, np.full_like(values, SD))
     # The most accurate of the two stands for both.
     assert [(m.index, m.indistinguishable_from) for m in members] == [(2, ()), (0, (1,))]
@@ -145,8 +146,8 @@ def test_points_far_apart_are_both_listed():
 def test_a_point_that_covers_a_member_taken_before_takes_its_place():
     # The first is more accurate by less than its noise; the second has clearly fewer
     # tokens: the first is covered by the second, not the other way round.
-    values = np.array([[0.55, 0.30], [0.50, 0.60], [0.45, 0.61]])
-    std = np.array([[0.2, 0.01], [0.01, 0.01], [0.01, 0.01]])
+    values = np.array([[0.55, 0.30], [0.50, 0.60], [0.45, 0.602]])
+    std = np.array([[0.3, 0.01], [0.01, 0.01], [0.01, 0.01]])
     members = reported_front(values, None, ANCHORS, std)
     assert [(m.index, m.indistinguishable_from) for m in members] == [(1, (0, 2))]
 

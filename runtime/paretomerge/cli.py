@@ -62,6 +62,11 @@ def _parse_floats(text: str, option: str) -> list[float]:
 
 
 BaseOption = Annotated[Path, typer.Option("--base", help="Base model directory.")]
+RunFileArgument = Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")]
+VolumeOption = Annotated[
+    Path | None,
+    typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
+]
 VerboseOption = Annotated[
     bool,
     typer.Option(
@@ -188,11 +193,8 @@ def merge(
 
 @app.command()
 def run(
-    run_file: Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")],
-    volume: Annotated[
-        Path | None,
-        typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
-    ] = None,
+    run_file: RunFileArgument,
+    volume: VolumeOption = None,
     poll: Annotated[float, typer.Option(help="Seconds between looks at running tasks.")] = 1.0,
     verbose: VerboseOption = False,
 ) -> None:
@@ -203,11 +205,8 @@ def run(
 
 @app.command()
 def validate(
-    run_file: Annotated[Path, typer.Argument(help="The ParetoMergeRun manifest (YAML).")],
-    volume: Annotated[
-        Path | None,
-        typer.Option(help="Directory the run's paths are relative to [default: the file's]."),
-    ] = None,
+    run_file: RunFileArgument,
+    volume: VolumeOption = None,
 ) -> None:
     """Check a run file without running it: every problem at once, of its fields, across
     them, and of what it needs (models, data, engine, volume), as `run` checks it first."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
@@ -98,7 +98,26 @@ class ElapsedColumn(ProgressColumn):
         return Text("") if elapsed is None else Text(f"elapsed {clock_text(elapsed)}")
 
 
-class RunProgressBar:
+class LiveBar:
+    """A rich ``Progress`` (``self.progress``) shown while the ``with`` block runs, with
+    lines above it (:meth:`note`)."""
+
+    progress: Progress
+
+    def __enter__(self) -> Self:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def note(self, text: str) -> None:
+        """A line above the bar (what the controller did: resumed, adopted a task; a
+        training phase done, the pair reused)."""
+        self.progress.console.log(text, markup=False)
+
+
+class RunProgressBar(LiveBar):
     """A rich progress bar fed with the controller's state after every checkpoint."""
 
     def __init__(
@@ -142,17 +161,6 @@ class RunProgressBar:
         self.throughput = Throughput(RUN_ETA_WINDOW)
         self._last_message = ""
 
-    def __enter__(self) -> RunProgressBar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def note(self, text: str) -> None:
-        """A line above the bar (what the controller did: resumed, adopted a task)."""
-        self.progress.console.log(text, markup=False)
-
     def update(self, state: RunState) -> None:
         """Show ``state``: counts, the hypervolume the report will print, the ETA."""
         self.throughput.observe(self.clock(), state.finished + state.validations_finished)
@@ -184,7 +192,7 @@ class RunProgressBar:
         )
 
 
-class PairTrainingProgress:
+class PairTrainingProgress(LiveBar):
     """A bar for the demo pair's training, fed after every optimiser step: the phase and
     its steps, the ETA of the whole training (its steps weighted by their cost, as
     :class:`~paretomerge.demo.pair.TrainingProgress` counts them) and the time elapsed;
@@ -206,17 +214,6 @@ class PairTrainingProgress:
         self.task = self.progress.add_task("training", visible=False, steps="")
         self.throughput = Throughput(TRAINING_ETA_WINDOW)
         self.throughput.observe(clock(), 0.0)  # so that the first step is a completion
-
-    def __enter__(self) -> PairTrainingProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def note(self, text: str) -> None:
-        """A line above the bar (a phase done, the pair reused)."""
-        self.progress.console.log(text, markup=False)
 
     def step(self, training: TrainingProgress) -> None:
         """Show where the training is after a step."""

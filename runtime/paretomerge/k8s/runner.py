@@ -123,11 +123,7 @@ def run_controller(namespace: str, name: str, volume: Path) -> RunState:
         SpecError: the run is invalid (the operator has reported it on the run).
         LookupError: there is no such run.
     """
-    client.load_credentials()
-    resource = RunResource(namespace, name)
-    run_object = resource.read()
-    if run_object is None:
-        raise LookupError(f"there is no ParetoMergeRun {resource}")
+    resource, run_object = _read_run(namespace, name)
     settings = ClusterSettings.from_environment()
     follower = RunFollower(resource, run_object, settings.run_defaults)
     executor = KubernetesExecutor(follower.started, run_object, volume, settings.images)
@@ -153,11 +149,7 @@ def check_refused_run(namespace: str, name: str, volume: Path) -> list[SpecProbl
     Raises:
         LookupError: there is no such run.
     """
-    client.load_credentials()
-    resource = RunResource(namespace, name)
-    run_object = resource.read()
-    if run_object is None:
-        raise LookupError(f"there is no ParetoMergeRun {resource}")
+    resource, run_object = _read_run(namespace, name)
     checked = checked_run(run_object, ClusterSettings.from_environment().run_defaults)
     found = run_file_preflight(checked, volume, tasks_path=None)  # tasks run in their image
     generation = run_object["metadata"].get("generation")
@@ -193,3 +185,17 @@ def refused_run_status(
         "observedGeneration": generation,
         "conditions": merge_conditions(status.get("conditions", []), updates),
     }
+
+
+def _read_run(namespace: str, name: str) -> tuple[RunResource, dict[str, Any]]:
+    """The run ``namespace/name`` and its object as the API has it now.
+
+    Raises:
+        LookupError: there is no such run.
+    """
+    client.load_credentials()
+    resource = RunResource(namespace, name)
+    run_object = resource.read()
+    if run_object is None:
+        raise LookupError(f"there is no ParetoMergeRun {resource}")
+    return resource, run_object

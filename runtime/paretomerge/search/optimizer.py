@@ -410,14 +410,11 @@ class AskTellOptimizer:
         given every finished evaluation (the model of :meth:`estimates`): ``(mean, std)``,
         each ``(n, m)``. ``None`` with no surrogate (a strategy without one, or fewer than
         ``MIN_OBSERVATIONS`` evaluations): nothing is known at an unevaluated point."""
-        if self._num_completed() < MIN_OBSERVATIONS:
+        surrogate = self._surrogate_at(X)
+        if surrogate is None:
             return None
-        fit = self._latest_fit()
-        if fit.model is None:
-            return None
-        Z = fit.grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
         with _torch_threads(SEARCH_THREADS):
-            return posterior_moments(fit.model, Z)
+            return posterior_moments(*surrogate)
 
     def finished_points(self) -> tuple[np.ndarray, np.ndarray]:
         """The points evaluated in full, ``(k, dim)``, and their estimates ``(k, m)`` (from
@@ -435,18 +432,29 @@ class AskTellOptimizer:
         posterior given every finished evaluation (the model of :meth:`predict`; a fully
         Bayesian one's mixture, ``S`` a multiple of ``num_samples``), seeded by ``seed``;
         ``None`` with no surrogate."""
+        surrogate = self._surrogate_at(X)
+        if surrogate is None:
+            return None
+        model, Z = surrogate
+        with _torch_threads(SEARCH_THREADS), torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(seed)
+            posterior = model.posterior(torch.as_tensor(Z, dtype=torch.double))
+            samples = posterior.rsample(torch.Size([num_samples]))
+        n, m = samples.shape[-2:]
+        return samples.reshape(-1, n, m).numpy()
+
+    def _surrogate_at(self, X: np.ndarray) -> tuple[Model, np.ndarray] | None:
+        """The latest fit's surrogate and ``X`` ``(n, dim)`` in its search space, or
+        ``None`` when there is no surrogate (a strategy without one, or too few
+        evaluations)."""
         if self._num_completed() < MIN_OBSERVATIONS:
             return None
         fit = self._latest_fit()
         if fit.model is None:
             return None
-        Z = fit.grouping.reduce(np.asarray(X, dtype=float).reshape(-1, self.config.dim))
-        with _torch_threads(SEARCH_THREADS), torch.no_grad(), torch.random.fork_rng():
-            torch.manual_seed(seed)
-            posterior = fit.model.posterior(torch.as_tensor(Z, dtype=torch.double))
-            samples = posterior.rsample(torch.Size([num_samples]))
-        n, m = samples.shape[-2:]
-        return samples.reshape(-1, n, m).numpy()
+        return fit.model, fit.grouping.reduce(
+            np.asarray(X, dtype=float).reshape(-1, self.config.dim)
+        )
 
     def _latest_fit(self) -> _Fit:
         """The last fit while only pending trials were added since (an ask is no new data)

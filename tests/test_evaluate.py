@@ -40,7 +40,7 @@ from paretomerge.evaluate import (
 )
 from paretomerge.evaluate.benchmarks import STAGED_DATA_DIR
 from paretomerge.evaluate.evalscope_task import output_closed_thinking
-from paretomerge.evaluate.scoring import SampleRecord, final_number, score_benchmark
+from paretomerge.evaluate.scoring import SampleRecord, final_number, score_benchmark, tokens_stderr
 from paretomerge.evaluate.serving import serve, stop_process_group
 from paretomerge.questions import QuestionSplit, QuestionStages
 from paretomerge.results import StageResult
@@ -344,7 +344,8 @@ def test_every_sample_is_recorded_with_its_question(scripted):
         assert {r["repeat"] for r in records} == {0}
         assert sum(r["correct"] for r in records) / n == pytest.approx(accuracy)
         assert sum(r["output_tokens"] for r in records) / n == pytest.approx(tokens)
-        spread = statistics.stdev(r["output_tokens"] for r in records) / math.sqrt(n)
+        own = statistics.stdev(r["output_tokens"] for r in records)
+        spread = tokens_stderr(tokens, own, n)  # the spread shrunk towards the prior's
         assert result.scores[name].mean_output_tokens_stderr == pytest.approx(spread)
 
 
@@ -1028,7 +1029,8 @@ def test_score_benchmark_aggregates_records():
         accuracy=0.5,
         accuracy_stderr=0.25,
         mean_output_tokens=20.0,
-        mean_output_tokens_stderr=math.sqrt(400 / 3) / 2,
+        # The spread sqrt(400 / 3) of 4 samples shrunk towards the prior's (0.5 x 20).
+        mean_output_tokens_stderr=math.sqrt((4 * 10.0**2 + 3 * 400 / 3) / (4 + 3)) / 2,
         thinking_closed=0.5,
         n=2,
         repeats=2,

@@ -151,6 +151,8 @@ def hypervolume_claim(
     if len(values) == 0:
         return HypervolumeClaim(0.0, 0.0, 0.0)
     total = np.nan_to_num(np.asarray(std, dtype=float).reshape(values.shape) ** 2)
+    if not np.any(total > 0):
+        return HypervolumeClaim(observed, observed, observed)
     scale = np.zeros(len(values), dtype=int) if scale is None else np.asarray(scale, dtype=int)
     rng = np.random.default_rng(seed)
     common = np.zeros((HYPERVOLUME_DRAWS, *values.shape))

@@ -167,6 +167,9 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
     for point, pareto_point in enumerate(pareto_points(state)):
         candidate = pareto_point.candidate
         mean, std = candidate.reported
+        # The 90% interval, f1_low, f1_high, f2_low, f2_high.
+        low, high = point_interval(mean, std) if std else ([None] * 2, [None] * 2)
+        interval = [bound for objective in zip(low, high, strict=True) for bound in objective]
         weights = np.asarray(candidate.variables[:weight_count])
         writer.writerow(
             [
@@ -175,15 +178,7 @@ def pareto_table(state: RunState, space: DecisionSpace) -> str:
                 f"{mean[0]:.6g}",
                 f"{mean[1]:.6g}",
                 *((f"{v:.6g}" for v in std) if std else ("", "")),
-                *(
-                    (
-                        f"{v:.6g}"
-                        for bounds in zip(*point_interval(mean, std), strict=True)
-                        for v in bounds
-                    )
-                    if std
-                    else ("",) * 4
-                ),
+                *("" if v is None else f"{v:.6g}" for v in interval),
                 *[
                     f"{value:.6g}"
                     for name in benchmarks

@@ -13,7 +13,6 @@ from paretomerge.controller.artifacts import pareto_points
 from paretomerge.controller.objectives import (
     ValidationAnchors,
     anchor_errors,
-    objective_values,
     validation_anchors,
 )
 from paretomerge.controller.state import PointEstimate, RunState, ValidationRecord
@@ -54,14 +53,14 @@ def validation_anchors_of(state: RunState, benchmarks: list[str]) -> ValidationA
     )
 
 
-def record_validated(state: RunState, benchmarks: list[str], *, held_out: bool) -> None:
+def record_validated(state: RunState, *, held_out: bool) -> None:
     """Give every candidate with a finished validation its validated value.
 
     With no question held out the validations were told to the optimiser like any
     evaluation of the point, so the validated value is the search's estimate, now pooled
     over them. With questions held out it is the validations' own values alone (unbiased
-    by the search's choice), normalised by the validation anchors
-    (:func:`validation_anchors_of`), their errors included; a candidate's validations
+    by the search's choice), as each was recorded: normalised by the validation anchors
+    (:func:`validation_anchors_of`), their errors included. A candidate's validations
     ask the same questions, so they are pooled as dependent
     (:func:`~paretomerge.search.claims.pool_repeated_questions`).
     """
@@ -69,19 +68,15 @@ def record_validated(state: RunState, benchmarks: list[str], *, held_out: bool) 
     for record in state.validations:
         if record.status == "succeeded":
             done.setdefault(record.candidate, []).append(record)
-    anchors = validation_anchors_of(state, benchmarks) if held_out and done else None
     for candidate_id, records in done.items():
         candidate = state.candidate(candidate_id)
-        if anchors is None:
+        if not held_out:
             candidate.validated = candidate.estimate
             continue
-        values = [
-            objective_values(r.scores, anchors.base, anchors.expert, benchmarks) for r in records
-        ]
-        known = all(v.total_variance is not None for v in values)
+        known = all(r.objectives_std is not None for r in records)
         mean, var = pool_repeated_questions(
-            np.array([v.values for v in values]),
-            np.array([v.total_variance for v in values]) if known else None,
+            np.array([r.objectives for r in records]),
+            np.array([r.objectives_std for r in records]) ** 2 if known else None,
         )
         candidate.validated = PointEstimate(
             mean=mean.tolist(),

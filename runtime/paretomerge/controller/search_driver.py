@@ -306,7 +306,7 @@ class SearchDriver:
             record.merged_model = result.merged_model
             record.screened_after = stopped_after
         record_estimates(state, self.optimizer)
-        record_validated(state, self.benchmarks, held_out=self.spec.search.validation.held_out > 0)
+        record_validated(state, held_out=self.spec.search.validation.held_out > 0)
         record_hypervolume(state, self.spec.search.reference_point, record.id, self.benchmarks)
         self._prune_merged_models(state)
 

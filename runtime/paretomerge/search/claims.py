@@ -143,13 +143,12 @@ def hypervolume_claim(
 
     Returns:
         the bias-corrected hypervolume and its basic-bootstrap interval (module
-        docstring); with every ``std`` 0 all three are the observed hypervolume.
+        docstring); with every ``std`` 0 (or no point) all three are the observed
+        hypervolume.
     """
     values = np.asarray(values, dtype=float).reshape(-1, len(ref_point))
     ref = np.asarray(ref_point, dtype=float)
     observed = float(hypervolumes(values, ref))
-    if len(values) == 0:
-        return HypervolumeClaim(0.0, 0.0, 0.0)
     total = np.nan_to_num(np.asarray(std, dtype=float).reshape(values.shape) ** 2)
     if not np.any(total > 0):
         return HypervolumeClaim(observed, observed, observed)

@@ -109,6 +109,12 @@ class LayerMergeLandscape:
         f2 = 1 - np.clip(v, 0, None) ** 1.5 - penalty
         return np.stack([f1, f2], axis=-1)
 
+    def benchmark_values(self, X: np.ndarray, benchmarks: int) -> tuple[np.ndarray, np.ndarray]:
+        """The normalised accuracy and tokens of every benchmark, each ``(q, benchmarks)``:
+        here the same on every benchmark (the objectives themselves)."""
+        f = self.true_values(X)
+        return np.repeat(f[:, :1], benchmarks, axis=1), np.repeat(f[:, 1:], benchmarks, axis=1)
+
     def __call__(self, X: np.ndarray) -> np.ndarray:
         values = self.true_values(X)
         return values + self.noise * self._noise_rng.standard_normal(values.shape)
@@ -134,6 +140,189 @@ def landscape_family_member(member: int, num_layers: int = 36, noise: float = 0.
         raise ValueError(f"the landscape family has members 0..{len(LANDSCAPE_FAMILY) - 1}")
     structure = LANDSCAPE_FAMILY[member]
     return LayerMergeLandscape(num_layers=num_layers, seed=member, noise=noise, **structure)
+
+
+def _saturating(u: np.ndarray, curvature: float = 3.0) -> np.ndarray:
+    """``(1 - exp(-c u)) / (1 - exp(-c))``: 0 at 0, 1 at 1, concave."""
+    return (1 - np.exp(-curvature * u)) / (1 - np.exp(-curvature))
+
+
+@dataclass
+class SwitchingMergeLandscape:
+    r"""A harder stand-in for merging a thinking expert into an instruct base.
+
+    Decision vector: one expert weight per layer, then the head (``d = L + 1``). Layers
+    have roles, each set scattered over depth at random: ``mode`` layers carry the
+    thinking mode, ``knowledge`` layers a knowledge benchmark's skill (GPQA-like),
+    ``reasoning`` layers a reasoning benchmark's (AIME-like), ``verbosity`` layers
+    length alone. With role sensitivities :math:`c, a_K, a_R, b` (each sparse, uniform in
+    ``[0.5, 1]`` on its layers, 0.02 elsewhere) and :math:`u_X = x \cdot w / \sum x`:
+
+    - **a thinking-mode switch** (Qwen3-4B Thinking into Instruct behaves like Instruct
+      below :math:`\lambda \approx 0.4` and like Thinking above 0.6, arXiv 2510.10977):
+      :math:`m = S(k (u_c - \theta))`, a logistic :math:`S` of steepness ``steepness``
+      rescaled to 0 at ``w = 0`` and 1 at ``w = 1``;
+    - **benchmarks with their own layers**: the knowledge benchmark gains
+      :math:`g_K = \beta\, s(u_K) + (1 - \beta)\, m` (part of its gain needs no mode),
+      the reasoning one :math:`g_R = m\, s(u_R)` (it pays off only once the mode is on),
+      :math:`s` the saturating curve of :class:`LayerMergeLandscape`, minus the
+      penalties below;
+    - **coupled layers far apart**: ``couplings`` pairs of layers at least a third of the
+      depth apart whose weights must move together: both gains lose
+      :math:`\gamma \cdot \text{mean}_{(i,j)} (w_i - w_j)^2`, and neighbouring layers
+      interfere as in :class:`LayerMergeLandscape` (:math:`\lambda P(w)`);
+    - **tokens mostly from the mode**: the token objective (1 at the base's length, 0 at
+      the expert's, the same on both benchmarks) is
+      :math:`1 - \rho\, m - (1 - \rho)\, (m + 0.1 (1 - m))\, u_b^{3/2}`: the mode
+      costs the share :math:`\rho` (``mode_tokens``) and the verbose layers the rest,
+      mostly once the mode is on (the demo pair's check); their sensitivities :math:`b`
+      sit on the verbosity layers and, at half weight, the reasoning ones;
+    - **a weak profile**: :attr:`profile` is half signal (the layers' summed
+      sensitivities, max-normalised) and half uniform noise; :attr:`activation_profile`
+      is a second guide of the same kind with noise of its own (the activation
+      discrepancy of AP-BMM), drawn independently.
+
+    f1 is the mean of the two gains and f2 the token objective: what the tool's
+    normalised objectives are, with the base at (0, 1) and the expert at (1, 0).
+    """
+
+    num_layers: int = 36
+    seed: int = 0
+    num_mode: int = 6
+    num_knowledge: int = 6
+    num_reasoning: int = 6
+    num_verbosity: int = 4
+    couplings: int = 2
+    threshold: float = 0.5
+    steepness: float = 20.0
+    knowledge_without_mode: float = 0.5
+    mode_tokens: float = 0.6
+    coupling_penalty: float = 0.15
+    interference: float = 0.1
+    profile_signal: float = 0.5
+    roles: dict[str, np.ndarray] = field(init=False)
+    profile: np.ndarray = field(init=False)
+    activation_profile: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng([self.seed, 26])
+        d = self.num_layers + 1
+        counts = {
+            "mode": self.num_mode,
+            "knowledge": self.num_knowledge,
+            "reasoning": self.num_reasoning,
+            "verbosity": self.num_verbosity,
+        }
+        if sum(counts.values()) > self.num_layers:
+            raise ValueError(f"roles of {sum(counts.values())} layers exceed {self.num_layers}")
+        order = rng.permutation(self.num_layers)
+        ends = np.cumsum([0, *counts.values()])
+        self.roles = {
+            role: np.sort(order[start:end])
+            for role, start, end in zip(counts, ends[:-1], ends[1:], strict=True)
+        }
+        self.sensitivity = {}
+        for role, layers in self.roles.items():
+            weights = np.full(d, 0.02)
+            weights[layers] = rng.uniform(0.5, 1.0, layers.size)
+            weights[-1] = 0.1  # the head matters a little to everything
+            self.sensitivity[role] = weights
+        self.coupled = self._far_pairs(rng)
+        signal = sum(self.sensitivity[r] for r in counts)
+        signal = signal / signal.max()
+        self.profile = self.profile_signal * signal + (1 - self.profile_signal) * rng.random(d)
+        guide = np.random.default_rng([self.seed, 27])
+        self.activation_profile = self.profile_signal * signal + (
+            1 - self.profile_signal
+        ) * guide.random(d)
+
+    def _far_pairs(self, rng: np.random.Generator) -> np.ndarray:
+        """``(couplings, 2)`` layer pairs at least a third of the depth apart, each pair
+        one skill layer (knowledge or reasoning) and another layer."""
+        skill = np.r_[self.roles["knowledge"], self.roles["reasoning"]]
+        pairs = []
+        while len(pairs) < self.couplings:
+            i = int(rng.choice(skill))
+            far = np.flatnonzero(np.abs(np.arange(self.num_layers) - i) >= self.num_layers / 3)
+            pairs.append((i, int(rng.choice(far))))
+        return np.array(pairs, dtype=int).reshape(-1, 2)
+
+    @property
+    def dim(self) -> int:
+        return self.num_layers + 1
+
+    def _share(self, X: np.ndarray, role: str) -> np.ndarray:
+        weights = self.sensitivity[role]
+        return X @ weights / weights.sum()
+
+    def mode(self, X: np.ndarray) -> np.ndarray:
+        """How far each merge is in thinking mode, ``(q,)`` in ``[0, 1]``."""
+        low, high = (
+            _sigmoid(self.steepness * (u - self.threshold)) for u in (0.0, 1.0)
+        )
+        on = _sigmoid(self.steepness * (self._share(X, "mode") - self.threshold))
+        return (on - low) / (high - low)
+
+    def benchmark_values(self, X: np.ndarray, benchmarks: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """The normalised accuracy (knowledge, then reasoning) and tokens, each ``(q, 2)``."""
+        if benchmarks != 2:
+            raise ValueError(f"this landscape has 2 benchmarks, not {benchmarks}")
+        X = np.atleast_2d(X)
+        m = self.mode(X)
+        layers = X[:, : self.num_layers]
+        penalty = self.interference * np.mean(np.diff(layers, axis=1) ** 2, axis=1)
+        if len(self.coupled):
+            gap = layers[:, self.coupled[:, 0]] - layers[:, self.coupled[:, 1]]
+            penalty = penalty + self.coupling_penalty * np.mean(gap**2, axis=1)
+        beta = self.knowledge_without_mode
+        knowledge = beta * self._share(X, "knowledge") + (1 - beta) * m
+        reasoning = m * self._share(X, "reasoning")
+        gains = np.stack([knowledge, reasoning], axis=-1) - penalty[:, None]
+        # The verbose layers lengthen a thinking merge (its check) and barely an instruct one.
+        length = self._share(X, "verbosity")
+        verbose = m + 0.1 * (1 - m)
+        tokens = 1 - self.mode_tokens * m - (1 - self.mode_tokens) * verbose * length
+        return gains, np.repeat(tokens[:, None], 2, axis=1)
+
+    def true_values(self, X: np.ndarray) -> np.ndarray:
+        """Noiseless objectives, ``(q, 2)``: the mean gain and the tokens."""
+        gains, tokens = self.benchmark_values(X)
+        return np.stack([gains.mean(axis=1), tokens.mean(axis=1)], axis=-1)
+
+    def role_points(self) -> np.ndarray:
+        """``(16, d)`` merges that take each combination of the mode, knowledge, reasoning
+        and verbosity layers whole (weight 1) and the rest not, the head at 0.5: starts
+        for searching this landscape's front when its roles are known."""
+        points = []
+        for mask in range(16):
+            x = np.zeros(self.dim)
+            for bit, role in enumerate(("mode", "knowledge", "reasoning", "verbosity")):
+                if mask >> bit & 1:
+                    x[self.roles[role]] = 1.0
+            x[-1] = 0.5
+            points.append(x)
+        return np.array(points)
+
+
+# The hard family (member i is seeded with i): members 0-3 tune, 4-7 report.
+SWITCHING_FAMILY: tuple[dict, ...] = (
+    {},
+    {"threshold": 0.4, "steepness": 30.0, "num_knowledge": 8},
+    {"num_mode": 4, "num_reasoning": 8, "mode_tokens": 0.5, "couplings": 3},
+    {"threshold": 0.6, "knowledge_without_mode": 0.4, "num_verbosity": 6},
+    {"num_mode": 8, "num_knowledge": 4, "steepness": 15.0},
+    {"threshold": 0.45, "num_reasoning": 4, "couplings": 4, "profile_signal": 0.4},
+    {"num_mode": 5, "num_knowledge": 7, "num_reasoning": 7, "mode_tokens": 0.7},
+    {"threshold": 0.55, "steepness": 25.0, "knowledge_without_mode": 0.6, "couplings": 1},
+)
+
+
+def switching_family_member(member: int, num_layers: int = 36) -> SwitchingMergeLandscape:
+    """Member ``member`` of the hard family (structures in ``SWITCHING_FAMILY``, seed
+    ``member``)."""
+    if not 0 <= member < len(SWITCHING_FAMILY):
+        raise ValueError(f"the hard family has members 0..{len(SWITCHING_FAMILY) - 1}")
+    return SwitchingMergeLandscape(num_layers=num_layers, seed=member, **SWITCHING_FAMILY[member])
 
 
 @dataclass
@@ -392,9 +581,10 @@ class MeasuredAnchors:
 class QuestionLevelMergeProblem:
     """A merge landscape evaluated through finite benchmarks, as the tool evaluates.
 
-    The landscape's noiseless objectives set each merge's true scores: accuracy
-    ``acc_base + f1 (acc_expert - acc_base)`` and mean tokens ``tok_expert + f2 (tok_base -
-    tok_expert)`` on every benchmark, so the true normalised objectives are the
+    The landscape's noiseless values of each benchmark ``s`` set each merge's true
+    scores: accuracy ``acc_base + g_s (acc_expert - acc_base)`` and mean tokens
+    ``tok_expert + t_s (tok_base - tok_expert)`` (on :class:`LayerMergeLandscape` ``g_s =
+    f1`` and ``t_s = f2`` on every benchmark), so the true normalised objectives are the
     landscape's. An evaluation samples questions of every benchmark
     (:class:`SimulatedBenchmark`); the anchors (base ``w = 0`` and expert ``w = 1``) are
     evaluated once, through the same simulator, when the problem is made. Calling the
@@ -414,7 +604,7 @@ class QuestionLevelMergeProblem:
     ``anchor_tokens`` is what the anchors' evaluations generated.
     """
 
-    landscape: LayerMergeLandscape
+    landscape: LayerMergeLandscape | SwitchingMergeLandscape
     seed: int = 0
     calibrations: tuple[BenchmarkCalibration, ...] = QWEN3_4B_BENCHMARKS
     held_out: float = 0.0
@@ -475,11 +665,11 @@ class QuestionLevelMergeProblem:
 
     def true_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(accuracy, mean_tokens)``, each ``(q, S)``: the merges' expected scores."""
-        f = self.landscape.true_values(X)
+        gains, token_values = self.landscape.benchmark_values(X, len(self.calibrations))
         acc = np.array([c.accuracy for c in self.calibrations])  # (S, 2): base, expert
         tok = np.array([c.mean_tokens for c in self.calibrations])
-        accuracy = acc[:, 0] + f[:, :1] * (acc[:, 1] - acc[:, 0])
-        mean_tokens = tok[:, 1] + f[:, 1:] * (tok[:, 0] - tok[:, 1])
+        accuracy = acc[:, 0] + gains * (acc[:, 1] - acc[:, 0])
+        mean_tokens = tok[:, 1] + token_values * (tok[:, 0] - tok[:, 1])
         return accuracy, mean_tokens
 
     def records(self, X: np.ndarray) -> list[QuestionRecords]:

@@ -22,17 +22,18 @@ do not dominate. With several experts each is measured, and the profile is their
 Why the expert's layer sees the base's input (teacher forcing) rather than the expert's
 own hidden states: a merge weight replaces one layer's parameters, so its prior should
 measure what that layer's own parameters change. The hidden-state discrepancy of two
-models run side by side (``||h^E_l - h^B_l|| / ||h^B_l||`` after layer ``l``, AP-BMM's)
-is cumulative: every layer inherits the change of the layers before it, so it ranks
-depth as much as change. On the demo pair (:mod:`paretomerge.demo.pair`: both models
-fine-tuned in every layer, the thinking one then further in its last 3 layers only) it is
-1.00 to 1.10 in every layer, 1.01 already after layer 0, and its growth from one layer to
-the next is largest at layer 0 and negative at two layers; ``update`` is 0.66 to 1.37 in
-layers 0 to 4 and 4.8 to 10.1 in layers 5 to 7 (32 prompts). Relative to the layer's
-update, not to the residual stream ``||h^B_l+1||``: relative to the stream, the demo's
-layers 0 and 4 (the shared base's two trained layers, whose updates are the largest)
-rank first, because a layer that adds much changes the stream much, whether or not the
-expert's training touched it more.
+models run side by side (``sum_t ||h^E_l+1 - h^B_l+1|| / sum_t ||h^B_l+1||`` after layer
+``l``, AP-BMM's) is cumulative: every layer inherits the change of the layers before it.
+On the demo pair (:mod:`paretomerge.demo.pair`: both models fine-tuned in every layer
+from one shared base, the thinking one then further in its last 3 layers only; the run's
+32 search questions) it is 0.96 after layer 0 already and grows to 1.05 after layer 7:
+its last 3 layers do rank first, but on a rise of a tenth of what layer 0 alone left, and
+its growth from one layer to the next (0.96 at layer 0, at most 0.04 after) would rank
+layer 0 first. ``update`` there is 0.69 to 1.34 in layers 0 to 4 and 3.1 to 8.7 in
+layers 5 to 7. It is relative to the layer's update, not to the residual stream
+``||h^B_l+1||``: relative to the stream the demo's layers 0 and 4 (the shared base's two
+trained layers, whose updates are the largest) rank first, because a layer that adds
+much changes the stream much, whether or not the expert's training touched it more.
 
 How: one prompt at a time (no padding), each formatted with the base tokenizer's chat
 template (``add_generation_prompt``; without a template the question as is) and cut to
@@ -264,6 +265,9 @@ def _run_base(path: Path, questions: Sequence[str]) -> _BaseStates:
     model = _load(path)
     layers = _decoder_layers(model)
     input_ids = [_prompt_ids(tokenizer, question) for question in questions]
+    empty = [i for i, ids in enumerate(input_ids) if len(ids) == 0]
+    if empty:
+        raise ActivationError(f"questions {empty} give no token with the tokenizer of {path}")
     states: list[list[torch.Tensor]] = []
     entering: list[torch.Tensor] = []
 

@@ -65,7 +65,11 @@ import torch
 from pydantic import ValidationError
 
 from paretomerge.controller.anchors import CACHE_DIR, tree_digest
-from paretomerge.evaluate.benchmarks import question_texts
+from paretomerge.evaluate.benchmarks import (
+    BenchmarkDataError,
+    benchmark_problems,
+    question_texts,
+)
 from paretomerge.files import write_atomic
 from paretomerge.importance import ActivationProfile, StatisticProfile
 from paretomerge.questions import QuestionSplit, asked_ids, question_order
@@ -195,8 +199,6 @@ def calibration_problems(spec: RunSpec, volume: Path) -> Iterator[SpecProblem]:
     """Each benchmark whose search side holds no question, under its field
     (``spec.objectives.benchmarks[i]``). A benchmark whose data is missing or malformed
     is left to the data's own check."""
-    from paretomerge.evaluate.benchmarks import BenchmarkDataError, benchmark_problems
-
     for i, benchmark in enumerate(spec.objectives.benchmarks):
         if benchmark_problems(benchmark, volume):
             continue

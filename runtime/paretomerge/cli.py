@@ -16,6 +16,7 @@ from paretomerge import __version__
 if TYPE_CHECKING:  # imported where they are used: the command line starts fast
     from rich.table import Table
 
+    from paretomerge.importance import ImportanceProfile
     from paretomerge.report import RunDirectory
     from paretomerge.results import BenchmarkScore
     from paretomerge.spec import ParetoMergeRun, RunFileCheck
@@ -97,24 +98,149 @@ def importance(
     ] = "hybrid",
     alpha: Annotated[float, typer.Option(help="Hybrid partition: homogeneity weight.")] = 1.0,
     beta: Annotated[float, typer.Option(help="Hybrid partition: balance weight.")] = 0.005,
+    activations: Annotated[
+        bool,
+        typer.Option(
+            "--activations",
+            help="Also measure the activation profile (each model runs once on the CPU) on "
+            "the questions of --prompts or --run-file, and print both with the prior that "
+            "combines them.",
+        ),
+    ] = False,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(help="JSONL file whose lines' 'question' are the activation prompts."),
+    ] = None,
+    run_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run file whose search questions are the activation prompts (as its run "
+            "takes them; spec.search.prior gives the defaults of the two options below)."
+        ),
+    ] = None,
+    volume: VolumeOption = None,
+    num_prompts: Annotated[
+        int | None, typer.Option(min=1, help="Activation prompts at most [default: 32].")
+    ] = None,
+    activation_weight: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="The activations' share of the prior [default: 0.5]."),
+    ] = None,
 ) -> None:
     """Measure the per-layer task-vector profile of experts against a base (streamed)."""
     from paretomerge.checkpoint import CheckpointError
     from paretomerge.heatmap import plot_profile
     from paretomerge.importance import compute_profile, partition_profile
 
+    if activations and (prompts is None) == (run_file is None):
+        raise typer.BadParameter("give --prompts or --run-file", param_hint="--activations")
+    if not activations and (prompts or run_file):
+        raise typer.BadParameter("the prompts need --activations", param_hint="--activations")
     try:
         profile = compute_profile(base, expert)
+        if activations:
+            questions, weight = _activation_questions(
+                prompts, run_file, volume, num_prompts, activation_weight
+            )
+            from paretomerge.activations import compute_activation_profile
+
+            profile.activation = compute_activation_profile(base, expert, questions)
+            profile.activation_weight = weight
         profile.partition = partition_profile(
             profile, min(blocks, profile.num_layers), strategy, alpha, beta
         )
-    except (CheckpointError, ValueError) as error:
+    except (CheckpointError, OSError, ValueError) as error:
         raise _fail(error) from error
     out.parent.mkdir(parents=True, exist_ok=True)
     profile.write(out)
     plot_path = plot or out.with_suffix(".png")
     plot_profile(profile, plot_path)
+    if profile.activation is not None:
+        from rich.console import Console
+
+        Console().print(_prior_table(profile))
     typer.echo(f"wrote {out} and {plot_path}")
+
+
+def _activation_questions(
+    prompts: Path | None,
+    run_file: Path | None,
+    volume: Path | None,
+    num_prompts: int | None,
+    activation_weight: float | None,
+) -> tuple[list[str], float]:
+    """The activation prompts and weight of ``importance``: as the run of ``run_file``
+    takes them (its ``spec.search.prior`` giving what the options leave unset), else from
+    the JSONL file ``prompts``.
+
+    Raises:
+        ValueError: an unreadable prompts file or run file, or one that gives no question.
+    """
+    from paretomerge.spec import PriorSpec
+
+    if run_file is not None:
+        from paretomerge.activations import calibration_questions
+        from paretomerge.spec import load_run
+
+        spec = load_run(run_file).spec
+        prior = spec.search.prior
+        root = (volume or run_file.parent).resolve()
+        questions = calibration_questions(spec, root, num_prompts or prior.prompts)
+    else:
+        prior = PriorSpec()
+        questions = _jsonl_questions(prompts, num_prompts or prior.prompts)
+    weight = prior.activation_weight if activation_weight is None else activation_weight
+    return questions, weight
+
+
+def _jsonl_questions(path: Path, count: int) -> list[str]:
+    """The ``question`` of the first ``count`` lines of a JSONL file."""
+    import json
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()][:count]
+    questions = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            questions.append(str(json.loads(line)["question"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{path} line {number}: not a JSON object with a 'question'") from None
+    if not questions:
+        raise ValueError(f"{path}: no questions")
+    return questions
+
+
+def _prior_table(profile: ImportanceProfile) -> Table:
+    """Per merge weight: the parameter profile, the activation profile and the prior that
+    combines them (normalised, in [0, 1])."""
+    from rich import box
+    from rich.table import Table
+
+    activation = profile.activation
+    assert activation is not None
+    table = Table(
+        title=f"Prior: {1 - profile.activation_weight:.2f} parameter + "
+        f"{profile.activation_weight:.2f} activation ({activation.prompts} prompts, "
+        f"{activation.tokens} tokens)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in (
+        "layer",
+        f"parameter ({profile.statistic})",
+        f"activation ({activation.statistic})",
+        "prior",
+    ):
+        table.add_column(column, justify="right", no_wrap=True)
+    names = [str(layer) for layer in range(profile.num_layers)] + ["head"]
+    rows = zip(
+        names,
+        [*profile.layers, profile.head],
+        activation.merge_weight_profile,
+        profile.prior,
+        strict=True,
+    )
+    for name, parameter, change, prior in rows:
+        table.add_row(name, f"{parameter:.4g}", f"{change:.4g}", f"{prior:.3f}")
+    return table
 
 
 @app.command()

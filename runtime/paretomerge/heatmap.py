@@ -1,10 +1,11 @@
 """The importance heatmap: per-layer statistics as rows, with the block partition on top.
 
 Each row is one statistic (mean over experts; with several experts, also each expert's
-Frobenius row), min-max normalised on its own because the statistics have different
-units. The last row shows the blocks of the partition, each cell coloured by its block's
-normalised importance mass and numbered; white lines mark the block boundaries through
-every row.
+Frobenius row; with an activation profile, its row and the prior's that combines both),
+min-max normalised on its own because the statistics have different units (the prior's
+row as the search sees it: normalised with the head). The last row shows the blocks of
+the partition, each cell coloured by its block's normalised importance mass and
+numbered; white lines mark the block boundaries through every row.
 """
 
 from __future__ import annotations
@@ -39,12 +40,23 @@ def plot_profile(profile: ImportanceProfile, path: str | Path, note: str | None 
             )
             for e in profile.experts
         ]
+    if profile.activation is not None:
+        rows += [
+            (
+                f"activation ({profile.activation.statistic})",
+                normalize_profile(profile.activation.layers),
+            ),
+            (
+                f"prior ({profile.activation_weight:.2f} activation)",
+                layer_importance(profile.prior),
+            ),
+        ]
     partition = None
     if profile.partition is not None:
         partition = BlockPartition(
             starts=tuple(profile.partition.starts), num_layers=profile.num_layers
         )
-        importance = layer_importance([*profile.layers, profile.head])
+        importance = layer_importance(profile.prior)
         block_mass = [importance[a:b].sum() for a, b in partition.bounds]
         rows.append(
             (
@@ -83,7 +95,8 @@ def plot_profile(profile: ImportanceProfile, path: str | Path, note: str | None 
                 color="black" if block_values[first] > 0.6 else "white",  # viridis: light top
                 fontweight="bold",
             )
-    title = "Task-vector statistics per layer (each row min-max normalised)"
+    measured = "Task-vector" if profile.activation is None else "Task-vector and activation"
+    title = f"{measured} statistics per layer (each row min-max normalised)"
     axes.set_title(title + (f"\n{note}" if note else ""), fontsize=FONT_SIZE)
     colorbar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     colorbar.ax.tick_params(labelsize=FONT_SIZE - 2)

@@ -33,7 +33,12 @@ import torch
 from pydantic import BaseModel
 
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
-from paretomerge.partition import BlockPartition, PartitionStrategy, block_partition
+from paretomerge.partition import (
+    BlockPartition,
+    PartitionStrategy,
+    block_partition,
+    normalize_profile,
+)
 from paretomerge.tensor_layout import TensorLayout
 
 STATISTICS: tuple[str, ...] = ("frobenius", "l1", "linf", "relative")
@@ -105,12 +110,37 @@ class PartitionRecord(BaseModel):
         )
 
 
+class ActivationProfile(BaseModel):
+    """The activation-discrepancy profile (:mod:`paretomerge.activations`).
+
+    ``layers`` and ``head`` hold ``statistic`` (dimensionless, a relative change) as the
+    mean over experts, ``experts`` each expert's own values (in the order of the
+    experts); it was measured on ``prompts`` prompts, ``tokens`` tokens in all, and is
+    cached under ``key``.
+    """
+
+    statistic: str
+    layers: list[float]
+    head: float
+    experts: list[StatisticProfile]
+    prompts: int
+    tokens: int
+    key: str | None = None
+
+    @property
+    def merge_weight_profile(self) -> list[float]:
+        """The layers, then the head (``L + 1`` values)."""
+        return [*self.layers, self.head]
+
+
 class ImportanceProfile(BaseModel):
     """The profile written by ``paretomerge importance``.
 
     ``layers`` and ``head`` hold ``statistic`` (Frobenius norm of the task vector, mean
     over a layer's tensors, mean over experts); ``statistics`` holds every statistic as
-    the mean over experts, and ``experts`` each expert's own values.
+    the mean over experts, and ``experts`` each expert's own values. With an
+    ``activation`` profile the search's prior combines both, the activations weighted by
+    ``activation_weight`` (:attr:`prior`).
     """
 
     statistic: str = DEFAULT_STATISTIC
@@ -124,6 +154,20 @@ class ImportanceProfile(BaseModel):
     head_tensors: list[str]
     unassigned_tensors: list[str]
     partition: PartitionRecord | None = None
+    activation: ActivationProfile | None = None
+    activation_weight: float = 0.0
+
+    @property
+    def prior(self) -> list[float]:
+        """What the search's prior and the partition see, per merge weight (``L + 1``
+        values, layers then head): :func:`combined_prior` of the two profiles with an
+        activation profile, else the parameter profile as measured."""
+        parameter = [*self.layers, self.head]
+        if self.activation is None:
+            return parameter
+        return combined_prior(
+            parameter, self.activation.merge_weight_profile, self.activation_weight
+        )
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2) + "\n")
@@ -265,6 +309,33 @@ def _raise_if_not_finite(model: Checkpoint, name: str) -> NoReturn:
     raise CheckpointError(f"tensor {name} of model {model.path}: its norms overflow")
 
 
+def combined_prior(
+    parameter: Sequence[float], activation: Sequence[float], weight: float
+) -> list[float]:
+    """The prior of a search that knows both profiles (AP-BMM's combination).
+
+    Args:
+        parameter: the parameter profile, shape ``(L + 1,)`` (layers, then head).
+        activation: the activation profile, the same shape.
+        weight: ``w`` in ``[0, 1]``, the activations' share (AP-BMM: 0.5).
+
+    Returns:
+        ``(1 - w) * n(parameter) + w * n(activation)``, shape ``(L + 1,)`` in ``[0, 1]``,
+        where ``n`` is the min-max normalisation over every merge weight
+        (:func:`~paretomerge.partition.normalize_profile`): the two profiles have
+        different units, so each counts by its order and spread, not its scale.
+    """
+    if len(parameter) != len(activation):
+        raise ValueError(
+            f"the parameter profile has {len(parameter)} values, the activation profile "
+            f"{len(activation)}"
+        )
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the activation weight {weight} is not in [0, 1]")
+    mixed = (1.0 - weight) * normalize_profile(parameter) + weight * normalize_profile(activation)
+    return mixed.tolist()
+
+
 def partition_profile(
     profile: ImportanceProfile,
     num_blocks: int,
@@ -272,7 +343,7 @@ def partition_profile(
     alpha: float = 1.0,
     beta: float = 0.005,
 ) -> PartitionRecord:
-    """The block partition of the default statistic (:func:`block_partition`: the blocks a
+    """The block partition of the profile's prior (:func:`block_partition`: the blocks a
     ``bambo`` run with these settings searches)."""
-    partition = block_partition([*profile.layers, profile.head], num_blocks, strategy, alpha, beta)
+    partition = block_partition(profile.prior, num_blocks, strategy, alpha, beta)
     return PartitionRecord.of(partition, strategy, alpha, beta)

@@ -12,6 +12,8 @@ file it comes from, its message naming the file, tensor or command at fault:
   every expert has the base's architecture, layer count, tensor names and shapes;
 - every benchmark's data, line by line (the checks evaluation itself makes,
   :func:`~paretomerge.evaluate.benchmarks.benchmark_problems`);
+- with the activation prior, experts of the base's hidden size, and search questions
+  to measure it on in every benchmark;
 - the engine: ``vllm`` on the tasks' ``PATH`` when they run on this machine; a
   ``GET /models`` of an ``endpoint``;
 - the run directory can be written, and its file system has room for the merges that
@@ -29,6 +31,7 @@ import tempfile
 import urllib.error
 from pathlib import Path
 
+from paretomerge.activations import calibration_problems
 from paretomerge.checkpoint import Checkpoint, CheckpointError, check_compatible
 from paretomerge.evaluate.benchmarks import benchmark_problems
 from paretomerge.evaluate.serving import (
@@ -49,6 +52,7 @@ from paretomerge.volume import (
 BASE_FIELD = "spec.models.base.path"
 ENGINE_FIELD = "spec.evaluation.engine"
 RUNS_FIELD = "spec.execution.storage.runsPath"
+ACTIVATIONS_FIELD = "spec.search.prior.activations"
 
 
 class PreflightFailed(RuntimeError):
@@ -93,6 +97,8 @@ def preflight(
         field = f"spec.objectives.benchmarks[{i}].path"
         if field not in outside:
             problems += [SpecProblem(field, p) for p in benchmark_problems(benchmark, volume)]
+    if spec.search.prior.activations:
+        problems += _activation_problems(run, volume, checkpoints)
     problems += _engine_problems(run, tasks_path)
     if RUNS_FIELD not in outside:
         model_bytes = base.total_bytes if base is not None else 0
@@ -136,6 +142,30 @@ def _checkpoint(field: str, path: Path, problems: list[SpecProblem]) -> Checkpoi
     except CheckpointError as error:
         problems.append(SpecProblem(field, str(error)))
         return None
+
+
+def _activation_problems(
+    run: ParetoMergeRun, volume: Path, checkpoints: dict[str, Checkpoint | None]
+) -> list[SpecProblem]:
+    """What stops the activation prior: an expert whose hidden size is not the base's
+    (hidden states are compared token by token), a benchmark that leaves the search no
+    question to measure them on."""
+    problems = []
+    base = checkpoints.get(BASE_FIELD)
+    for i in range(len(run.spec.models.experts)):
+        expert = checkpoints.get(f"spec.models.experts[{i}].path")
+        if base is None or expert is None:
+            continue
+        sizes = base.config.get("hidden_size"), expert.config.get("hidden_size")
+        if sizes[0] != sizes[1]:
+            problems.append(
+                SpecProblem(
+                    ACTIVATIONS_FIELD,
+                    f"compares hidden states token by token, but spec.models.experts[{i}] "
+                    f"has hidden size {sizes[1]} and the base {sizes[0]}",
+                )
+            )
+    return problems + list(calibration_problems(run.spec, volume))
 
 
 def _engine_problems(run: ParetoMergeRun, tasks_path: str | None) -> list[SpecProblem]:

@@ -66,6 +66,20 @@ class QuestionSplit(BaseModel):
         return [i for i in range(count) if (i in held) == (self.part == "held-out")]
 
 
+def asked_ids(
+    benchmark: str, count: int, limit: int | None, split: QuestionSplit | None
+) -> list[int]:
+    """The ids of the questions an evaluation asks of ``benchmark`` (``count`` questions):
+    the first ``limit`` (``objectives.limit``; ``None``: all), of which ``split``'s side
+    (``None``: every one), sorted.
+
+    Raises:
+        ValueError: a split of fewer than 2 questions.
+    """
+    count = min(count, limit or count)
+    return list(range(count)) if split is None else split.ids(benchmark, count)
+
+
 def question_order(benchmark: str, ids: Sequence[int], seed: int) -> list[int]:
     """``ids`` in the run's seeded order for ``benchmark``: the same for every candidate
     of a run (same seed), another for another seed."""

@@ -127,18 +127,22 @@ class StageResult(ResultModel):
 
 class ProfileResult(ResultModel):
     """What a profile task leaves: the divergence of every layer and of the head (the
-    default statistic; the whole profile is ``profile.json`` beside it) and its seconds."""
+    default statistic; the whole profile is ``profile.json`` beside it), with an
+    activation profile the ``prior`` that combines both (``L + 1`` values), and its
+    seconds."""
 
     task: str
     kind: Literal["profile"] = "profile"
     layers: list[float]
     head: float
+    prior: list[float] | None = None
     seconds: dict[str, float] = {}
 
     @property
     def merge_weight_profile(self) -> list[float]:
-        """Divergence per merge weight: the layers, then the head (``L + 1`` values)."""
-        return [*self.layers, self.head]
+        """What the search's prior sees per merge weight, the layers then the head
+        (``L + 1`` values): the combined ``prior``, else the divergence."""
+        return self.prior if self.prior is not None else [*self.layers, self.head]
 
 
 class EvaluateTaskResult(ResultModel):

@@ -148,6 +148,22 @@ class ValidationSpec(SpecModel):
     held_out: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
+class PriorSpec(SpecModel):
+    """What the search's prior is measured from (strategies that use a profile).
+
+    The parameter profile (task-vector norms per layer) always; with ``activations`` also
+    the activation-discrepancy profile: how much each layer's own update changed between
+    the base and the experts on ``prompts`` of the search's own questions
+    (:mod:`paretomerge.activations`; the models run once each on the CPU in the profile
+    task). The prior is then ``(1 - activationWeight) * parameter + activationWeight *
+    activation``, each min-max normalised (AP-BMM: 0.5).
+    """
+
+    activations: bool = False
+    activation_weight: UnitInterval = 0.5
+    prompts: int = Field(default=32, ge=1, le=1024)
+
+
 class SearchSpec(SpecModel):
     """The multi-objective search over merge weights.
 
@@ -165,6 +181,7 @@ class SearchSpec(SpecModel):
     acquisition: AcquisitionSpec = AcquisitionSpec()
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     validation: ValidationSpec = ValidationSpec()
+    prior: PriorSpec = PriorSpec()
 
 
 # --- objectives and evaluation ------------------------------------------------------------

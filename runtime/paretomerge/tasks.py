@@ -58,13 +58,26 @@ class TaskBase(BaseModel):
     work_dir: VolumePath
 
 
+class ActivationPrior(BaseModel):
+    """The activation profile a profile task measures besides the parameter profile, on
+    ``questions`` (unformatted), and its share ``weight`` of the search's prior."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    questions: list[str] = Field(min_length=1)
+    weight: float = Field(ge=0.0, le=1.0)
+
+
 class ProfileTask(TaskBase):
-    """Measure the per-layer divergence profile (``profile.json`` in the work dir)."""
+    """Measure the per-layer divergence profile (``profile.json`` in the work dir), with
+    ``activations`` also the activation profile (cached on the volume) and the prior that
+    combines both."""
 
     result_type: ClassVar[type[ProfileResult]] = ProfileResult
     kind: Literal["profile"] = "profile"
     base: VolumePath
     experts: list[VolumePath]
+    activations: ActivationPrior | None = None
 
 
 class EvaluateTask(TaskBase):
@@ -205,15 +218,30 @@ def _run_profile(task: ProfileTask, volume: Path) -> ProfileResult:
     started = time.monotonic()
     try:
         base = in_volume(volume, task.base)
-        profile = compute_profile(base, [in_volume(volume, e) for e in task.experts])
+        experts = [in_volume(volume, e) for e in task.experts]
+        profile = compute_profile(base, experts)
     except (CheckpointError, OSError, ValueError) as error:
         raise TaskFailure("profile", str(error)) from error
+    seconds = {"profile": time.monotonic() - started}
+    if task.activations is not None:
+        from paretomerge.activations import compute_activation_profile
+
+        started = time.monotonic()
+        try:
+            profile.activation = compute_activation_profile(
+                base, experts, task.activations.questions, volume=volume
+            )
+        except (OSError, ValueError) as error:
+            raise TaskFailure("activations", str(error)) from error
+        profile.activation_weight = task.activations.weight
+        seconds["activations"] = time.monotonic() - started
     profile.write(volume / task.work_dir / PROFILE_FILE)
     return ProfileResult(
         task=task.id,
         layers=profile.layers,
         head=profile.head,
-        seconds={"profile": time.monotonic() - started},
+        prior=profile.prior if profile.activation is not None else None,
+        seconds=seconds,
     )
 
 

@@ -50,7 +50,7 @@ from paretomerge.spec import (
     load_started_run,
     resume_conflicts,
 )
-from paretomerge.tasks import EvaluateTask, ProfileTask
+from paretomerge.tasks import ActivationPrior, EvaluateTask, ProfileTask
 from paretomerge.volume import OutsideVolumeError, in_volume
 
 ANCHOR_ROLES = ("base", "expert")
@@ -273,11 +273,26 @@ class Controller:
             work_dir=str(self.layout.profile),
             base=self.spec.models.base.path,
             experts=[e.path for e in self.spec.models.experts],
+            activations=self._activation_prior(),
         )
         result = self.runner.complete([task], state)["profile"]
         state.profile = result.merge_weight_profile
         state.num_layers = len(result.layers)
         self._save(state)
+
+    def _activation_prior(self) -> ActivationPrior | None:
+        """The profile task's activation prior, on the search's own questions (the
+        preflight made sure every benchmark has some), where the spec asks for one."""
+        prior = self.spec.search.prior
+        if not prior.activations:
+            return None
+        from paretomerge.activations import calibration_questions
+
+        try:
+            questions = calibration_questions(self.spec, self.volume, prior.prompts)
+        except ValueError as error:
+            raise RunFailed(f"the activation prior's questions: {error}") from error
+        return ActivationPrior(questions=questions, weight=prior.activation_weight)
 
     def _anchor(self, state: RunState, held_out: bool = False) -> None:
         """Evaluate the base and the expert (each cached on the volume): on the search's

@@ -45,7 +45,7 @@ from paretomerge.evaluate.evalscope_task import (
 )
 from paretomerge.evaluate.scoring import SampleRecord, score_benchmark
 from paretomerge.evaluate.serving import ServedModel, ServingError, serve
-from paretomerge.questions import QuestionSplit, QuestionStages
+from paretomerge.questions import QuestionSplit, QuestionStages, asked_ids
 from paretomerge.results import BenchmarkScore, EvaluationCost, EvaluationResult, StageResult
 from paretomerge.screening_files import read_screening_stage, write_screening_stage
 from paretomerge.spec import BenchmarkSpec, EvaluationSpec, ObjectivesSpec, SamplingSpec
@@ -102,11 +102,8 @@ def evaluate_model(
     spent = _Spent()
 
     def chosen(spec: BenchmarkSpec, count: int) -> list[int]:
-        count = min(count, objectives.limit or count)
-        if questions is None:
-            return list(range(count))
         try:
-            return questions.ids(spec.name, count)
+            return asked_ids(spec.name, count, objectives.limit, questions)
         except ValueError as error:
             raise BenchmarkDataError(str(error)) from None
 

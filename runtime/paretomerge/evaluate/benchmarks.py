@@ -58,12 +58,14 @@ from paretomerge.volume import OutsideVolumeError, in_volume
 @dataclass(frozen=True)
 class BuiltinData:
     """Where evalscope's builtin benchmark finds its data: the ``split`` it evaluates,
-    the ``columns`` its adapter reads, and the file-name stems downloads give it besides
-    the split's own name (tried in order, after it)."""
+    the ``columns`` its adapter reads (the question's text first), the file-name stems
+    downloads give it besides the split's own name (tried in order, after it), and the
+    columns of a multiple-choice question's answers."""
 
     split: str
     columns: tuple[str, ...]
     stems: tuple[str, ...]
+    choices: tuple[str, ...] = ()
 
 
 BUILTIN_DATA = {
@@ -77,6 +79,12 @@ BUILTIN_DATA = {
             "Incorrect Answer 3",
         ),
         stems=("gpqa_diamond",),
+        choices=(
+            "Correct Answer",
+            "Incorrect Answer 1",
+            "Incorrect Answer 2",
+            "Incorrect Answer 3",
+        ),
     ),
     "aime25": BuiltinData(
         split="test", columns=("problem", "answer"), stems=("aime25", "aime2025")
@@ -387,6 +395,39 @@ def benchmark_problems(spec: BenchmarkSpec, volume: Path) -> list[str]:
     except BenchmarkDataError as error:
         return error.problems
     return []
+
+
+def question_texts(spec: BenchmarkSpec, volume: Path) -> list[str]:
+    """The text of each question of a benchmark on ``volume``, in its data's order (a
+    question's id is its index): the question, and for multiple choice a blank line and
+    the answers as ``A) ...`` lines in the data's order. These are the activation prior's
+    prompts (:mod:`paretomerge.activations`), not evalscope's own (which shuffles
+    gpqa_diamond's answers and adds its instructions).
+
+    Raises:
+        BenchmarkDataError: missing or malformed data, as :func:`prepare_benchmarks`.
+    """
+    _check_in_volume(spec, volume)
+    if spec.type == "builtin":
+        rows = _builtin_rows(spec, volume)  # raises for a name that is not builtin
+        data = BUILTIN_DATA[spec.name]
+        return [_with_choices(row[data.columns[0]], [row[c] for c in data.choices]) for row in rows]
+    rows = _user_rows(spec, volume)
+    letters = string.ascii_uppercase
+    return [
+        _with_choices(row["question"], [row[letter] for letter in letters if letter in row])
+        for row in rows
+    ]
+
+
+def _with_choices(question: str, choices: list[str]) -> str:
+    if not choices:
+        return question
+    letters = string.ascii_uppercase[: len(choices)]
+    lines = "\n".join(
+        f"{letter}) {choice}" for letter, choice in zip(letters, choices, strict=True)
+    )
+    return MULTIPLE_CHOICE_PROMPT.format(question=question, choices=lines)
 
 
 #: Which questions of a benchmark of ``count`` questions an evaluation asks: their ids.

@@ -199,9 +199,8 @@ class SearchSpec(SpecModel):
     """The multi-objective search over merge weights.
 
     ``budget`` counts every candidate evaluated (initial design included), anchors and
-    validation not; with a ``costBudget`` it is the horizon the strategy plans by (see
-    :class:`CostBudgetSpec`). ``initialSolutions`` are scalars: each fills every merge
-    weight.
+    validation not; with a ``costBudget`` it is the horizon the strategy plans by, not a
+    cap. ``initialSolutions`` are scalars: each fills every merge weight.
     """
 
     strategy: StrategyName = "coarse-to-fine"

@@ -141,7 +141,7 @@ def test_a_run_stops_within_one_candidate_of_its_cost_budget_and_resumes_when_ra
 
 
 def test_validation_after_the_search_fits_in_the_cost_budget(volume: Path) -> None:
-    data = manifest({"outputTokens": 60_000}, validation={"budget": 2, "repeats": 2})
+    data = manifest({"outputTokens": 60_000}, validation={"budget": 2})
     state = run(volume, data)
     assert state.phase == "Succeeded", state.message
     assert state.validations_finished == 2
@@ -150,7 +150,9 @@ def test_validation_after_the_search_fits_in_the_cost_budget(volume: Path) -> No
     largest = max(map(tokens, [*state.candidates, *state.validations]))
     assert 60_000 - largest < spent <= 60_000 + largest
     # Fewer candidates than without validation: two of them went to it.
-    assert len(state.candidates) < len(run(volume, manifest({"outputTokens": 60_000})).candidates)
+    unvalidated = manifest({"outputTokens": 60_000})
+    unvalidated["metadata"]["name"] = "unvalidated"
+    assert len(state.candidates) < len(run(volume, unvalidated).candidates)
 
 
 def test_a_gpu_hour_budget_counts_the_evaluations_gpu_time(volume: Path) -> None:

@@ -323,3 +323,14 @@ def test_raising_the_cost_budget_is_no_change_of_what_the_results_mean() -> None
     assert resume_conflicts(started, parse_run(manifest({"outputTokens": 2e5}))) == []
     assert resume_conflicts(parse_run(manifest(None)), started) == []
 
+
+
+def test_the_operator_continues_a_succeeded_run_on_a_raised_cost_budget() -> None:
+    from paretomerge_operator.handlers.restarts import cost_budget_refusal
+
+    used = {"unit": "outputTokens", "budget": 6e4, "spent": 58_000}
+    assert cost_budget_refusal(used, {"outputTokens": 1e5}) is None
+    assert cost_budget_refusal(None, {"gpuHours": 2}) is None  # a run without one gets one
+    assert cost_budget_refusal(used, {"gpuHours": 2}) is None  # another unit: the controller sees
+    assert "having spent 58000" in cost_budget_refusal(used, {"outputTokens": 5e4})
+    assert "removed" in cost_budget_refusal(used, None)

@@ -203,6 +203,7 @@ class Controller:
             f"run {self.run.name} has already succeeded with {state.spent} "
             f"candidate(s); {wanted} to continue it)"
         )
+        self.on_update(state)  # an operator that restarted it on a raise sees it Succeeded
         return False
 
     def _reopen(self, state: RunState) -> None:

@@ -146,7 +146,9 @@ def test_validation_after_the_search_fits_in_the_cost_budget(volume: Path) -> No
     assert state.phase == "Succeeded", state.message
     assert state.validations_finished == 2
     spent = budget_use(state).spent
-    assert spent == sum(map(tokens, [*state.anchors.values(), *state.candidates, *state.validations]))
+    assert spent == sum(
+        map(tokens, [*state.anchors.values(), *state.candidates, *state.validations])
+    )
     largest = max(map(tokens, [*state.candidates, *state.validations]))
     assert 60_000 - largest < spent <= 60_000 + largest
     # Fewer candidates than without validation: two of them went to it.
@@ -229,7 +231,11 @@ def test_the_rule_predicts_by_the_mean_and_reserves_the_validations() -> None:
             "spec.search.costBudget: give exactly one of outputTokens and gpuHours",
         ),
         ({}, {}, "spec.search.costBudget: give exactly one of outputTokens and gpuHours"),
-        ({"outputTokens": 0}, {}, "spec.search.costBudget.outputTokens: Input should be greater than 0"),
+        (
+            {"outputTokens": 0},
+            {},
+            "spec.search.costBudget.outputTokens: Input should be greater than 0",
+        ),
         ({"gpuHours": -1}, {}, "spec.search.costBudget.gpuHours: Input should be greater than 0"),
         (
             {"gpuHours": 12},
@@ -296,7 +302,9 @@ def test_output_tokens_need_an_endpoint_that_reports_usage(volume: Path, endpoin
         search={"costBudget": {"outputTokens": 1e6}},
         evaluation={"engine": "endpoint", "endpoint": {"url": url}},
     )
-    problems = [str(p) for p in preflight(parse_run(data), volume, tasks_path="", candidates_left=1)]
+    problems = [
+        str(p) for p in preflight(parse_run(data), volume, tasks_path="", candidates_left=1)
+    ]
     if usage:
         assert problems == []
     else:
@@ -313,7 +321,10 @@ def test_gpu_hours_need_evaluations_with_a_gpu(volume: Path) -> None:
     )
     found = preflight(parse_run(data), volume, tasks_path="", candidates_left=1, evaluation_gpus=0)
     assert [p.field for p in found] == ["spec.search.costBudget.gpuHours"]
-    assert preflight(parse_run(data), volume, tasks_path="", candidates_left=1, evaluation_gpus=1) == []
+    assert (
+        preflight(parse_run(data), volume, tasks_path="", candidates_left=1, evaluation_gpus=1)
+        == []
+    )
 
 
 def test_raising_the_cost_budget_is_no_change_of_what_the_results_mean() -> None:
@@ -322,7 +333,6 @@ def test_raising_the_cost_budget_is_no_change_of_what_the_results_mean() -> None
     started = parse_run(manifest({"outputTokens": 1e5}))
     assert resume_conflicts(started, parse_run(manifest({"outputTokens": 2e5}))) == []
     assert resume_conflicts(parse_run(manifest(None)), started) == []
-
 
 
 def test_the_operator_continues_a_succeeded_run_on_a_raised_cost_budget() -> None:

@@ -46,8 +46,7 @@ def _prior(state: RunState, budget: CostBudgetSpec) -> float | None:
     anchors = list(state.anchors.values())
     if budget.unit == "outputTokens":
         tokens = [
-            sum(s.mean_output_tokens * s.n * s.repeats for s in a.scores.values())
-            for a in anchors
+            sum(s.mean_output_tokens * s.n * s.repeats for s in a.scores.values()) for a in anchors
         ]
         return sum(tokens) / len(tokens) if tokens else None
     known = [_charged(budget, a.cost) for a in anchors if a.cost is not None]
@@ -73,9 +72,7 @@ def run_cost_budget(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> C
     return CostBudget(budget.limit, validation_scale=_validation_scale(state, spec))
 
 
-def cost_ledger(
-    state: RunState, budget: CostBudgetSpec, validations_left: int
-) -> CostLedger:
+def cost_ledger(state: RunState, budget: CostBudgetSpec, validations_left: int) -> CostLedger:
     """What the run has spent and has under way, in ``budget``'s unit."""
     finished = [c for c in state.candidates if c.status != "running" and c.cost is not None]
     return CostLedger(

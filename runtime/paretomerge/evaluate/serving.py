@@ -239,7 +239,9 @@ def endpoint_completion_tokens(
             reply = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise ServingError(f"cannot get a chat completion from {base_url}: {error}") from error
-    tokens = (reply.get("usage") or {}).get("completion_tokens") if isinstance(reply, dict) else None
+    tokens = (
+        (reply.get("usage") or {}).get("completion_tokens") if isinstance(reply, dict) else None
+    )
     return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
 
 

@@ -248,7 +248,9 @@ def optimize(
         screener=screener,
         anchor_errors=anchor_errors,
         held_out=held_out,
-        cost_budget=CostBudget(cost_budget) if isinstance(cost_budget, int | float) else cost_budget,
+        cost_budget=CostBudget(cost_budget)
+        if isinstance(cost_budget, int | float)
+        else cost_budget,
     )
 
 
@@ -279,28 +281,14 @@ def search_in_process(
         if searching:
             most = config.initial_points if not optimizer.trials else batch_size
             asked = optimizer.num_search_trials
-            q = _fitting(
-                most,
-                lambda k: allows_candidate(
-                    asked + k,
-                    config.budget,
-                    cost_budget,
-                    search.ledger(cost_budget, validation_budget - validated, candidates=k),
-                ),
+            q = search.candidates_that_fit(
+                most, asked, config.budget, cost_budget, validation_budget
             )
             searching = q > 0
         if searching:
             trials = optimizer.ask(q)
         else:
-            q = _fitting(
-                batch_size,
-                lambda k: allows_validation(
-                    validated + k,
-                    validation_budget,
-                    cost_budget,
-                    search.ledger(cost_budget, 0, validations=k),
-                ),
-            )
+            q = search.validations_that_fit(batch_size, validated, validation_budget, cost_budget)
             if q == 0:
                 break
             trials = optimizer.ask_validation(q, held_out=held_out is not None)
@@ -340,15 +328,6 @@ def search_in_process(
     return search.result(optimizer)
 
 
-def _fitting(most: int, fits: Callable[[int], bool]) -> int:
-    """How many of at most ``most`` evaluations start: while ``fits(k)`` with ``k``
-    started before (as the controller starts them one by one)."""
-    k = 0
-    while k < most and fits(k):
-        k += 1
-    return k
-
-
 @dataclass
 class _SearchRecord:
     """What ``optimize()`` keeps besides the optimiser: per evaluation the screening stage
@@ -372,6 +351,36 @@ class _SearchRecord:
         self.screened.append(stopped_after < last)
         self.cost.append(cost)
         self.validation.append(validation)
+
+    def candidates_that_fit(
+        self,
+        most: int,
+        asked: int,
+        budget: int,
+        cost_budget: CostBudget | None,
+        validations: int,
+    ) -> int:
+        """How many of at most ``most`` candidates the next batch holds, ``asked`` asked
+        so far and ``validations`` to come: started one by one, as the controller starts
+        them, while the rule allows (:func:`allows_candidate`)."""
+        k = 0
+        while k < most and allows_candidate(
+            asked + k, budget, cost_budget, self.ledger(cost_budget, validations, candidates=k)
+        ):
+            k += 1
+        return k
+
+    def validations_that_fit(
+        self, most: int, asked: int, budget: int, cost_budget: CostBudget | None
+    ) -> int:
+        """How many of at most ``most`` validations the next batch holds, ``asked`` of
+        ``budget`` asked so far (:func:`allows_validation`)."""
+        k = 0
+        while k < most and allows_validation(
+            asked + k, budget, cost_budget, self.ledger(cost_budget, 0, validations=k)
+        ):
+            k += 1
+        return k
 
     def ledger(
         self,

@@ -97,6 +97,8 @@ def test_names_follow_the_conventions(memo) -> None:
         "paretomerge_run_validations_finished",
         "paretomerge_run_validations_running",
         "paretomerge_run_budget_validations",
+        "paretomerge_run_cost_budget",
+        "paretomerge_run_cost_spent",
         "paretomerge_candidate_duration_seconds",
         "paretomerge_proposal_duration_seconds",
         "paretomerge_reconcile_errors",

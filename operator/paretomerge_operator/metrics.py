@@ -33,6 +33,8 @@ from prometheus_client import (
 from paretomerge.k8s.status import EvaluationRow
 
 RUN_LABELS = ("namespace", "run")
+# The units of spec.search.costBudget, the label of its gauges.
+COST_UNITS = ("outputTokens", "gpuHours")
 OUTCOMES = ("succeeded", "screened", "failed", "retried")
 # "serve" (the model server's start) is part of "evaluate", and told apart for its cost.
 STEPS = ("merge", "serve", "evaluate")
@@ -61,6 +63,7 @@ class RunSnapshot:
     pareto_size: int
     hypervolume: float
     evaluations: list[EvaluationRow]
+    cost_budget: dict[str, Any] | None = None
 
     @classmethod
     def from_body(cls, spec: dict[str, Any], status: dict[str, Any]) -> RunSnapshot:
@@ -75,6 +78,7 @@ class RunSnapshot:
             validations_running=status.get("validationsRunning") or 0,
             pareto_size=status.get("paretoSize") or 0,
             hypervolume=status.get("hypervolume") or 0.0,
+            cost_budget=status.get("costBudget") or None,
             evaluations=[
                 EvaluationRow.from_status(row, status.get("evaluationColumns"))
                 for row in status.get("evaluations") or []
@@ -118,6 +122,19 @@ class OperatorMetrics:
             "paretomerge_run_budget_validations",
             "The run's validation budget (evaluations after the search).",
             RUN_LABELS,
+        )
+        self.cost_budget = self._add(
+            Gauge,
+            "paretomerge_run_cost_budget",
+            "The run's spec.search.costBudget, in its unit (output tokens or GPU-hours).",
+            (*RUN_LABELS, "unit"),
+        )
+        self.cost_spent = self._add(
+            Gauge,
+            "paretomerge_run_cost_spent",
+            "What the run spent of its cost budget, in its unit: every evaluation it paid "
+            "for (anchors not from the cache, candidates, validations).",
+            (*RUN_LABELS, "unit"),
         )
         self.hypervolume = self._add(
             Gauge, "paretomerge_run_hypervolume", "Hypervolume of the Pareto set.", RUN_LABELS
@@ -182,6 +199,7 @@ class OperatorMetrics:
         self.validation_budget.labels(**labels).set(snapshot.validation_budget)
         if snapshot.budget is not None:
             self.budget.labels(**labels).set(snapshot.budget)
+        self._observe_cost_budget(labels, snapshot.cost_budget)
         if key not in self._counted:
             self._start_series(labels)
         counted = self._counted.setdefault(key, set())
@@ -189,6 +207,18 @@ class OperatorMetrics:
             if row.id not in counted:
                 counted.add(row.id)
                 self._count_row(labels, row)
+
+    def _observe_cost_budget(self, labels: dict[str, str], cost_budget: dict | None) -> None:
+        """The cost budget's gauges, in the unit the status gives (a unit the run no
+        longer uses, or a budget removed, leaves no series behind)."""
+        unit = (cost_budget or {}).get("unit")
+        for gauge in (self.cost_budget, self.cost_spent):
+            for other in COST_UNITS:
+                if other != unit:
+                    gauge.remove(labels["namespace"], labels["run"], other)
+        if unit in COST_UNITS:
+            self.cost_budget.labels(**labels, unit=unit).set(cost_budget.get("budget") or 0.0)
+            self.cost_spent.labels(**labels, unit=unit).set(cost_budget.get("spent") or 0.0)
 
     def _start_series(self, labels: dict[str, str]) -> None:
         """A run's counters and histograms at 0 (see ``__init__``)."""
@@ -249,6 +279,7 @@ class OperatorMetrics:
         )
         for metric in (*per_run, self.proposal_seconds, self.output_tokens, self.gpu_seconds):
             metric.remove(namespace, run)  # a no-op for series never observed
+        self._observe_cost_budget({"namespace": namespace, "run": run}, None)
         for outcome in OUTCOMES:
             self.evaluations.remove(namespace, run, outcome)
         for step in STEPS:

@@ -534,6 +534,7 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
     the plots (and, given ``html``, the HTML report)."""
     from rich.console import Console
 
+    from paretomerge.controller.cost_budget import budget_use
     from paretomerge.report import RunDirectory, check_comparable, write_html, write_plots
     from paretomerge.run_layout import PARETO_FILE
 
@@ -563,7 +564,8 @@ def _print_report(run_dir: Path, baselines: list[Path], html: Path | None = None
             f"{cost.output_tokens} output tokens; merge {cost.merge_seconds:.1f} s, server "
             f"start {cost.serve_seconds:.1f} s, generation {cost.generate_seconds:.1f} s; "
             f"{cost.gpu_seconds:.1f} GPU-seconds (anchors apart: {anchors.output_tokens} "
-            f"output tokens, {anchors.gpu_seconds:.1f} GPU-seconds)",
+            f"output tokens, {anchors.gpu_seconds:.1f} GPU-seconds)"
+            + (f"; cost budget: {used}" if (used := budget_use(run.state)) else ""),
             markup=False,
             soft_wrap=True,
         )

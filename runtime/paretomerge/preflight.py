@@ -16,6 +16,9 @@ file it comes from, its message naming the file, tensor or command at fault:
   to measure it on in every benchmark;
 - the engine: ``vllm`` on the tasks' ``PATH`` when they run on this machine; a
   ``GET /models`` of an ``endpoint``;
+- a cost budget can be counted: ``outputTokens`` from an ``endpoint`` that reports
+  ``usage.completion_tokens`` (one one-token completion asks it), ``gpuHours`` from
+  evaluations that get a GPU;
 - the run directory can be written, and its file system has room for the merges that
   ``keepMergedModels`` keeps at once.
 
@@ -38,6 +41,7 @@ from paretomerge.evaluate.serving import (
     SERVER_PROGRAMS,
     ServingError,
     endpoint_api_key,
+    endpoint_completion_tokens,
     endpoint_model_ids,
 )
 from paretomerge.run_layout import RunLayout
@@ -67,16 +71,24 @@ class PreflightFailed(RuntimeError):
 
 
 def preflight(
-    run: ParetoMergeRun, volume: Path, *, tasks_path: str | None, candidates_left: int
+    run: ParetoMergeRun,
+    volume: Path,
+    *,
+    tasks_path: str | None,
+    candidates_left: int,
+    evaluation_gpus: int | None = None,
 ) -> list[SpecProblem]:
     """Every problem that would stop ``run`` on ``volume``: paths out of the volume,
-    models, benchmark data, the engine, the run directory (none: ``[]``).
+    models, benchmark data, the engine, a cost budget that cannot be counted, the run
+    directory (none: ``[]``).
 
     Args:
         tasks_path: the ``PATH`` of tasks that run on this machine, where ``vllm`` must be
             found; ``None`` where tasks run elsewhere (the eval image brings vLLM).
         candidates_left: candidates still to merge (the budget less those evaluated), for
             ``keepMergedModels: all``.
+        evaluation_gpus: the GPUs an evaluation gets where the run's executor runs it
+            (what GPU-hours are counted with); ``None``: as ``execution.resources`` says.
     """
     spec = run.spec
     outside = {p.field: p for p in outside_volume_problems(spec, volume)}
@@ -99,7 +111,10 @@ def preflight(
             problems += [SpecProblem(field, p) for p in benchmark_problems(benchmark, volume)]
     if spec.search.prior.activations:
         problems += _activation_problems(run, volume, checkpoints)
-    problems += _engine_problems(run, tasks_path)
+    engine_problems = _engine_problems(run, tasks_path)
+    problems += engine_problems
+    if not engine_problems:  # an endpoint that does not answer is named once
+        problems += _cost_budget_problems(run, tasks_path, evaluation_gpus)
     if RUNS_FIELD not in outside:
         model_bytes = base.total_bytes if base is not None else 0
         problems += _storage_problems(run, volume, model_bytes, candidates_left)
@@ -213,6 +228,51 @@ def _endpoint_problems(run: ParetoMergeRun, *, remote: bool) -> list[SpecProblem
             )
         ]
     return []
+
+
+def _cost_budget_problems(
+    run: ParetoMergeRun, tasks_path: str | None, evaluation_gpus: int | None
+) -> list[SpecProblem]:
+    """A cost budget this run can count: GPU-hours of evaluations that get a GPU here
+    (where the spec asks for none the spec's check says so), output tokens that an
+    ``endpoint`` reports (a one-token completion must carry ``usage.completion_tokens``;
+    the servers the run starts itself report them)."""
+    budget, spec = run.spec.search.cost_budget, run.spec
+    if budget is None:
+        return []
+    if budget.unit == "gpuHours":
+        if evaluation_gpus == 0 and spec.execution.resources.gpus > 0:
+            return [
+                SpecProblem(
+                    "spec.search.costBudget.gpuHours",
+                    "the evaluations run on no GPU here (CUDA_VISIBLE_DEVICES, or none "
+                    "found): nothing would be counted (give outputTokens, or the GPUs)",
+                )
+            ]
+        return []
+    endpoint = spec.evaluation.endpoint
+    if spec.evaluation.engine != "endpoint" or endpoint is None:
+        return []
+    try:
+        api_key = endpoint_api_key(endpoint)
+    except ServingError:
+        return []  # in a controller pod the key is the candidates' alone: not asked
+    base_url = endpoint.url.rstrip("/")
+    try:
+        model = endpoint.model or next(iter(endpoint_model_ids(base_url, api_key, 10)), "")
+        tokens = endpoint_completion_tokens(base_url, api_key, model, timeout=30)
+    except ServingError as error:
+        return [SpecProblem("spec.search.costBudget.outputTokens", str(error))]
+    if tokens is not None:
+        return []
+    return [
+        SpecProblem(
+            "spec.search.costBudget.outputTokens",
+            f"{endpoint.url} reports no usage.completion_tokens in its completions, so "
+            "the output tokens cannot be counted (give gpuHours, or an endpoint that "
+            "reports usage)",
+        )
+    ]
 
 
 def _storage_problems(

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
+from paretomerge.controller.cost_budget import budget_use
 from paretomerge.controller.objectives import format_hypervolume
 
 if TYPE_CHECKING:  # the demo pair imports torch: only the demo needs it
@@ -173,11 +174,13 @@ class RunProgressBar(LiveBar):
                 details=f"running {state.count_validations('running')}",
             )
         hypervolume = format_hypervolume(state.hypervolume[-1]) if state.hypervolume else "-"
+        used = budget_use(state)
         self.progress.update(
             self.task,
             completed=state.finished,
             phase=state.phase,
-            details=f"running {state.count('running')}  hypervolume {hypervolume}",
+            details=f"running {state.count('running')}  hypervolume {hypervolume}"
+            + (f"  {used}" if used else ""),
             finish_at=self.throughput.finish_at(self._work_left(state)),
         )
         if state.message and state.message != self._last_message:

@@ -45,6 +45,7 @@ from typing import Literal
 
 import numpy as np
 
+from paretomerge.controller.cost_budget import budget_use
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.objectives import ANCHOR_OBJECTIVES, format_hypervolume
 from paretomerge.controller.state import (
@@ -410,6 +411,13 @@ def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
         + (
             f"<p class='warning'>{_e(state.validation_fallback)}.</p>"
             if state.validation_fallback
+            else ""
+        )
+        + (
+            f"<p id='cost-budget'>Cost budget: {_e(used)}, every evaluation this run paid "
+            "for counted (the anchors it evaluated, the candidates, screened ones for the "
+            "stages they asked, the validations).</p>"
+            if (used := budget_use(state))
             else ""
         )
         + "<table id='runs'><thead><tr><th class='text'>run</th><th class='text'>search</th>"

@@ -25,7 +25,14 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from paretomerge.k8s.constants import API_VERSION, KIND
@@ -164,11 +171,52 @@ class PriorSpec(SpecModel):
     prompts: int = Field(default=32, ge=1, le=1024)
 
 
+CostUnit = Literal["outputTokens", "gpuHours"]
+
+
+class CostBudgetSpec(SpecModel):
+    """What a run may spend, in exactly one unit: ``outputTokens`` (tokens generated, the
+    API's ``usage.completion_tokens``, thinking included) or ``gpuHours`` (hours of
+    ``(server start + generation) * GPUs`` of the evaluations).
+
+    Every evaluation the run pays for counts: the anchors it evaluates (not those it
+    finds in the cache), every candidate (a screened one for the stages it asked) and
+    every validation. A candidate is started only while what was spent, the predicted
+    cost of those running and of it, and a reserve for the validations still to come fit
+    in the budget (:mod:`paretomerge.search.cost_budget`); ``search.budget`` is then the
+    horizon the strategy plans by, not a cap, so the candidates that screening makes
+    cheaper buy more candidates.
+    """
+
+    output_tokens: float | None = Field(default=None, gt=0, le=1e15)
+    gpu_hours: float | None = Field(default=None, gt=0, le=1e7)
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> CostBudgetSpec:
+        if (self.output_tokens is None) == (self.gpu_hours is None):
+            raise ValueError("give exactly one of outputTokens and gpuHours")
+        return self
+
+    @property
+    def unit(self) -> CostUnit:
+        return "outputTokens" if self.output_tokens is not None else "gpuHours"
+
+    @property
+    def limit(self) -> float:
+        """The budget, in :attr:`unit`."""
+        return self.output_tokens if self.output_tokens is not None else self.gpu_hours
+
+    def charged(self, output_tokens: float, gpu_seconds: float) -> float:
+        """What a cost of ``output_tokens`` and ``gpu_seconds`` counts, in :attr:`unit`."""
+        return output_tokens if self.output_tokens is not None else gpu_seconds / 3600.0
+
+
 class SearchSpec(SpecModel):
     """The multi-objective search over merge weights.
 
     ``budget`` counts every candidate evaluated (initial design included), anchors and
-    validation not. ``initialSolutions`` are scalars: each fills every merge weight.
+    validation not; with a ``costBudget`` it is the horizon the strategy plans by, not a
+    cap. ``initialSolutions`` are scalars: each fills every merge weight.
     """
 
     strategy: StrategyName = "coarse-to-fine"
@@ -182,6 +230,7 @@ class SearchSpec(SpecModel):
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     validation: ValidationSpec = ValidationSpec()
     prior: PriorSpec = PriorSpec()
+    cost_budget: CostBudgetSpec | None = None
 
 
 # --- objectives and evaluation ------------------------------------------------------------
@@ -487,6 +536,16 @@ def _held_out_problems(spec: RunSpec) -> Iterator[SpecProblem]:
         )
 
 
+def _cost_budget_problems(spec: RunSpec) -> Iterator[SpecProblem]:
+    budget = spec.search.cost_budget
+    if budget is not None and budget.unit == "gpuHours" and spec.execution.resources.gpus == 0:
+        yield SpecProblem(
+            "spec.search.costBudget.gpuHours",
+            "counts the GPU-hours of the evaluations, and execution.resources.gpus is 0: "
+            "nothing would be counted (give outputTokens, or the GPUs)",
+        )
+
+
 def _merge_density_problems(spec: RunSpec) -> Iterator[SpecProblem]:
     merge = spec.merge
     if merge.density is not None and not METHODS[merge.method].has_density:
@@ -617,6 +676,10 @@ CROSS_FIELD_CHECKS: tuple[tuple[tuple[str, ...], CrossFieldCheck], ...] = (
     (("spec.search.initialSolutions", "spec.search.weightRange"), _solutions_in_range_problems),
     (("spec.search.densityRange",), _density_range_problems),
     (("spec.search.validation.heldOut", "spec.search.validation.budget"), _held_out_problems),
+    (
+        ("spec.search.costBudget", "spec.execution.resources.gpus"),
+        _cost_budget_problems,
+    ),
     (("spec.merge.density", "spec.merge.method"), _merge_density_problems),
     (
         ("spec.search.strategy", "spec.merge.granularity", "spec.merge.blocks"),
@@ -921,6 +984,7 @@ def dump_run(run: ParetoMergeRun) -> dict[str, Any]:
 RESUMABLE_EDITS = (
     "spec.search.budget",
     "spec.search.validation.budget",
+    "spec.search.costBudget",
     "spec.execution",
     "spec.evaluation.concurrency",
     "spec.evaluation.timeoutSeconds",

@@ -1,6 +1,7 @@
 """A finished run is started again: a Failed run whose retry annotation changed
 (``kubectl annotate pmr NAME paretomerge.io/retry=1 --overwrite``; any new value asks
-again), or a Succeeded run whose budget was raised above the candidates it evaluated.
+again), or a Succeeded run whose budget was raised above the candidates it evaluated, or
+whose cost budget was raised above what it spent (or set on a run that had none).
 
 The run's controller Job has ended; it is deleted and made again, and the new controller
 resumes from the checkpoint on the volume: every finished evaluation is kept, and what
@@ -61,6 +62,40 @@ def budget_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: An
         )
         return
     _restart(body, memo, f"budget raised from {old} to {new}")
+
+
+@kopf.on.field(API_GROUP, VERSION, PLURAL, field="spec.search.costBudget")
+@counting_errors
+def cost_budget_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    """A Succeeded run goes on when its cost budget rises above what it spent; its
+    controller then starts what fits, and puts the run back to Succeeded, saying so,
+    when no candidate does."""
+    status = body.get("status", {})
+    if status.get("phase") != "Succeeded":
+        return
+    refusal = cost_budget_refusal(status.get("costBudget"), new)
+    if refusal is not None:
+        kopf.warn(body, reason="CostBudgetNotRaised", message=refusal)
+        return
+    _restart(body, memo, f"cost budget raised from {old} to {new}")
+
+
+def cost_budget_refusal(used: dict[str, Any] | None, new: Any) -> str | None:
+    """Why a Succeeded run's new ``spec.search.costBudget`` asks for nothing, if it does:
+    none given, or one in the unit the run went by (the status's ``costBudget``) that is
+    not above what it spent. ``None``: the run goes on."""
+    if not new:
+        return "spec.search.costBudget removed: the run has succeeded and goes on only by a raise"
+    if used is None or used.get("unit") not in new:
+        return None
+    unit = used["unit"]
+    value = new[unit]
+    if isinstance(value, int | float) and value > used.get("spent", 0):
+        return None
+    return (
+        f"spec.search.costBudget.{unit} {value}: the run has succeeded having spent "
+        f"{used.get('spent')}, and is continued only by a budget above that"
+    )
 
 
 def _restart(body: kopf.Body, memo: kopf.Memo, why: str) -> None:

@@ -34,6 +34,7 @@ from paretomerge.controller.anchors import (
     store_scores,
 )
 from paretomerge.controller.artifacts import pareto_candidates
+from paretomerge.controller.cost_budget import UNIT_NAMES, budget_use, wants_candidate
 from paretomerge.controller.estimates import validation_anchors_of
 from paretomerge.controller.objectives import AnchorError, check_anchors
 from paretomerge.controller.search_driver import SearchDriver, question_split
@@ -109,7 +110,11 @@ class Controller:
             lambda reason, message: logging.getLogger("paretomerge.controller").warning(message)
         )
         self.limits = limits or (
-            lambda: Limits(self.spec.search.budget, self.spec.execution.parallelism)
+            lambda: Limits(
+                self.spec.search.budget,
+                self.spec.execution.parallelism,
+                self.spec.search.cost_budget,
+            )
         )
         self.benchmarks = [b.name for b in self.spec.objectives.benchmarks]
         self.runner = TaskRunner(
@@ -143,6 +148,7 @@ class Controller:
             self.volume,
             tasks_path=self.executor.tasks_path(),
             candidates_left=max(self.limits().budget - state.spent, 0),
+            evaluation_gpus=self.executor.evaluation_gpus(),
         )
         self.on_preflight(problems)
         if problems:
@@ -174,15 +180,30 @@ class Controller:
 
     def _work_left(self, state: RunState) -> bool:
         """Whether the checkpointed run has work left: any run but a Succeeded one whose
-        budget asks for no more candidates than it evaluated (said, not ignored)."""
-        budget = self.limits().budget
-        if state.phase != "Succeeded" or budget > state.spent:
+        budget asks for no more candidates than it evaluated, or whose cost budget is
+        the one it ended on or has no room for one more (said, not ignored)."""
+        limits = self.limits()
+        if state.phase != "Succeeded":
             return True
+        if limits.cost_budget is None:
+            if limits.budget > state.spent:
+                return True
+            wanted = f"a budget of {limits.budget} asks for no more (raise spec.search.budget"
+        else:
+            # Only a changed cost budget reopens it: what validation left of the one it
+            # ended on (it reserves more than it may spend) buys nothing.
+            changed = limits.cost_budget != state.cost_budget
+            if changed and wants_candidate(state, self.spec, limits):
+                return True
+            wanted = (
+                f"its cost budget has no room for another ({budget_use(state)}; raise "
+                "spec.search.costBudget"
+            )
         self.on_note(
             f"run {self.run.name} has already succeeded with {state.spent} "
-            f"candidate(s); a budget of {budget} asks for no more (raise spec.search.budget "
-            "to continue it)"
+            f"candidate(s); {wanted} to continue it)"
         )
+        self.on_update(state)  # an operator that restarted it on a raise sees it Succeeded
         return False
 
     def _reopen(self, state: RunState) -> None:
@@ -190,11 +211,18 @@ class Controller:
         progress resumes; a Failed one is retried (:meth:`_forgive_failures`); a Succeeded
         one goes on to its raised budget."""
         name, finished = self.run.name, state.finished
-        if state.phase == "Succeeded":
-            budget = self.limits().budget
+        limits = self.limits()
+        state.cost_budget = limits.cost_budget  # what the run goes by from now on
+        if state.phase == "Succeeded" and limits.cost_budget is not None:
             self.on_note(
-                f"continuing run {name}: the budget is now {budget}, "
-                f"{budget - state.spent} candidate(s) more than it evaluated"
+                f"continuing run {name}: the cost budget is now "
+                f"{limits.cost_budget.limit:g} {UNIT_NAMES[limits.cost_budget.unit]} "
+                f"({budget_use(state)})"
+            )
+        elif state.phase == "Succeeded":
+            self.on_note(
+                f"continuing run {name}: the budget is now {limits.budget}, "
+                f"{limits.budget - state.spent} candidate(s) more than it evaluated"
             )
         elif state.phase == "Failed":
             cause = state.message.partition("\n")[0]
@@ -396,9 +424,11 @@ class Controller:
             search.validate(state)
         front = pareto_candidates(state)
         validated = sum(c.validated is not None for c in front)
+        used = budget_use(state)
         self._set_phase(
             state,
             "Succeeded",
             f"{state.count('succeeded')} candidates evaluated, {len(front)} on the Pareto front"
-            + (f" ({validated} validated)" if state.validations else ""),
+            + (f" ({validated} validated)" if state.validations else "")
+            + (f"; cost budget: {used}" if used else ""),
         )

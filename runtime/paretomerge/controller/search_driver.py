@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from paretomerge.controller.artifacts import pareto_candidates, write_artifacts
+from paretomerge.controller.cost_budget import wants_candidate, wants_validation
 from paretomerge.controller.decision_space import DecisionSpace
 from paretomerge.controller.estimates import (
     record_estimates,
@@ -85,20 +86,26 @@ class SearchDriver:
             self.optimizer.set_baselines(self.space.search_config().baselines)
 
     def search(self, state: RunState) -> None:
-        """Propose and evaluate candidates until the budget is spent and every one of them
-        finished; candidates the checkpoint left running are adopted or started again."""
+        """Propose and evaluate candidates until the budget is spent (the count, or the
+        cost: :func:`~paretomerge.controller.cost_budget.wants_candidate`) and every one
+        of them finished; candidates the checkpoint left running are adopted or started
+        again."""
         for candidate in state.candidates:
             if candidate.status == "running" and not candidate.waiting:
                 self.runner.start(self._evaluation_task(state, candidate), candidate, resuming=True)
         while True:
             limits = self.limits()
-            self.optimizer.set_budget(limits.budget)  # a live edit reaches the strategy too
+            # A live edit reaches the strategy (its horizon, with a cost budget) too.
+            self.optimizer.set_budget(limits.budget)
+            state.cost_budget = limits.cost_budget
             running = len(self.executor.running())
             # Retried candidates, and any whose retry a killed controller left unstarted.
             waiting = [c for c in state.candidates if c.status == "running" and c.waiting]
-            if state.spent >= limits.budget and running == 0 and not waiting:
+            if running == 0 and not waiting and not wants_candidate(state, self.spec, limits):
                 break
-            while running < limits.parallelism and (waiting or state.spent < limits.budget):
+            while running < limits.parallelism and (
+                waiting or wants_candidate(state, self.spec, limits)
+            ):
                 if waiting:
                     candidate = waiting.pop(0)
                     self.runner.start(self._candidate_task(candidate), candidate, resuming=True)
@@ -113,20 +120,21 @@ class SearchDriver:
     def validate(self, state: RunState) -> None:
         """Evaluate again the candidates that may be on the front, as
         :meth:`AskTellOptimizer.ask_validation` picks them (most likely first, spread
-        over them), until ``search.validation.budget`` evaluations are done; validations
-        the checkpoint left running are adopted or started again. With questions held
-        out, the held-out anchors must be evaluated first: they normalise the
-        validations."""
-        validation = self.spec.search.validation
+        over them), until ``search.validation.budget`` evaluations are done, or those
+        that fit a cost budget (:func:`~paretomerge.controller.cost_budget.wants_validation`);
+        validations the checkpoint left running are adopted or started again. With
+        questions held out, the held-out anchors must be evaluated first: they normalise
+        the validations."""
         for record in state.validations:
             if record.status == "running":
                 self.runner.start(self._evaluation_task(state, record), record, resuming=True)
         while True:
             running = len(self.executor.running())
-            if state.validations_finished >= validation.budget and running == 0:
+            limits = self.limits()
+            state.cost_budget = limits.cost_budget
+            if running == 0 and not wants_validation(state, self.spec, limits):
                 break
-            parallelism = self.limits().parallelism
-            while running < parallelism and len(state.validations) < validation.budget:
+            while running < limits.parallelism and wants_validation(state, self.spec, limits):
                 self._launch_validation(state)
                 running += 1
             for outcome in self.executor.wait(self.runner.poll_seconds):

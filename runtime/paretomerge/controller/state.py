@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from paretomerge.files import write_atomic
 from paretomerge.results import CostTotal, EvaluationCost, Scores
 from paretomerge.run_layout import RunLayout
+from paretomerge.spec import CostBudgetSpec
 
 STATE_VERSION = 1
 
@@ -174,7 +175,8 @@ class RunState(BaseModel):
     after each result (:func:`~paretomerge.search.claims.hypervolume_claim`), the
     evaluation whose result it followed in ``hypervolume_after`` (which older checkpoints
     lack for their first entries), and ``hypervolume_interval`` the 90% interval of the
-    latest."""
+    latest; ``cost_budget`` the cost budget the run last went by (``None``: its
+    candidates are counted, not their cost)."""
 
     version: int = STATE_VERSION
     run: str
@@ -191,6 +193,7 @@ class RunState(BaseModel):
     hypervolume: list[float] = []
     hypervolume_after: list[str] = []
     hypervolume_interval: tuple[float, float] | None = None
+    cost_budget: CostBudgetSpec | None = None
     task_attempts: dict[str, TaskAttempts] = {}
     started: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
@@ -244,6 +247,15 @@ class RunState(BaseModel):
         """What this run's anchor evaluations cost (the cached ones: nothing)."""
         anchors = [*self.anchors.values(), *self.held_out_anchors.values()]
         return CostTotal.of(a.cost for a in anchors if a.cost is not None)
+
+    @property
+    def paid(self) -> CostTotal:
+        """What a cost budget counts: every evaluation this run paid for, the anchors it
+        evaluated (not those from the cache), the candidates (a screened one for the
+        stages it asked) and the validations (a failed attempt's cost is not known)."""
+        records = [*self.anchors.values(), *self.held_out_anchors.values()]
+        records += [*self.candidates, *self.validations]
+        return CostTotal.of(r.cost for r in records if r.cost is not None)
 
     def trial_of(self, record: EvaluationRecord) -> int:
         """The optimiser trial of a candidate or validation (in older checkpoints, a

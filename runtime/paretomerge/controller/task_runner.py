@@ -16,6 +16,7 @@ from pathlib import Path
 from paretomerge.controller.state import RunState, TaskAttempts
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.results import EvaluateTaskResult, ProfileResult
+from paretomerge.spec import CostBudgetSpec
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
 Task = ProfileTask | EvaluateTask
@@ -27,10 +28,13 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What may change while a run goes on (Kubernetes users edit them like in Katib)."""
+    """What may change while a run goes on (Kubernetes users edit them like in Katib):
+    ``spec.search.budget``, ``spec.execution.parallelism`` and
+    ``spec.search.costBudget``."""
 
     budget: int
     parallelism: int
+    cost_budget: CostBudgetSpec | None = None
 
 
 class TaskRunner:

@@ -219,6 +219,32 @@ def endpoint_model_ids(base_url: str, api_key: str, timeout: float = 30) -> list
         raise ServingError(f"cannot list the models of {base_url}: {error}") from error
 
 
+def endpoint_completion_tokens(
+    base_url: str, api_key: str, model: str, timeout: float = 30
+) -> int | None:
+    """The ``usage.completion_tokens`` of a one-token chat completion of ``model`` (the
+    count output tokens are read from), ``None`` where the reply has none.
+
+    Raises:
+        ServingError: the endpoint does not answer, or not with a completion.
+    """
+    body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    request = urllib.request.Request(
+        f"{base_url}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            reply = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise ServingError(f"cannot get a chat completion from {base_url}: {error}") from error
+    tokens = (
+        (reply.get("usage") or {}).get("completion_tokens") if isinstance(reply, dict) else None
+    )
+    return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
+
+
 def endpoint_model(base_url: str, api_key: str) -> str:
     """The first model the endpoint lists under ``GET /models``.
 

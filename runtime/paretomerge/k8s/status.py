@@ -7,7 +7,8 @@ API server's object size limit (about 1.5 MB): each finished evaluation is one s
 apart in ``validationsFinished``); weights and raw scores are kept for the Pareto set only,
 and everything else is in the run directory on the volume (``status.runDirectory``). The
 rows (:class:`EvaluationRow`) carry each candidate's step durations and cost, which the
-operator turns into metrics; ``cost`` holds their sum (``anchorCost`` the anchors').
+operator turns into metrics; ``cost`` holds their sum (``anchorCost`` the anchors'), and
+``costBudget`` what a run with ``spec.search.costBudget`` spent of it.
 Beyond :data:`MAX_STATUS_EVALUATIONS` finished evaluations the status keeps no rows, and
 beyond :data:`MAX_STATUS_PARETO` Pareto points only the most accurate ones; it then names
 the file that holds them all: ``evaluationsIn`` (``results.json``), ``paretoIn``
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from paretomerge.controller.artifacts import ParetoPoint, pareto_points
+from paretomerge.controller.cost_budget import budget_use
 from paretomerge.controller.state import EvaluationRecord, RunState
 from paretomerge.k8s.constants import FINAL_PHASES
 from paretomerge.results import CostTotal, EvaluationCost, Scores
@@ -181,6 +183,15 @@ def status_cost(total: CostTotal) -> dict[str, float | int]:
     }
 
 
+def status_cost_budget(state: RunState) -> dict[str, Any] | None:
+    """``{"unit": "outputTokens", "budget": 2e8, "spent": 1.2e7}`` (GPU-hours to the
+    GPU-second), or ``None`` for a run without a cost budget."""
+    used = budget_use(state)
+    if used is None:
+        return None
+    return {"unit": used.unit, "budget": used.budget, "spent": round(used.spent, 6)}
+
+
 def _rounded(values: list[float] | None) -> tuple[float | None, float | None]:
     """A pair of objectives (or their deviations) as the status shows them."""
     if values is None:
@@ -231,6 +242,9 @@ def run_status(
         # The candidates' and validations' cost (the rows' sum), the anchors' apart.
         "cost": status_cost(state.cost),
         "anchorCost": status_cost(state.anchor_cost),
+        # Spent of spec.search.costBudget (every evaluation this run paid for), in its
+        # unit; null without one.
+        "costBudget": status_cost_budget(state),
         "anchors": {
             role: {"model": a.model, "cached": a.cached, "scores": _short_scores(a.scores)}
             for role, a in state.anchors.items()

@@ -20,6 +20,7 @@ _EXPORTS = {
     "SearchConfig": "config",
     "AcquisitionSettings": "acquisition",
     "AnchorErrors": "claims",
+    "CostBudget": "cost_budget",
     "HypervolumeClaim": "claims",
     "FrontPoint": "estimates",
     "PointEstimates": "estimates",
@@ -45,6 +46,7 @@ __all__ = [
     "AcquisitionSettings",
     "AnchorErrors",
     "AskTellOptimizer",
+    "CostBudget",
     "FrontMember",
     "FrontPoint",
     "HeldOutValidation",
@@ -78,6 +80,7 @@ if TYPE_CHECKING:
     from paretomerge.search.acquisition import AcquisitionSettings
     from paretomerge.search.claims import AnchorErrors, HypervolumeClaim
     from paretomerge.search.config import STRATEGY_NAMES, SearchConfig
+    from paretomerge.search.cost_budget import CostBudget
     from paretomerge.search.estimates import FrontPoint, PointEstimates
     from paretomerge.search.front import FrontMember, reported_front
     from paretomerge.search.in_process import (

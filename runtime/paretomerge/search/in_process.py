@@ -19,6 +19,12 @@ import numpy as np
 from paretomerge.search.acquisition import AcquisitionSettings
 from paretomerge.search.claims import AnchorErrors, hypervolume_claim
 from paretomerge.search.config import SearchConfig, expand_initial_solutions
+from paretomerge.search.cost_budget import (
+    CostBudget,
+    CostLedger,
+    allows_candidate,
+    allows_validation,
+)
 from paretomerge.search.optimizer import AskTellOptimizer
 from paretomerge.search.screening import Screener
 from paretomerge.search.surrogates import NutsSettings
@@ -60,7 +66,7 @@ class OptimizeResult:
 
     Attributes:
         X: ``(n, dim)`` every point evaluated, search then validation evaluations
-            (``n = budget + validation_budget``).
+            (``n = budget + validation_budget`` without a cost budget).
         Y: ``(n, m)`` the raw values the objective returned for them.
         Yvar: ``(n, m)`` their variances when the objective returned them, else ``None``.
         is_validation: ``(n,)`` which evaluations were validations.
@@ -89,6 +95,7 @@ class OptimizeResult:
         screened: ``(n,)`` which evaluations a screener stopped early.
         cost: ``(n,)`` what each evaluation cost, its stages up to the one it stopped
             after (a staged objective's ``cost``), else ``None``.
+        cost_spent: their sum (what a cost budget counts), ``None`` without costs.
         proposal_seconds: the wall time of each ``ask``, initial design and validation
             included.
         state: the optimiser's state (:meth:`AskTellOptimizer.state_dict`).
@@ -112,6 +119,10 @@ class OptimizeResult:
     cost: np.ndarray | None
     proposal_seconds: list[float] = field(default_factory=list)
     state: dict = field(default_factory=dict)
+
+    @property
+    def cost_spent(self) -> float | None:
+        return None if self.cost is None else float(self.cost.sum())
 
 
 class ObjectiveError(ValueError):
@@ -145,12 +156,16 @@ def optimize(
     screener: Screener | None = None,
     anchor_errors: AnchorErrors | None = None,
     held_out: HeldOutValidation | None = None,
+    cost_budget: float | CostBudget | None = None,
 ) -> OptimizeResult:
     """Search the Pareto set of ``objective`` over ``[0, 1]^dim`` (all objectives maximised).
 
     The search spends ``budget`` evaluations, then ``validation_budget`` more on the
     points that may be on the front (:meth:`AskTellOptimizer.ask_validation`), in
-    batches of ``batch_size``. The front it reports is chosen by the surrogate's posterior
+    batches of ``batch_size``. With a ``cost_budget`` it spends that instead, by the
+    controller's rule (:mod:`paretomerge.search.cost_budget`): a batch holds the
+    candidates that fit, the validations included, and ``budget`` is only the horizon
+    the strategy plans by. The front it reports is chosen by the surrogate's posterior
     at the evaluated points, never by the raw values, and valued by it, or with
     ``held_out`` by the validations on the held-out questions, which never choose
     (:meth:`AskTellOptimizer.front`).
@@ -196,6 +211,10 @@ def optimize(
             interval draws it once for all points. ``None``: every error is a point's own.
         held_out: validate on held-out questions (:class:`HeldOutValidation`) instead of
             evaluating ``objective`` again.
+        cost_budget: what the search and its validations may spend, in the unit of the
+            staged objective's ``cost`` (a number, or a :class:`CostBudget` that says
+            what a validation costs relative to a candidate); the objective must report
+            costs.
 
     Raises:
         ValueError: for an invalid configuration.
@@ -229,6 +248,9 @@ def optimize(
         screener=screener,
         anchor_errors=anchor_errors,
         held_out=held_out,
+        cost_budget=CostBudget(cost_budget)
+        if isinstance(cost_budget, int | float)
+        else cost_budget,
     )
 
 
@@ -241,27 +263,35 @@ def search_in_process(
     screener: Screener | None = None,
     anchor_errors: AnchorErrors | None = None,
     held_out: HeldOutValidation | None = None,
+    cost_budget: CostBudget | None = None,
 ) -> OptimizeResult:
     """The loop behind :func:`optimize`, for a ready :class:`SearchConfig` (the one a
     run's controller builds, say): ``config.initial_points`` first, then batches of
-    ``batch_size`` until ``config.budget``, then ``validation_budget`` validations."""
+    ``batch_size`` until ``config.budget`` (or, with a ``cost_budget``, while they fit),
+    then ``validation_budget`` validations (those that fit)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if validation_budget < 0:
         raise ValueError(f"validation_budget must be >= 0, got {validation_budget}")
     optimizer = AskTellOptimizer(config)
     search = _SearchRecord((anchor_errors, None if held_out is None else held_out.anchor_errors))
-    validated = 0
-    while optimizer.num_search_trials < config.budget or validated < validation_budget:
+    validated, searching = 0, True
+    while True:
         started = time.perf_counter()
-        if optimizer.num_search_trials < config.budget:
-            remaining = config.budget - optimizer.num_search_trials
-            q = min(config.initial_points if not optimizer.trials else batch_size, remaining)
+        if searching:
+            most = config.initial_points if not optimizer.trials else batch_size
+            asked = optimizer.num_search_trials
+            q = search.candidates_that_fit(
+                most, asked, config.budget, cost_budget, validation_budget
+            )
+            searching = q > 0
+        if searching:
             trials = optimizer.ask(q)
         else:
-            trials = optimizer.ask_validation(
-                min(batch_size, validation_budget - validated), held_out=held_out is not None
-            )
+            q = search.validations_that_fit(batch_size, validated, validation_budget, cost_budget)
+            if q == 0:
+                break
+            trials = optimizer.ask_validation(q, held_out=held_out is not None)
             validated += len(trials)
         search.proposal_seconds.append(time.perf_counter() - started)
         X = np.array([t.x for t in trials])
@@ -287,7 +317,13 @@ def search_in_process(
             stage = stages[k]
             yvar = None if stage.Yvar is None else stage.Yvar[i]
             optimizer.tell(trial, stage.Y[i], yvar, screened=k < last)
-            search.record(k, last, None if stage.cost is None else float(stage.cost[i]))
+            cost = None if stage.cost is None else float(stage.cost[i])
+            if cost is None and cost_budget is not None:
+                raise ObjectiveError(
+                    "a cost budget needs the objective's costs (ScreeningStage.cost)",
+                    search.result(optimizer),
+                )
+            search.record(k, last, cost, validation=trial.kind == "validation")
         search.record_front(optimizer)
     return search.result(optimizer)
 
@@ -302,15 +338,72 @@ class _SearchRecord:
     stopped_after: list[int] = field(default_factory=list)
     screened: list[bool] = field(default_factory=list)
     cost: list[float | None] = field(default_factory=list)
+    validation: list[bool] = field(default_factory=list)
     proposal_seconds: list[float] = field(default_factory=list)
     hypervolume: list[float] = field(default_factory=list)
     hypervolume_interval: tuple[float, float] = (0.0, 0.0)
     hypervolume_after: list[int] = field(default_factory=list)
 
-    def record(self, stopped_after: int, last: int, cost: float | None) -> None:
+    def record(
+        self, stopped_after: int, last: int, cost: float | None, validation: bool = False
+    ) -> None:
         self.stopped_after.append(stopped_after)
         self.screened.append(stopped_after < last)
         self.cost.append(cost)
+        self.validation.append(validation)
+
+    def candidates_that_fit(
+        self,
+        most: int,
+        asked: int,
+        budget: int,
+        cost_budget: CostBudget | None,
+        validations: int,
+    ) -> int:
+        """How many of at most ``most`` candidates the next batch holds, ``asked`` asked
+        so far and ``validations`` to come: started one by one, as the controller starts
+        them, while the rule allows (:func:`allows_candidate`)."""
+        k = 0
+        while k < most and allows_candidate(
+            asked + k, budget, cost_budget, self.ledger(cost_budget, validations, candidates=k)
+        ):
+            k += 1
+        return k
+
+    def validations_that_fit(
+        self, most: int, asked: int, budget: int, cost_budget: CostBudget | None
+    ) -> int:
+        """How many of at most ``most`` validations the next batch holds, ``asked`` of
+        ``budget`` asked so far (:func:`allows_validation`)."""
+        k = 0
+        while k < most and allows_validation(
+            asked + k, budget, cost_budget, self.ledger(cost_budget, 0, validations=k)
+        ):
+            k += 1
+        return k
+
+    def ledger(
+        self,
+        cost_budget: CostBudget | None,
+        validations_left: int,
+        candidates: int = 0,
+        validations: int = 0,
+    ) -> CostLedger | None:
+        """What was spent, for ``cost_budget`` (``None`` without one), with ``candidates``
+        or ``validations`` of a batch started before the next and ``validations_left``
+        to come after the search."""
+        if cost_budget is None:
+            return None
+        rows = list(zip(self.cost, self.screened, self.validation, strict=True))
+        return CostLedger(
+            spent=sum(c for c, _, _ in rows),
+            candidates=[c for c, _, v in rows if not v],
+            full=[c for c, s, v in rows if not v and not s],
+            validations=[c for c, _, v in rows if v],
+            running_candidates=candidates,
+            running_validations=validations,
+            validations_left=validations_left,
+        )
 
     def record_front(self, optimizer: AskTellOptimizer) -> None:
         front = optimizer.front()

@@ -109,13 +109,7 @@ class Controller:
         self.on_warning = on_warning or (
             lambda reason, message: logging.getLogger("paretomerge.controller").warning(message)
         )
-        self.limits = limits or (
-            lambda: Limits(
-                self.spec.search.budget,
-                self.spec.execution.parallelism,
-                self.spec.search.cost_budget,
-            )
-        )
+        self.limits = limits or (lambda: Limits.of(self.spec))
         self.benchmarks = [b.name for b in self.spec.objectives.benchmarks]
         self.runner = TaskRunner(
             executor,

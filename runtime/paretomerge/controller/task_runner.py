@@ -16,7 +16,7 @@ from pathlib import Path
 from paretomerge.controller.state import RunState, TaskAttempts
 from paretomerge.executors import Executor, TaskOutcome
 from paretomerge.results import EvaluateTaskResult, ProfileResult
-from paretomerge.spec import CostBudgetSpec
+from paretomerge.spec import CostBudgetSpec, RunSpec
 from paretomerge.tasks import EvaluateTask, ProfileTask, read_result, write_task
 
 Task = ProfileTask | EvaluateTask
@@ -35,6 +35,10 @@ class Limits:
     budget: int
     parallelism: int
     cost_budget: CostBudgetSpec | None = None
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> Limits:
+        return cls(spec.search.budget, spec.execution.parallelism, spec.search.cost_budget)
 
 
 class TaskRunner:

@@ -57,7 +57,7 @@ class RunFollower:
         self.run_defaults = run_defaults
         self.started = effective_run(run_object, run_defaults)
         spec = self.started.spec
-        self.latest_limits = Limits(spec.search.budget, spec.execution.parallelism)
+        self.latest_limits = Limits.of(spec)
         self.run_dir = run_directory(self.started)
         self.unapplied: list[str] = []
 
@@ -73,7 +73,7 @@ class RunFollower:
         except SpecError:
             return self.latest_limits
         self.run_object = current
-        self.latest_limits = Limits(run.spec.search.budget, run.spec.execution.parallelism)
+        self.latest_limits = Limits.of(run.spec)
         unapplied = [str(problem) for problem in resume_conflicts(self.started, run)]
         if unapplied != self.unapplied:
             self.unapplied = unapplied

@@ -257,9 +257,7 @@ class SwitchingMergeLandscape:
 
     def mode(self, X: np.ndarray) -> np.ndarray:
         """How far each merge is in thinking mode, ``(q,)`` in ``[0, 1]``."""
-        low, high = (
-            _sigmoid(self.steepness * (u - self.threshold)) for u in (0.0, 1.0)
-        )
+        low, high = (_sigmoid(self.steepness * (u - self.threshold)) for u in (0.0, 1.0))
         on = _sigmoid(self.steepness * (self._share(X, "mode") - self.threshold))
         return (on - low) / (high - low)
 

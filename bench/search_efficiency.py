@@ -180,6 +180,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from paretomerge.controller.objectives import ANCHOR_OBJECTIVES
+from paretomerge.importance import combined_prior
 from paretomerge.search import (
     STRATEGY_NAMES,
     AskTellOptimizer,
@@ -197,6 +198,7 @@ from paretomerge.search.problems import (
     EmbeddedTestProblem,
     QuestionLevelMergeProblem,
     landscape_family_member,
+    switching_family_member,
 )
 from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
@@ -204,29 +206,41 @@ from paretomerge.spec import ScreeningSpec
 BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
 LAYER_NOISE = 0.01
 FAMILY_REF = np.array([-0.2, -0.2])
-FAMILIES = ("layer", "noisy")
+FAMILIES = ("layer", "noisy", "hard")
+QUESTION_LEVEL = ("noisy", "hard")  # evaluated question by question, as the tool does
+PEER = "optuna-gp"  # Optuna's GPSampler, multi-objective: a peer, outside optimize()
 
 
-def make_problem(name: str, run: int, held_out: float = 0.0):
+def make_problem(name: str, run: int, held_out: float = 0.0, prior: str = "parameters"):
     """``(problem, ref_point, profile)`` of run ``run`` (member ``run`` of a family; on
-    ``noisy`` the questions split as a run of seed ``run`` with ``held_out`` splits them)."""
+    ``noisy`` and ``hard`` the questions split as a run of seed ``run`` with ``held_out``
+    splits them). ``prior`` ``activations`` (``hard``): the profile is the parameter one
+    combined half and half with the simulated activation discrepancy, as
+    ``search.prior.activations`` combines them."""
     if name == "layer":
         problem = landscape_family_member(run, num_layers=DIM - 1, noise=LAYER_NOISE)
         return problem, FAMILY_REF, problem.profile
-    if name == "noisy":
+    if name in QUESTION_LEVEL:
+        member = landscape_family_member if name == "noisy" else switching_family_member
         problem = QuestionLevelMergeProblem(
-            landscape_family_member(run, num_layers=DIM - 1), seed=run, held_out=held_out
+            member(run, num_layers=DIM - 1), seed=run, held_out=held_out
         )
-        return problem, FAMILY_REF, problem.profile
+        profile = problem.profile
+        if prior == "activations":
+            profile = combined_prior(profile, problem.landscape.activation_profile, 0.5)
+        return problem, FAMILY_REF, np.asarray(profile)
     problem = EmbeddedTestProblem(name, dim=DIM)
     return problem, problem.ref_point, problem.profile
 
 
 def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndarray:
     """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation:
-    ``directions`` weightings, each maximised with L-BFGS-B from ``starts`` random points."""
+    ``directions`` weightings, each maximised with L-BFGS-B from ``starts`` random points
+    and, on the hard family, from every merge that takes whole roles
+    (``SwitchingMergeLandscape.role_points``: its roles are known to the benchmark)."""
     rng = np.random.default_rng(0)
     utopia = np.array([1.2, 1.2])
+    known = list(landscape.role_points()) if hasattr(landscape, "role_points") else []
     points = []
     for angle in np.linspace(0.01, np.pi / 2 - 0.01, directions):
         weight = np.array([np.cos(angle), np.sin(angle)])
@@ -236,8 +250,8 @@ def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndar
 
         best = min(
             (
-                minimize(loss, rng.random(landscape.dim), bounds=[(0, 1)] * landscape.dim)
-                for _ in range(starts)
+                minimize(loss, x0, bounds=[(0, 1)] * landscape.dim)
+                for x0 in [*known, *rng.random((starts, landscape.dim))]
             ),
             key=lambda r: r.fun,
         )
@@ -245,21 +259,28 @@ def landscape_front(landscape, directions: int = 32, starts: int = 2) -> np.ndar
     return np.array(points)
 
 
-# Family members' fronts, computed once and kept in the --out file (they take minutes).
-FRONTS: dict[int, np.ndarray] = {}
+# Family members' fronts, computed once and kept in the --out file (they take minutes):
+# the smooth family's by member (``3``), the hard one's as ``hard-3``.
+FRONTS: dict[int | str, np.ndarray] = {}
 
 
-def member_front(member: int) -> np.ndarray:
-    """:func:`landscape_front` of family member ``member``."""
-    if member not in FRONTS:
-        FRONTS[member] = landscape_front(landscape_family_member(member, num_layers=DIM - 1))
-    return FRONTS[member]
+def front_key(problem_name: str, member: int) -> int | str:
+    return f"hard-{member}" if problem_name == "hard" else member
+
+
+def member_front(problem_name: str, member: int) -> np.ndarray:
+    """:func:`landscape_front` of member ``member`` of ``problem_name``'s family."""
+    key = front_key(problem_name, member)
+    if key not in FRONTS:
+        family = switching_family_member if problem_name == "hard" else landscape_family_member
+        FRONTS[key] = landscape_front(family(member, num_layers=DIM - 1))
+    return FRONTS[key]
 
 
 def read_fronts(data: dict) -> None:
     """Keep the members' fronts of a ``--out`` file's ``data``."""
     fronts = data.get("fronts", {})
-    FRONTS.update({int(member): np.array(front) for member, front in fronts.items()})
+    FRONTS.update({int(k) if k.isdigit() else k: np.array(front) for k, front in fronts.items()})
 
 
 def objective_for(job: dict, problem):
@@ -267,8 +288,8 @@ def objective_for(job: dict, problem):
     ``noisy`` stage by stage on the run's question order (each stage's output tokens its
     cost), as the tool evaluates a candidate with ``evaluation.screening``."""
     if job["behaviour"] == "today":
-        return (lambda X: problem(X)[0]) if job["problem"] == "noisy" else problem
-    if job["problem"] == "noisy":
+        return (lambda X: problem(X)[0]) if job["problem"] in QUESTION_LEVEL else problem
+    if job["problem"] in QUESTION_LEVEL:
         return lambda X: [
             ScreeningStage(stage.Y, stage.Yvar, stage.tokens)
             for stage in problem.staged(X, job["stages"], order_seed=job["run"])
@@ -282,10 +303,14 @@ def run_one(job: dict) -> dict:
     """One search of ``job``'s problem by ``optimize()``, as the tool runs it: its
     screener when screening is on, the anchors as baselines on the family, validation on
     ``noisy``."""
+    if job["strategy"] == PEER:
+        return run_peer(job)
     held_out = job.get("held_out", 0.0)
-    problem, ref_point, profile = make_problem(job["problem"], job["run"], held_out)
+    problem, ref_point, profile = make_problem(
+        job["problem"], job["run"], held_out, job.get("prior", "parameters")
+    )
     family, new = job["problem"] in FAMILIES, job["behaviour"] == "new"
-    noisy = job["problem"] == "noisy" and new
+    noisy = job["problem"] in QUESTION_LEVEL and new
     screening = job.get("screening") == "on"
     started = time.perf_counter()
     result = optimize(
@@ -300,7 +325,7 @@ def run_one(job: dict) -> dict:
         num_blocks=8,
         initial_solutions=[0.55, 0.8],
         seed=job["run"],
-        validation_budget=job["validation"] if job["problem"] == "noisy" and new else 0,
+        validation_budget=job["validation"] if noisy else 0,
         baselines=ANCHOR_OBJECTIVES if family and new else None,
         screener=ProbablyDominated(job["confidence"]) if screening else None,
         anchor_errors=problem.anchors.errors() if noisy else None,
@@ -337,7 +362,7 @@ def run_one(job: dict) -> dict:
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
-    if job["problem"] == "noisy":
+    if job["problem"] in QUESTION_LEVEL:
         as_measured = problem.true_values_by_measured_anchors(front_X)
         out["true_front_hv_by_run_anchors"] = hypervolume(as_measured.reshape(-1, 2), ref_point)
         out["anchor_tokens"] = problem.anchor_tokens
@@ -346,6 +371,52 @@ def run_one(job: dict) -> dict:
             out["stopped"] = result.stopped_after[~result.is_validation].tolist()
             out["true_front_screened"] = true_front_screened(problem, result)
             out["fallback"] = held_out > 0 and problem.validation_anchors.fallback is not None
+    return out
+
+
+def run_peer(job: dict) -> dict:
+    """One search by Optuna's ``GPSampler`` (multi-objective), the peer: the same problem,
+    noise and number of evaluations (search and validation budgets together), each trial
+    one full evaluation; its front is the non-dominated values it observed
+    (``study.best_trials``), the anchors beside."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    problem, ref_point, _ = make_problem(job["problem"], job["run"])
+    sampler = optuna.samplers.GPSampler(seed=job["run"], n_startup_trials=INITIAL)
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=sampler)
+    evaluations = BUDGET + (job["validation"] if job["problem"] in QUESTION_LEVEL else 0)
+    started = time.perf_counter()
+    seconds = []
+    for _ in range(evaluations):
+        tick = time.perf_counter()
+        trial = study.ask()
+        x = np.array([trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(DIM)])
+        seconds.append(time.perf_counter() - tick)
+        y = problem(x[None])
+        study.tell(trial, (y[0] if job["problem"] in QUESTION_LEVEL else y)[0].tolist())
+    X = np.array([[t.params[f"w{i}"] for i in range(DIM)] for t in study.trials])
+    front_X = np.array([[t.params[f"w{i}"] for i in range(DIM)] for t in study.best_trials])
+    claimed = np.array([t.values for t in study.best_trials])
+    anchors = anchor_points(problem)
+    true_front = problem.true_values(front_X)
+    out = {
+        **job,
+        "true_hv": hypervolume(np.vstack([true_front, anchors]), ref_point),
+        "claim": hypervolume(claimed, ref_point),
+        "interval": None,
+        "true_front_hv": hypervolume(true_front, ref_point),
+        "true_hv_all": hypervolume(np.vstack([problem.true_values(X), anchors]), ref_point),
+        "evaluations": len(X),
+        "front_size": len(front_X),
+        "true_Y": problem.true_values(X).tolist(),
+        "proposal_seconds": seconds[INITIAL:],
+        "seconds_at_budget": seconds[-1],
+        "run_seconds": time.perf_counter() - started,
+    }
+    if job["problem"] in QUESTION_LEVEL:
+        as_measured = problem.true_values_by_measured_anchors(front_X)
+        out["true_front_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
     return out
 
 
@@ -414,8 +485,12 @@ def best_known(problem_name: str, run: int, results: list[dict]) -> float:
     problem, ref_point, _ = make_problem(problem_name, run)
     if problem_name not in FAMILIES:
         return problem.max_hv
-    runs = [r for r in results if r["problem"] in FAMILIES and r["run"] == run]
-    points = [member_front(run), anchor_points(problem)] + [np.array(r["true_Y"]) for r in runs]
+    key = front_key(problem_name, run)
+    runs = [
+        r for r in results if r["problem"] in FAMILIES and front_key(r["problem"], r["run"]) == key
+    ]
+    points = [member_front(problem_name, run), anchor_points(problem)]
+    points += [np.array(r["true_Y"]) for r in runs]
     return hypervolume(np.vstack(points), ref_point)
 
 
@@ -442,7 +517,7 @@ def summarise(results: list[dict]) -> str:
     problems = sorted({r["problem"] for r in results}, key=lambda p: (p not in FAMILIES, p))
     arms = sorted({arm(r) for r in results}, key=lambda a: (a[0] != "today", a))
     for problem in problems:
-        for strategy in STRATEGY_NAMES:
+        for strategy in (*STRATEGY_NAMES, PEER):
             for behaviour in arms:
                 runs = [
                     r
@@ -455,7 +530,7 @@ def summarise(results: list[dict]) -> str:
                 overstated = [r["claim"] / r["true_front_hv"] for r in runs]
                 by_anchors = (
                     _spread([r["claim"] / r["true_front_hv_by_run_anchors"] for r in runs])
-                    if problem == "noisy"
+                    if problem in QUESTION_LEVEL
                     else "-"
                 )
                 intervals = [r for r in runs if r["interval"]]
@@ -484,6 +559,8 @@ def arm(result: dict) -> tuple[str, ...]:
         behaviour += (f"screened at {result['confidence']:g} ({stages})",)
     if result.get("held_out"):
         behaviour += (f"heldOut {result['held_out']:g}",)
+    if result.get("prior", "parameters") != "parameters":
+        behaviour += (f"prior {result['prior']}",)
     return behaviour
 
 
@@ -580,6 +657,11 @@ def main() -> None:
         default="0",
         help="validation's held-out shares (noisy, new), comma-separated: one arm each",
     )
+    parser.add_argument(
+        "--prior",
+        default="parameters",
+        help="parameters, activations or both (hard): the profile the search is given",
+    )
     parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
@@ -623,6 +705,7 @@ def main() -> None:
                     "run": i,
                     "validation": args.validation,
                     "held_out": float(h),
+                    "prior": prior,
                     **screening,
                 }
                 for p in args.problems.split(",")
@@ -631,9 +714,11 @@ def main() -> None:
                 for i in runs
                 for screening in arms
                 for h in args.held_out.split(",")
+                for prior in args.prior.split(",")
+                if prior == "parameters" or p == "hard"
                 if not (b == "today" and p not in FAMILIES)  # noiseless: one behaviour
                 if (screening["screening"] == "off" and float(h) == 0.0)
-                or (p, b) == ("noisy", "new")
+                or (p in QUESTION_LEVEL and b == "new")
             ]
         worker = time_one if timing_only else run_one
         with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

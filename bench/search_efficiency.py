@@ -1,10 +1,12 @@
 """Search efficiency: how good is the front a strategy reports, and how much does it claim?
 
-    python bench/search_efficiency.py [--strategies gp,bambo] [--problems layer,noisy]
+    python bench/search_efficiency.py [--strategies gp,bambo,optuna-gp]
+                                      [--problems layer,noisy,hard]
                                       [--behaviours today,new] [--runs 4] [--workers 2]
                                       [--first-run 3] [--validation 8] [--screening off,on]
                                       [--confidence 0.9] [--stages 0.25,0.5,1]
-                                      [--held-out 0,0.3]
+                                      [--held-out 0,0.3] [--prior parameters,activations]
+                                      [--token-budget 1.1e8]
                                       [--timing-only] [--out results.json]
                                       [--load results.json] [--fronts results.json]
 
@@ -18,11 +20,27 @@ Problems (all maximised, d = 37):
   (``QuestionLevelMergeProblem``: GPQA-Diamond's 198 and AIME25's 30 questions,
   calibrated by the published Qwen3-4B Instruct/Thinking figures; anchors measured once
   through the same simulator; one-repeat noise of sd ~0.11 on both objectives).
+- ``hard``: the hard family (``switching_family_member``, 8 members), evaluated as
+  ``noisy`` is, per benchmark: a thinking-mode switch (a steep logistic of a weighted
+  sum of scattered layers' weights) that the reasoning benchmark needs and that costs
+  most of the extra tokens, a knowledge and a reasoning benchmark with layers of their
+  own, verbose layers apart, far-apart layers coupled, a profile half signal and half
+  noise (``SwitchingMergeLandscape``). A model-level sweep reaches ~0.78 of its front
+  and 8 uniform contiguous blocks ~0.90 (20 000 random points, noiseless). Members 0-3
+  tune, members 4-7 report (``--first-run 4 --runs 4``).
 - ``dtlz2``, ``branin-currin``: BoTorch's test functions on the first variables, the
   rest inert, noiseless.
 
 Run ``i`` of a strategy searches with seed ``i`` on family member ``i`` (``--runs``
-members, at most 6). Two behaviours:
+members, at most 6 of the smooth family, 8 of the hard one). ``optuna-gp`` is a peer
+outside the tool: Optuna 5.0's ``GPSampler`` (multi-objective), as many evaluations as
+search and validation together, each one full evaluation; its front is the
+non-dominated values it observed. ``--prior activations`` (``hard``) gives the search
+the parameter profile combined half and half with the simulated activation
+discrepancy (a second guide of the same kind, its noise its own), as
+``search.prior.activations`` combines them. ``--token-budget`` gives every
+question-level run ``search.costBudget.outputTokens``: the search stops when the next
+candidate would not fit, so the tokens screening saves buy candidates. Two behaviours:
 
 - ``today``: the objective returns values only (noise inferred), the reported front is
   the raw non-dominated values, no validation.
@@ -71,7 +89,7 @@ generated, search and validation (the anchors, the same in every arm, apart).
 them (or, degenerate, by the anchors on every question: the run's rule), and
 ``optimize(held_out=...)`` values the front's members by them without choosing again.
 
-``--timing-only`` skips the runs and times ``ask(4)`` after 88 Sobol evaluations of the
+``--timing-only`` skips the runs and times ``ask(4)`` after 150 Sobol evaluations of the
 ``noisy`` problem, with the noise inferred and with it known, once per run: wall seconds,
 and the process's CPU seconds (the search runs on one thread, so on a shared machine the
 CPU seconds are what the ask takes on an idle core).
@@ -204,6 +222,7 @@ from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
 
 BUDGET, INITIAL, BATCH, DIM = 88, 8, 4, 37
+TIMING_POINTS = 150  # the evaluations before the timed ask (--timing-only)
 LAYER_NOISE = 0.01
 FAMILY_REF = np.array([-0.2, -0.2])
 FAMILIES = ("layer", "noisy", "hard")
@@ -330,6 +349,7 @@ def run_one(job: dict) -> dict:
         screener=ProbablyDominated(job["confidence"]) if screening else None,
         anchor_errors=problem.anchors.errors() if noisy else None,
         held_out=validation_on_held_out(problem) if noisy and held_out else None,
+        cost_budget=job.get("token_budget") if noisy else None,
     )
     elapsed = time.perf_counter() - started
     if new:
@@ -443,22 +463,22 @@ def true_front_screened(problem, result) -> tuple[int, int]:
 
 
 def time_one(job: dict) -> dict:
-    """Seconds of one ask(4) after n = 88 Sobol evaluations of the noisy problem, with the
-    noise inferred (values only) and known (values and variances)."""
+    """Seconds of one ask(4) after n = ``TIMING_POINTS`` Sobol evaluations of the noisy
+    problem, with the noise inferred (values only) and known (values and variances)."""
     problem, ref_point, profile = make_problem("noisy", job["run"])
     config = SearchConfig(
         dim=DIM,
         num_objectives=2,
         strategy="sobol",
         ref_point=tuple(ref_point),
-        budget=BUDGET,
-        initial_points=BUDGET,
+        budget=TIMING_POINTS,
+        initial_points=TIMING_POINTS,
         seed=job["run"],
         layer_profile=tuple(profile),
         num_blocks=8,
     )
     sobol = AskTellOptimizer(config)
-    trials = sobol.ask(BUDGET)
+    trials = sobol.ask(TIMING_POINTS)
     Y, Yvar = problem(np.array([t.x for t in trials]))
     seconds, cpu = {}, {}
     for noise, variances in (("inferred", None), ("known", Yvar)):
@@ -561,6 +581,8 @@ def arm(result: dict) -> tuple[str, ...]:
         behaviour += (f"heldOut {result['held_out']:g}",)
     if result.get("prior", "parameters") != "parameters":
         behaviour += (f"prior {result['prior']}",)
+    if result.get("token_budget"):
+        behaviour += (f"{result['token_budget'] / 1e6:g}M tokens",)
     return behaviour
 
 
@@ -611,7 +633,7 @@ def summarise_screening(results: list[dict]) -> str:
 
 def summarise_timing(results: list[dict]) -> str:
     rows = [
-        "| strategy | s/proposal at n=88, noise inferred | noise known | "
+        f"| strategy | s/proposal at n={TIMING_POINTS}, noise inferred | noise known | "
         "CPU s, noise inferred | CPU s, noise known | runs |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -662,6 +684,12 @@ def main() -> None:
         default="parameters",
         help="parameters, activations or both (hard): the profile the search is given",
     )
+    parser.add_argument(
+        "--token-budget",
+        type=float,
+        help="search.costBudget.outputTokens of every noisy/hard run (search and "
+        "validation; the budget is then the planning horizon)",
+    )
     parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--out", help="also write every run as JSON here")
@@ -706,6 +734,7 @@ def main() -> None:
                     "validation": args.validation,
                     "held_out": float(h),
                     "prior": prior,
+                    "token_budget": args.token_budget,
                     **screening,
                 }
                 for p in args.problems.split(",")

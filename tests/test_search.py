@@ -28,6 +28,7 @@ from paretomerge.search.problems import (
     SwitchingMergeLandscape,
     landscape_family_member,
     normalised_with_variance,
+    switching_family_member,
 )
 from paretomerge.search.space import Grouping
 from paretomerge.search.strategies import layer_deviation_effects, layers_apart
@@ -777,3 +778,26 @@ def test_coarse_to_fine_split_dithers_its_coarse_phase_then_searches_the_groups_
     np.testing.assert_allclose(late, learned.expand(learned.reduce(late)))
     restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(optimizer.state_dict())))
     assert restored.ask(2) == optimizer.ask(2)
+
+
+def test_the_hard_family_switches_into_thinking_mode_and_splits_its_benchmarks():
+    """Anchors at (0, 1) and (1, 0); along the model-level line the mode switches within a
+    fifth of the weight range; a merge of the knowledge layers alone gains on the
+    knowledge benchmark and not on the reasoning one, at almost no tokens; the simulator
+    scores each benchmark by its own values."""
+    landscape = switching_family_member(1)
+    ends = landscape.true_values(np.stack([np.zeros(37), np.ones(37)]))
+    np.testing.assert_allclose(ends, [[0, 1], [1, 0]], atol=1e-9)
+    line = np.linspace(0, 1, 101)
+    mode = landscape.mode(np.repeat(line[:, None], 37, axis=1))
+    assert line[np.argmax(mode > 0.9)] - line[np.argmax(mode > 0.1)] < 0.2
+    knowledge = np.zeros(37)
+    knowledge[landscape.roles["knowledge"]] = 1.0
+    gains, tokens = landscape.benchmark_values(knowledge[None])
+    assert gains[0, 0] > 0.25 and abs(gains[0, 1]) < 0.05 and tokens[0, 0] > 0.95
+    problem = QuestionLevelMergeProblem(landscape, seed=0)
+    accuracy, _ = problem.true_scores(knowledge[None])
+    base = np.array([c.accuracy[0] for c in problem.calibrations])
+    assert accuracy[0, 0] > base[0] + 0.05 and abs(accuracy[0, 1] - base[1]) < 0.02
+    with pytest.raises(ValueError, match=r"members 0\.\.7"):
+        switching_family_member(8)

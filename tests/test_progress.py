@@ -164,10 +164,8 @@ def test_a_gpu_hour_budget_fills_the_bar_with_gpu_hours() -> None:
         answers=8, output_tokens=100, serve_seconds=60, generate_seconds=480, gpus=1
     )
     bar.update(state_with(2, 0, [0.5], cost, run.spec.search.cost_budget))
-    assert (
-        "2 candidates running 0 hypervolume 0.5000 0.30 of 0.50 GPU-hours spent"
-        in (rendered(bar)[0])
-    )
+    row = rendered(bar)[0]
+    assert "2 candidates running 0 hypervolume 0.5000 0.30 of 0.50 GPU-hours spent" in row
     assert bar.progress.tasks[0].completed == pytest.approx(0.3)
     assert bar.progress.tasks[0].total == 0.5
 

@@ -71,11 +71,14 @@ def manifest(cost_budget: dict | None, **search) -> dict:
     )
 
 
-def run(volume: Path, data: dict, gpus: str | None = None) -> RunState:
+def run(volume: Path, data: dict, gpus: str | None = None, on_update=None) -> RunState:
     env = {} if gpus is None else {"CUDA_VISIBLE_DEVICES": gpus}
     executor = FakeExecutor(volume, deadline_seconds=120, env=env)
     try:
-        return Controller(parse_run(data), volume, executor, poll_seconds=0.05).run_to_end()
+        controller = Controller(
+            parse_run(data), volume, executor, on_update=on_update, poll_seconds=0.05
+        )
+        return controller.run_to_end()
     finally:
         executor.close()
 
@@ -125,8 +128,17 @@ def test_a_run_stops_within_one_candidate_of_its_cost_budget_and_resumes_when_ra
     assert same.candidates == first.candidates
     assert "its cost budget has no room for another" in caplog.text
 
-    # Raised: accepted, the run goes on, nothing finished is evaluated again.
-    raised = run(volume, manifest({"outputTokens": 100_000}))
+    # Raised: accepted, the run goes on, nothing finished is evaluated again. What it
+    # publishes never shows the checkpoint's Succeeded again before it searches (the
+    # operator set the status Pending; a watcher would take that Succeeded for the end).
+    published: list[str] = []
+    raised = run(
+        volume,
+        manifest({"outputTokens": 100_000}),
+        on_update=lambda state: published.append(state.phase),
+    )
+    assert published[0] == "Searching" and published[-1] == "Succeeded"
+    assert published.count("Succeeded") == 1
     assert raised.phase == "Succeeded", raised.message
     assert "continuing run costly: the cost budget is now 100000 output tokens" in caplog.text
     old = len(first.candidates)

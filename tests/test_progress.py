@@ -29,7 +29,8 @@ from paretomerge.progress import (
     clock_text,
     line_console,
 )
-from paretomerge.spec import dump_run, load_run, parse_run
+from paretomerge.results import EvaluationCost
+from paretomerge.spec import CostBudgetSpec, dump_run, load_run, parse_run
 from paretomerge.surrogate_warnings import surrogate_warnings_counted
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -53,29 +54,44 @@ def rendered(progress) -> list[str]:
     return [" ".join(line.split()) for line in console.export_text().splitlines()]
 
 
-def run_with(budget: int, validation_budget: int = 0):
-    """The tiny CPU example with ``budget`` candidates and a validation budget."""
+def run_with(budget: int, validation_budget: int = 0, cost_budget: dict | None = None):
+    """The tiny CPU example with ``budget`` candidates, a validation budget and a cost
+    budget (``search.costBudget``)."""
     run = dump_run(load_run(EXAMPLES / "tiny-cpu.yaml"))
     run["spec"]["search"]["budget"] = budget
     run["spec"]["search"]["initialPoints"] = min(2, budget)
     if validation_budget:
         run["spec"]["search"]["validation"] = {"budget": validation_budget}
+    if cost_budget:
+        run["spec"]["search"]["costBudget"] = cost_budget
     return parse_run(run)
 
 
-def state_with(finished: int, running: int, hypervolumes: list[float]) -> RunState:
-    """A searching run: ``finished`` candidates evaluated, ``running`` running."""
+def state_with(
+    finished: int,
+    running: int,
+    hypervolumes: list[float],
+    cost: EvaluationCost | None = None,
+    cost_budget: CostBudgetSpec | None = None,
+) -> RunState:
+    """A searching run: ``finished`` candidates evaluated (each at ``cost``), ``running``
+    running, going by ``cost_budget``."""
     candidates = [
         CandidateRecord(
             id=f"c{i + 1:04d}",
             x=[0.5],
             variables=[0.5],
             status="succeeded" if i < finished else "running",
+            cost=cost if i < finished else None,
         )
         for i in range(finished + running)
     ]
     return RunState(
-        run="tiny-cpu", phase="Searching", candidates=candidates, hypervolume=hypervolumes
+        run="tiny-cpu",
+        phase="Searching",
+        candidates=candidates,
+        hypervolume=hypervolumes,
+        cost_budget=cost_budget,
     )
 
 
@@ -99,6 +115,59 @@ def test_the_run_bar_labels_its_eta_and_elapsed_time_and_counts_down() -> None:
     assert rendered(bar)[0].endswith("eta 9:00 elapsed 3:40")
     clock.now = 2000.0  # late: never below zero
     assert "eta 0:00" in rendered(bar)[0]
+
+
+def test_with_a_cost_budget_the_bar_fills_with_what_was_spent_and_counts_past_the_budget():
+    """``search.budget`` (2) is then only the search's horizon: the bar measures the
+    tokens spent of the cost budget, the candidates are counted without a total, and the
+    ETA is the time the tokens left take at the rate they were spent."""
+    clock = FakeClock()
+    run = run_with(budget=2, cost_budget={"outputTokens": 10_000})
+    bar = RunProgressBar(run, console=line_console(), clock=clock)
+    costly = EvaluationCost(answers=8, output_tokens=1000)
+
+    def state(finished: int) -> RunState:
+        return state_with(finished, 1, [0.5], costly, run.spec.search.cost_budget)
+
+    bar.update(state(0))
+    assert "0 candidates running 1" in rendered(bar)[0]
+    clock.now = 60.0
+    bar.update(state(1))
+    clock.now = 120.0  # 1,000 tokens a minute: the 8,000 left take 8 minutes
+    bar.update(state(2))
+    clock.now = 180.0
+    bar.update(state(3))
+    row = rendered(bar)[0]
+    assert row.startswith("Searching ")
+    assert row.endswith(
+        " 3 candidates running 1 hypervolume 0.5000 3,000 of 10,000 output tokens spent "
+        "eta 7:00 elapsed 3:00"
+    )
+    assert "/2" not in row  # never 3 of a budget of 2
+    task = bar.progress.tasks[0]
+    assert (task.completed, task.total) == (3000, 10_000)
+    # Past the budget (by less than a candidate), the bar is full and the ETA zero.
+    clock.now = 600.0
+    bar.update(state(11))
+    assert rendered(bar)[0].endswith(
+        "11 candidates running 1 hypervolume 0.5000 "
+        "11,000 of 10,000 output tokens spent eta 0:00 elapsed 10:00"
+    )
+    assert bar.progress.tasks[0].finished
+
+
+def test_a_gpu_hour_budget_fills_the_bar_with_gpu_hours() -> None:
+    run = run_with(budget=4, cost_budget={"gpuHours": 0.5})
+    bar = RunProgressBar(run, console=line_console(), clock=FakeClock())
+    # 1 GPU held for 9 minutes (server start and generation): 0.15 GPU-hours each.
+    cost = EvaluationCost(
+        answers=8, output_tokens=100, serve_seconds=60, generate_seconds=480, gpus=1
+    )
+    bar.update(state_with(2, 0, [0.5], cost, run.spec.search.cost_budget))
+    row = rendered(bar)[0]
+    assert "2 candidates running 0 hypervolume 0.5000 0.30 of 0.50 GPU-hours spent" in row
+    assert bar.progress.tasks[0].completed == pytest.approx(0.3)
+    assert bar.progress.tasks[0].total == 0.5
 
 
 def test_the_bar_shows_the_hypervolume_the_report_prints() -> None:

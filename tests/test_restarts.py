@@ -103,3 +103,63 @@ def test_preflight_then_a_retry_by_annotation_then_a_raised_budget(
         in events(k8s_cluster, k8s_namespace, "BudgetNotRaised")[0]
     )
     assert status()["phase"] == "Succeeded"
+
+
+COSTLY = "costly"
+# The fake's evaluations (30 questions): the anchors take 600 and 6,600 output tokens, a
+# candidate 600-6,600 as its weights rise.
+FIRST_TOKENS, RAISED_TOKENS = 15_000, 22_000
+
+
+def test_a_raised_cost_budget_continues_a_succeeded_run(
+    k8s_cluster: ControlPlane,
+    k8s_namespace: str,
+    node: NodeSimulator,  # noqa: F811
+    operator,  # noqa: F811
+) -> None:
+    def status() -> dict:
+        return run_status(k8s_cluster, k8s_namespace, COSTLY)
+
+    def patch_cost_budget(tokens: int) -> None:
+        patch = json.dumps({"spec": {"search": {"costBudget": {"outputTokens": tokens}}}})
+        k8s_cluster.kubectl(
+            "patch", "pmr", COSTLY, "-n", k8s_namespace, "--type=merge", "-p", patch
+        )
+
+    def assert_within_one_candidate(final: dict, budget: int) -> None:
+        used = final["costBudget"]
+        assert (used["unit"], used["budget"]) == ("outputTokens", budget)
+        largest = max(int(row["outputTokens"]) for row in rows(final).values())
+        assert budget - largest < used["spent"] <= budget + largest
+
+    run = cluster_run(k8s_namespace, COSTLY, budget=2, parallelism=1)
+    run["spec"]["search"]["costBudget"] = {"outputTokens": FIRST_TOKENS}
+    apply(k8s_cluster, run)
+    first = wait_for_phase(k8s_cluster, k8s_namespace, COSTLY, RUN_SECONDS)
+    assert first["phase"] == "Succeeded", first.get("message")
+    assert_within_one_candidate(first, FIRST_TOKENS)
+
+    patch_cost_budget(RAISED_TOKENS)
+    wait_until(lambda: status().get("phase") != "Succeeded", "the phase to leave Succeeded", 60)
+    # (The restarted controller must not show the checkpoint's Succeeded again before it
+    # searches: wait_for_phase would take that for the end.)
+    final = wait_for_phase(k8s_cluster, k8s_namespace, COSTLY, RUN_SECONDS)
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert_within_one_candidate(final, RAISED_TOKENS)
+    before, after = rows(first), rows(final)
+    assert len(after) > len(before)
+    assert {c: after[c] for c in before} == before  # nothing evaluated again
+    assert len(jobs_of(k8s_cluster, k8s_namespace, COSTLY)) == len(after)  # a Job each
+
+    # A budget not above what it spent: refused, said.
+    patch_cost_budget(10_000)
+    wait_until(
+        lambda: events(k8s_cluster, k8s_namespace, "CostBudgetNotRaised"),
+        "the refusal as an Event",
+        timeout=60,
+    )
+    assert (
+        "is continued only by a budget above that"
+        in (events(k8s_cluster, k8s_namespace, "CostBudgetNotRaised")[0])
+    )
+    assert status()["phase"] == "Succeeded"

@@ -3,7 +3,10 @@
 A run's bar shows its phase, the evaluations done of the budget, how many are running,
 the hypervolume of the reported front (the controller's last record: the value the
 report prints), one ETA that counts down between completions, and the time elapsed;
-the validation after the search has a bar of its own (its budget is counted apart). The
+the validation after the search has a bar of its own (its budget is counted apart). With
+a cost budget (``search.costBudget``) the bar fills with what was spent of it, in its
+unit, and its ETA counts the cost left: ``search.budget`` is then no cap, and the
+candidates are counted without a total. The
 training bar shows the phase, its steps, the same ETA and the time elapsed. Lines above
 a bar carry their time, never a source file.
 """
@@ -99,6 +102,19 @@ class ElapsedColumn(ProgressColumn):
         return Text("") if elapsed is None else Text(f"elapsed {clock_text(elapsed)}")
 
 
+class DoneColumn(ProgressColumn):
+    """``3/12``, the work done of the task's total; a task with a ``counted`` field (the
+    run's bar under a cost budget, whose total is not a count) shows that instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._of_total = MofNCompleteColumn()
+
+    def render(self, task: Task) -> Text:
+        counted = task.fields.get("counted")
+        return self._of_total.render(task) if counted is None else Text(counted)
+
+
 class LiveBar:
     """A rich ``Progress`` (``self.progress``) shown while the ``with`` block runs, with
     lines above it (:meth:`note`)."""
@@ -132,19 +148,23 @@ class RunProgressBar(LiveBar):
         self.progress = Progress(
             TextColumn("[bold]{task.fields[phase]}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            DoneColumn(),
             TextColumn("{task.fields[details]}"),
             EtaColumn(),
             ElapsedColumn(),
             console=console or line_console(),
             get_time=clock,
         )
+        # With a cost budget the bar measures what was spent of it: the count budget is
+        # only the search's planning horizon, which the candidates may go past.
+        self.cost_budget = run.spec.search.cost_budget
         self.task = self.progress.add_task(
             run.name,
-            total=run.spec.search.budget,
+            total=run.spec.search.budget if self.cost_budget is None else self.cost_budget.limit,
             phase="Pending",
             details="running 0",
             finish_at=None,
+            **({} if self.cost_budget is None else {"counted": _candidates_text(0)}),
         )
         validation_budget = run.spec.search.validation.budget
         self.validation_task = (
@@ -163,8 +183,9 @@ class RunProgressBar(LiveBar):
         self._last_message = ""
 
     def update(self, state: RunState) -> None:
-        """Show ``state``: counts, the hypervolume the report will print, the ETA."""
-        self.throughput.observe(self.clock(), state.finished + state.validations_finished)
+        """Show ``state``: counts (or the cost spent), the hypervolume the report will
+        print, the ETA."""
+        self.throughput.observe(self.clock(), self._work_done(state))
         if self.validation_task is not None:
             if state.validations:
                 self.progress.start_task(self.validation_task)  # no-op once started
@@ -175,9 +196,13 @@ class RunProgressBar(LiveBar):
             )
         hypervolume = format_hypervolume(state.hypervolume[-1]) if state.hypervolume else "-"
         used = budget_use(state)
+        if self.cost_budget is None:
+            done = {"completed": state.finished}
+        else:
+            done = {"completed": self._spent(state), "counted": _candidates_text(state.finished)}
         self.progress.update(
             self.task,
-            completed=state.finished,
+            **done,
             phase=state.phase,
             details=f"running {state.count('running')}  hypervolume {hypervolume}"
             + (f"  {used}" if used else ""),
@@ -187,12 +212,30 @@ class RunProgressBar(LiveBar):
             self.note(f"{state.phase}: {state.message}")
             self._last_message = state.message
 
-    def _work_left(self, state: RunState) -> int:
-        """Candidates and validations still to finish."""
+    def _spent(self, state: RunState) -> float:
+        """What the run paid for so far, in its cost budget's unit."""
+        paid = state.paid
+        return self.cost_budget.charged(paid.output_tokens, paid.gpu_seconds)
+
+    def _work_done(self, state: RunState) -> float:
+        """Candidates and validations finished; with a cost budget, what they cost."""
+        if self.cost_budget is not None:
+            return self._spent(state)
+        return state.finished + state.validations_finished
+
+    def _work_left(self, state: RunState) -> float:
+        """Candidates and validations still to finish; with a cost budget, what is left
+        of it (the validations are paid from it too)."""
+        if self.cost_budget is not None:
+            return max(0.0, self.cost_budget.limit - self._spent(state))
         search = self.run.spec.search
         return max(0, search.budget - state.finished) + max(
             0, search.validation.budget - state.validations_finished
         )
+
+
+def _candidates_text(finished: int) -> str:
+    return f"{finished} candidate" + ("" if finished == 1 else "s")
 
 
 class PairTrainingProgress(LiveBar):

@@ -350,7 +350,11 @@ class Controller:
             anchors[task.role] = AnchorRecord(
                 model=task.model, scores=result.scores, cache_key=key, cost=result.cost
             )
-        self._save(state)
+        if missing:
+            # Saved (and published) only when something changed: a continued or retried
+            # run that had its anchors still has its old phase (Succeeded, Failed) here,
+            # which its status must not show again after the operator set it Pending.
+            self._save(state)
         if not held_out:
             try:
                 check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)

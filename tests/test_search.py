@@ -25,13 +25,10 @@ from paretomerge.search.problems import (
     LayerMergeLandscape,
     QuestionLevelMergeProblem,
     QuestionRecords,
-    SwitchingMergeLandscape,
     landscape_family_member,
     normalised_with_variance,
     switching_family_member,
 )
-from paretomerge.search.space import Grouping
-from paretomerge.search.strategies import layer_deviation_effects, layers_apart
 from paretomerge.search.surrogates import fit_map_saas_gp
 
 FAST_ACQ = AcquisitionSettings(num_restarts=2, raw_samples=32, mc_samples=32, maxiter=20)
@@ -715,69 +712,6 @@ def test_the_question_level_simulator_is_calibrated():
     assert np.all((Y.std(axis=0) > 0.05) & (Y.std(axis=0) < 0.2))  # the published noise
     # The claimed variances hold the anchors' errors too: above the spread of reruns.
     assert np.all(np.sqrt(Yvar.mean(axis=0)) > Y.std(axis=0))
-
-
-def test_layer_deviation_effects_single_out_a_layer_that_acts_unlike_its_block():
-    """12 layers in 3 blocks of 4, the objectives their blocks' means, but layer 5 alone
-    carries the second objective: only layer 5 stands apart, and only on that one."""
-    rng = np.random.default_rng(0)
-    blocks = np.repeat(np.arange(3), 4)
-    X = np.clip(
-        np.repeat(rng.random((60, 3)), 4, axis=1) + rng.uniform(-0.25, 0.25, (60, 12)), 0, 1
-    )
-    noise = 0.05
-    Y = np.stack([X.mean(axis=1), -X[:, 5]], axis=-1) + noise * rng.standard_normal((60, 2))
-    z = layer_deviation_effects(X, Y, np.full_like(Y, noise**2), blocks)
-    assert abs(z[5, 1]) > 5 and np.all(np.abs(z[:, 0]) < 3)
-    assert np.all(np.abs(z[[0, 1, 2, 3, 8, 9, 10, 11], 1]) < 3)  # other blocks
-    np.testing.assert_allclose(layer_deviation_effects(X, Y, None, blocks)[5, 1], z[5, 1], rtol=0.3)
-    # Its block's mates seem apart while it is in the block, and not once it has left.
-    assert layers_apart(X, Y, np.full_like(Y, noise**2), blocks, 3.0) == {5: (0, -1)}
-
-
-def test_coarse_to_fine_split_dithers_its_coarse_phase_then_searches_the_groups_it_learned():
-    """The coarse phase's layers move apart from their blocks; at half the budget the
-    layers the data set apart leave their blocks for a group of their own, kept in the
-    state, and the search goes on in that grouping after a restore."""
-    landscape = SwitchingMergeLandscape(
-        num_layers=12,
-        seed=1,
-        num_mode=3,
-        num_knowledge=2,
-        num_reasoning=2,
-        num_verbosity=2,
-        couplings=0,
-    )
-    config = make_config(
-        strategy="coarse-to-fine-split",
-        dim=landscape.dim,
-        layer_profile=tuple(landscape.profile),
-        budget=40,
-        num_blocks=2,
-    )
-    optimizer = AskTellOptimizer(config)
-    coarse = optimizer.strategy.grouping_at(0)
-    for _ in range(6):
-        for trial in optimizer.ask(4):
-            optimizer.tell(trial, landscape.true_values(np.array(trial.x))[0], [1e-4, 1e-4])
-    early = np.array([t.x for t in optimizer.trials[8:]])
-    assert not np.allclose(early, coarse.expand(coarse.reduce(early)))  # dithered
-    assert optimizer.learned_groups is not None  # learned when the 20th trial was asked
-    learned = Grouping(optimizer.learned_groups)
-    fine = optimizer.strategy.grouping_at(20)  # the DP's two blocks of 6 layers
-    assert learned != fine and learned.search_dim > fine.search_dim
-    mode = landscape.roles["mode"]
-    assert len({learned.groups[i] for i in mode}) < len(mode)  # some left together
-    together = [
-        g
-        for g in set(learned.groups[:12])
-        if np.ptp(np.flatnonzero(np.array(learned.groups[:12]) == g)) > 6
-    ]
-    assert together  # a group of layers far apart
-    late = np.array([t.x for t in optimizer.ask(4)])
-    np.testing.assert_allclose(late, learned.expand(learned.reduce(late)))
-    restored = AskTellOptimizer.from_state_dict(json.loads(json.dumps(optimizer.state_dict())))
-    assert restored.ask(2) == optimizer.ask(2)
 
 
 def test_the_hard_family_switches_into_thinking_mode_and_splits_its_benchmarks():

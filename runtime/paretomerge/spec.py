@@ -113,7 +113,7 @@ class BlocksSpec(SpecModel):
 
 
 # The strategies that cut the layers into spec.merge.blocks; the others ignore it.
-BLOCK_STRATEGIES = frozenset({"bambo", "coarse-to-fine", "coarse-to-fine-split"})
+BLOCK_STRATEGIES = frozenset({"bambo", "coarse-to-fine"})
 
 
 class MergeSpec(SpecModel):

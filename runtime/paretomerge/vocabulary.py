@@ -16,14 +16,11 @@ StrategyName = Literal[
     "sip-saas",
     "sip-map-saas",
     "coarse-to-fine",
-    "coarse-to-fine-split",
     "bambo",
 ]
 STRATEGY_NAMES: tuple[str, ...] = StrategyName.__args__
 # Strategies that need the per-layer importance profile.
-PROFILE_STRATEGIES = frozenset(
-    {"sip-gp", "sip-saas", "sip-map-saas", "coarse-to-fine", "coarse-to-fine-split", "bambo"}
-)
+PROFILE_STRATEGIES = frozenset({"sip-gp", "sip-saas", "sip-map-saas", "coarse-to-fine", "bambo"})
 
 PartitionStrategy = Literal["variance", "balance", "hybrid", "uniform"]
 PARTITION_STRATEGIES: tuple[str, ...] = PartitionStrategy.__args__

@@ -112,11 +112,7 @@ class SearchConfig:
             yield "strategy 'bambo' needs num_blocks"
         if self.num_blocks is not None and self.num_blocks < 1:  # above the layers: one each
             yield f"num_blocks must be >= 1, got {self.num_blocks}"
-        cuts_blocks = self.strategy in (
-            "bambo",
-            "coarse-to-fine",
-            "coarse-to-fine-split",
-        )  # the DP's blocks
+        cuts_blocks = self.strategy in ("bambo", "coarse-to-fine")  # the DP's blocks
         if cuts_blocks and self.partition_strategy not in PARTITION_STRATEGIES:
             yield (
                 f"partition strategy {self.partition_strategy!r} is unknown; expected "

@@ -132,7 +132,6 @@ class AskTellOptimizer:
         config: SearchConfig,
         trials: Sequence[Trial] = (),
         warm_start: dict[str, list] | None = None,
-        learned_groups: Sequence[int] | None = None,
     ):
         self.config = config
         self.strategy = STRATEGIES[config.strategy](config)
@@ -140,8 +139,6 @@ class AskTellOptimizer:
         # The surrogate's last hyperparameters: part of the state, so that a restored
         # optimiser starts its next fit where the original would have.
         self.warm_start: dict[str, list] = dict(warm_start or {})
-        # The search space a strategy learned from the evaluations (learned once).
-        self.learned_groups = None if learned_groups is None else tuple(learned_groups)
         self._fit: _Fit | None = None  # the last estimates, cached
 
     def set_budget(self, budget: int) -> None:
@@ -185,9 +182,7 @@ class AskTellOptimizer:
         if n > design_count:
             with _torch_threads(SEARCH_THREADS):
                 Z = self._propose(also_pending=grouping.reduce(X), q=n - design_count)
-            proposed = np.clip(Z, 0.0, 1.0)
-            seed = self._seed(searched + design_count, len(self.trials))
-            X = np.vstack([X, self.strategy.decision_points(grouping, proposed, seed)])
+            X = np.vstack([X, grouping.expand(np.clip(Z, 0.0, 1.0))])
         return [self._new_trial(row, "search") for row in X]
 
     def ask_validation(self, n: int = 1, held_out: bool = False) -> list[Trial]:
@@ -258,18 +253,8 @@ class AskTellOptimizer:
         return np.vstack(points)
 
     def _grouping(self) -> Grouping:
-        """The strategy's search space now (a strategy may refine it as the search goes,
-        or learn it from the evaluations once: then it is kept in the state)."""
-        searched = self.num_search_trials
-        if self.learned_groups is None and self.strategy.wants_grouping(searched):
-            search = [t for t in self._completed() if t.kind == "search"]
-            learned = self.strategy.learn_grouping(
-                np.array([t.x for t in search]),
-                np.array([t.y for t in search]),
-                self._known_variances(search),
-            )
-            self.learned_groups = learned.groups
-        return self.strategy.grouping_at(searched, self.learned_groups)
+        """The strategy's search space now (a strategy may refine it as the search goes)."""
+        return self.strategy.grouping_at(self.num_search_trials)
 
     def _propose(self, also_pending: np.ndarray, q: int) -> np.ndarray:
         grouping = self._grouping()
@@ -624,7 +609,6 @@ class AskTellOptimizer:
             "config": self.config.to_dict(),
             "trials": [vars(t).copy() for t in self.trials],
             "warm_start": self.warm_start,
-            "learned_groups": self.learned_groups and list(self.learned_groups),
         }
 
     @classmethod
@@ -636,12 +620,7 @@ class AskTellOptimizer:
         elif version != STATE_VERSION:
             raise ValueError(f"unsupported optimiser state version {version!r}")
         config = SearchConfig.from_dict(state["config"])
-        return cls(
-            config,
-            [Trial(**t) for t in state["trials"]],
-            state.get("warm_start"),
-            state.get("learned_groups"),
-        )
+        return cls(config, [Trial(**t) for t in state["trials"]], state.get("warm_start"))
 
 
 def migrate_state_v1(state: dict[str, Any]) -> dict[str, Any]:

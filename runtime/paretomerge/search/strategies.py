@@ -7,7 +7,7 @@ returns candidates there; the optimiser expands them to decision vectors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,21 +71,9 @@ class Strategy(ABC):
     def make_grouping(self) -> Grouping:
         return Grouping.identity(self.config.dim)
 
-    def grouping_at(self, searched: int, learned: Sequence[int] | None = None) -> Grouping:
-        """The search space once ``searched`` search trials have been asked for
-        (``learned``: the groups :meth:`learn_grouping` gave, for a strategy that learns)."""
+    def grouping_at(self, searched: int) -> Grouping:
+        """The search space once ``searched`` search trials have been asked for."""
         return self.grouping
-
-    def wants_grouping(self, searched: int) -> bool:
-        """Whether the search space from ``searched`` on is learned from the data."""
-        return False
-
-    def learn_grouping(self, X: np.ndarray, Y: np.ndarray, Yvar: np.ndarray | None) -> Grouping:
-        raise NotImplementedError(f"{type(self).__name__} learns no grouping")
-
-    def decision_points(self, grouping: Grouping, Z: np.ndarray, seed: int) -> np.ndarray:
-        """The decision vectors ``(q, d)`` of proposed search points ``Z`` ``(q, k)``."""
-        return grouping.expand(Z)
 
     @abstractmethod
     def propose(self, context: ProposalContext) -> np.ndarray:
@@ -252,158 +240,9 @@ class CoarseToFineStrategy(GPStrategy):
     def make_grouping(self) -> Grouping:
         return self.grouping_at(self.config.budget)
 
-    def grouping_at(self, searched: int, learned: Sequence[int] | None = None) -> Grouping:
+    def grouping_at(self, searched: int) -> Grouping:
         phase = max(i for i, f in enumerate(self.fractions) if searched >= f * self.config.budget)
         return block_grouping(self.config, self.block_counts[phase])
-
-
-class SplittingStrategy(CoarseToFineStrategy):
-    r"""Coarse-to-fine whose finer phase splits off, into groups of their own, the layers
-    the data say act unlike their block: groups need not be contiguous.
-
-    The coarse phase proposes as coarse-to-fine does, each layer then moved from its
-    block's value by a uniform dither of half-width :attr:`dither` (seeded by the
-    proposal), so that the evaluations tell layers of one block apart. When the finer
-    phase starts, a Bayesian linear model of every objective on the evaluations so far
-    (:func:`layer_deviation_effects`) estimates each layer's effect relative to its
-    block's mean effect; layers whose effect on some objective differs from their
-    block's by more than :attr:`split_z` posterior standard deviations leave their blocks
-    (:func:`layers_apart`), and join one group per sign pattern of their effects (more accuracy,
-    fewer tokens, ...). The finer phase then searches the finest DP blocks of the layers
-    that stayed, those groups, and the head. The grouping is kept in the optimiser's
-    state, so a restored search goes on in it.
-
-    Why: real merges' important layers need not be neighbours (the hard family of
-    ``bench/search_efficiency.py``: a thinking-mode switch carried by scattered layers,
-    benchmarks with their own layers), and contiguous blocks cannot give them their own
-    weight; a search in every layer's weight learns too little from ~90 noisy
-    evaluations. Splitting only where the data disagree with the blocks keeps
-    coarse-to-fine's space where they do not.
-    """
-
-    dither = 0.25
-    split_z = 3.0
-
-    def grouping_at(self, searched: int, learned: Sequence[int] | None = None) -> Grouping:
-        if learned is not None and searched >= self.fractions[1] * self.config.budget:
-            return Grouping(tuple(learned))
-        return super().grouping_at(searched)
-
-    def wants_grouping(self, searched: int) -> bool:
-        return searched >= self.fractions[1] * self.config.budget
-
-    def decision_points(self, grouping: Grouping, Z: np.ndarray, seed: int) -> np.ndarray:
-        X = grouping.expand(Z)
-        if grouping != super().grouping_at(0):  # the finer phase is not dithered
-            return X
-        rng = np.random.default_rng(seed)
-        layers = self.config.num_weights - 1
-        X[:, :layers] += rng.uniform(-self.dither, self.dither, (len(X), layers))
-        return np.clip(X, 0.0, 1.0)
-
-    def learn_grouping(self, X: np.ndarray, Y: np.ndarray, Yvar: np.ndarray | None) -> Grouping:
-        """The finer phase's grouping from the evaluations ``X`` ``(n, d)``, ``Y``
-        ``(n, m)`` (variances ``Yvar``, or ``None``: estimated from the residuals)."""
-        fine = block_grouping(self.config, self.block_counts[1])
-        layers = self.config.num_weights - 1
-        blocks = np.array(fine.groups[:layers])
-        apart = layers_apart(X[:, :layers], Y, Yvar, blocks, self.split_z)
-        labels: dict[tuple, int] = {}
-        groups = [
-            labels.setdefault(
-                ("apart", apart[i]) if i in apart else ("block", int(blocks[i])), len(labels)
-            )
-            for i in range(layers)
-        ]
-        own = range(len(labels), len(labels) + 1 + self.config.extra_variables)
-        return Grouping((*groups, *own))
-
-
-def layers_apart(
-    X: np.ndarray,
-    Y: np.ndarray,
-    Yvar: np.ndarray | None,
-    blocks: np.ndarray,
-    threshold: float,
-) -> dict[int, tuple[int, ...]]:
-    """The layers whose effect differs from their block's, each with the sign of its
-    difference on every objective (0 where within ``threshold``).
-
-    Greedy: the layer of largest :func:`layer_deviation_effects` beyond ``threshold``
-    leaves its block for one of its own, and the effects are estimated again, until no
-    layer stands apart (one strong layer also moves its block's mean effect, so that its
-    neighbours seem to stand apart until it has left).
-
-    Returns:
-        ``{layer: signs (m,)}``.
-    """
-    blocks = np.array(blocks)
-    apart: dict[int, tuple[int, ...]] = {}
-    while len(apart) < len(blocks):
-        z = layer_deviation_effects(X, Y, Yvar, blocks)
-        z[list(apart)] = 0.0
-        layer = int(np.abs(z).max(axis=1).argmax())
-        if np.abs(z[layer]).max() <= threshold:
-            break
-        apart[layer] = tuple(int(v) for v in np.sign(z[layer]) * (np.abs(z[layer]) > threshold))
-        blocks[layer] = blocks.max() + 1
-    return apart
-
-
-def layer_deviation_effects(
-    X: np.ndarray,
-    Y: np.ndarray,
-    Yvar: np.ndarray | None,
-    blocks: np.ndarray,
-    prior_sd: float = 1.0,
-) -> np.ndarray:
-    r"""How far each layer's effect on each objective stands from its block's, in
-    posterior standard deviations.
-
-    Each layer's weight is its block's mean plus a deviation, :math:`x_i = \bar x_{B(i)}
-    + d_i`. Per objective, the linear model :math:`y = c + \sum_B \gamma_B \bar x_B +
-    \sum_i \delta_i d_i + \varepsilon`, with :math:`\varepsilon \sim N(0, \sigma_n^2)`
-    (the known variances, or one variance estimated from the residuals), a flat prior
-    on :math:`c, \gamma` and :math:`\delta_i \sim N(0, s^2)`: if a block's layers act
-    alike, the deviations, which sum to zero within the block, do nothing, so
-    :math:`\delta_i - \bar\delta_{B(i)}` is layer :math:`i`'s effect beyond its block's.
-    Returned: its posterior mean over its posterior standard deviation.
-
-    Args:
-        X: ``(n, L)`` the layers' weights; Y: ``(n, m)``; Yvar: ``(n, m)`` or ``None``.
-        blocks: ``(L,)`` each layer's block.
-        prior_sd: :math:`s`, per unit of weight (an objective's whole range is ~1).
-
-    Returns:
-        ``(L, m)``.
-    """
-    n, L = X.shape
-    labels = np.unique(blocks)
-    member = (blocks[:, None] == labels[None, :]).astype(float)  # (L, k)
-    means = X @ member / member.sum(axis=0)  # (n, k)
-    D = X - means[:, np.searchsorted(labels, blocks)]
-    design = np.hstack([np.ones((n, 1)), means, D])
-    fixed = 1 + len(labels)
-    precision_prior = np.r_[np.full(fixed, 1e-6), np.full(L, 1.0 / prior_sd**2)]
-    # Contrast of layer i with its block's mean deviation effect.
-    contrast = np.zeros((L, design.shape[1]))
-    for i in range(L):
-        same = np.flatnonzero(blocks == blocks[i])
-        contrast[i, fixed + same] -= 1.0 / len(same)
-        contrast[i, fixed + i] += 1.0
-    out = np.zeros((L, Y.shape[1]))
-    for j in range(Y.shape[1]):
-        if Yvar is None:
-            residual = Y[:, j] - design @ np.linalg.lstsq(design, Y[:, j], rcond=None)[0]
-            noise = np.full(n, max(float(residual.var()), 1e-6))
-        else:
-            noise = np.maximum(Yvar[:, j], 1e-9)
-        weighted = design / noise[:, None]
-        covariance = np.linalg.inv(design.T @ weighted + np.diag(precision_prior))
-        mean = covariance @ (weighted.T @ Y[:, j])
-        sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", contrast, covariance, contrast), 1e-12))
-        out[:, j] = contrast @ mean / sd
-    return out
 
 
 def block_grouping(config: SearchConfig, num_blocks: int) -> Grouping:
@@ -438,6 +277,5 @@ STRATEGIES: dict[str, Callable[[SearchConfig], Strategy]] = {
     "sip-saas": SipSaasStrategy,
     "sip-map-saas": SipMapSaasStrategy,
     "coarse-to-fine": CoarseToFineStrategy,
-    "coarse-to-fine-split": SplittingStrategy,
     "bambo": BamboStrategy,
 }

@@ -218,6 +218,7 @@ from paretomerge.search.problems import (
     landscape_family_member,
     switching_family_member,
 )
+from paretomerge.search.strategies import block_grouping
 from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
 
@@ -514,6 +515,70 @@ def best_known(problem_name: str, run: int, results: list[dict]) -> float:
     return hypervolume(np.vstack(points), ref_point)
 
 
+def grouping_ceilings(member: int, points: int = 20_000) -> dict[str, float]:
+    """What each way of grouping the layers of hard-family member ``member`` can reach at
+    best: the true hypervolume of ``points`` uniform points of the grouping's space
+    (noiseless, the anchors beside) over the best-known. Groupings: one weight
+    (model-level), 8 uniform contiguous blocks, the DP's 8 blocks of the parameter
+    profile and of the prior combined with the activation guide, 8 groups of layers of
+    similar profile wherever they sit (the profile sorted, then cut), and the roles
+    themselves (5 groups: known to the benchmark only)."""
+    landscape = switching_family_member(member, num_layers=DIM - 1)
+    layers = DIM - 1
+    combined = np.asarray(combined_prior(landscape.profile, landscape.activation_profile, 0.5))
+
+    def dp_blocks(profile: np.ndarray) -> np.ndarray:
+        config = SearchConfig(
+            dim=DIM,
+            num_objectives=2,
+            strategy="coarse-to-fine",
+            ref_point=tuple(FAMILY_REF),
+            budget=BUDGET,
+            initial_points=INITIAL,
+            layer_profile=tuple(profile),
+        )
+        return np.array(block_grouping(config, 8).groups[:layers])
+
+    ranks = np.empty(layers, dtype=int)
+    ranks[np.argsort(landscape.profile[:layers], kind="stable")] = np.arange(layers)
+    roles = np.full(layers, len(landscape.roles))
+    for label, role_layers in enumerate(landscape.roles.values()):
+        roles[role_layers] = label
+    labels = {
+        "model-level": np.zeros(layers, dtype=int),
+        "8 uniform blocks": np.arange(layers) * 8 // layers,
+        "8 DP blocks": dp_blocks(landscape.profile),
+        "8 DP blocks, activation prior": dp_blocks(combined),
+        "8 groups by profile, anywhere": ranks * 8 // layers,
+        "the roles (5 groups)": roles,
+    }
+    rng = np.random.default_rng(member)
+    anchors = anchor_points(landscape)
+    best = hypervolume(np.vstack([member_front("hard", member), anchors]), FAMILY_REF)
+    ceilings = {}
+    for name, label in labels.items():
+        k = label.max() + 1
+        Z = rng.random((points, k + 1))  # the groups, then the head
+        X = np.hstack([Z[:, label], Z[:, k:]])
+        Y = np.vstack([landscape.true_values(X), anchors])
+        ceilings[name] = hypervolume(Y, FAMILY_REF) / best
+    return ceilings
+
+
+def summarise_ceilings(members: range) -> str:
+    ceilings = {member: grouping_ceilings(member) for member in members}
+    names = list(next(iter(ceilings.values())))
+    rows = [
+        f"| grouping | {' | '.join(f'member {m}' for m in members)} | median |",
+        f"| --- | {' | '.join('---' for _ in members)} | --- |",
+    ]
+    for name in names:
+        values = [ceilings[m][name] for m in members]
+        cells = " | ".join(f"{v:.3f}" for v in values)
+        rows.append(f"| {name} | {cells} | {np.median(values):.3f} |")
+    return "\n".join(rows)
+
+
 def anchor_points(problem) -> np.ndarray:
     """``(2, 2)`` the true values of a family member's base (``w = 0``) and expert (``w = 1``)."""
     return problem.true_values(np.stack([np.zeros(problem.dim), np.ones(problem.dim)]))
@@ -692,6 +757,11 @@ def main() -> None:
     )
     parser.add_argument("--stages", default=",".join(f"{s:g}" for s in ScreeningSpec().stages))
     parser.add_argument("--timing-only", action="store_true")
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="hard family: what each grouping of the layers reaches at best (noiseless)",
+    )
     parser.add_argument("--out", help="also write every run as JSON here")
     parser.add_argument(
         "--load", help="print the table of a previous --out file (or several, comma-separated)"
@@ -703,6 +773,9 @@ def main() -> None:
 
     for path in args.fronts.split(",") if args.fronts else ():
         read_fronts(json.loads(Path(path).read_text()))
+    if args.ceilings:
+        print(summarise_ceilings(range(args.first_run, args.first_run + args.runs)))
+        return
     if args.load:
         loaded = [json.loads(Path(p).read_text()) for p in args.load.split(",")]
         results = [r for data in loaded for r in data["results"]]

@@ -434,30 +434,18 @@ def run_one(job: dict) -> dict:
     tick = time.perf_counter()
     optimizer.ask(BATCH)
     at_budget = time.perf_counter() - tick
-    X = result.X
-    # On the family the anchors stand beside every set of points: the user has them.
-    anchors = anchor_points(problem) if family else np.zeros((0, 2))
-    with_anchors = lambda Y: np.vstack([Y, anchors])  # noqa: E731
-    true_front_hv = hypervolume(problem.true_values(front_X).reshape(-1, 2), ref_point)
     out = {
         **job,
-        "true_hv": hypervolume(with_anchors(problem.true_values(front_X)), ref_point),
+        **true_quality(job["problem"], problem, ref_point, result.X, front_X),
         # What the tool claims of its front alone (new: the estimate of its true
         # hypervolume and the interval), against the front's true hypervolume.
         "claim": float(result.hypervolume[-1]) if new else hypervolume(claimed, ref_point),
         "interval": list(result.hypervolume_interval) if new else None,
-        "true_front_hv": true_front_hv,
-        "true_hv_all": hypervolume(with_anchors(problem.true_values(X)), ref_point),
-        "evaluations": len(X),
-        "front_size": len(front_X),
-        "true_Y": problem.true_values(X).tolist(),
         "proposal_seconds": result.proposal_seconds[1:BUDGET],  # model-based batches
         "seconds_at_budget": at_budget,
         "run_seconds": elapsed,
     }
     if job["problem"] in QUESTION_LEVEL:
-        as_measured = problem.true_values_by_measured_anchors(front_X)
-        out["true_front_hv_by_run_anchors"] = hypervolume(as_measured.reshape(-1, 2), ref_point)
         out["anchor_tokens"] = problem.anchor_tokens
         if new:
             out["tokens"] = float(result.cost.sum())
@@ -491,25 +479,39 @@ def run_peer(job: dict) -> dict:
     X = np.array([[t.params[f"w{i}"] for i in range(DIM)] for t in study.trials])
     front_X = np.array([[t.params[f"w{i}"] for i in range(DIM)] for t in study.best_trials])
     claimed = np.array([t.values for t in study.best_trials])
-    anchors = anchor_points(problem)
-    true_front = problem.true_values(front_X)
-    out = {
+    return {
         **job,
-        "true_hv": hypervolume(np.vstack([true_front, anchors]), ref_point),
+        **true_quality(job["problem"], problem, ref_point, X, front_X),
         "claim": hypervolume(claimed, ref_point),
         "interval": None,
-        "true_front_hv": hypervolume(true_front, ref_point),
-        "true_hv_all": hypervolume(np.vstack([problem.true_values(X), anchors]), ref_point),
-        "evaluations": len(X),
-        "front_size": len(front_X),
-        "true_Y": problem.true_values(X).tolist(),
         "proposal_seconds": seconds[INITIAL:],
         "seconds_at_budget": seconds[-1],
         "run_seconds": time.perf_counter() - started,
     }
-    if job["problem"] in QUESTION_LEVEL:
+
+
+def true_quality(
+    problem_name: str, problem, ref_point: np.ndarray, X: np.ndarray, front_X: np.ndarray
+) -> dict:
+    """The true values of a run's evaluated points ``X`` and of its reported front
+    ``front_X``: hypervolumes with the anchors beside (on a family the user has them),
+    the front's alone, and on the question-level problems the front's by the run's own
+    measured anchors."""
+    family = problem_name in FAMILIES
+    anchors = anchor_points(problem) if family else np.zeros((0, 2))
+    true_front = problem.true_values(front_X).reshape(-1, 2)
+    true_all = problem.true_values(X)
+    out = {
+        "true_hv": hypervolume(np.vstack([true_front, anchors]), ref_point),
+        "true_front_hv": hypervolume(true_front, ref_point),
+        "true_hv_all": hypervolume(np.vstack([true_all, anchors]), ref_point),
+        "evaluations": len(X),
+        "front_size": len(front_X),
+        "true_Y": true_all.tolist(),
+    }
+    if problem_name in QUESTION_LEVEL:
         as_measured = problem.true_values_by_measured_anchors(front_X)
-        out["true_front_hv_by_run_anchors"] = hypervolume(as_measured, ref_point)
+        out["true_front_hv_by_run_anchors"] = hypervolume(as_measured.reshape(-1, 2), ref_point)
     return out
 
 

@@ -142,11 +142,6 @@ def landscape_family_member(member: int, num_layers: int = 36, noise: float = 0.
     return LayerMergeLandscape(num_layers=num_layers, seed=member, noise=noise, **structure)
 
 
-def _saturating(u: np.ndarray, curvature: float = 3.0) -> np.ndarray:
-    """``(1 - exp(-c u)) / (1 - exp(-c))``: 0 at 0, 1 at 1, concave."""
-    return (1 - np.exp(-curvature * u)) / (1 - np.exp(-curvature))
-
-
 @dataclass
 class SwitchingMergeLandscape:
     r"""A harder stand-in for merging a thinking expert into an instruct base.
@@ -163,20 +158,19 @@ class SwitchingMergeLandscape:
       :math:`m = S(k (u_c - \theta))`, a logistic :math:`S` of steepness ``steepness``
       rescaled to 0 at ``w = 0`` and 1 at ``w = 1``;
     - **benchmarks with their own layers**: the knowledge benchmark gains
-      :math:`g_K = \beta\, s(u_K) + (1 - \beta)\, m` (part of its gain needs no mode),
-      the reasoning one :math:`g_R = m\, s(u_R)` (it pays off only once the mode is on),
-      :math:`s` the saturating curve of :class:`LayerMergeLandscape`, minus the
-      penalties below;
+      :math:`g_K = \beta\, u_K + (1 - \beta)\, m` (part of its gain needs no mode),
+      the reasoning one :math:`g_R = m\, u_R` (it pays off only once the mode is on),
+      minus the penalties below; linear in the shares, so that a partial weight on every
+      layer (a model-level merge) gives only partial skill;
     - **coupled layers far apart**: ``couplings`` pairs of layers at least a third of the
       depth apart whose weights must move together: both gains lose
       :math:`\gamma \cdot \text{mean}_{(i,j)} (w_i - w_j)^2`, and neighbouring layers
       interfere as in :class:`LayerMergeLandscape` (:math:`\lambda P(w)`);
     - **tokens mostly from the mode**: the token objective (1 at the base's length, 0 at
       the expert's, the same on both benchmarks) is
-      :math:`1 - \rho\, m - (1 - \rho)\, (m + 0.1 (1 - m))\, u_b^{3/2}`: the mode
-      costs the share :math:`\rho` (``mode_tokens``) and the verbose layers the rest,
-      mostly once the mode is on (the demo pair's check); their sensitivities :math:`b`
-      sit on the verbosity layers and, at half weight, the reasoning ones;
+      :math:`1 - \rho\, m - (1 - \rho)\, (m + 0.1 (1 - m))\, u_b`: the mode costs the
+      share :math:`\rho` (``mode_tokens``) and the verbosity layers the rest, mostly once
+      the mode is on (the demo pair's check);
     - **a weak profile**: :attr:`profile` is half signal (the layers' summed
       sensitivities, max-normalised) and half uniform noise; :attr:`activation_profile`
       is a second guide of the same kind with noise of its own (the activation
@@ -230,11 +224,11 @@ class SwitchingMergeLandscape:
         self.coupled = self._far_pairs(rng)
         signal = sum(self.sensitivity[r] for r in counts)
         signal = signal / signal.max()
-        self.profile = self.profile_signal * signal + (1 - self.profile_signal) * rng.random(d)
-        guide = np.random.default_rng([self.seed, 27])
-        self.activation_profile = self.profile_signal * signal + (
-            1 - self.profile_signal
-        ) * guide.random(d)
+        # Two guides of the same kind, each with noise of its own.
+        self.profile, self.activation_profile = (
+            self.profile_signal * signal + (1 - self.profile_signal) * noise.random(d)
+            for noise in (rng, np.random.default_rng([self.seed, 27]))
+        )
 
     def _far_pairs(self, rng: np.random.Generator) -> np.ndarray:
         """``(couplings, 2)`` layer pairs at least a third of the depth apart, each pair

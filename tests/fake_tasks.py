@@ -18,7 +18,10 @@ is: after stage ``k`` its ``stages/stage-<k>.json`` holds its scores on the shar
 questions asked so far (the standard errors of that many questions), then it waits
 ``FAKE_STAGE_SECONDS`` (default 1) and goes on unless the controller wrote ``stop.json``.
 ``FAKE_DOMINATED`` (a glob of task ids) scores a candidate as a clearly dominated merge
-would score: the base's accuracy at the expert's length.
+would score: the base's accuracy at the expert's length; ``FAKE_CLOSE`` (a glob) scores
+an evaluation one standard error more accurate than the base on its first benchmark (an
+expert's anchor that cannot be told from the base's there). An evaluation asked ``repeats`` times has standard
+errors smaller by ``sqrt(repeats)``.
 
 On the test control plane, :func:`write_paretomerge_shim` puts a ``paretomerge`` first on
 the node simulator's PATH that sends ``paretomerge task ...`` here (each step of a
@@ -73,7 +76,7 @@ from paretomerge.tasks import (
 
 
 def synthetic_scores(
-    layer_weights: list[float], head_weight: float, benchmarks: list[str]
+    layer_weights: list[float], head_weight: float, benchmarks: list[str], repeats: int = 1
 ) -> dict[str, BenchmarkScore]:
     w = np.asarray(layer_weights)
     emphasis = np.linspace(2.0, 0.5, len(w))
@@ -83,11 +86,12 @@ def synthetic_scores(
         name: BenchmarkScore(
             name=name,
             accuracy=0.2 + 0.6 * capability ** (1.0 + 0.3 * k),
-            accuracy_stderr=0.05,
+            accuracy_stderr=0.05 / repeats**0.5,
             mean_output_tokens=20.0 + 200.0 * verbosity,
-            mean_output_tokens_stderr=4.0,
+            mean_output_tokens_stderr=4.0 / repeats**0.5,
             thinking_closed=1.0,
             n=30,
+            repeats=repeats,
         )
         for k, name in enumerate(benchmarks)
     }
@@ -100,6 +104,17 @@ def dominated_scores(benchmarks: list[str]) -> dict[str, BenchmarkScore]:
         name: base.model_copy(update={"mean_output_tokens": expert_tokens[name].mean_output_tokens})
         for name, base in synthetic_scores([0.0], 0.0, benchmarks).items()
     }
+
+
+def close_scores(scores: dict[str, BenchmarkScore]) -> dict[str, BenchmarkScore]:
+    """``scores`` as an expert barely better than the base on the first benchmark would
+    score: there, the base's accuracy plus one standard error."""
+    first = next(iter(scores))
+    base = synthetic_scores([0.0], 0.0, [first])[first]
+    close = scores[first].model_copy(
+        update={"accuracy": base.accuracy + scores[first].accuracy_stderr}
+    )
+    return scores | {first: close}
 
 
 def synthetic_cost(
@@ -169,9 +184,11 @@ def main(task_file: Path, volume: Path, step: str = "all") -> int:
         value = 0.0 if task.role == "base" else 1.0
         weights, head = [value] * num_layers, value
     benchmarks = [b.name for b in task.objectives.benchmarks]
-    scores = synthetic_scores(weights, head, benchmarks)
+    scores = synthetic_scores(weights, head, benchmarks, task.repeats or 1)
     if fnmatch(task.id, os.environ.get("FAKE_DOMINATED", "-")):
         scores = dominated_scores(benchmarks)
+    if fnmatch(task.id, os.environ.get("FAKE_CLOSE", "-")):
+        scores = close_scores(scores)
     stopped_after = None if task.stages is None else staged(task, work_dir, scores)
     if stopped_after is not None:
         scores = partial(scores, task, stopped_after)

@@ -47,6 +47,7 @@ from paretomerge.controller.objectives import (
     AnchorError,
     anchor_errors,
     check_anchors,
+    close_anchors,
     objective_values,
 )
 from paretomerge.controller.state import CandidateRecord, RunState
@@ -224,6 +225,79 @@ def test_degenerate_anchors_fail_with_the_benchmark_named() -> None:
     expert = {"gsm": benchmark_score("gsm", 0.9, 80.0)}
     with pytest.raises(AnchorError, match="gsm: the expert writes no more tokens"):
         check_anchors(base, expert, ["gsm"])
+
+
+def test_close_anchors_are_named_with_how_far_apart_they_are() -> None:
+    """Apart by 2 standard errors of the gap or more passes; less names the benchmark,
+    the figure and the distance. A score without a token error is judged on accuracy."""
+    base = {
+        "aime": benchmark_score("aime", 0.667, 100.0),
+        "gpqa": benchmark_score("gpqa", 0.4, 90.0),
+    }
+    expert = {
+        "aime": benchmark_score("aime", 0.733, 300.0),
+        "gpqa": benchmark_score("gpqa", 0.7, 250.0),
+    }
+    close = list(map(str, close_anchors(base, expert, ["aime", "gpqa"])))
+    assert close == ["aime: accuracy 0.733 (expert) vs 0.667 (base), 0.6 standard errors apart"]
+    expert["aime"] = benchmark_score("aime", 0.95, 300.0)  # 0.283 / 0.095 = 3.0 apart
+    assert close_anchors(base, expert, ["aime", "gpqa"]) == []
+    base = {"aime": base["aime"].model_copy(update={"mean_output_tokens_stderr": 30.0})}
+    update = {"mean_output_tokens": 200.0, "mean_output_tokens_stderr": 70.0}
+    expert = {"aime": expert["aime"].model_copy(update=update)}
+    assert list(map(str, close_anchors(base, expert, ["aime"]))) == [
+        "aime: tokens 200.0 (expert) vs 100.0 (base), 1.3 standard errors apart"
+    ]
+
+
+def test_close_anchors_are_measured_again_with_more_repeats(volume: Path) -> None:
+    """An expert's anchor one standard error above the base's on benchmark ``one`` is
+    set aside (its cost counted), and both anchors are measured again on ``one`` alone,
+    asking each question 4 times; ``two`` keeps its first measurement, and the run
+    searches on them. A second run finds both measurements in the cache."""
+    warnings: list[tuple[str, str]] = []
+    env = {"FAKE_CLOSE": "anchor-expert"}
+    state = run_in_process(
+        volume, manifest(budget=4), env, on_warning=lambda *w: warnings.append(w)
+    )
+    assert state.phase == "Succeeded", state.message
+    assert [reason for reason, _ in warnings] == ["AnchorsMeasuredAgain"]
+    assert (
+        "one: accuracy 0.250 (expert) vs 0.200 (base), 0.7 standard errors apart"
+        in (warnings[0][1])
+    )
+    assert "asking each question 4 times" in warnings[0][1] and "two:" not in warnings[0][1]
+    first = state.replaced_anchors
+    assert {s.repeats for a in first.values() for s in a.scores.values()} == {1}
+    for role in ("base", "expert"):
+        assert state.anchors[role].scores["one"].repeats == 4
+        assert state.anchors[role].scores["two"] == first[role].scores["two"]
+    assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
+    # Both measurements paid: 2 anchors x 2 benchmarks x 30 questions, then 2 x 1 x 30 x 4.
+    assert state.anchor_cost.evaluations == 4 and state.anchor_cost.answers == 120 + 240
+    # A candidate answers each question once, whatever the anchors did.
+    assert {c.cost.answers for c in state.candidates} == {60}
+    again = run_in_process(volume, manifest("again", budget=4), env)
+    assert again.phase == "Succeeded", again.message
+    records = [*again.anchors.values(), *again.replaced_anchors.values()]
+    assert all(a.cached for a in records) and again.anchor_cost.evaluations == 0
+    assert again.anchors == {
+        role: a.model_copy(update={"cost": None, "cached": True})
+        for role, a in state.anchors.items()
+    }
+
+
+def test_anchors_still_close_when_measured_again_fail_the_run_naming_the_benchmark(
+    volume: Path,
+) -> None:
+    state = run_in_process(volume, manifest(budget=4), {"FAKE_CLOSE": "anchor-expert*"})
+    assert state.phase == "Failed"
+    assert "even measured again asking each question 4 times" in state.message
+    assert "one: accuracy 0.225 (expert) vs 0.200 (base), 0.7 standard errors apart" in (
+        state.message
+    )
+    assert "objectives.repeats" in state.message
+    assert state.candidates == []
 
 
 def test_objectives_put_the_base_at_0_1_and_the_expert_at_1_0() -> None:

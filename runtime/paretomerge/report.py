@@ -683,12 +683,21 @@ def _anchors(run_dir: RunDirectory) -> str:
         f"<tr><td class='text'>{_e(role)}</td><td class='text'>{_e(anchor.model)}</td>"
         f"{_score_cells(anchor.scores, benchmarks)}"
         f"<td class='text'>{'cache' if anchor.cached else 'evaluated'}</td></tr>"
-        for role, anchor in run_dir.state.anchors.items()
+        for role, anchor in [
+            *run_dir.state.anchors.items(),
+            *((f"{role} (replaced)", a) for role, a in run_dir.state.replaced_anchors.items()),
+        ]
+    )
+    replaced = (
+        " The first measurement (replaced) was too close to normalise by; the anchors "
+        "were measured again, asking each question more times."
+        if run_dir.state.replaced_anchors
+        else ""
     )
     return (
         f"<h2>Anchors</h2><p class='note'>(f1, f2) = {_point(ANCHOR_OBJECTIVES[0])} at the "
         f"base, {_point(ANCHOR_OBJECTIVES[1])} at the expert, per benchmark, then averaged."
-        "</p><table id='anchors'><thead><tr>"
+        f"{replaced}</p><table id='anchors'><thead><tr>"
         f"<th class='text'>role</th><th class='text'>model</th>{head}"
         f"<th class='text'>from</th></tr></thead><tbody>{rows}</tbody></table>"
     )
@@ -702,6 +711,10 @@ def _costs(state: RunState) -> str:
         *(
             (f"anchor {role} (held out)", _anchor_source(a), a.cost)
             for role, a in state.held_out_anchors.items()
+        ),
+        *(
+            (f"anchor {role} (replaced)", _anchor_source(a), a.cost)
+            for role, a in state.replaced_anchors.items()
         ),
         *((r.id, r.status, r.cost) for r in [*state.candidates, *state.validations]),
     ]

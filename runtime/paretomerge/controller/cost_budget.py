@@ -33,24 +33,43 @@ def _charged(budget: CostBudgetSpec, cost: EvaluationCost | CostTotal) -> float:
     return budget.charged(cost.output_tokens, cost.gpu_seconds)
 
 
-def _answers(scores: Scores, repeats: int | None = None) -> int:
-    """The answers an evaluation of ``scores``' questions gives, each asked ``repeats``
-    times (default: as often as they were)."""
-    return sum(s.n * (repeats or s.repeats) for s in scores.values())
+def _repeats(spec: RunSpec, repeats: int | None = None) -> dict[str, int]:
+    """How many times a candidate asks each benchmark's questions: as the objectives say,
+    or ``repeats``; not as the anchors asked them (anchors too close to tell apart are
+    measured again with more repeats)."""
+    return {b.name: repeats or spec.objectives.repeats_of(b) for b in spec.objectives.benchmarks}
 
 
-def _prior(state: RunState, budget: CostBudgetSpec) -> float | None:
+def _answers(scores: Scores, spec: RunSpec, repeats: int | None = None) -> int:
+    """The answers a candidate gives to ``scores``' questions (see :func:`_repeats`)."""
+    asked = _repeats(spec, repeats)
+    return sum(s.n * asked[name] for name, s in scores.items())
+
+
+def _prior(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> float | None:
     """A candidate's cost before any finished: the mean of the anchors' (a merge lies
-    between the base and the expert), their tokens known from their scores even when
-    they came from the cache, their GPU-hours only when this run evaluated them."""
+    between the base and the expert), for the answers a candidate gives; their tokens
+    known from their scores even when they came from the cache, their GPU-hours only
+    when this run evaluated them."""
     anchors = list(state.anchors.values())
     if budget.unit == "outputTokens":
+        asked = _repeats(spec)
         tokens = [
-            sum(s.mean_output_tokens * s.n * s.repeats for s in a.scores.values()) for a in anchors
+            sum(s.mean_output_tokens * s.n * asked[name] for name, s in a.scores.items())
+            for a in anchors
         ]
         return sum(tokens) / len(tokens) if tokens else None
-    known = [_charged(budget, a.cost) for a in anchors if a.cost is not None]
+    known = [
+        _charged(budget, a.cost) * _answers(a.scores, spec) / _asked(a.scores)
+        for a in anchors
+        if a.cost is not None
+    ]
     return sum(known) / len(known) if known else None
+
+
+def _asked(scores: Scores) -> int:
+    """The answers the evaluation behind ``scores`` gave."""
+    return sum(s.n * s.repeats for s in scores.values())
 
 
 def _validation_scale(state: RunState, spec: RunSpec) -> float:
@@ -60,11 +79,11 @@ def _validation_scale(state: RunState, spec: RunSpec) -> float:
     expert = state.anchors.get("expert")
     if expert is None:
         return 1.0
-    searched = _answers(expert.scores)
+    searched = _answers(expert.scores, spec)
     held_out = state.held_out_anchors.get("expert")
     if held_out is not None:
-        return _answers(held_out.scores) / searched
-    return _answers(expert.scores, validation.repeats) / searched
+        return _asked(held_out.scores) / searched
+    return _answers(expert.scores, spec, validation.repeats) / searched
 
 
 def run_cost_budget(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> CostBudget:
@@ -72,7 +91,9 @@ def run_cost_budget(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> C
     return CostBudget(budget.limit, validation_scale=_validation_scale(state, spec))
 
 
-def cost_ledger(state: RunState, budget: CostBudgetSpec, validations_left: int) -> CostLedger:
+def cost_ledger(
+    state: RunState, spec: RunSpec, budget: CostBudgetSpec, validations_left: int
+) -> CostLedger:
     """What the run has spent and has under way, in ``budget``'s unit."""
     finished = [c for c in state.candidates if c.status != "running" and c.cost is not None]
     return CostLedger(
@@ -87,7 +108,7 @@ def cost_ledger(state: RunState, budget: CostBudgetSpec, validations_left: int) 
         running_candidates=state.count("running"),
         running_validations=state.count_validations("running"),
         validations_left=validations_left,
-        prior=_prior(state, budget),
+        prior=_prior(state, spec, budget),
     )
 
 
@@ -102,7 +123,7 @@ def wants_candidate(state: RunState, spec: RunSpec, limits: Limits) -> bool:
         state.spent,
         limits.budget,
         run_cost_budget(state, spec, budget),
-        cost_ledger(state, budget, left),
+        cost_ledger(state, spec, budget, left),
     )
 
 
@@ -114,7 +135,7 @@ def wants_validation(state: RunState, spec: RunSpec, limits: Limits) -> bool:
         len(state.validations),
         spec.search.validation.budget,
         None if budget is None else run_cost_budget(state, spec, budget),
-        None if budget is None else cost_ledger(state, budget, 0),
+        None if budget is None else cost_ledger(state, spec, budget, 0),
     )
 
 

@@ -36,7 +36,14 @@ from paretomerge.controller.anchors import (
 from paretomerge.controller.artifacts import pareto_candidates
 from paretomerge.controller.cost_budget import UNIT_NAMES, budget_use, wants_candidate
 from paretomerge.controller.estimates import validation_anchors_of
-from paretomerge.controller.objectives import AnchorError, check_anchors
+from paretomerge.controller.objectives import (
+    AnchorError,
+    CloseAnchorsError,
+    CloseFigure,
+    close_benchmarks,
+    judge_anchors,
+    remeasure_repeats,
+)
 from paretomerge.controller.search_driver import SearchDriver, question_split
 from paretomerge.controller.state import AnchorRecord, RunState
 from paretomerge.controller.task_runner import Limits, RunFailed, TaskRunner
@@ -114,7 +121,6 @@ class Controller:
         self.runner = TaskRunner(
             executor,
             volume,
-            benchmarks=self.benchmarks,
             retries=self.spec.execution.candidate_retries,
             save=self._save,
             on_note=self.on_note,
@@ -319,18 +325,57 @@ class Controller:
     def _anchor(self, state: RunState, held_out: bool = False) -> None:
         """Evaluate the base and the expert (each cached on the volume): on the search's
         questions, or with ``held_out`` on the questions held out of it (with the
-        validation's repeats), which normalise the validations."""
+        validation's repeats), which normalise the validations. Search anchors too close
+        to normalise by on a benchmark are measured on it again with more repeats, once
+        (:func:`~paretomerge.controller.objectives.judge_anchors`)."""
         anchors = state.held_out_anchors if held_out else state.anchors
-        missing = [role for role in ANCHOR_ROLES if role not in anchors]
-        if missing and not held_out:
+        if not held_out and any(role not in anchors for role in ANCHOR_ROLES):
             self._set_phase(state, "Anchoring", "evaluating the base and the expert")
+        if held_out or not state.replaced_anchors:
+            self._measure_anchors(state, anchors, self._anchor_task, held_out=held_out)
+        if held_out:
+            return
+        try:
+            close = self._judge(state.replaced_anchors or state.anchors)
+            if close and not state.replaced_anchors:
+                self.on_warning(
+                    "AnchorsMeasuredAgain",
+                    f"the base and the expert are close ({'; '.join(map(str, close))}): "
+                    f"measuring them again there, asking each question "
+                    f"{remeasure_repeats(state.anchors['base'].scores, close)} times",
+                )
+                state.replaced_anchors, state.anchors = state.anchors, {}
+                self._set_phase(state, "Anchoring", "measuring the base and the expert again")
+            if close:
+                self._measure_anchors_again(state, close)
+                close = self._judge(state.anchors)
+            if close:
+                repeats = remeasure_repeats(state.replaced_anchors["base"].scores, close)
+                raise CloseAnchorsError(close, repeats)
+        except AnchorError:
+            self._forget_anchors(state.anchors)
+            raise
+
+    def _judge(self, anchors: dict[str, AnchorRecord]) -> list[CloseFigure]:
+        return judge_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
+
+    def _measure_anchors(
+        self,
+        state: RunState,
+        anchors: dict[str, AnchorRecord],
+        task_of: Callable[..., EvaluateTask],
+        **task_options,
+    ) -> None:
+        """Fill ``anchors`` with every role it lacks, from the cache or evaluated by
+        ``task_of(role, **task_options)``."""
+        missing = [role for role in ANCHOR_ROLES if role not in anchors]
         tasks = []
         for role in missing:
-            task = self._anchor_task(role, held_out)
+            task = task_of(role, **task_options)
             key = anchor_key(
                 self.volume / task.model,
                 self.spec.evaluation,
-                self.spec.objectives,
+                task.objectives,
                 task.sampling,
                 self.volume,
                 task.questions,
@@ -355,12 +400,24 @@ class Controller:
             # run that had its anchors still has its old phase (Succeeded, Failed) here,
             # which its status must not show again after the operator set it Pending.
             self._save(state)
-        if not held_out:
-            try:
-                check_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
-            except AnchorError:
-                self._forget_anchors(anchors)
-                raise
+
+    def _measure_anchors_again(self, state: RunState, close: list[CloseFigure]) -> None:
+        """The anchors measured again on the ``close`` figures' benchmarks alone, asking
+        each question more times; on the other benchmarks their first measurement
+        (:attr:`RunState.replaced_anchors`) stands. Each record keeps the cache key and
+        the cost of the measurement again."""
+        first = state.replaced_anchors
+        repeats = remeasure_repeats(first["base"].scores, close)
+        benchmarks = close_benchmarks(close)
+        again: dict[str, AnchorRecord] = {role: record for role, record in state.anchors.items()}
+        self._measure_anchors(
+            state, again, self._anchor_again_task, benchmarks=benchmarks, repeats=repeats
+        )
+        state.anchors = {
+            role: record.model_copy(update={"scores": first[role].scores | record.scores})
+            for role, record in again.items()
+        }
+        self._save(state)
 
     def _anchor_validation(self, state: RunState) -> None:
         """With questions held out for validation, evaluate the anchors on them before the
@@ -405,6 +462,25 @@ class Controller:
             questions=question_split(self.spec.search, "held-out" if held_out else "search"),
             repeats=self.spec.search.validation.repeats if held_out else None,
             gpus=self.executor.evaluation_gpus(),
+        )
+
+    def _anchor_again_task(self, role: str, benchmarks: list[str], repeats: int) -> EvaluateTask:
+        """``role``'s anchor measured again: on the search's questions of ``benchmarks``
+        alone, each asked ``repeats`` times."""
+        task = self._anchor_task(role)
+        name = f"{role}-again"
+        objectives = self.spec.objectives.model_copy(
+            update={
+                "benchmarks": [b for b in self.spec.objectives.benchmarks if b.name in benchmarks]
+            }
+        )
+        return task.model_copy(
+            update={
+                "id": f"anchor-{name}",
+                "work_dir": str(self.layout.anchor(name)),
+                "objectives": objectives,
+                "repeats": repeats,
+            }
         )
 
     # --- the search ---------------------------------------------------------------------

@@ -9,6 +9,14 @@ For benchmarks ``s`` with accuracy ``acc_s`` and mean output tokens ``tok_s``, a
 so the base sits at ``(0, 1)`` and the expert at ``(1, 0)``. That needs anchors that
 differ the expected way on every benchmark: an expert more accurate and more verbose than
 the base. Anything else is an :class:`AnchorError`, not a division by zero.
+Anchors that differ the right way but by less than their noise are measured again, with
+more repeats (:func:`close_anchors`): each benchmark weighs in f1 and f2 by one over its
+anchor gap, and on AIME25's 30 questions one measurement of a real gap of 0.34 comes out
+under 2 standard errors about one time in four, at times under 1 (then one benchmark's
+noise swamps the others' signal, and nothing can be claimed). The measurement again
+replaces the first, not pooled with it: the first was chosen for being close, and
+pooling would keep that bias. Still too close, the run ends with a
+:class:`CloseAnchorsError` that names the benchmark.
 
 Every score is an estimate with a standard error (:mod:`paretomerge.evaluate.scoring`),
 and so is every objective. Each term is a normalised value
@@ -46,6 +54,7 @@ import numpy as np
 
 from paretomerge.results import BenchmarkScore, Scores
 from paretomerge.search.claims import AnchorErrors
+from paretomerge.spec import MAX_REPEATS
 
 # Where the anchors sit in objective space, by the normalisation above: base, expert.
 ANCHOR_OBJECTIVES = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -87,6 +96,95 @@ def check_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> No
         raise AnchorError(
             "degenerate anchors (choose other models or benchmarks, or more questions): "
             + "; ".join(problems)
+        )
+
+
+# Anchors whose gap on a benchmark is under this many standard errors of the gap are
+# measured again; the gap then sets how much the benchmark weighs in f1 or f2 (a gap of
+# 2 standard errors is known to within half itself, a gap of 0.6 not even in sign).
+ANCHOR_SEPARATION = 2.0
+# ... asking each question this many times as often, which halves the standard errors.
+ANCHOR_REMEASURE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class CloseFigure:
+    """A benchmark's ``figure`` (``accuracy`` or ``tokens``) on which the anchors are only
+    ``apart`` standard errors of their gap apart (``expert`` against ``base``)."""
+
+    benchmark: str
+    figure: str
+    expert: float
+    base: float
+    apart: float
+
+    def __str__(self) -> str:
+        shown = ".3f" if self.figure == "accuracy" else ".1f"
+        return (
+            f"{self.benchmark}: {self.figure} {self.expert:{shown}} (expert) vs "
+            f"{self.base:{shown}} (base), {self.apart:.1f} standard errors apart"
+        )
+
+
+def close_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> list[CloseFigure]:
+    """Each benchmark's figure on which the anchors (that passed :func:`check_anchors`)
+    are under :data:`ANCHOR_SEPARATION` standard errors of their gap apart.
+
+    The gap's standard error is ``sqrt(s_b^2 + s_e^2)`` from the two scores' ``s``
+    (measured independently). A figure without a standard error is not judged.
+    """
+    close = []
+    for name in benchmarks:
+        b, e = base[name], expert[name]
+        for figure, low, high, low_error, high_error in (
+            ("accuracy", b.accuracy, e.accuracy, b.accuracy_stderr, e.accuracy_stderr),
+            (
+                "tokens",
+                b.mean_output_tokens,
+                e.mean_output_tokens,
+                b.mean_output_tokens_stderr,
+                e.mean_output_tokens_stderr,
+            ),
+        ):
+            if low_error is None or high_error is None:
+                continue
+            apart = (high - low) / (low_error**2 + high_error**2) ** 0.5
+            if apart < ANCHOR_SEPARATION:
+                close.append(CloseFigure(name, figure, high, low, apart))
+    return close
+
+
+def judge_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> list[CloseFigure]:
+    """The anchors' close figures (:func:`close_anchors`), to be measured again when any;
+    :class:`AnchorError` when they are degenerate (:func:`check_anchors`). The one rule
+    of a run's search anchors, in the controller and the benchmark's simulator alike."""
+    check_anchors(base, expert, benchmarks)
+    return close_anchors(base, expert, benchmarks)
+
+
+def remeasure_repeats(scores: Scores, close: Sequence[CloseFigure]) -> int:
+    """How many times the anchors measured again ask each question of the ``close``
+    benchmarks: the most they were asked, times :data:`ANCHOR_REMEASURE_FACTOR` (at most
+    :data:`~paretomerge.spec.MAX_REPEATS`)."""
+    asked = max(scores[c.benchmark].repeats for c in close)
+    return min(MAX_REPEATS, ANCHOR_REMEASURE_FACTOR * asked)
+
+
+def close_benchmarks(close: Sequence[CloseFigure]) -> list[str]:
+    """The benchmarks of ``close``, each once, in order."""
+    return list(dict.fromkeys(c.benchmark for c in close))
+
+
+class CloseAnchorsError(AnchorError):
+    """The anchors stayed too close to normalise by even when measured again."""
+
+    def __init__(self, close: Sequence[CloseFigure], repeats: int):
+        super().__init__(
+            f"the base and the expert are not measurably apart, even measured again asking "
+            f"each question {repeats} times: {'; '.join(map(str, close))}. Their gap sets how much "
+            "each benchmark weighs, so it must be known: choose benchmarks on which the "
+            "models differ, more questions (objectives.limit) or more repeats "
+            "(objectives.repeats)"
         )
 
 

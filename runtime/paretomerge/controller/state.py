@@ -171,12 +171,14 @@ class RunState(BaseModel):
     ``validations`` the evaluations after the search, ``held_out_anchors`` the anchors
     evaluated on the questions held out of the search (which normalise validations, or,
     when they are degenerate, the anchors on every question do: ``validation_fallback``
-    says why); ``hypervolume`` the estimate of the true hypervolume of the reported front
-    after each result (:func:`~paretomerge.search.claims.hypervolume_claim`), the
-    evaluation whose result it followed in ``hypervolume_after`` (which older checkpoints
-    lack for their first entries), and ``hypervolume_interval`` the 90% interval of the
-    latest; ``cost_budget`` the cost budget the run last went by (``None``: its
-    candidates are counted, not their cost)."""
+    says why); ``replaced_anchors`` the first measurement of search anchors too close to
+    normalise by, which a measurement with more repeats replaced (kept for its cost);
+    ``hypervolume`` the estimate of the true hypervolume of the reported front after each
+    result (:func:`~paretomerge.search.claims.hypervolume_claim`), the evaluation whose
+    result it followed in ``hypervolume_after`` (which older checkpoints lack for their
+    first entries), and ``hypervolume_interval`` the 90% interval of the latest;
+    ``cost_budget`` the cost budget the run last went by (``None``: its candidates are
+    counted, not their cost)."""
 
     version: int = STATE_VERSION
     run: str
@@ -189,6 +191,7 @@ class RunState(BaseModel):
     candidates: list[CandidateRecord] = []
     validations: list[ValidationRecord] = []
     held_out_anchors: dict[str, AnchorRecord] = {}
+    replaced_anchors: dict[str, AnchorRecord] = {}
     validation_fallback: str | None = None
     hypervolume: list[float] = []
     hypervolume_after: list[str] = []
@@ -246,6 +249,7 @@ class RunState(BaseModel):
     def anchor_cost(self) -> CostTotal:
         """What this run's anchor evaluations cost (the cached ones: nothing)."""
         anchors = [*self.anchors.values(), *self.held_out_anchors.values()]
+        anchors += self.replaced_anchors.values()
         return CostTotal.of(a.cost for a in anchors if a.cost is not None)
 
     @property
@@ -254,7 +258,7 @@ class RunState(BaseModel):
         evaluated (not those from the cache), the candidates (a screened one for the
         stages it asked) and the validations (a failed attempt's cost is not known)."""
         records = [*self.anchors.values(), *self.held_out_anchors.values()]
-        records += [*self.candidates, *self.validations]
+        records += [*self.replaced_anchors.values(), *self.candidates, *self.validations]
         return CostTotal.of(r.cost for r in records if r.cost is not None)
 
     def trial_of(self, record: EvaluationRecord) -> int:

@@ -47,7 +47,6 @@ class TaskRunner:
     Args:
         executor: runs the tasks.
         volume: local path of the run's volume (where task files are written and read).
-        benchmarks: the benchmarks every evaluation's result must score.
         retries: how many failed attempts a task may have before it gives up (the spec's
             ``candidateRetries``), failures forgiven by a retried run aside.
         save: checkpoints the state.
@@ -61,7 +60,6 @@ class TaskRunner:
         executor: Executor,
         volume: Path,
         *,
-        benchmarks: list[str],
         retries: int,
         save: Callable[[RunState], None],
         on_note: Callable[[str], None],
@@ -70,7 +68,6 @@ class TaskRunner:
     ):
         self.executor = executor
         self.volume = volume
-        self.benchmarks = benchmarks
         self.retries = retries
         self.save = save
         self.on_note = on_note
@@ -139,7 +136,8 @@ class TaskRunner:
         self, task: Task, outcome: TaskOutcome
     ) -> tuple[ProfileResult | EvaluateTaskResult | None, str]:
         """The result of a finished attempt, or ``None`` and why the attempt failed (its
-        own reason, or a result file that cannot be read or lacks a benchmark)."""
+        own reason, or a result file that cannot be read or lacks a benchmark the task
+        asked)."""
         if not outcome.succeeded:
             return None, outcome.reason or "unknown failure"
         try:
@@ -149,7 +147,8 @@ class TaskRunner:
         if result is None:
             return None, "the attempt succeeded but left no result file"
         if isinstance(result, EvaluateTaskResult):
-            missing = [name for name in self.benchmarks if name not in result.scores]
+            asked = [b.name for b in task.objectives.benchmarks]
+            missing = [name for name in asked if name not in result.scores]
             if missing:
                 return None, f"unusable result: no score for {', '.join(missing)}"
         return result, ""

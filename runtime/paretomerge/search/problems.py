@@ -12,7 +12,13 @@ import numpy as np
 import torch
 from botorch.test_functions.multi_objective import DTLZ2, BraninCurrin
 
-from paretomerge.controller.objectives import validation_anchors
+from paretomerge.controller.objectives import (
+    CloseAnchorsError,
+    close_benchmarks,
+    judge_anchors,
+    remeasure_repeats,
+    validation_anchors,
+)
 from paretomerge.evaluate.scoring import accuracy_stderr, tokens_stderr
 from paretomerge.questions import QuestionSplit, question_order, stage_counts
 from paretomerge.results import BenchmarkScore, Scores
@@ -610,10 +616,47 @@ class QuestionLevelMergeProblem:
         self.names = [c.name for c in self.calibrations]
         self._rng = np.random.default_rng([self.landscape.seed, self.seed])
         self.search_ids, self.held_out_ids = self._split()
-        records = self.records(np.stack([np.zeros(self.dim), np.ones(self.dim)]))
+        records = self.records(self._anchor_points())
         self.anchor_tokens = float(sum(r.tokens.sum() for r in records))
-        self.anchors = MeasuredAnchors.of(self._side(records, self.search_ids))
+        self.anchors = self._search_anchors(self._side(records, self.search_ids))
         self.validation_anchors = self._validation_anchors(records)
+
+    def _anchor_points(self) -> np.ndarray:
+        """The base (``w = 0``) and the expert (``w = 1``), ``(2, d)``."""
+        return np.stack([np.zeros(self.dim), np.ones(self.dim)])
+
+    def _search_anchors(self, records: Sequence[QuestionRecords]) -> MeasuredAnchors:
+        """The search's anchors from their first measurement ``records``, by the run's
+        rule (:func:`~paretomerge.controller.objectives.judge_anchors`): too close on a
+        benchmark, they are measured on it again asking each question more times (the
+        answers of every repeat side by side), and the run's error when they stay
+        close."""
+        counts = [len(i) for i in self.search_ids]
+        first = MeasuredAnchors.of(records)
+        close = judge_anchors(*first.scores(self.names, counts), self.names)
+        if not close:
+            return first
+        repeats = remeasure_repeats(first.scores(self.names, counts)[0], close)
+        accuracy, mean_tokens = self.true_scores(self._anchor_points())
+        again = list(records)
+        for name in close_benchmarks(close):
+            s = self.names.index(name)
+            answers = [
+                self.benchmarks[s]
+                .sample(accuracy[:, s], mean_tokens[:, s], self._rng)
+                .subset(self.search_ids[s])
+                for _ in range(repeats)
+            ]
+            again[s] = QuestionRecords(
+                np.concatenate([a.correct for a in answers], axis=1),
+                np.concatenate([a.tokens for a in answers], axis=1),
+            )
+            self.anchor_tokens += float(again[s].tokens.sum())
+        anchors = MeasuredAnchors.of(again)
+        close = judge_anchors(*anchors.scores(self.names, counts), self.names)
+        if close:
+            raise CloseAnchorsError(close, repeats)
+        return anchors
 
     def _split(self) -> tuple[list[list[int]], list[list[int]]]:
         """Per benchmark the question ids the search asks and those held out of it."""

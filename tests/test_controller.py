@@ -54,6 +54,7 @@ from paretomerge.controller.state import CandidateRecord, RunState
 from paretomerge.controller.task_runner import Limits
 from paretomerge.executors import LocalExecutor
 from paretomerge.k8s.status import run_status
+from paretomerge.report import RunDirectory, write_html
 from paretomerge.search import (
     AskTellOptimizer,
     ProbablyDominated,
@@ -277,6 +278,12 @@ def test_close_anchors_are_measured_again_with_more_repeats(volume: Path) -> Non
     assert state.anchor_cost.evaluations == 4 and state.anchor_cost.answers == 120 + 240
     # A candidate answers each question once, whatever the anchors did.
     assert {c.cost.answers for c in state.candidates} == {60}
+    results = json.loads((volume / "runs" / "fake" / "results.json").read_text())
+    assert results["replaced_anchors"]["expert"]["scores"]["one"]["accuracy"] == 0.25
+    html = write_html(RunDirectory.open(volume / "runs" / "fake"), [], [], volume / "r.html")
+    text = html.read_text()
+    assert "<td class='text'>expert (replaced)</td>" in text
+    assert "<td class='text'>anchor base (replaced)</td><td class='text'>evaluated</td>" in text
     again = run_in_process(volume, manifest("again", budget=4), env)
     assert again.phase == "Succeeded", again.message
     records = [*again.anchors.values(), *again.replaced_anchors.values()]

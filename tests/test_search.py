@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 from botorch.test_functions.multi_objective import BraninCurrin
 
+from paretomerge.controller.objectives import CloseAnchorsError, judge_anchors
 from paretomerge.search import (
     STRATEGY_NAMES,
     AcquisitionSettings,
@@ -21,6 +23,7 @@ from paretomerge.search import (
 from paretomerge.search.claims import hypervolume_claim
 from paretomerge.search.problems import (
     LANDSCAPE_FAMILY,
+    QWEN3_4B_BENCHMARKS,
     EmbeddedTestProblem,
     LayerMergeLandscape,
     QuestionLevelMergeProblem,
@@ -712,6 +715,29 @@ def test_the_question_level_simulator_is_calibrated():
     assert np.all((Y.std(axis=0) > 0.05) & (Y.std(axis=0) < 0.2))  # the published noise
     # The claimed variances hold the anchors' errors too: above the spread of reruns.
     assert np.all(np.sqrt(Yvar.mean(axis=0)) > Y.std(axis=0))
+
+
+def test_the_simulator_measures_close_anchors_again_as_a_run_does():
+    """Hard member 6's first anchors on AIME25's 30 questions are 0.6 standard errors
+    apart in accuracy (0.733 against 0.667; true 0.804 and 0.466): the run's rule
+    measures them again there, asking each question 4 times (4 x 30 more answers of
+    each, GPQA-Diamond's none), and they come out apart and near the truth. A benchmark on which the models' lengths barely differ stays close and is
+    named."""
+    problem = QuestionLevelMergeProblem(switching_family_member(6), seed=6)
+    base, expert = problem.anchors.scores(problem.names, [198, 30])
+    assert judge_anchors(base, expert, problem.names) == []
+    assert abs(base["aime25"].accuracy - 0.466) < 0.1
+    assert abs(expert["aime25"].accuracy - 0.804) < 0.1
+    once = QuestionLevelMergeProblem(switching_family_member(4), seed=4)  # apart at once
+    aime = QWEN3_4B_BENCHMARKS[1]
+    assert problem.anchor_tokens - once.anchor_tokens == pytest.approx(
+        4 * 30 * sum(aime.mean_tokens), rel=0.15
+    )
+    short = replace(aime, name="short", mean_tokens=(15097.0, 16500.0))
+    with pytest.raises(CloseAnchorsError, match="asking each question 4 times: short: tokens"):
+        QuestionLevelMergeProblem(
+            switching_family_member(4), seed=4, calibrations=(QWEN3_4B_BENCHMARKS[0], short)
+        )
 
 
 def test_the_hard_family_switches_into_thinking_mode_and_splits_its_benchmarks():

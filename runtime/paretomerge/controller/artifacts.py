@@ -11,8 +11,9 @@ Names follow the reference code where it has them (where they lie:
 - ``results.json``: anchors and every candidate, failed ones with their reasons, each
   with its evaluated ``objectives``, the search's ``estimate`` and its ``cost``; the
   ``cost`` of all candidates and validations together and the ``anchor_cost`` apart
-  (:attr:`RunState.cost`); after a validation also the ``validations`` and the anchors
-  on the held-out questions;
+  (:attr:`RunState.cost`); ``replaced_anchors``, when the anchors were too close and
+  measured again, their first measurement; after a validation also the ``validations``
+  and the anchors on the held-out questions;
 - ``pareto.csv``: the Pareto set as :func:`pareto_points` defines it, most accurate
   first, ``point`` numbering its rows for ``paretomerge materialize --point``: ``f1``,
   ``f2`` the values the run reports (the search's estimates, posterior means; for a
@@ -117,6 +118,10 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
         "cost": state.cost.model_dump(),
         "anchor_cost": state.anchor_cost.model_dump(),
     }
+    if state.replaced_anchors:
+        results["replaced_anchors"] = {
+            role: a.model_dump() for role, a in state.replaced_anchors.items()
+        }
     if state.validations:
         results["held_out_anchors"] = {
             role: a.model_dump() for role, a in state.held_out_anchors.items()

@@ -9,14 +9,20 @@ For benchmarks ``s`` with accuracy ``acc_s`` and mean output tokens ``tok_s``, a
 so the base sits at ``(0, 1)`` and the expert at ``(1, 0)``. That needs anchors that
 differ the expected way on every benchmark: an expert more accurate and more verbose than
 the base. Anything else is an :class:`AnchorError`, not a division by zero.
-Anchors that differ the right way but by less than their noise are measured again, with
-more repeats (:func:`close_anchors`): each benchmark weighs in f1 and f2 by one over its
-anchor gap, and on AIME25's 30 questions one measurement of a real gap of 0.34 comes out
-under 2 standard errors about one time in four, at times under 1 (then one benchmark's
-noise swamps the others' signal, and nothing can be claimed). The measurement again
-replaces the first, not pooled with it: the first was chosen for being close, and
-pooling would keep that bias. Still too close, the run ends with a
-:class:`CloseAnchorsError` that names the benchmark.
+Anchors that differ the right way but by less than their noise are measured again, on
+the benchmarks where they are close, asking each question more times
+(:func:`judge_anchors`). Each benchmark weighs in f1 and f2 by one over its anchor gap,
+and a gap under 2 standard errors is not known to be positive at 95% (Fieller: the
+interval of a ratio is then unbounded); under 1, that benchmark's noise swamps the
+others' signal and nothing can be claimed. It is common: simulated as
+:mod:`paretomerge.search.problems` calibrates Qwen3-4B Instruct against Thinking, one
+measurement on AIME25's 30 questions comes out close 42% of the time (accuracy 16%,
+output tokens 32%: 15k against 23k tokens, each answer's length spread by 0.64 of its
+mean) and under 1 standard error 4%; on the 21 questions a 0.3 held-out share leaves,
+63% and 16%. Measuring AIME25's anchors again 4 times costs about as many tokens as
+three candidates. The measurement again replaces the first, not pooled with it: the
+first was chosen for being close, and pooling would keep that bias. Still too close,
+the run ends with a :class:`CloseAnchorsError` that names the benchmark.
 
 Every score is an estimate with a standard error (:mod:`paretomerge.evaluate.scoring`),
 and so is every objective. Each term is a normalised value

@@ -18,15 +18,17 @@ Problems (all maximised, d = 37):
   Gaussian noise of sd 0.01.
 - ``noisy``: the same family evaluated as the tool evaluates, question by question
   (``QuestionLevelMergeProblem``: GPQA-Diamond's 198 and AIME25's 30 questions,
-  calibrated by the published Qwen3-4B Instruct/Thinking figures; anchors measured once
-  through the same simulator; one-repeat noise of sd ~0.11 on both objectives).
+  calibrated by the published Qwen3-4B Instruct/Thinking figures; anchors measured
+  through the same simulator by the run's rule: again, asking each question 4 times, on
+  a benchmark where they are under 2 standard errors apart; one-repeat noise of sd ~0.11
+  on both objectives).
 - ``hard``: the hard family (``switching_family_member``, 8 members), evaluated as
   ``noisy`` is, per benchmark: a thinking-mode switch (a steep logistic of a weighted
   sum of scattered layers' weights) that the reasoning benchmark needs and that costs
   most of the extra tokens, a knowledge and a reasoning benchmark with layers of their
   own, verbose layers apart, far-apart layers coupled, a profile half signal and half
   noise (``SwitchingMergeLandscape``). A model-level sweep reaches ~0.78 of its front
-  and 8 uniform contiguous blocks ~0.90 (20 000 random points, noiseless). Members 0-3
+  and 8 uniform contiguous blocks ~0.88 (20 000 random points, noiseless). Members 0-3
   tune, members 4-7 report (``--first-run 4 --runs 4``).
 - ``dtlz2``, ``branin-currin``: BoTorch's test functions on the first variables, the
   rest inert, noiseless.

@@ -45,9 +45,11 @@ from paretomerge.controller.estimates import record_estimates, validation_anchor
 from paretomerge.controller.loop import Controller
 from paretomerge.controller.objectives import (
     AnchorError,
+    CloseAnchorsError,
     anchor_errors,
     check_anchors,
     close_anchors,
+    judge_anchors,
     objective_values,
 )
 from paretomerge.controller.state import CandidateRecord, RunState
@@ -249,6 +251,25 @@ def test_close_anchors_are_named_with_how_far_apart_they_are() -> None:
     assert list(map(str, close_anchors(base, expert, ["aime"]))) == [
         "aime: tokens 200.0 (expert) vs 100.0 (base), 1.3 standard errors apart"
     ]
+
+
+def test_a_first_measurement_the_wrong_way_round_is_measured_again_not_fatal() -> None:
+    """One unlucky draw does not end a run: the first measurement is measured again;
+    measured again, the wrong way round is an :class:`AnchorError` and close a
+    :class:`CloseAnchorsError`, each naming the benchmark."""
+    base = {"aime": benchmark_score("aime", 0.6, 100.0)}
+    expert = {"aime": benchmark_score("aime", 0.55, 300.0)}
+    (close,) = judge_anchors(base, expert, ["aime"])
+    assert str(close).startswith("aime: accuracy 0.550 (expert) vs 0.600 (base), -0.4 ")
+    assert str(close).endswith("(the wrong way round)")
+    with pytest.raises(AnchorError, match="aime: the expert is no more accurate"):
+        judge_anchors(base, expert, ["aime"], measured_again=4)
+    expert = {"aime": benchmark_score("aime", 0.7, 300.0)}
+    with pytest.raises(CloseAnchorsError, match="asking each question 4 times: aime: acc"):
+        judge_anchors(base, expert, ["aime"], measured_again=4)
+    expert = {"aime": benchmark_score("aime", 0.95, 300.0)}
+    assert judge_anchors(base, expert, ["aime"]) == []
+    assert judge_anchors(base, expert, ["aime"], measured_again=4) == []
 
 
 def test_close_anchors_are_measured_again_with_more_repeats(volume: Path) -> None:

@@ -38,7 +38,6 @@ from paretomerge.controller.cost_budget import UNIT_NAMES, budget_use, wants_can
 from paretomerge.controller.estimates import validation_anchors_of
 from paretomerge.controller.objectives import (
     AnchorError,
-    CloseAnchorsError,
     CloseFigure,
     close_benchmarks,
     judge_anchors,
@@ -336,28 +335,26 @@ class Controller:
         if held_out:
             return
         try:
-            close = self._judge(state.replaced_anchors or state.anchors)
+            first = state.replaced_anchors or state.anchors
+            close = judge_anchors(first["base"].scores, first["expert"].scores, self.benchmarks)
             if close and not state.replaced_anchors:
                 self.on_warning(
                     "AnchorsMeasuredAgain",
                     f"the base and the expert are close ({'; '.join(map(str, close))}): "
                     f"measuring them again there, asking each question "
-                    f"{remeasure_repeats(state.anchors['base'].scores, close)} times",
+                    f"{remeasure_repeats(first['base'].scores, close)} times",
                 )
                 state.replaced_anchors, state.anchors = state.anchors, {}
                 self._set_phase(state, "Anchoring", "measuring the base and the expert again")
             if close:
-                self._measure_anchors_again(state, close)
-                close = self._judge(state.anchors)
-            if close:
-                repeats = remeasure_repeats(state.replaced_anchors["base"].scores, close)
-                raise CloseAnchorsError(close, repeats)
+                repeats = self._measure_anchors_again(state, close)
+                again = state.anchors
+                judge_anchors(
+                    again["base"].scores, again["expert"].scores, self.benchmarks, repeats
+                )
         except AnchorError:
             self._forget_anchors(state.anchors)
             raise
-
-    def _judge(self, anchors: dict[str, AnchorRecord]) -> list[CloseFigure]:
-        return judge_anchors(anchors["base"].scores, anchors["expert"].scores, self.benchmarks)
 
     def _measure_anchors(
         self,
@@ -401,11 +398,12 @@ class Controller:
             # which its status must not show again after the operator set it Pending.
             self._save(state)
 
-    def _measure_anchors_again(self, state: RunState, close: list[CloseFigure]) -> None:
+    def _measure_anchors_again(self, state: RunState, close: list[CloseFigure]) -> int:
         """The anchors measured again on the ``close`` figures' benchmarks alone, asking
         each question more times; on the other benchmarks their first measurement
         (:attr:`RunState.replaced_anchors`) stands. Each record keeps the cache key and
-        the cost of the measurement again."""
+        the cost of the measurement again. Returns how many times each question was
+        asked."""
         first = state.replaced_anchors
         repeats = remeasure_repeats(first["base"].scores, close)
         benchmarks = close_benchmarks(close)
@@ -418,6 +416,7 @@ class Controller:
             for role, record in again.items()
         }
         self._save(state)
+        return repeats
 
     def _anchor_validation(self, state: RunState) -> None:
         """With questions held out for validation, evaluate the anchors on them before the

@@ -96,22 +96,26 @@ them (or, degenerate, by the anchors on every question: the run's rule), and
 and the process's CPU seconds (the search runs on one thread, so on a shared machine the
 CPU seconds are what the ask takes on an idle core).
 
-The hard family, this version (7 Dec 2026, 03:04-04:45; a 2-core machine shared with the
-test suite and other benchmark processes, load 5-8, so the seconds are indicative).
-Reporting members 4-7, one run each (``--problems hard --first-run 4 --runs 4``; the
-peers ``--strategies optuna-gp,random,model-level``, ``--prior parameters,activations``,
-and ``--screening on --confidence 0.9 --token-budget 1.4e8``, about what an unscreened
-run spends here); best-known fronts by :func:`landscape_front` with the role starts,
-joined with every evaluated point. The default is ``coarse-to-fine``, unchanged::
+The hard family, this version (a 2-core machine shared with the test suite and other
+benchmark processes, so the seconds are indicative). Reporting members 4-7, one run each
+(``--problems hard --first-run 4 --runs 4``; the peers ``--strategies
+optuna-gp,random,model-level``, ``--prior parameters,activations``, and ``--screening on
+--confidence 0.9 --token-budget 1.4e8``, about what an unscreened run spends here);
+best-known fronts by :func:`landscape_front` with the role starts, joined with every
+evaluated point. The default is ``coarse-to-fine``, unchanged. Members 4 and 5 were run
+7 Dec 03:04-04:45; members 6 and 7, whose first anchor measurement is close (member 6:
+AIME25's accuracies 0.6 standard errors apart; member 7: its lengths 1.0), again at
+06:00-06:20 with the anchors measured by the run's rule (members 4 and 5 draw the same
+with it as without)::
 
     | strategy | problem | behaviour | true HV of reported front / best-known | claimed / true HV | claimed / true (run's anchors) | 90% interval covers | true HV of all points / best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | random | hard | new | 0.654 [0.547, 0.733] | 1.310 [1.227, 1.439] | 1.756 [1.110, 6.451] | 4 of 4 | 0.786 [0.764, 0.802] | 96 | 4 | 0.0 | 0.0 |
-    | model-level | hard | new | 0.777 [0.572, 0.797] | 0.975 [0.315, 1.101] | 1.056 [1.029, 1.134] | 3 of 4 | 0.798 [0.792, 0.808] | 96 | 4 | 26.3 | 56.4 |
-    | coarse-to-fine | hard | new | 0.817 [0.400, 0.830] | 1.014 [1.003, 1.119] | 1.066 [1.055, 1.267] | 4 of 4 | 0.843 [0.786, 0.850] | 96 | 4 | 18.4 | 29.9 |
-    | coarse-to-fine | hard | new, prior activations | 0.799 [0.527, 0.833] | 1.046 [0.679, 1.149] | 1.200 [1.081, 5.475] | 4 of 4 | 0.839 [0.763, 0.853] | 96 | 4 | 18.2 | 35.6 |
-    | coarse-to-fine | hard | new, screened at 0.9 (0.1/0.25/1), 140M tokens | 0.803 [0.537, 0.855] | 1.045 [0.755, 1.225] | 1.225 [1.095, 3.040] | 4 of 4 | 0.862 [0.815, 0.867] | 99 | 4 | 20.6 | 41.4 |
-    | optuna-gp | hard | new | 0.689 [0.664, 0.760] | 1.554 [0.577, 1.557] | 1.805 [1.387, 9.694] | - | 0.745 [0.711, 0.818] | 96 | 4 | 2.6 | 5.5 |
+    | random | hard | new | 0.677 [0.643, 0.733] | 1.272 [1.063, 1.324] | 1.396 [1.110, 1.547] | 4 of 4 | 0.786 [0.764, 0.802] | 96 | 4 | 0.0 | 0.0 |
+    | model-level | hard | new | 0.780 [0.759, 0.797] | 1.039 [0.834, 1.101] | 1.053 [1.029, 1.126] | 4 of 4 | 0.798 [0.791, 0.808] | 96 | 4 | 17.9 | 39.5 |
+    | coarse-to-fine | hard | new | 0.820 [0.769, 0.830] | 1.032 [0.922, 1.119] | 1.079 [1.055, 1.152] | 4 of 4 | 0.846 [0.815, 0.855] | 96 | 4 | 18.0 | 27.0 |
+    | coarse-to-fine | hard | new, prior activations | 0.802 [0.761, 0.833] | 1.065 [0.871, 1.149] | 1.081 [1.058, 1.107] | 4 of 4 | 0.850 [0.794, 0.853] | 96 | 4 | 10.9 | 26.0 |
+    | coarse-to-fine | hard | new, screened at 0.9 (0.1/0.25/1), 140M tokens | 0.805 [0.795, 0.855] | 1.060 [0.853, 1.225] | 1.098 [1.077, 1.142] | 4 of 4 | 0.863 [0.824, 0.867] | 96 | 4 | 14.9 | 24.1 |
+    | optuna-gp | hard | new | 0.692 [0.652, 0.760] | 1.609 [1.553, 1.683] | 1.712 [1.387, 2.029] | - | 0.753 [0.706, 0.818] | 96 | 4 | 2.5 | 2.4 |
 
 What each grouping reaches at best, noiseless (``--ceilings --first-run 4 --runs 4``;
 members 0-2: the same picture, roles 0.961-0.971, 8 DP blocks 0.871-0.902)::
@@ -128,18 +132,17 @@ members 0-2: the same picture, roles 0.961-0.971, 8 DP blocks 0.871-0.902)::
 What these say:
 
 - The default earns per-layer merging over a model-level sweep here too, but not by
-  much: 0.817 against 0.777 (Optuna's ``GPSampler`` 0.689, random 0.654), below the 0.90
-  aimed at. Member 6 is an outlier of its own: its anchors, measured once, put AIME25's
-  base at 0.667 and its expert at 0.733 (true 0.466 and 0.804; 0.6 standard errors
-  apart), so every merge's normalised accuracy is noise and the front came out empty
-  (0.400: the anchors alone); the median of the other three is 0.829. Anchors that close
-  should be measured again with more repeats; the tool does not do that yet.
+  much: 0.820 against 0.780 (Optuna's ``GPSampler`` 0.692, random 0.677), below the 0.90
+  aimed at. Member 6's first anchors put AIME25's base at 0.667 and its expert at 0.733
+  (true 0.466 and 0.804): normalised by them, every merge's accuracy was noise and the
+  front came out empty (0.400, the version before the rule). Measured again on AIME25
+  (each question 4 times), they came out 0.392 and 0.817, and the run reached 0.769.
 - No grouping the tool can build reaches 0.90 noiseless: 8 DP blocks 0.879, uniform
   blocks 0.878, layers grouped by their profile wherever they sit 0.841. Only the roles
   themselves, which nothing measured reveals, reach 0.96. The profile and the activation
   guide say how much a layer matters, not to what (mode, knowledge, reasoning,
   verbosity): the activation prior moved neither the ceiling (0.879) nor the runs
-  (0.799, -0.018, within the runs' spread).
+  (0.802, -0.018, within the runs' spread).
 - The data do not reveal the roles either, at this noise and budget. Measured and
   removed: ``coarse-to-fine-split`` dithered each layer by up to 0.25 around its block's
   weight in the first half, then split off, by a Bayesian linear model's contrasts, the
@@ -150,37 +153,43 @@ What these say:
   set 9-17 layers apart, half of them inert or of the wrong sign (a linear model misfits
   the switch).
 - Spending screening's savings on candidates: within the same 140M tokens, screening at
-  0.9 bought 0-6 more candidates on members 4, 5 and 7 (55 on member 6, whose degenerate anchors make
-  everything look dominated); the best evaluated points rose (0.862 against 0.843), the
-  reported front did not (0.803): the stopped candidates are few here (4 of 88).
-- The claims hold: claimed over true 1.014 for the default (1.003-1.119), the interval
+  0.9 made 94-125 evaluations against 96 (members 4-7: 97, 96, 94, 125); the best
+  evaluated points rose (0.863 against 0.846),
+  the reported front did not (0.805 against 0.820): the stopped candidates are few here
+  (13 after the first stage, 7 after the second, in 4 runs).
+- The claims hold: claimed over true 1.032 for the default (0.922-1.119), the interval
   covered the truth in every run of the tool.
 
-The smooth family, measured at c0ea5e1 (7 Dec 2026, 00:33-01:05; the search and the
-smooth simulator are unchanged since; a 2-core machine shared with the test
-suite and three benchmark processes, load 4-9, so the seconds are indicative). The
-default screening confidence was chosen on members 3-5 and is reported on members 0-2;
+The smooth family, this version (7 Dec 2026, 05:46-06:20; a 2-core machine shared with
+other benchmark processes, load 3-5, so the seconds are indicative). The default
+screening confidence was chosen on members 3-5 and is reported on members 0-2;
 validation budget 8, the other settings the shipped defaults; best-known fronts kept in
 the 30 Nov runs' file and read back with ``--fronts``, joined with the evaluated points.
+Members 0 and 2 draw the same anchors as at c0ea5e1 (00:33-01:05), and their runs
+reproduced its values to the last digit; member 1's first measurement is close
+(AIME25's lengths 1.6 standard errors apart) and its anchors are now measured again, which
+changes its whole run: 0.923 against 0.954 unscreened, 0.958 against 0.936 screened,
+0.954 against 0.957 with ``heldOut: 0.3`` (one run each: the runs' own spread).
 
 Reporting members 0-2 (``--runs 3 --screening off,on --confidence 0.9 --held-out 0``,
 and ``--runs 3 --screening off --held-out 0.3``)::
 
     | strategy | problem | behaviour | true HV of reported front / best-known | claimed / true HV | claimed / true (run's anchors) | 90% interval covers | true HV of all points / best-known | evaluations | runs | s/proposal (run) | s/proposal at n=88 |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | noisy | new | 0.936 [0.905, 0.954] | 1.013 [1.012, 1.204] | 1.003 [0.999, 1.088] | 3 of 3 | 0.968 [0.949, 0.983] | 96 | 3 | 11.1 | 24.2 |
-    | coarse-to-fine | noisy | new, heldOut 0.3 | 0.933 [0.866, 0.957] | 0.949 [0.763, 1.138] | 1.038 [0.725, 1.169] | 3 of 3 | 0.969 [0.931, 0.985] | 96 | 3 | 11.1 | 14.6 |
-    | coarse-to-fine | noisy | new, screened at 0.9 (0.1/0.25/1) | 0.913 [0.907, 0.936] | 1.059 [0.964, 1.247] | 1.035 [1.030, 1.046] | 3 of 3 | 0.967 [0.947, 0.980] | 96 | 3 | 11.2 | 16.4 |
+    | coarse-to-fine | noisy | new | 0.923 [0.905, 0.936] | 1.012 [0.949, 1.013] | 1.070 [1.003, 1.088] | 3 of 3 | 0.968 [0.949, 0.980] | 96 | 3 | 9.0 | 13.5 |
+    | coarse-to-fine | noisy | new, heldOut 0.3 | 0.933 [0.866, 0.954] | 0.959 [0.949, 1.138] | 1.112 [1.038, 1.169] | 3 of 3 | 0.969 [0.931, 0.985] | 96 | 3 | 6.1 | 10.6 |
+    | coarse-to-fine | noisy | new, screened at 0.9 (0.1/0.25/1) | 0.913 [0.907, 0.958] | 0.964 [0.931, 1.059] | 1.046 [1.035, 1.051] | 3 of 3 | 0.967 [0.947, 0.978] | 96 | 3 | 7.6 | 9.1 |
 
     | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | true-front candidates screened (all runs) | stopped after stage 1, 2, ... (all runs) |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-    | coarse-to-fine | off | 3 | 0.936 [0.905, 0.954] | +0.000 | 114.9 [107.2, 121.5] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0 of 50 (0%) | 0, 0 |
-    | coarse-to-fine | heldOut 0.3 | 3 | 0.933 [0.866, 0.957] | +0.000 | 78.1 [69.8, 80.3] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0 of 50 (0%) | 0, 0 |
-    | coarse-to-fine | screened at 0.9 (0.1/0.25/1) | 3 | 0.913 [0.907, 0.936] | -0.022 | 91.3 [83.9, 118.1] | 0.795 [0.782, 0.972] | 17 [4, 17] of 88 | 4 of 51 (8%) | 24, 14 |
+    | coarse-to-fine | off | 3 | 0.923 [0.905, 0.936] | +0.000 | 114.9 [108.4, 121.5] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0 of 51 (0%) | 0, 0 |
+    | coarse-to-fine | heldOut 0.3 | 3 | 0.933 [0.866, 0.954] | +0.000 | 78.1 [70.1, 80.3] | 1.000 [1.000, 1.000] | 0 [0, 0] of 88 | 0 of 49 (0%) | 0, 0 |
+    | coarse-to-fine | screened at 0.9 (0.1/0.25/1) | 3 | 0.913 [0.907, 0.958] | -0.009 | 97.4 [91.3, 118.1] | 0.898 [0.795, 0.972] | 16 [4, 17] of 88 | 3 of 46 (7%) | 23, 14 |
 
 Choosing the confidence, members 3-5 (``--first-run 3 --runs 3 --screening off,on
 --confidence 0.5,0.7,0.9``; 0.5 and 0.7 on member 3 alone, once they had stopped most
-of its true front)::
+of its true front; measured at c0ea5e1 and before, and valid for this version: these
+members' first anchor measurements are apart, so the rule draws nothing more)::
 
     | strategy | screening | runs | true HV of reported front / best-known | median HV - off (same runs) | tokens, search + validation (M) | tokens / off | screened candidates | true-front candidates screened (all runs) | stopped after stage 1, 2, ... (all runs) |
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -196,21 +205,21 @@ ratios above are of that version.)
 What these say:
 
 - The claims: the 90% interval of the claimed hypervolume covered the true one in all 17
-  runs (9 reporting, 8 choosing). Claimed over true, median: 1.013 without held-out
-  questions, 0.949 with ``heldOut: 0.3``, whose 8 validations of one held-out draw each
-  (sd 0.3-0.5 per objective on 9 AIME25 questions) spread it over [0.763, 1.138]. The
+  runs (9 reporting, 8 choosing). Claimed over true, median: 1.012 without held-out
+  questions, 0.959 with ``heldOut: 0.3``, whose 8 validations of one held-out draw each
+  (sd 0.3-0.5 per objective on 9 AIME25 questions) spread it over [0.949, 1.138]. The
   hypervolume of the listed values alone overstates the truth by itself (the noise
   pushes some points out); the estimate removes that bias.
-- Screening: 0.9 stopped 8% of the true front's candidates for 80% of the tokens;
+- Screening: 0.9 stopped 7% of the true front's candidates for 90% of the tokens;
   0.5 and 0.7 saved 59% and 36% but stopped 81% and 52% of them (most candidates the
   search proposes lie near the front, where a tenth of the questions cannot tell them
   apart). Two arms' runs differ by more than screening itself (screening changes every
-  later proposal): -0.022 on the reporting members, +0.031 on the choosing ones.
-- The front's true hypervolume is 0.936 of the best-known under realistic noise, as in
-  the version before (0.935); the front lists fewer members (2-5), for members within
-  noise of one another are folded and those within noise of an anchor left out
-  (``paretomerge.search.front``). Folding at the anchors' level (0.8) instead of 0.6 had
-  listed 2-3 members and lost 0.015 on member 0.
+  later proposal): -0.009 on the reporting members, +0.031 on the choosing ones.
+- The front's true hypervolume is 0.923 of the best-known under realistic noise (0.936
+  at c0ea5e1, whose member 1 drew other anchors; 0.935 the version before); the front
+  lists few members (2-5), for members within noise of one another are folded and those
+  within noise of an anchor left out (``paretomerge.search.front``). Folding at the
+  anchors' level (0.8) instead of 0.6 had listed 2-3 members and lost 0.015 on member 0.
 
 The version before (6 Dec, at 341ec70: the claimed hypervolume was that of the listed
 values, the rule compared with the finished candidates' estimates as if exact, no error

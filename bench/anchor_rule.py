@@ -18,13 +18,7 @@ figures; seed ``i`` draws the ``i``-th), on every question and on the search sid
   percentile and largest (over the draws) of the mean absolute difference between
   their objectives normalised by the measured anchors and by the true ones, with the
   first measurement alone (the baseline, in the same draws) and by the rule;
-- what the rule costs: the anchors' output tokens over those of the first measurement;
-- for the anchors on the questions a 0.3 held-out split keeps for validation (59 of
-  GPQA-Diamond's, 9 of AIME25's): how often they are close, and the normalisation error
-  of what the merges' validations estimate (their expected scores on those questions)
-  by the held-out anchors as measured (unless degenerate: the rule before) and by the
-  run's rule (``validation_anchors``: degenerate or close, the anchors on every
-  question).
+- what the rule costs: the anchors' output tokens over those of the first measurement.
 
 Measured 7 Dec 2026 (300 draws, 400 points; the errors over the draws that both keep)::
 
@@ -32,10 +26,6 @@ Measured 7 Dec 2026 (300 draws, 400 points; the errors over the draws that both 
     | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
     | every question | 0.40 | 0.20 | 0.24 | 0.05 | 0.000 | 0.000 | 0.086, 0.239, 0.762 | 0.066, 0.169, 0.412 | 0.077, 0.182, 1.271 | 0.052, 0.143, 0.333 | 1.59 |
     | search side of heldOut 0.3 | 0.64 | 0.34 | 0.41 | 0.14 | 0.013 | 0.000 | 0.121, 0.395, 0.787 | 0.076, 0.187, 0.434 | 0.105, 0.291, 1.114 | 0.064, 0.154, 0.266 | 1.68 |
-
-    | held-out anchors | close | f1 error mean, 95%, max: as measured | rule | f2 error mean, 95%, max: as measured | rule |
-    | --- | --- | --- | --- | --- | --- |
-    | heldOut 0.3 (59 and 9 questions) | 0.91 | 0.157, 0.429, 1.115 | 0.101, 0.239, 0.396 | 0.481, 0.495, 93.238 | 0.109, 0.268, 0.527 |
 
 ``run ends: first`` is the policy before the rule: a first measurement the wrong way
 round ended the run, any other was used as it came.
@@ -49,11 +39,7 @@ fifths, and the worst draw's from 0.76 and 1.27 (a benchmark whose gap came out 
 fraction of the truth weighs several times its share) to 0.41 and 0.33. No run ends
 for an unlucky draw any more (4 in 300 did on 21 questions). It costs the anchors 1.6-1.7
 times their tokens, about three candidates' worth, once per pair of models and
-questions (the anchors are cached). The held-out anchors, on 9 of AIME25's questions,
-are close 9 times in 10; normalised by them, a validated value was off by 0.16 and 0.48
-on average (one draw's token gap came out near zero: 93), by the anchors on every
-question 0.10 and 0.11, the 95th percentile about halved. Their residue is the held-out
-questions' own difficulty and length, which the full-set anchors do not cancel.
+questions (the anchors are cached).
 """
 
 from __future__ import annotations
@@ -62,12 +48,7 @@ import argparse
 
 import numpy as np
 
-from paretomerge.controller.objectives import (
-    AnchorError,
-    check_anchors,
-    close_anchors,
-    validation_anchors,
-)
+from paretomerge.controller.objectives import AnchorError, check_anchors, close_anchors
 from paretomerge.search.problems import (
     MeasuredAnchors,
     QuestionLevelMergeProblem,
@@ -121,58 +102,6 @@ def draw(seed: int, held_out: float, X: np.ndarray) -> dict[str, object]:
     }
 
 
-class HeldOutRecords(QuestionLevelMergeProblem):
-    """The simulator, keeping the anchors' answers, from which the held-out anchors are
-    measured."""
-
-    def _validation_anchors(self, records: list[QuestionRecords]) -> MeasuredAnchors | None:
-        self.anchor_records = records
-        return super()._validation_anchors(records)
-
-
-def held_out_draw(seed: int, X: np.ndarray) -> dict[str, object]:
-    """One draw of a 0.3 held-out split's anchors: whether they are close, and the
-    normalisation error of the merges' expected scores on the held-out questions (what
-    their validations estimate) by the held-out anchors as measured (unless degenerate:
-    the rule before) and by the run's rule (:func:`validation_anchors`)."""
-    problem = HeldOutRecords(landscape_family_member(0), seed=seed, held_out=0.3)
-    ids = problem.held_out_ids
-    counts = [len(i) for i in ids]
-    search = problem.anchors.scores(problem.names, [len(i) for i in problem.search_ids])
-    measured = MeasuredAnchors.of(problem._side(problem.anchor_records, ids))
-    held_out = measured.scores(problem.names, counts)
-    try:
-        check_anchors(*held_out, problem.names)
-        before = measured
-    except AnchorError:
-        chosen = validation_anchors(search, held_out, problem.names)
-        before = MeasuredAnchors.from_scores(chosen.base, chosen.expert, problem.names, "")
-    accuracy, tokens = problem.true_scores(X)
-    expected_accuracy = np.stack(
-        [
-            b.success_probabilities(accuracy[:, s])[:, ids[s]].mean(axis=1)
-            for s, b in enumerate(problem.benchmarks)
-        ],
-        axis=1,
-    )
-    expected_tokens = np.stack(
-        [tokens[:, s] * b.length[ids[s]].mean() for s, b in enumerate(problem.benchmarks)],
-        axis=1,
-    )
-    exact = np.zeros_like(expected_accuracy)
-    truth = problem.true_values(X)
-
-    def error(anchors: MeasuredAnchors) -> np.ndarray:
-        Y = problem.normalise(expected_accuracy, exact, expected_tokens, exact, anchors)[0]
-        return np.abs(Y - truth).mean(axis=0)
-
-    return {
-        "close": bool(close_anchors(*held_out, problem.names)),
-        "before": error(before),
-        "rule": error(problem.validation_anchors),
-    }
-
-
 def summary(errors: np.ndarray) -> str:
     return f"{errors.mean():.3f}, {np.percentile(errors, 95):.3f}, {errors.max():.3f}"
 
@@ -207,20 +136,6 @@ def main() -> None:
             f"{summary(first[:, 1])} | {summary(rule[:, 1])} | "
             f"{np.mean([d['token ratio'] for d in kept]):.2f} |"
         )
-
-    print()
-    print(
-        "| held-out anchors | close | f1 error mean, 95%, max: as measured | rule | "
-        "f2 error mean, 95%, max: as measured | rule |"
-    )
-    print("| --- " * 6 + "|")
-    draws = [held_out_draw(seed, X) for seed in range(args.draws)]
-    before, rule = (np.array([d[key] for d in draws]) for key in ("before", "rule"))
-    print(
-        f"| heldOut 0.3 (59 and 9 questions) | {np.mean([d['close'] for d in draws]):.2f} | "
-        f"{summary(before[:, 0])} | {summary(rule[:, 0])} | {summary(before[:, 1])} | "
-        f"{summary(rule[:, 1])} |"
-    )
 
 
 if __name__ == "__main__":

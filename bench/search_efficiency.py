@@ -88,7 +88,7 @@ generated, search and validation (the anchors, the same in every arm, apart).
 ``--held-out 0.3`` splits each benchmark's questions as a run with ``heldOut: 0.3`` does
 (``QuestionLevelMergeProblem(held_out=...)``): the search asks 139 of GPQA-Diamond's and
 21 of AIME25's questions, validations the other 59 and 9, normalised by the anchors on
-them (or, degenerate or close, by the anchors on every question: the run's rule), and
+them (or, degenerate, by the anchors on every question: the run's rule), and
 ``optimize(held_out=...)`` values the front's members by them without choosing again.
 
 ``--timing-only`` skips the runs and times ``ask(4)`` after 150 Sobol evaluations of the

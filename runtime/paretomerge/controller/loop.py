@@ -420,8 +420,8 @@ class Controller:
 
     def _anchor_validation(self, state: RunState) -> None:
         """With questions held out for validation, evaluate the anchors on them before the
-        search, and decide now what normalises the validations: a degenerate or close pair
-        falls back to the anchors on every question (said in the log, an Event and the
+        search, and decide now what normalises the validations: a degenerate pair falls
+        back to the anchors on every question (said in the log, an Event and the
         report), so no run fails after its search for it, and is dropped from the cache,
         so the next run measures them again."""
         validation = self.spec.search.validation
@@ -435,8 +435,8 @@ class Controller:
         self._forget_anchors(state.held_out_anchors)
         state.validation_fallback = (
             f"the anchors on the {validation.held_out:g} of questions held out for validation "
-            f"cannot normalise them ({chosen.fallback}); validations are normalised by the "
-            "anchors on every question instead"
+            f"are degenerate ({chosen.fallback}); validations are normalised by the anchors on "
+            "every question instead"
         )
         self._save(state)
         self.on_warning("ValidationAnchorsFellBack", state.validation_fallback)

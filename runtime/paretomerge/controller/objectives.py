@@ -337,31 +337,23 @@ def validation_anchors(
     search: tuple[Scores, Scores], held_out: tuple[Scores, Scores], benchmarks: Sequence[str]
 ) -> ValidationAnchors:
     """The anchors that normalise held-out validations: the held-out anchors (base,
-    expert) when they are apart (neither degenerate, :func:`check_anchors`, nor close,
-    :func:`close_anchors`); else every question's, joined from both sides
-    (:func:`full_set_score`), which a run that already passed its search anchors almost
-    always can use (if even they are degenerate, :class:`AnchorError`).
+    expert) when they pass :func:`check_anchors`; else every question's, joined from both
+    sides (:func:`full_set_score`), which a run that already passed its search anchors
+    almost always can use (if even they are degenerate, :class:`AnchorError`).
 
-    A few held-out questions make such anchors the rule, not the exception: on 9 of
-    AIME25's questions the pair is close in 9 draws of 10, and a gap measured that
-    loosely moves every validated value by up to several times its size. Falling back
-    costs nothing and ends no run; the validated values then carry the held-out
-    questions' offset from the full set (their difficulty and length), which the held-out
-    anchors would have cancelled. The trade is measured (``bench/anchor_rule.py``): the
-    fallback cuts the validated values' normalisation error by a third (accuracy) to
-    three quarters (tokens), and their worst from 1.1 and 93 to 0.4 and 0.5.
+    A few held-out questions make degenerate anchors likely: with 9 of AIME25's, about one
+    run in eight measures an expert no better than the base. Falling back costs nothing
+    and ends no run; the validated values then carry the held-out questions' offset from
+    the full set (their difficulty and length), which the held-out anchors would have
+    cancelled.
     """
-    close = close_anchors(*held_out, benchmarks)
     try:
         check_anchors(*held_out, benchmarks)
-        if not close:
-            return ValidationAnchors(*held_out, fallback=None)
-        reason = "too close to normalise by: " + "; ".join(map(str, close))
+        return ValidationAnchors(*held_out, fallback=None)
     except AnchorError as error:
-        reason = str(error)
-    joined = tuple(
-        {name: full_set_score(side[name], out[name]) for name in benchmarks}
-        for side, out in zip(search, held_out, strict=True)
-    )
-    check_anchors(*joined, benchmarks)
-    return ValidationAnchors(*joined, fallback=reason)
+        joined = tuple(
+            {name: full_set_score(side[name], out[name]) for name in benchmarks}
+            for side, out in zip(search, held_out, strict=True)
+        )
+        check_anchors(*joined, benchmarks)
+        return ValidationAnchors(*joined, fallback=str(error))

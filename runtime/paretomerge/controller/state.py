@@ -170,8 +170,8 @@ class RunState(BaseModel):
     """A run's progress; ``optimizer`` is :meth:`AskTellOptimizer.state_dict`;
     ``validations`` the evaluations after the search, ``held_out_anchors`` the anchors
     evaluated on the questions held out of the search (which normalise validations, or,
-    when they are degenerate or close, the anchors on every question do:
-    ``validation_fallback`` says why); ``replaced_anchors`` the first measurement of search anchors too close to
+    when they are degenerate, the anchors on every question do: ``validation_fallback``
+    says why); ``replaced_anchors`` the first measurement of search anchors too close to
     normalise by, which a measurement with more repeats replaced (kept for its cost);
     ``hypervolume`` the estimate of the true hypervolume of the reported front after each
     result (:func:`~paretomerge.search.claims.hypervolume_claim`), the evaluation whose

@@ -517,8 +517,8 @@ class Evaluation:
 class MeasuredAnchors:
     """The base's and the expert's measured scores ``(2, S)`` (row 0 the base): accuracy
     and mean tokens, with their squared standard errors; ``fallback`` says why they are
-    the full-set anchors standing in for degenerate or close held-out ones (``None``:
-    they are what they were measured on)."""
+    the full-set anchors standing in for degenerate held-out ones (``None``: they are
+    what they were measured on)."""
 
     accuracy: np.ndarray
     accuracy_var: np.ndarray
@@ -595,8 +595,8 @@ class QuestionLevelMergeProblem:
     With ``held_out`` the questions are split as a run's are
     (:class:`~paretomerge.questions.QuestionSplit`, drawn by ``seed``): the search asks
     the search side, :meth:`validate` the held-out side alone, normalised by the anchors
-    measured on it, or by the anchors on every question when those are degenerate or
-    close (the run's rule, :func:`~paretomerge.controller.objectives.validation_anchors`).
+    measured on it, or by the anchors on every question when those are degenerate (the
+    run's rule, :func:`~paretomerge.controller.objectives.validation_anchors`).
 
     ``anchor_tokens`` is what the anchors' evaluations generated.
     """

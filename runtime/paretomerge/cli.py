@@ -650,7 +650,7 @@ def _raw_scores_table(directory: RunDirectory) -> Table:
     from rich.markup import escape
     from rich.table import Table
 
-    benchmarks = [b.name for b in directory.run.spec.objectives.benchmarks]
+    benchmarks = directory.run.spec.objectives.names
     table = Table(title=escape(f"{directory.run.name}: raw scores"), box=box.SIMPLE_HEAD)
     table.add_column("point", justify="right", no_wrap=True)
     table.add_column("benchmark", no_wrap=True, max_width=BENCHMARK_NAME_WIDTH, overflow="ellipsis")

@@ -427,7 +427,7 @@ def _summary(run_dir: RunDirectory, baselines: Sequence[RunDirectory]) -> str:
 
 
 def _benchmarks(run_dir: RunDirectory) -> list[str]:
-    return [b.name for b in run_dir.run.spec.objectives.benchmarks]
+    return run_dir.run.spec.objectives.names
 
 
 def plus_minus(value: float, std: float | None, decimals: int = 3) -> str:

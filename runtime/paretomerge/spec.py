@@ -274,6 +274,11 @@ class ObjectivesSpec(SpecModel):
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
 
+    @property
+    def names(self) -> list[str]:
+        """The benchmarks' names, in their order."""
+        return [b.name for b in self.benchmarks]
+
     def repeats_of(self, benchmark: BenchmarkSpec) -> int:
         """How many times each question of ``benchmark`` is asked."""
         return benchmark.repeats or self.repeats

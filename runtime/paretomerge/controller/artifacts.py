@@ -142,7 +142,7 @@ def write_artifacts(run_dir: Path, state: RunState, space: DecisionSpace) -> Non
 
 def pareto_table(state: RunState, space: DecisionSpace) -> str:
     """``pareto.csv``'s content."""
-    benchmarks = [b.name for b in space.spec.objectives.benchmarks]
+    benchmarks = space.spec.objectives.names
     weight_count = space.num_weights
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

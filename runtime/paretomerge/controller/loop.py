@@ -116,7 +116,7 @@ class Controller:
             lambda reason, message: logging.getLogger("paretomerge.controller").warning(message)
         )
         self.limits = limits or (lambda: Limits.of(self.spec))
-        self.benchmarks = [b.name for b in self.spec.objectives.benchmarks]
+        self.benchmarks = self.spec.objectives.names
         self.runner = TaskRunner(
             executor,
             volume,
@@ -407,7 +407,7 @@ class Controller:
         first = state.replaced_anchors
         repeats = remeasure_repeats(first["base"].scores, close)
         benchmarks = close_benchmarks(close)
-        again: dict[str, AnchorRecord] = {role: record for role, record in state.anchors.items()}
+        again = dict(state.anchors)
         self._measure_anchors(
             state, again, self._anchor_again_task, benchmarks=benchmarks, repeats=repeats
         )

@@ -76,7 +76,7 @@ class SearchDriver:
         self.executor = runner.executor
         self.limits = runner.limits
         self.save = runner.save
-        self.benchmarks = [b.name for b in spec.objectives.benchmarks]
+        self.benchmarks = spec.objectives.names
         self.space = DecisionSpace(spec, state.num_layers, tuple(state.profile))
         if state.optimizer is None:
             self.optimizer = AskTellOptimizer(self.space.search_config())

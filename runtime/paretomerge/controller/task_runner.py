@@ -147,7 +147,7 @@ class TaskRunner:
         if result is None:
             return None, "the attempt succeeded but left no result file"
         if isinstance(result, EvaluateTaskResult):
-            asked = [b.name for b in task.objectives.benchmarks]
+            asked = task.objectives.names
             missing = [name for name in asked if name not in result.scores]
             if missing:
                 return None, f"unusable result: no score for {', '.join(missing)}"

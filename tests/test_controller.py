@@ -270,6 +270,8 @@ def test_a_first_measurement_the_wrong_way_round_is_measured_again_not_fatal() -
     expert = {"aime": benchmark_score("aime", 0.95, 300.0)}
     assert judge_anchors(base, expert, ["aime"]) == []
     assert judge_anchors(base, expert, ["aime"], measured_again=4) == []
+    with pytest.raises(AnchorError, match="gpqa: no anchor score"):
+        judge_anchors(base, expert, ["aime", "gpqa"])
 
 
 def test_close_anchors_are_measured_again_with_more_repeats(volume: Path) -> None:

@@ -46,6 +46,11 @@ def _answers(scores: Scores, spec: RunSpec, repeats: int | None = None) -> int:
     return sum(s.n * asked[name] for name, s in scores.items())
 
 
+def _asked(scores: Scores) -> int:
+    """The answers the evaluation behind ``scores`` gave."""
+    return sum(s.n * s.repeats for s in scores.values())
+
+
 def _prior(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> float | None:
     """A candidate's cost before any finished: the mean of the anchors' (a merge lies
     between the base and the expert), for the answers a candidate gives; their tokens
@@ -65,11 +70,6 @@ def _prior(state: RunState, spec: RunSpec, budget: CostBudgetSpec) -> float | No
         if a.cost is not None
     ]
     return sum(known) / len(known) if known else None
-
-
-def _asked(scores: Scores) -> int:
-    """The answers the evaluation behind ``scores`` gave."""
-    return sum(s.n * s.repeats for s in scores.values())
 
 
 def _validation_scale(state: RunState, spec: RunSpec) -> float:

@@ -336,7 +336,7 @@ class Controller:
             return
         try:
             first = state.replaced_anchors or state.anchors
-            close = judge_anchors(first["base"].scores, first["expert"].scores, self.benchmarks)
+            close = self._judge(first)
             if close and not state.replaced_anchors:
                 self.on_warning(
                     "AnchorsMeasuredAgain",
@@ -347,14 +347,19 @@ class Controller:
                 state.replaced_anchors, state.anchors = state.anchors, {}
                 self._set_phase(state, "Anchoring", "measuring the base and the expert again")
             if close:
-                repeats = self._measure_anchors_again(state, close)
-                again = state.anchors
-                judge_anchors(
-                    again["base"].scores, again["expert"].scores, self.benchmarks, repeats
-                )
+                repeats = self._measure_anchors_again(state, close)  # replaces state.anchors
+                self._judge(state.anchors, repeats)
         except AnchorError:
             self._forget_anchors(state.anchors)
             raise
+
+    def _judge(
+        self, anchors: dict[str, AnchorRecord], measured_again: int | None = None
+    ) -> list[CloseFigure]:
+        """:func:`~paretomerge.controller.objectives.judge_anchors` of a base and expert."""
+        return judge_anchors(
+            anchors["base"].scores, anchors["expert"].scores, self.benchmarks, measured_again
+        )
 
     def _measure_anchors(
         self,

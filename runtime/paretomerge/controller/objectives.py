@@ -136,10 +136,13 @@ def close_anchors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> li
     standard errors of their gap apart, or the wrong way round.
 
     The gap's standard error is ``sqrt(s_b^2 + s_e^2)`` from the two scores' ``s``
-    (measured independently). A figure without a standard error is not judged.
+    (measured independently). A figure without a standard error, or a benchmark without
+    a score, is not judged here (:func:`check_anchors` names the latter).
     """
     close = []
     for name in benchmarks:
+        if name not in base or name not in expert:
+            continue
         b, e = base[name], expert[name]
         for figure, low, high, low_error, high_error in (
             ("accuracy", b.accuracy, e.accuracy, b.accuracy_stderr, e.accuracy_stderr),

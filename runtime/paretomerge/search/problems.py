@@ -632,10 +632,11 @@ class QuestionLevelMergeProblem:
         close."""
         counts = [len(i) for i in self.search_ids]
         first = MeasuredAnchors.of(records)
-        close = judge_anchors(*first.scores(self.names, counts), self.names)
+        base, expert = first.scores(self.names, counts)
+        close = judge_anchors(base, expert, self.names)
         if not close:
             return first
-        repeats = remeasure_repeats(first.scores(self.names, counts)[0], close)
+        repeats = remeasure_repeats(base, close)
         accuracy, mean_tokens = self.true_scores(self._anchor_points())
         again = list(records)
         for name in close_benchmarks(close):

@@ -508,5 +508,10 @@ class Controller:
             "Succeeded",
             f"{state.count('succeeded')} candidates evaluated, {len(front)} on the Pareto front"
             + (f" ({validated} validated)" if state.validations else "")
-            + (f"; cost budget: {used}" if used else ""),
+            + (f"; cost budget: {used}" if used else "")
+            + (
+                " (the anchors spent the cost budget: raise search.costBudget)"
+                if used and not state.candidates
+                else ""
+            ),
         )

@@ -78,7 +78,7 @@ def draw(seed: int, held_out: float, X: np.ndarray) -> dict[str, object]:
     exact = np.zeros_like(accuracy)
 
     def error(anchors: MeasuredAnchors) -> np.ndarray:
-        Y = first.normalise(accuracy, exact, tokens, exact, anchors)[0]
+        Y = first.normalise_by_benchmark(accuracy, exact, tokens, exact, anchors)[0].mean(axis=2)
         return np.abs(Y - truth).mean(axis=0)
 
     try:

@@ -83,7 +83,7 @@ def true_objectives(problem: QuestionLevelMergeProblem, X: np.ndarray) -> np.nda
     """``(n, 2)``: the true scores normalised by the measured anchors, as the values are."""
     accuracy, tokens = problem.true_scores(X)
     exact = np.zeros_like(accuracy)
-    return problem.normalise(accuracy, exact, tokens, exact)[0]
+    return problem.normalise_by_benchmark(accuracy, exact, tokens, exact)[0].mean(axis=2)
 
 
 def expanded(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -168,6 +168,14 @@ def test_a_run_spends_its_budget_and_writes_consistent_artifacts(volume: Path) -
     low, high = state.hypervolume_interval
     assert low < history["hypervolume"][-1] < high and low < observed < high
     assert abs(history["hypervolume"][-1] - observed) < 2 * float(front_std.max())
+    # The search was told each benchmark's values (2 objectives by 2 benchmarks), whose
+    # means are the objectives, and models them benchmark by benchmark.
+    trials = [t for t in AskTellOptimizer.from_state_dict(state.optimizer).trials]
+    by_benchmark = np.array([t.y_by_benchmark for t in trials])
+    assert by_benchmark.shape == (8, 2, 2) and np.all(
+        np.array([t.yvar_by_benchmark for t in trials]) > 0
+    )
+    np.testing.assert_allclose(by_benchmark.mean(axis=2), objectives)
     # Objectives follow the anchors: base (0, 1), expert (1, 0) on the synthetic scores.
     assert state.anchors["base"].scores["one"].accuracy == pytest.approx(0.2)
     assert state.anchors["expert"].scores["one"].accuracy == pytest.approx(0.8)
@@ -889,6 +897,8 @@ def test_the_controller_and_the_in_process_loop_run_one_policy(volume: Path) -> 
                 ScreeningStage(
                     np.array([v.values for v in values]),
                     np.array([v.total_variance for v in values]),
+                    Y_by_benchmark=np.array([v.by_benchmark for v in values]),
+                    Yvar_by_benchmark=np.array([v.total_variance_by_benchmark for v in values]),
                 )
             )
         return stages

@@ -153,4 +153,7 @@ def test_a_cost_budgeted_demo_run_stops_within_one_candidate_and_resumes_when_ra
         f"candidates/{c.id}" for c in raised.candidates[old:]
     }
     assert all(started == ["attempt-0.pid"] for started in work_after.values())
-    assert f"cost budget: {budget_use(raised).spent:,} of {raised_budget:,} output tokens spent" in output
+    assert (
+        f"cost budget: {budget_use(raised).spent:,} of {raised_budget:,} output tokens spent"
+        in output
+    )

@@ -21,6 +21,7 @@ from paretomerge.search import (
     reported_front,
 )
 from paretomerge.search.claims import hypervolume_claim
+from paretomerge.search.in_process import ScreeningStage
 from paretomerge.search.problems import (
     LANDSCAPE_FAMILY,
     QWEN3_4B_BENCHMARKS,
@@ -29,10 +30,15 @@ from paretomerge.search.problems import (
     QuestionLevelMergeProblem,
     QuestionRecords,
     landscape_family_member,
-    normalised_with_variance,
+    normalised_by_benchmark,
     switching_family_member,
 )
-from paretomerge.search.surrogates import fit_map_saas_gp
+from paretomerge.search.surrogates import (
+    BenchmarkMeanModel,
+    fit_benchmark_mean_gp,
+    fit_map_saas_gp,
+    fit_matern_gp,
+)
 
 FAST_ACQ = AcquisitionSettings(num_restarts=2, raw_samples=32, mc_samples=32, maxiter=20)
 FAST_NUTS = NutsSettings(warmup_steps=16, num_samples=16, thinning=8, max_tree_depth=4)
@@ -461,6 +467,101 @@ def test_the_surrogate_fits_with_the_known_noise():
     assert np.all(loud_std < 0.1)  # and still pools the neighbours
 
 
+def two_benchmarks(X: np.ndarray, sd: tuple[float, float], seed: int = 0):
+    """Objectives that are means over a precise and a coarse benchmark that move
+    together (``LANDSCAPE``'s values on both, each with its own noise ``sd``): ``(Y,
+    Yvar, Y_by_benchmark, Yvar_by_benchmark)``, ``Y`` ``(n, 2)``, the rest ``(n, 2, 2)``."""
+    rng = np.random.default_rng(seed)
+    truth = LANDSCAPE.true_values(X)
+    variances = np.broadcast_to(np.square(sd), (len(X), 2, 2))
+    values = truth[:, :, None] + rng.normal(size=variances.shape) * np.sqrt(variances)
+    return values.mean(axis=2), variances.sum(axis=2) / 4, values, variances.copy()
+
+
+def test_the_benchmark_mean_model_is_the_mean_of_its_benchmarks_joint_posterior():
+    X = np.random.default_rng(1).random((16, 3))
+    _, _, values, variances = two_benchmarks(np.c_[X, X], (0.02, 0.2))
+    model = fit_benchmark_mean_gp(*(torch.tensor(a) for a in (X, values, variances)))
+    Z = torch.rand(5, 3, dtype=torch.double)
+    posterior = model.posterior(Z)
+    assert posterior.mean.shape == (5, 2)
+    for j, benchmarks in enumerate(model.models):
+        joint = benchmarks.posterior(Z).distribution  # (5 points x 2 benchmarks), jointly
+        torch.testing.assert_close(posterior.mean[:, j], joint.mean.mean(dim=-1))
+        # Var of the mean of the two = their covariance block summed over 4.
+        order = (
+            torch.arange(10).reshape(5, 2)
+            if joint._interleaved
+            else torch.arange(10).reshape(2, 5).T
+        )
+        block = joint.covariance_matrix[order[:, :, None], order[:, None, :]]
+        torch.testing.assert_close(posterior.variance[:, j], block.sum(dim=(1, 2)) / 4)
+    # q-batches, as the acquisition asks; draws of both objectives.
+    assert model.posterior(Z.reshape(5, 1, 3)).mean.shape == (5, 1, 2)
+    assert model.posterior(Z).rsample(torch.Size([3])).shape == (3, 5, 2)
+
+
+def test_a_precise_benchmark_teaches_the_model_of_a_coarse_one():
+    # Both benchmarks move together, one measured ten times as precisely: modelled
+    # jointly, the objective (their mean) is predicted better than from the means alone.
+    rng = np.random.default_rng(2)
+    X, X_test = rng.random((40, LANDSCAPE.dim)), rng.random((200, LANDSCAPE.dim))
+    Y, Yvar, values, variances = two_benchmarks(X, (0.03, 0.3))
+    tensors = [torch.tensor(a) for a in (X, Y, Yvar, values, variances, X_test)]
+    X_t, Y_t, Yvar_t, values_t, variances_t, test = tensors
+    truth = torch.tensor(LANDSCAPE.true_values(X_test))
+    joint = fit_benchmark_mean_gp(X_t, values_t, variances_t).posterior(test).mean
+    means = fit_matern_gp(X_t, Y_t, Yvar_t).posterior(test).mean
+    error = [((p.detach() - truth) ** 2).mean().sqrt().item() for p in (joint, means)]
+    assert error[0] < 0.8 * error[1]
+
+
+def staged_by_benchmark(X: np.ndarray, sd=(0.03, 0.3)) -> list[ScreeningStage]:
+    Y, Yvar, values, variances = two_benchmarks(X, sd, seed=len(X))
+    return [ScreeningStage(Y, Yvar, None, values, variances)]
+
+
+def test_a_search_told_each_benchmark_models_each_benchmark():
+    result = run("gp", objective=staged_by_benchmark)
+    state = json.loads(json.dumps(result.state))
+    assert all(np.shape(t["y_by_benchmark"]) == (2, 2) for t in state["trials"])
+    optimizer = AskTellOptimizer.from_state_dict(state)
+    optimizer.estimates()
+    assert isinstance(optimizer._latest_fit().model, BenchmarkMeanModel)
+    # The same values without each benchmark's: one GP per objective.
+    mean_only = AskTellOptimizer(optimizer.config)
+    for t in optimizer.trials:
+        mean_only.add(t.x, t.y, t.yvar)
+    mean_only.estimates()
+    assert not isinstance(mean_only._latest_fit().model, BenchmarkMeanModel)
+
+
+def test_values_by_benchmark_must_average_to_the_objectives():
+    def objective(X):
+        stage = staged_by_benchmark(X)[0]
+        if len(X) == 2:  # the first batch after the initial design
+            stage.Y_by_benchmark[1, 0, 0] += 0.5
+        return [stage]
+
+    with pytest.raises(
+        ObjectiveError, match=r"row 1 .* not the means of its Y_by_benchmark"
+    ) as error:
+        run("sobol", objective=objective)
+    assert len(error.value.partial.Y) == 4  # the initial design kept
+    optimizer = AskTellOptimizer(make_config())
+    trial = optimizer.ask(1)[0]
+    with pytest.raises(ValueError, match="come together"):
+        optimizer.tell(trial, [0.1, 0.2], [0.01, 0.01], y_by_benchmark=[[0.1, 0.1], [0.2, 0.2]])
+    with pytest.raises(ValueError, match="2 objectives by 3 benchmarks"):
+        optimizer.tell(
+            trial,
+            [0.1, 0.2],
+            [0.01, 0.01],
+            y_by_benchmark=[[0.1] * 3, [0.2] * 3],
+            yvar_by_benchmark=[[0.01] * 2, [0.01] * 2],
+        )
+
+
 def test_a_point_that_wins_only_by_luck_is_not_on_the_reported_front():
     # f1 = x0 - x1, f2 = 1 - x0 - x1: x1 only hurts, the true front is the row x1 = 0.
     config = SearchConfig(
@@ -690,17 +791,22 @@ def test_question_records_give_standard_errors_over_questions():
 def test_normalised_variances_are_the_delta_method():
     scores, base, expert = np.array([[0.5, 0.6]]), np.array([0.4, 0.5]), np.array([0.8, 0.7])
     variances = (np.array([[1e-4, 4e-4]]), np.array([2e-4, 1e-4]), np.array([3e-4, 2e-4]))
-    mean, var = normalised_with_variance(scores, variances[0], base, expert, *variances[1:])
-    assert mean == pytest.approx([(0.1 / 0.4 + 0.1 / 0.2) / 2])
-    # Numerical gradient of the normalised mean in the six scores, then J diag(var) J^T.
-    point = np.r_[scores[0], base, expert]
+    g, var = normalised_by_benchmark(scores, variances[0], base, expert, *variances[1:])
+    assert g[0] == pytest.approx([0.1 / 0.4, 0.1 / 0.2])
+    # Numerical gradient of each benchmark's value in its three scores, J diag(var) J^T.
+    for s in range(2):
+        point = np.array([scores[0, s], base[s], expert[s]])
 
-    def f(p):
-        return normalised_with_variance(p[None, :2], np.zeros((1, 2)), p[2:4], p[4:], 0, 0)[0][0]
+        def f(p, s=s):
+            moved = [np.array(a, dtype=float) for a in (scores, base, expert)]
+            moved[0][0, s], moved[1][s], moved[2][s] = p
+            return normalised_by_benchmark(moved[0], np.zeros((1, 2)), moved[1], moved[2], 0, 0)[0][
+                0, s
+            ]
 
-    gradient = [(f(point + e) - f(point - e)) / 2e-6 for e in np.eye(6) * 1e-6]
-    expected = np.sum(np.square(gradient) * np.r_[variances[0][0], variances[1], variances[2]])
-    assert var == pytest.approx([expected], rel=1e-6)
+        gradient = [(f(point + e) - f(point - e)) / 2e-6 for e in np.eye(3) * 1e-6]
+        own = [variances[0][0, s], variances[1][s], variances[2][s]]
+        assert var[0, s] == pytest.approx(np.sum(np.square(gradient) * own), rel=1e-6)
 
 
 def test_the_question_level_simulator_is_calibrated():

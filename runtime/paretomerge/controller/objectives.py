@@ -215,11 +215,16 @@ class ObjectiveValues:
     """``(f1, f2)`` of one evaluation and their variances: ``own`` (the model's own
     sampling error alone) and ``total`` (the anchors' errors added: what the surrogate is
     told and the run reports); ``None`` when a score has no standard error (results
-    written before the token error was measured)."""
+    written before the token error was measured). ``by_benchmark`` and
+    ``total_variance_by_benchmark`` ``(2, S)``: each objective's terms, one per benchmark
+    (``values`` their means), and their total variances (``None`` as above), which the
+    search models benchmark by benchmark."""
 
     values: tuple[float, float]
     own_variance: tuple[float, float] | None
     total_variance: tuple[float, float] | None
+    by_benchmark: tuple[tuple[float, ...], tuple[float, ...]]
+    total_variance_by_benchmark: tuple[tuple[float, ...], tuple[float, ...]] | None
 
     @property
     def std(self) -> tuple[float, float] | None:
@@ -268,12 +273,14 @@ def objective_values(
         terms.append(per_benchmark)
     count = len(benchmarks)
     values = tuple(sum(t[0] for t in objective) / count for objective in terms)
+    by_benchmark = tuple(tuple(t[0] for t in objective) for objective in terms)
     if any(t[1] is None for objective in terms for t in objective):
-        return ObjectiveValues(values, None, None)
+        return ObjectiveValues(values, None, None, by_benchmark, None)
     own, total = (
         tuple(sum(t[k] for t in objective) / count**2 for objective in terms) for k in (1, 2)
     )
-    return ObjectiveValues(values, own, total)
+    total_by_benchmark = tuple(tuple(t[2] for t in objective) for objective in terms)
+    return ObjectiveValues(values, own, total, by_benchmark, total_by_benchmark)
 
 
 def anchor_errors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> AnchorErrors | None:

@@ -300,8 +300,14 @@ class SearchDriver:
         # The surrogate gets the evaluation's total variance, the anchors' errors
         # included (see objectives.py).
         stopped_after = result.evaluation.stopped_after
+        known = y.total_variance_by_benchmark is not None
         self.optimizer.tell(
-            state.trial_of(record), y.values, y.total_variance, screened=stopped_after is not None
+            state.trial_of(record),
+            y.values,
+            y.total_variance,
+            screened=stopped_after is not None,
+            y_by_benchmark=y.by_benchmark if known else None,
+            yvar_by_benchmark=y.total_variance_by_benchmark,
         )
         record.status = "succeeded" if stopped_after is None else "screened"
         record.objectives = list(y.values)

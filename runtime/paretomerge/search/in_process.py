@@ -35,11 +35,17 @@ class ScreeningStage:
     """A staged objective's estimates of ``q`` points after one screening stage (the
     questions asked so far): ``Y`` ``(q, m)``, ``Yvar`` ``(q, m)`` the variances of the
     evaluation's own error, ``cost`` ``(q,)`` what the questions asked so far cost (any
-    unit: output tokens, say), or ``None``."""
+    unit: output tokens, say), or ``None``. Objectives that are means over ``S``
+    benchmarks may say each benchmark's values ``Y_by_benchmark`` ``(q, m, S)`` (their
+    mean over the last axis is ``Y``) and variances ``Yvar_by_benchmark``: the search
+    then models each benchmark (:meth:`AskTellOptimizer.tell`). A single stage is an
+    unstaged evaluation with all of these."""
 
     Y: np.ndarray
     Yvar: np.ndarray
     cost: np.ndarray | None = None
+    Y_by_benchmark: np.ndarray | None = None
+    Yvar_by_benchmark: np.ndarray | None = None
 
 
 # f(X (q, d)) -> Y (q, m); or (Y, Yvar) with Yvar (q, m) the variances of Y's entries; or,
@@ -316,7 +322,16 @@ def search_in_process(
         for i, (trial, k) in enumerate(zip(trials, stopped, strict=True)):
             stage = stages[k]
             yvar = None if stage.Yvar is None else stage.Yvar[i]
-            optimizer.tell(trial, stage.Y[i], yvar, screened=k < last)
+            optimizer.tell(
+                trial,
+                stage.Y[i],
+                yvar,
+                screened=k < last,
+                y_by_benchmark=None if stage.Y_by_benchmark is None else stage.Y_by_benchmark[i],
+                yvar_by_benchmark=None
+                if stage.Yvar_by_benchmark is None
+                else stage.Yvar_by_benchmark[i],
+            )
             cost = None if stage.cost is None else float(stage.cost[i])
             if cost is None and cost_budget is not None:
                 raise ObjectiveError(
@@ -457,7 +472,9 @@ def _objective_stages(
     else:
         stages = [ScreeningStage(*_as_values(output))]
     for k, stage in enumerate(stages):
-        problem = _values_problem(stage.Y, stage.Yvar, X, num_objectives)
+        problem = _values_problem(stage.Y, stage.Yvar, X, num_objectives) or _by_benchmark_problem(
+            stage, num_objectives
+        )
         if problem is None and stage.cost is not None and np.shape(stage.cost) != (len(X),):
             problem = f"objective returned cost of shape {np.shape(stage.cost)} for {len(X)} points"
         if problem:
@@ -491,4 +508,37 @@ def _values_problem(
                 f"objective returned {kind} {name} {values[i].tolist()} for row {i} of the "
                 f"batch (x={X[i].round(4).tolist()}); {len(bad)} of {len(X)} rows are unusable"
             )
+    return None
+
+
+def _by_benchmark_problem(stage: ScreeningStage, num_objectives: int) -> str | None:
+    """What is wrong with ``stage``'s values by benchmark, if it has them."""
+    values, variances = stage.Y_by_benchmark, stage.Yvar_by_benchmark
+    if values is None and variances is None:
+        return None
+    if values is None or variances is None:
+        return "objective returned Y_by_benchmark and Yvar_by_benchmark, one without the other"
+    values, variances = np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
+    q = len(stage.Y)
+    for name, array in (("Y_by_benchmark", values), ("Yvar_by_benchmark", variances)):
+        if array.ndim != 3 or array.shape[:2] != (q, num_objectives):
+            return (
+                f"objective returned {name} of shape {array.shape} for {q} points, expected "
+                f"({q}, {num_objectives}, benchmarks)"
+            )
+    if values.shape != variances.shape:
+        return f"Y_by_benchmark {values.shape} and Yvar_by_benchmark {variances.shape} differ"
+    if not (
+        np.all(np.isfinite(values)) and np.all(np.isfinite(variances)) and np.all(variances >= 0)
+    ):
+        return "objective returned non-finite values or negative variances by benchmark"
+    off = np.flatnonzero(
+        ~np.all(np.isclose(values.mean(axis=2), stage.Y, rtol=1e-6, atol=1e-9), axis=1)
+    )
+    if len(off):
+        i = int(off[0])
+        return (
+            f"objective returned values {stage.Y[i].tolist()} for row {i} of the batch that "
+            f"are not the means of its Y_by_benchmark {values[i].tolist()}"
+        )
     return None

@@ -73,6 +73,9 @@ class Trial:
 
     ``id`` is the trial's position in the optimiser (0, 1, ...); ``y`` and ``yvar``
     ``(m,)`` the objective values and their variances (``None`` when unknown);
+    ``y_by_benchmark`` and ``yvar_by_benchmark`` ``(m, S)`` each objective's value on
+    each of ``S`` benchmarks and their variances, when the objectives are their means
+    and the evaluation told them (``None`` otherwise);
     ``validates`` the id of the trial whose point a validation trial evaluates again;
     ``screened`` whether its evaluation stopped early (part of the questions: data for the
     model, never reported unless validated); ``held_out`` whether a validation asks the
@@ -90,6 +93,8 @@ class Trial:
     validates: int | None = None
     screened: bool = False
     held_out: bool = False
+    y_by_benchmark: list[list[float]] | None = None
+    yvar_by_benchmark: list[list[float]] | None = None
 
     @property
     def point_id(self) -> int:
@@ -279,6 +284,7 @@ class AskTellOptimizer:
             X=self._grouping().reduce(np.array([t.x for t in completed])),
             Y=np.array([t.y for t in completed]),
             Yvar=self._known_variances(completed),
+            by_benchmark=self._by_benchmark(completed),
             X_pending=X_pending,
             q=q,
             position=position,
@@ -309,16 +315,26 @@ class AskTellOptimizer:
         y: Sequence[float],
         yvar: Sequence[float] | None = None,
         screened: bool = False,
+        y_by_benchmark: Sequence[Sequence[float]] | None = None,
+        yvar_by_benchmark: Sequence[Sequence[float]] | None = None,
     ) -> None:
         """Record the objective values ``y`` ``(m,)`` of a pending trial (or its id), with
         their variances ``yvar`` ``(m,)`` when known; ``screened`` when the evaluation
-        stopped early (its larger variance says how much less it knows).
+        stopped early (its larger variance says how much less it knows). Objectives that
+        are means over benchmarks may come with each benchmark's values
+        ``y_by_benchmark`` ``(m, S)`` (their mean over ``S`` is ``y``) and variances
+        ``yvar_by_benchmark``.
 
         The surrogates fit with the known variances when every finished evaluation has
-        them, and infer one noise level per objective otherwise.
+        them, and infer one noise level per objective otherwise; a Gaussian-process
+        strategy models each benchmark when every finished evaluation told them
+        (:class:`~paretomerge.search.surrogates.BenchmarkMeanModel`).
         """
         pending = self._pending(trial)
-        pending.y, pending.yvar = self._check_values(y, yvar, pending.x)
+        values, variances = self._check_values(y, yvar, pending.x)
+        by_benchmark = self._check_by_benchmark(values, y_by_benchmark, yvar_by_benchmark)
+        pending.y, pending.yvar = values, variances
+        pending.y_by_benchmark, pending.yvar_by_benchmark = by_benchmark
         pending.status, pending.screened = "completed", screened
 
     def tell_failed(self, trial: Trial | int, reason: str) -> None:
@@ -392,6 +408,34 @@ class AskTellOptimizer:
                 f"expected {m} finite, non-negative variances, got {np.asarray(yvar).tolist()}"
             )
         return y_arr.tolist(), var.tolist()
+
+    def _check_by_benchmark(
+        self,
+        y: list[float],
+        values: Sequence[Sequence[float]] | None,
+        variances: Sequence[Sequence[float]] | None,
+    ) -> tuple[list[list[float]] | None, list[list[float]] | None]:
+        if values is None and variances is None:
+            return None, None
+        if values is None or variances is None:
+            raise ValueError("y_by_benchmark and yvar_by_benchmark come together")
+        told = [t.y_by_benchmark for t in self.trials if t.y_by_benchmark is not None]
+        m = self.config.num_objectives
+        value_arr, var_arr = np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
+        shape = np.shape(told[0]) if told else (m, value_arr.shape[-1])
+        for name, arr in (("y_by_benchmark", value_arr), ("yvar_by_benchmark", var_arr)):
+            if arr.shape != shape or not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"expected {name} of {shape[0]} objectives by {shape[1]} benchmarks, "
+                    f"finite, got {arr.tolist()}"
+                )
+        if np.any(var_arr < 0):
+            raise ValueError(f"yvar_by_benchmark must be non-negative, got {var_arr.tolist()}")
+        if not np.allclose(value_arr.mean(axis=1), y, rtol=1e-6, atol=1e-9):
+            raise ValueError(
+                f"the objectives {y} are not the means of y_by_benchmark {value_arr.tolist()}"
+            )
+        return value_arr.tolist(), var_arr.tolist()
 
     # --- estimates ------------------------------------------------------------------
 
@@ -563,6 +607,17 @@ class AskTellOptimizer:
         if not trials or any(t.yvar is None for t in trials):
             return None
         return np.array([t.yvar for t in trials], dtype=float)
+
+    @staticmethod
+    def _by_benchmark(trials: list[Trial]) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(n, m, S)`` values and variances of ``trials`` on each benchmark, or ``None``
+        unless every one told them, on two benchmarks or more."""
+        if not trials or any(t.y_by_benchmark is None for t in trials):
+            return None
+        values = np.array([t.y_by_benchmark for t in trials], dtype=float)
+        if values.shape[-1] < 2:
+            return None  # one benchmark: the objectives are its values
+        return values, np.array([t.yvar_by_benchmark for t in trials], dtype=float)
 
     @property
     def num_search_trials(self) -> int:

@@ -464,7 +464,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def normalised_with_variance(
+def normalised_by_benchmark(
     scores: np.ndarray,
     scores_var: np.ndarray,
     base: np.ndarray,
@@ -472,43 +472,46 @@ def normalised_with_variance(
     base_var: np.ndarray,
     expert_var: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Scores normalised by the anchors, with variances by the delta method.
+    r"""Scores normalised by the anchors, benchmark by benchmark, with variances by the
+    delta method.
 
     Per benchmark :math:`s`, :math:`g_s = (a_s - b_s) / (e_s - b_s)` (0 at the base, 1 at
     the expert) with the model's, base's and expert's scores :math:`a, b, e` of variances
-    :math:`\sigma_a^2, \sigma_b^2, \sigma_e^2`, independent; the objective is the mean
-    over the :math:`S` benchmarks, and to first order
+    :math:`\sigma_a^2, \sigma_b^2, \sigma_e^2`, independent; to first order
 
-    .. math:: \operatorname{Var} \bar g = \frac{1}{S^2} \sum_s
+    .. math:: \operatorname{Var} g_s =
         \frac{\sigma_{a,s}^2 + g_s^2 \sigma_{e,s}^2 + (1 - g_s)^2 \sigma_{b,s}^2}
         {(e_s - b_s)^2}.
 
-    For the tokens objective pass the tokens with base and expert swapped (fewer is better:
-    0 at the expert, 1 at the base).
+    The objective is the mean of the :math:`g_s` over the :math:`S` benchmarks, its
+    variance :math:`\frac{1}{S^2} \sum_s \operatorname{Var} g_s`. For the tokens
+    objective pass the tokens with base and expert swapped (fewer is better: 0 at the
+    expert, 1 at the base).
 
     Args:
         scores, scores_var: ``(q, S)``.
         base, expert, base_var, expert_var: ``(S,)``.
 
     Returns:
-        ``(mean (q,), var (q,))``.
+        ``(g (q, S), var (q, S))``.
     """
     span = expert - base
     g = (scores - base) / span
-    var = (scores_var + g**2 * expert_var + (1 - g) ** 2 * base_var) / span**2
-    S = scores.shape[1]
-    return g.mean(axis=1), var.sum(axis=1) / S**2
+    return g, (scores_var + g**2 * expert_var + (1 - g) ** 2 * base_var) / span**2
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation of ``q`` merges, on every question or on the first ones of a seeded
-    order: the objectives ``Y`` and their variances ``Yvar`` ``(q, m)``, the output
-    tokens it generated ``tokens`` ``(q,)`` (its cost), and the questions it asked of each
-    benchmark ``questions`` ``(S,)``."""
+    order: the objectives ``Y`` and their variances ``Yvar`` ``(q, m)``, each benchmark's
+    ``Y_by_benchmark`` and ``Yvar_by_benchmark`` ``(q, m, S)`` (``Y`` their mean), the
+    output tokens it generated ``tokens`` ``(q,)`` (its cost), and the questions it asked
+    of each benchmark ``questions`` ``(S,)``."""
 
     Y: np.ndarray
     Yvar: np.ndarray
+    Y_by_benchmark: np.ndarray
+    Yvar_by_benchmark: np.ndarray
     tokens: np.ndarray
     questions: tuple[int, ...]
 
@@ -587,7 +590,7 @@ class QuestionLevelMergeProblem:
     evaluated once, through the same simulator, when the problem is made. Calling the
     problem returns ``(Y, Yvar)``: the objectives normalised by those measured anchors,
     and their variances by the delta method over questions
-    (:func:`normalised_with_variance`; the anchors' errors included), as the tool tells
+    (:func:`normalised_by_benchmark`, averaged; the anchors' errors included), as the tool tells
     its surrogate. :meth:`evaluate` returns them with the output tokens the evaluation
     generated, and :meth:`staged` the same after each stage of a screened evaluation (the
     first questions of a seeded order, growing).
@@ -713,7 +716,7 @@ class QuestionLevelMergeProblem:
             for s, b in enumerate(self.benchmarks)
         ]
 
-    def normalise(
+    def normalise_by_benchmark(
         self,
         accuracy: np.ndarray,
         accuracy_var: np.ndarray,
@@ -721,11 +724,13 @@ class QuestionLevelMergeProblem:
         tokens_var: np.ndarray,
         anchors: MeasuredAnchors | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(q, S)`` as objectives ``(q, 2)`` by the measured ``anchors`` (default
-        the search's), with their variances, the anchors' errors included: what the tool
-        tells its surrogate (see :mod:`paretomerge.controller.objectives`)."""
+        """Scores ``(q, S)`` normalised by the measured ``anchors`` (default the
+        search's), benchmark by benchmark, with their variances, the anchors' errors
+        included: ``(q, 2, S)`` each, whose means over benchmarks are the objectives and
+        their variances, what the tool tells its surrogate (see
+        :mod:`paretomerge.controller.objectives`)."""
         a = anchors or self.anchors
-        f1, f1_var = normalised_with_variance(
+        f1 = normalised_by_benchmark(
             accuracy,
             accuracy_var,
             a.accuracy[0],
@@ -733,10 +738,10 @@ class QuestionLevelMergeProblem:
             a.accuracy_var[0],
             a.accuracy_var[1],
         )
-        f2, f2_var = normalised_with_variance(
+        f2 = normalised_by_benchmark(
             tokens, tokens_var, a.tokens[1], a.tokens[0], a.tokens_var[1], a.tokens_var[0]
         )
-        return np.stack([f1, f2], axis=-1), np.stack([f1_var, f2_var], axis=-1)
+        return np.stack([f1[0], f2[0]], axis=1), np.stack([f1[1], f2[1]], axis=1)
 
     def evaluation(
         self, records: Sequence[QuestionRecords], anchors: MeasuredAnchors | None = None
@@ -745,10 +750,14 @@ class QuestionLevelMergeProblem:
         accuracy, accuracy_var, tokens, tokens_var = (
             np.stack(column, axis=-1) for column in zip(*(r.scores() for r in records), strict=True)
         )
-        Y, Yvar = self.normalise(accuracy, accuracy_var, tokens, tokens_var, anchors)
+        values, variances = self.normalise_by_benchmark(
+            accuracy, accuracy_var, tokens, tokens_var, anchors
+        )
         return Evaluation(
-            Y=Y,
-            Yvar=Yvar,
+            Y=values.mean(axis=2),
+            Yvar=variances.sum(axis=2) / values.shape[2] ** 2,
+            Y_by_benchmark=values,
+            Yvar_by_benchmark=variances,
             tokens=sum(r.tokens.sum(axis=1) for r in records),
             questions=tuple(r.tokens.shape[1] for r in records),
         )
@@ -810,4 +819,4 @@ class QuestionLevelMergeProblem:
         evaluation noise."""
         accuracy, mean_tokens = self.true_scores(np.atleast_2d(X))
         zero = np.zeros_like(accuracy)
-        return self.normalise(accuracy, zero, mean_tokens, zero)[0]
+        return self.normalise_by_benchmark(accuracy, zero, mean_tokens, zero)[0].mean(axis=2)

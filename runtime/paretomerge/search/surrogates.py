@@ -1,4 +1,5 @@
-"""Surrogate models: one GP per objective, fitted to data in the unit cube.
+"""Surrogate models: one GP per objective, or per objective and benchmark, fitted to data
+in the unit cube.
 
 All builders take ``X`` of shape ``(n, k)`` in ``[0, 1]^k``, ``Y`` of shape ``(n, m)``
 (raw objective values, maximised) and optionally ``Yvar`` ``(n, m)``, the known variances
@@ -14,12 +15,14 @@ matrix singular. Without ``Yvar`` one noise level per objective is inferred.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from botorch.acquisition.objective import PosteriorTransform, ScalarizedPosteriorTransform
 from botorch.fit import fit_fully_bayesian_model_nuts, fit_gpytorch_mll
-from botorch.models import ModelListGP, SingleTaskGP
+from botorch.models import ModelListGP, MultiTaskGP, SingleTaskGP
 from botorch.models.fully_bayesian import SaasFullyBayesianSingleTaskGP, SaasPyroModel
 from botorch.models.map_saas import (
     add_saas_prior,
@@ -33,7 +36,9 @@ from botorch.models.utils.gpytorch_modules import (
     MIN_INFERRED_NOISE_LEVEL,
     get_covar_module_with_dim_scaled_prior,
 )
+from botorch.posteriors.gpytorch import GPyTorchPosterior
 from botorch.utils.constraints import LogTransformedInterval
+from gpytorch.distributions import MultitaskMultivariateNormal
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import HalfCauchyPrior
@@ -72,26 +77,31 @@ def floored_noise(Y: torch.Tensor, Yvar: torch.Tensor | None) -> torch.Tensor | 
     return torch.maximum(Yvar, MIN_NOISE_SHARE * scale.clamp_min(1e-12))
 
 
-def _fit_map(model: SingleTaskGP, warm_start: dict[str, list] | None) -> SingleTaskGP:
+def _fit_map(model: Model, warm_start: dict[str, list] | None, prefix: str = "") -> Model:
     """MAP fit by L-BFGS-B, started from ``warm_start`` when it fits this model.
 
-    ``warm_start`` maps raw hyperparameter names to values (nested lists). A fit started
-    from the previous proposal's optimum needs about half the iterations of a cold one;
-    the new optimum is written back, so the caller can keep it (as JSON) for the next.
+    ``warm_start`` maps raw hyperparameter names, each after ``prefix``, to values
+    (nested lists). A fit started from the previous proposal's optimum needs about half
+    the iterations of a cold one; the new optimum is written back, so the caller can
+    keep it (as JSON) for the next.
     """
     if warm_start is not None:
-        current = dict(model.named_parameters())
-        if warm_start and all(
+        current = {prefix + name: p for name, p in model.named_parameters()}
+        own = {name: values for name, values in warm_start.items() if name.startswith(prefix)}
+        if own and all(
             name in current and tuple(current[name].shape) == np.shape(values)
-            for name, values in warm_start.items()
+            for name, values in own.items()
         ):
             with torch.no_grad():
-                for name, values in warm_start.items():
+                for name, values in own.items():
                     current[name].copy_(torch.as_tensor(values, dtype=current[name].dtype))
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     if warm_start is not None:
-        warm_start.clear()
-        warm_start.update({name: p.detach().tolist() for name, p in model.named_parameters()})
+        for name in [name for name in warm_start if name.startswith(prefix)]:
+            del warm_start[name]
+        warm_start.update(
+            {prefix + name: p.detach().tolist() for name, p in model.named_parameters()}
+        )
     return model
 
 
@@ -268,3 +278,95 @@ def fit_saas_gp(
         )
         models.append(model)
     return ModelListGP(*models)
+
+
+class BenchmarkMeanModel(Model):
+    r"""Objectives that are means over benchmarks, modelled benchmark by benchmark.
+
+    Objective ``j`` is :math:`f_j(x) = \frac{1}{S} \sum_s g_{js}(x)`, the mean of its
+    normalised figure on the ``S`` benchmarks. Per objective one ``MultiTaskGP`` models
+    the :math:`g_{js}` jointly (intrinsic coregionalisation: a kernel over the merges
+    times a task covariance learnt from the data, each benchmark with its own known
+    noise), so that a benchmark measured precisely (GPQA-Diamond's 198 questions) informs
+    one measured coarsely (AIME25's 30) as far as the data say they move together. The
+    posterior of :math:`f_j` is the mean of the tasks' joint posterior, its variance the
+    tasks' covariances summed over :math:`S^2`; the objectives are independent.
+
+    References:
+        Bonilla, Chai, Williams. Multi-task Gaussian Process Prediction. NeurIPS 2007.
+    """
+
+    def __init__(self, models: Sequence[MultiTaskGP]):
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.models)
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return torch.Size()
+
+    def posterior(
+        self,
+        X: torch.Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool = False,
+        posterior_transform: PosteriorTransform | None = None,
+    ) -> GPyTorchPosterior:
+        """The latent objectives' joint posterior at ``X`` ``(b, q, k)``: ``(b, q, m)``
+        (the objectives ``output_indices`` only, when given)."""
+        if observation_noise is not False:
+            raise NotImplementedError("the objectives' noise is each benchmark's, not modelled")
+        indices = range(self.num_outputs) if output_indices is None else output_indices
+        mvns = []
+        for j in indices:
+            tasks = self.models[j].num_outputs
+            mean = ScalarizedPosteriorTransform(torch.full((tasks,), 1.0 / tasks).to(X))
+            mvns.append(self.models[j].posterior(X, posterior_transform=mean).distribution)
+        joint = (
+            mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns)
+        )
+        posterior = GPyTorchPosterior(joint)
+        return posterior if posterior_transform is None else posterior_transform(posterior)
+
+
+def fit_benchmark_mean_gp(
+    X: torch.Tensor,
+    Y_by_benchmark: torch.Tensor,
+    Yvar_by_benchmark: torch.Tensor,
+    warm_start: dict[str, list] | None = None,
+) -> BenchmarkMeanModel:
+    """A MAP-fitted :class:`BenchmarkMeanModel`: per objective a ``MultiTaskGP`` with
+    BoTorch's defaults (Matern-5/2 ARD kernel with the dimension-scaled lengthscale
+    prior, a full-rank task covariance, a mean per task, outcome standardisation).
+
+    Args:
+        X: ``(n, k)`` inputs in ``[0, 1]^k``.
+        Y_by_benchmark: ``(n, m, S)`` each objective's value on each benchmark.
+        Yvar_by_benchmark: ``(n, m, S)`` their known variances (floored as in
+            :func:`floored_noise`).
+        warm_start: previous hyperparameters, by name (see :func:`_fit_map`).
+    """
+    n, m, S = Y_by_benchmark.shape
+    task = torch.arange(S, dtype=X.dtype).repeat_interleave(n).unsqueeze(-1)
+    X_tasks = torch.cat([X.repeat(S, 1), task], dim=-1)  # benchmark by benchmark
+    model = BenchmarkMeanModel(
+        [
+            MultiTaskGP(
+                X_tasks,
+                Y_by_benchmark[:, j, :].T.reshape(-1, 1),
+                task_feature=-1,
+                train_Yvar=floored_noise(
+                    Y_by_benchmark[:, j, :].T.reshape(-1, 1),
+                    Yvar_by_benchmark[:, j, :].T.reshape(-1, 1),
+                ),
+                outcome_transform=Standardize(1),
+            )
+            for j in range(m)
+        ]
+    )
+    for j, objective in enumerate(model.models):
+        _fit_map(objective, warm_start, prefix=f"models.{j}.")
+    return model

@@ -20,8 +20,8 @@ merges:
   coregionalisation model: one kernel over the merges, a task covariance learnt from
   the data, each benchmark's own known noise), its predictions averaged.
 
-Measured 7 Dec 2026 (members 0-2 of each family, one draw; a probe for the next
-issue, nothing the tool does yet)::
+Measured 7 Dec 2026 (members 0-2 of each family, one draw; the probe that led the
+search to model each benchmark, ``paretomerge.search.surrogates.BenchmarkMeanModel``)::
 
     | family | member | aggregate f1, f2 | per benchmark f1, f2 | multi-task f1, f2 |
     | --- | --- | --- | --- | --- |
@@ -37,9 +37,9 @@ error on the hard family and 0.30-0.51 less on the smooth one: it learns AIME25'
 lengths from GPQA-Diamond's precise ones, as far as the data say they move together
 (on both families a merge's normalised length is the same on both benchmarks; on real
 pairs it is an assumption the task covariance checks). Accuracy gains little (the hard
-family's benchmarks have layers of their own). Whether the better prediction buys a
-better front is for the search to show: it needs the optimiser, the claims and the
-screening to take per-benchmark values.
+family's benchmarks have layers of their own). What the better prediction buys the
+front is measured by ``bench/search_efficiency.py``, where the default strategy now
+fits the multi-task model.
 """
 
 from __future__ import annotations

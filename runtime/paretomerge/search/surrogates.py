@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from botorch.acquisition.objective import PosteriorTransform, ScalarizedPosteriorTransform
+from botorch.acquisition.objective import PosteriorTransform
 from botorch.fit import fit_fully_bayesian_model_nuts, fit_gpytorch_mll
 from botorch.models import ModelListGP, MultiTaskGP, SingleTaskGP
 from botorch.models.fully_bayesian import SaasFullyBayesianSingleTaskGP, SaasPyroModel
@@ -38,10 +38,11 @@ from botorch.models.utils.gpytorch_modules import (
 )
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from botorch.utils.constraints import LogTransformedInterval
-from gpytorch.distributions import MultitaskMultivariateNormal
+from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNormal
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import HalfCauchyPrior
+from linear_operator.utils.cholesky import psd_safe_cholesky
 
 # The floor of a known variance, as a share of the objective's sample variance: BoTorch's
 # own floor of an inferred noise level (``MIN_INFERRED_NOISE_LEVEL``) on standardised data.
@@ -280,17 +281,82 @@ def fit_saas_gp(
     return ModelListGP(*models)
 
 
+@dataclass(frozen=True)
+class _MeanOfTasks:
+    r"""The posterior of :math:`f = \frac{1}{S} \sum_s g_s` under one fitted
+    ``MultiTaskGP``, in closed form.
+
+    The model's covariance is :math:`B_{st} k(x, x')` (task covariance times a kernel
+    over the merges) on standardised outcomes :math:`h_s` with task means :math:`c_s`;
+    with the mean weights :math:`w = 1/S`, :math:`\operatorname{Cov}(f(x), h_t(x')) =
+    (Bw)_t\, k(x, x')` and :math:`\operatorname{Var} f(x) = w^\top B w\, k(x, x)`.
+    So, given the training factor :math:`L L^\top = K + \Sigma` (``(N, N)``, ``N = nS``)
+    and :math:`\alpha = (K + \Sigma)^{-1} (y - c)`, the posterior needs the kernel between
+    the new points and the ``n`` distinct merges only: :math:`S^2` times fewer kernel
+    values than the model's own posterior over every task, which dominated a proposal.
+    """
+
+    kernel: torch.nn.Module  # k over the merges (the task column ignored)
+    train_X: torch.Tensor  # (N, k + 1) the training inputs, task column last
+    cross_weights: torch.Tensor  # (N,) (Bw)_t of each training row's task t
+    prior_variance: torch.Tensor  # w' B w
+    prior_mean: torch.Tensor  # w' c
+    factor: torch.Tensor  # (N, N) L
+    alpha: torch.Tensor  # (N,)
+    offset: torch.Tensor  # the outcome transform's mean
+    scale: torch.Tensor  # and standard deviation
+
+    @classmethod
+    def of(cls, model: MultiTaskGP) -> _MeanOfTasks:
+        model.eval()
+        data_kernel, task_kernel = model.covar_module.kernels
+        with torch.no_grad():
+            train_X = model.train_inputs[0]
+            tasks = torch.arange(model.num_tasks, dtype=train_X.dtype).unsqueeze(-1)
+            task_rows = torch.cat(
+                [torch.zeros(len(tasks), train_X.shape[-1] - 1).to(tasks), tasks], -1
+            )
+            B = task_kernel(task_rows).to_dense()
+            weights = torch.full((model.num_tasks,), 1.0 / model.num_tasks).to(B)
+            means = torch.stack([m.constant.squeeze() for m in model.mean_module.base_means])
+            train_task = train_X[:, -1].long()
+            K = model.covar_module(train_X).to_dense() + torch.diag(model.likelihood.noise)
+            factor = psd_safe_cholesky(K)
+            residual = (model.train_targets - means[train_task]).unsqueeze(-1)
+            alpha = torch.cholesky_solve(residual, factor).squeeze(-1)
+        return cls(
+            kernel=data_kernel,
+            train_X=train_X,
+            cross_weights=(B @ weights)[train_task],
+            prior_variance=weights @ B @ weights,
+            prior_mean=weights @ means,
+            factor=factor,
+            alpha=alpha,
+            offset=model.outcome_transform.means.squeeze(),
+            scale=model.outcome_transform.stdvs.squeeze(),
+        )
+
+    def __call__(self, X: torch.Tensor) -> MultivariateNormal:
+        """The posterior of ``f`` at ``X`` ``(..., q, k)``, jointly over the ``q``."""
+        X = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)  # any task: k ignores it
+        cross = self.kernel(X, self.train_X).to_dense() * self.cross_weights  # (..., q, N)
+        mean = self.prior_mean + cross @ self.alpha
+        v = torch.linalg.solve_triangular(self.factor, cross.transpose(-1, -2), upper=False)
+        covariance = self.prior_variance * self.kernel(X).to_dense() - v.transpose(-1, -2) @ v
+        return MultivariateNormal(self.offset + self.scale * mean, self.scale**2 * covariance)
+
+
 class BenchmarkMeanModel(Model):
     r"""Objectives that are means over benchmarks, modelled benchmark by benchmark.
 
     Objective ``j`` is :math:`f_j(x) = \frac{1}{S} \sum_s g_{js}(x)`, the mean of its
-    normalised figure on the ``S`` benchmarks. Per objective one ``MultiTaskGP`` models
-    the :math:`g_{js}` jointly (intrinsic coregionalisation: a kernel over the merges
-    times a task covariance learnt from the data, each benchmark with its own known
-    noise), so that a benchmark measured precisely (GPQA-Diamond's 198 questions) informs
-    one measured coarsely (AIME25's 30) as far as the data say they move together. The
-    posterior of :math:`f_j` is the mean of the tasks' joint posterior, its variance the
-    tasks' covariances summed over :math:`S^2`; the objectives are independent.
+    normalised figure on the ``S`` benchmarks. Per objective one fitted ``MultiTaskGP``
+    models the :math:`g_{js}` jointly (intrinsic coregionalisation: a kernel over the
+    merges times a task covariance learnt from the data, each benchmark with its own
+    known noise), so that a benchmark measured precisely (GPQA-Diamond's 198 questions)
+    informs one measured coarsely (AIME25's 30) as far as the data say they move
+    together. The posterior of :math:`f_j` is that of the mean of the tasks
+    (:class:`_MeanOfTasks`); the objectives are independent.
 
     References:
         Bonilla, Chai, Williams. Multi-task Gaussian Process Prediction. NeurIPS 2007.
@@ -299,6 +365,7 @@ class BenchmarkMeanModel(Model):
     def __init__(self, models: Sequence[MultiTaskGP]):
         super().__init__()
         self.models = torch.nn.ModuleList(models)
+        self._means = [_MeanOfTasks.of(model) for model in models]
 
     @property
     def num_outputs(self) -> int:
@@ -320,11 +387,7 @@ class BenchmarkMeanModel(Model):
         if observation_noise is not False:
             raise NotImplementedError("the objectives' noise is each benchmark's, not modelled")
         indices = range(self.num_outputs) if output_indices is None else output_indices
-        mvns = []
-        for j in indices:
-            tasks = self.models[j].num_outputs
-            mean = ScalarizedPosteriorTransform(torch.full((tasks,), 1.0 / tasks).to(X))
-            mvns.append(self.models[j].posterior(X, posterior_transform=mean).distribution)
+        mvns = [self._means[j](X) for j in indices]
         joint = (
             mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns)
         )
@@ -339,8 +402,9 @@ def fit_benchmark_mean_gp(
     warm_start: dict[str, list] | None = None,
 ) -> BenchmarkMeanModel:
     """A MAP-fitted :class:`BenchmarkMeanModel`: per objective a ``MultiTaskGP`` with
-    BoTorch's defaults (Matern-5/2 ARD kernel with the dimension-scaled lengthscale
-    prior, a full-rank task covariance, a mean per task, outcome standardisation).
+    BoTorch's defaults (an RBF ARD kernel over the merges with the dimension-scaled
+    lengthscale prior, a full-rank task covariance of positive correlations, a mean per
+    task, outcome standardisation over all tasks together).
 
     Args:
         X: ``(n, k)`` inputs in ``[0, 1]^k``.
@@ -352,21 +416,15 @@ def fit_benchmark_mean_gp(
     n, m, S = Y_by_benchmark.shape
     task = torch.arange(S, dtype=X.dtype).repeat_interleave(n).unsqueeze(-1)
     X_tasks = torch.cat([X.repeat(S, 1), task], dim=-1)  # benchmark by benchmark
-    model = BenchmarkMeanModel(
-        [
-            MultiTaskGP(
-                X_tasks,
-                Y_by_benchmark[:, j, :].T.reshape(-1, 1),
-                task_feature=-1,
-                train_Yvar=floored_noise(
-                    Y_by_benchmark[:, j, :].T.reshape(-1, 1),
-                    Yvar_by_benchmark[:, j, :].T.reshape(-1, 1),
-                ),
-                outcome_transform=Standardize(1),
-            )
-            for j in range(m)
-        ]
-    )
-    for j, objective in enumerate(model.models):
-        _fit_map(objective, warm_start, prefix=f"models.{j}.")
-    return model
+    models = []
+    for j in range(m):
+        values = Y_by_benchmark[:, j, :].T.reshape(-1, 1)
+        model = MultiTaskGP(
+            X_tasks,
+            values,
+            task_feature=-1,
+            train_Yvar=floored_noise(values, Yvar_by_benchmark[:, j, :].T.reshape(-1, 1)),
+            outcome_transform=Standardize(1),
+        )
+        models.append(_fit_map(model, warm_start, prefix=f"models.{j}."))
+    return BenchmarkMeanModel(models)

@@ -42,6 +42,7 @@ from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNorm
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import HalfCauchyPrior
+from linear_operator.operators import DenseLinearOperator
 from linear_operator.utils.cholesky import psd_safe_cholesky
 
 # The floor of a known variance, as a share of the objective's sample variance: BoTorch's
@@ -343,7 +344,11 @@ class _MeanOfTasks:
         mean = self.prior_mean + cross @ self.alpha
         v = torch.linalg.solve_triangular(self.factor, cross.transpose(-1, -2), upper=False)
         covariance = self.prior_variance * self.kernel(X).to_dense() - v.transpose(-1, -2) @ v
-        return MultivariateNormal(self.offset + self.scale * mean, self.scale**2 * covariance)
+        # Lazy, as GPyTorch's own posteriors are: the difference above can lose definiteness
+        # in rounding near the data, and sampling factorises it with jitter.
+        return MultivariateNormal(
+            self.offset + self.scale * mean, DenseLinearOperator(self.scale**2 * covariance)
+        )
 
 
 class BenchmarkMeanModel(Model):

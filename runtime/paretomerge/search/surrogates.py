@@ -292,9 +292,10 @@ class _MeanOfTasks:
     with the mean weights :math:`w = 1/S`, :math:`\operatorname{Cov}(f(x), h_t(x')) =
     (Bw)_t\, k(x, x')` and :math:`\operatorname{Var} f(x) = w^\top B w\, k(x, x)`.
     So, given the training factor :math:`L L^\top = K + \Sigma` (``(N, N)``, ``N = nS``)
-    and :math:`\alpha = (K + \Sigma)^{-1} (y - c)`, the posterior needs the kernel between
-    the new points and the ``n`` distinct merges only: :math:`S^2` times fewer kernel
-    values than the model's own posterior over every task, which dominated a proposal.
+    and :math:`\alpha = (K + \Sigma)^{-1} (y - c)`, the posterior needs the kernel of each
+    new point once, not once per task: ``S`` times fewer values against the training rows
+    and :math:`S^2` times fewer among the new points than the model's own posterior over
+    every task, which dominated a proposal.
     """
 
     kernel: torch.nn.Module  # k over the merges (the task column ignored)

@@ -212,26 +212,34 @@ class CloseAnchorsError(AnchorError):
 
 @dataclass(frozen=True)
 class ObjectiveValues:
-    """``(f1, f2)`` of one evaluation and their variances: ``own`` (the model's own
-    sampling error alone) and ``total`` (the anchors' errors added: what the surrogate is
-    told and the run reports); ``None`` when a score has no standard error (results
-    written before the token error was measured). ``by_benchmark`` and
-    ``total_variance_by_benchmark`` ``(2, S)``: each objective's terms, one per benchmark
-    (``values`` their means), and their total variances (``None`` as above), which the
-    search models benchmark by benchmark."""
+    """``(f1, f2)`` of one evaluation, each the mean of its terms ``by_benchmark`` ``(2,
+    S)`` (one per benchmark, which the search models benchmark by benchmark), and their
+    variances: ``own`` (the model's own sampling error alone) and ``total`` (the anchors'
+    errors added: what the surrogate is told and the run reports), the latter from each
+    term's ``total_variance_by_benchmark``; ``None`` when a score has no standard error
+    (results written before the token error was measured)."""
 
-    values: tuple[float, float]
-    own_variance: tuple[float, float] | None
-    total_variance: tuple[float, float] | None
     by_benchmark: tuple[tuple[float, ...], tuple[float, ...]]
+    own_variance: tuple[float, float] | None
     total_variance_by_benchmark: tuple[tuple[float, ...], tuple[float, ...]] | None
+
+    @property
+    def values(self) -> tuple[float, float]:
+        return tuple(sum(terms) / len(terms) for terms in self.by_benchmark)
+
+    @property
+    def total_variance(self) -> tuple[float, float] | None:
+        if self.total_variance_by_benchmark is None:
+            return None
+        return tuple(sum(v) / len(v) ** 2 for v in self.total_variance_by_benchmark)
 
     @property
     def std(self) -> tuple[float, float] | None:
         """The total standard deviations, as reported."""
-        if self.total_variance is None:
+        total = self.total_variance
+        if total is None:
             return None
-        return (self.total_variance[0] ** 0.5, self.total_variance[1] ** 0.5)
+        return (total[0] ** 0.5, total[1] ** 0.5)
 
 
 def _normalised(
@@ -271,16 +279,13 @@ def objective_values(
             )
             per_benchmark.append(_normalised(m, lo, hi, (s_m, s_lo, s_hi)))
         terms.append(per_benchmark)
-    count = len(benchmarks)
-    values = tuple(sum(t[0] for t in objective) / count for objective in terms)
     by_benchmark = tuple(tuple(t[0] for t in objective) for objective in terms)
     if any(t[1] is None for objective in terms for t in objective):
-        return ObjectiveValues(values, None, None, by_benchmark, None)
-    own, total = (
-        tuple(sum(t[k] for t in objective) / count**2 for objective in terms) for k in (1, 2)
-    )
+        return ObjectiveValues(by_benchmark, None, None)
+    count = len(benchmarks)
+    own = tuple(sum(t[1] for t in objective) / count**2 for objective in terms)
     total_by_benchmark = tuple(tuple(t[2] for t in objective) for objective in terms)
-    return ObjectiveValues(values, own, total, by_benchmark, total_by_benchmark)
+    return ObjectiveValues(by_benchmark, own, total_by_benchmark)
 
 
 def anchor_errors(base: Scores, expert: Scores, benchmarks: Sequence[str]) -> AnchorErrors | None:

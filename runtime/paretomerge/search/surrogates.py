@@ -293,13 +293,14 @@ class _MeanOfTasks:
     (Bw)_t\, k(x, x')` and :math:`\operatorname{Var} f(x) = w^\top B w\, k(x, x)`.
     So, given the training factor :math:`L L^\top = K + \Sigma` (``(N, N)``, ``N = nS``)
     and :math:`\alpha = (K + \Sigma)^{-1} (y - c)`, the posterior needs the kernel of each
-    new point once, not once per task: ``S`` times fewer values against the training rows
-    and :math:`S^2` times fewer among the new points than the model's own posterior over
-    every task, which dominated a proposal.
+    new point once, not once per task, and against each distinct merge once: :math:`S^2`
+    times fewer values than the model's own posterior over every task and training row,
+    which dominated a proposal.
     """
 
     kernel: torch.nn.Module  # k over the merges (the task column ignored)
-    train_X: torch.Tensor  # (N, k + 1) the training inputs, task column last
+    merges: torch.Tensor  # (n, k + 1) the distinct training merges (task column any)
+    merge_of_row: torch.Tensor  # (N,) each training row's merge
     cross_weights: torch.Tensor  # (N,) (Bw)_t of each training row's task t
     prior_variance: torch.Tensor  # w' B w
     prior_mean: torch.Tensor  # w' c
@@ -326,9 +327,11 @@ class _MeanOfTasks:
             factor = psd_safe_cholesky(K)
             residual = (model.train_targets - means[train_task]).unsqueeze(-1)
             alpha = torch.cholesky_solve(residual, factor).squeeze(-1)
+            merges, merge_of_row = torch.unique(train_X[:, :-1], dim=0, return_inverse=True)
         return cls(
             kernel=data_kernel,
-            train_X=train_X,
+            merges=torch.cat([merges, torch.zeros(len(merges), 1).to(merges)], -1),
+            merge_of_row=merge_of_row,
             cross_weights=(B @ weights)[train_task],
             prior_variance=weights @ B @ weights,
             prior_mean=weights @ means,
@@ -341,7 +344,8 @@ class _MeanOfTasks:
     def __call__(self, X: torch.Tensor) -> MultivariateNormal:
         """The posterior of ``f`` at ``X`` ``(..., q, k)``, jointly over the ``q``."""
         X = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)  # any task: k ignores it
-        cross = self.kernel(X, self.train_X).to_dense() * self.cross_weights  # (..., q, N)
+        by_merge = self.kernel(X, self.merges).to_dense()  # (..., q, n): each merge once
+        cross = by_merge[..., self.merge_of_row] * self.cross_weights  # (..., q, N)
         mean = self.prior_mean + cross @ self.alpha
         v = torch.linalg.solve_triangular(self.factor, cross.transpose(-1, -2), upper=False)
         covariance = self.prior_variance * self.kernel(X).to_dense() - v.transpose(-1, -2) @ v

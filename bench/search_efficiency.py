@@ -297,10 +297,11 @@ coarse-to-fine --problems layer --behaviours new --runs 3 --workers 2``, members
 At sd 0.01 the interval is as narrow as the values' errors (it draws no misfit of the
 surrogate), and covered the truth once in three runs, each claim within 0.6% of it.
 
-``--timing-only --strategies coarse-to-fine --runs 1`` (7 Dec 2026, 10:55, load ~1):
-10.9 CPU seconds per ask(4) at n = 150 with each benchmark modelled (as the tool runs
-with two benchmarks or more), 9.4 with the GP of the means (noise known), 11.0 with the
-noise inferred; wall 11.0, 9.2 and 10.0 s. The same model with its posterior computed by
+``--timing-only --strategies coarse-to-fine --runs 1`` (7 Dec 2026, 11:35, load ~1, this
+version): 11.6 CPU seconds per ask(4) at n = 150 with each benchmark modelled (as the
+tool runs with two benchmarks or more), 9.8 with the GP of the means (noise known), 11.0
+with the noise inferred; wall 11.6, 9.6 and 9.9 s (at 10:55, the kernel then evaluated
+per training row: 10.9, 9.4, 11.0: the runs' own spread). The same model with its posterior computed by
 BoTorch's ``MultiTaskGP`` took 18.7 CPU s (09:51): the closed form
 (``_MeanOfTasks``) evaluates the kernel between the new points and the ``n`` merges
 only, not between every task's rows. At 04:07 (load ~6) the GP of the means took 11.9;

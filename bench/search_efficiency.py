@@ -471,12 +471,10 @@ def objective_for(job: dict, problem):
     return problem
 
 
-def run_one(job: dict) -> dict:
+def search(job: dict):
     """One search of ``job``'s problem by ``optimize()``, as the tool runs it: its
     screener when screening is on, the anchors as baselines on the family, validation on
-    ``noisy``."""
-    if job["strategy"] == PEER:
-        return run_peer(job)
+    ``noisy``. Returns ``(problem, ref_point, result, seconds)``."""
     held_out = job.get("held_out", 0.0)
     problem, ref_point, profile = make_problem(
         job["problem"], job["run"], held_out, job.get("prior", "parameters")
@@ -504,7 +502,15 @@ def run_one(job: dict) -> dict:
         held_out=validation_on_held_out(problem) if noisy and held_out else None,
         cost_budget=job.get("token_budget") if noisy else None,
     )
-    elapsed = time.perf_counter() - started
+    return problem, ref_point, result, time.perf_counter() - started
+
+
+def run_one(job: dict) -> dict:
+    """One search (:func:`search`) and what it reports, claims and costs."""
+    if job["strategy"] == PEER:
+        return run_peer(job)
+    problem, ref_point, result, elapsed = search(job)
+    new, held_out = job["behaviour"] == "new", job.get("held_out", 0.0)
     if new:
         front_X, claimed = result.pareto_X, result.pareto_Y
     else:  # the raw non-dominated values

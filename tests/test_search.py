@@ -33,11 +33,13 @@ from paretomerge.search.problems import (
     normalised_by_benchmark,
     switching_family_member,
 )
+from paretomerge.search.strategies import STRATEGIES, ProposalContext
 from paretomerge.search.surrogates import (
     BenchmarkMeanModel,
     fit_benchmark_mean_gp,
     fit_map_saas_gp,
     fit_matern_gp,
+    variances_at_fitted,
 )
 
 FAST_ACQ = AcquisitionSettings(num_restarts=2, raw_samples=32, mc_samples=32, maxiter=20)
@@ -465,6 +467,66 @@ def test_the_surrogate_fits_with_the_known_noise():
     quiet_std, loud_std = quiet.estimates().std, loud.estimates().std
     assert np.all(loud_std.mean(axis=0) > 2 * quiet_std.mean(axis=0))
     assert np.all(loud_std < 0.1)  # and still pools the neighbours
+
+
+def draw_dependent_noise(n: int, seed: int):
+    """Points ``X`` ``(n, 2)``, true values ``f`` and evaluations ``Y`` ``(n, 2)`` whose
+    standard deviation grows with the value, told as a length's is: from the draw's own
+    value, ``Yvar = (0.05 + 0.25 y)^2``."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, 2))
+    f = np.c_[0.5 + 0.3 * np.sin(3 * X[:, 0]) * X[:, 1], 0.4 + 0.4 * X[:, 0] * X[:, 1]]
+    Y = f + rng.standard_normal(f.shape) * (0.05 + 0.25 * f)
+    return X, f, Y, (0.05 + 0.25 * Y.clip(min=0)) ** 2
+
+
+def test_variances_move_to_the_fitted_value_and_keep_each_rows_scale():
+    _, f, Y, told = draw_dependent_noise(60, seed=0)
+    at_truth = (0.05 + 0.25 * f) ** 2
+    full = np.ones(60, dtype=bool)
+    moved = variances_at_fitted(*(torch.tensor(a) for a in (Y, told, f, full))).numpy()
+    # Told, a variance errs with its draw; at the fitted (here the true) value it does not.
+    error = [np.abs(np.log(v / at_truth)).mean() for v in (told, moved)]
+    assert error[1] < 0.25 * error[0]
+    # A screened row (fewer questions: 4 times the variance) keeps its own scale.
+    screened = told.copy()
+    screened[0] *= 4
+    full[0] = False
+    moved_screened = variances_at_fitted(*(torch.tensor(a) for a in (Y, screened, f, full)))
+    np.testing.assert_allclose(moved_screened[0].numpy(), 4 * moved[0], rtol=0.05)
+    # Too few rows evaluated in full to fit a variance curve: the told variances stay.
+    few = np.zeros(60, dtype=bool)
+    few[:7] = True
+    kept = variances_at_fitted(*(torch.tensor(a) for a in (Y, told, f, few)))
+    np.testing.assert_array_equal(kept.numpy(), told)
+
+
+def test_variances_at_the_fit_take_the_bias_out_of_the_estimates():
+    # Draws that came out low were told small variances: fitted with them the model
+    # leans on those draws; with the variances moved to its first fit's values it does
+    # not.
+    X, f, Y, told = draw_dependent_noise(60, seed=2)
+    context = ProposalContext(
+        X, Y, told, None, np.ones(60, dtype=bool), np.zeros((0, 2)), 1, 60, 0, {}
+    )
+    config = SearchConfig(
+        dim=2,
+        num_objectives=2,
+        strategy="gp",
+        ref_point=(0.0, 0.0),
+        budget=60,
+        initial_points=4,
+        layer_profile=(1.0, 1.0),
+    )
+    bias = []
+    for at_fit in (False, True):
+        strategy = STRATEGIES["gp"](config)
+        strategy.variances_at_fit = at_fit
+        model = strategy.surrogate(replace(context, warm_start={}))
+        with torch.no_grad():
+            mean = model.posterior(torch.tensor(X)).mean
+        bias.append(np.abs((mean.numpy() - f).mean(axis=0)).mean())
+    assert bias[1] < 0.5 * bias[0]
 
 
 def two_benchmarks(X: np.ndarray, sd: tuple[float, float], seed: int = 0):

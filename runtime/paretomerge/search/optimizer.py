@@ -285,6 +285,7 @@ class AskTellOptimizer:
             Y=np.array([t.y for t in completed]),
             Yvar=self._known_variances(completed),
             by_benchmark=self._by_benchmark(completed),
+            fully_evaluated=np.array([not t.screened for t in completed], dtype=bool),
             X_pending=X_pending,
             q=q,
             position=position,

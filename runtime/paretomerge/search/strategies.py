@@ -25,10 +25,12 @@ from paretomerge.search.prior import (
 )
 from paretomerge.search.space import Grouping, tied_grouping
 from paretomerge.search.surrogates import (
+    BenchmarkMeanModel,
     fit_benchmark_mean_gp,
     fit_map_saas_gp,
     fit_matern_gp,
     fit_saas_gp,
+    variances_at_fitted,
 )
 
 # Coarse-to-fine's finest blocks when the configuration sets none (the spec's default).
@@ -42,7 +44,8 @@ class ProposalContext:
     ``X`` ``(n, k)`` and ``Y`` ``(n, m)`` are the finished evaluations and ``Yvar``
     ``(n, m)`` their known variances (``None``: unknown, the noise is inferred);
     ``by_benchmark`` their values and variances on each of ``S`` benchmarks, each
-    ``(n, m, S)``, when every evaluation told them (``None`` otherwise); ``X_pending``
+    ``(n, m, S)``, when every evaluation told them (``None`` otherwise);
+    ``fully_evaluated`` ``(n,)`` which evaluations asked every question; ``X_pending``
     ``(p, k)`` the points still being evaluated and those that failed; ``position`` the
     index of the first new trial (for quasi-random sequences); ``seed`` is derived from
     the run's seed and ``position``. ``warm_start`` holds the surrogate's raw
@@ -54,6 +57,7 @@ class ProposalContext:
     Y: np.ndarray
     Yvar: np.ndarray | None
     by_benchmark: tuple[np.ndarray, np.ndarray] | None
+    fully_evaluated: np.ndarray
     X_pending: np.ndarray
     q: int
     position: int
@@ -114,10 +118,14 @@ class BayesianStrategy(Strategy):
     """A surrogate of every objective, fitted to the data, and qLogNEHVI over it.
 
     With ``models_benchmarks``, objectives told benchmark by benchmark are modelled so
-    (:func:`~paretomerge.search.surrogates.fit_benchmark_mean_gp`).
+    (:func:`~paretomerge.search.surrogates.fit_benchmark_mean_gp`). With
+    ``variances_at_fit``, known variances are moved to the first fit's values
+    (:func:`~paretomerge.search.surrogates.variances_at_fitted`) and the model fitted
+    again from the first fit's hyperparameters.
     """
 
     models_benchmarks = False
+    variances_at_fit = False
 
     def surrogate(self, context: ProposalContext) -> Model:
         X = torch.as_tensor(context.X, dtype=torch.double)
@@ -125,10 +133,29 @@ class BayesianStrategy(Strategy):
             values, variances = (
                 torch.as_tensor(a, dtype=torch.double) for a in context.by_benchmark
             )
-            return fit_benchmark_mean_gp(X, values, variances, warm_start=context.warm_start)
-        Y = torch.as_tensor(context.Y, dtype=torch.double)
-        Yvar = None if context.Yvar is None else torch.as_tensor(context.Yvar, dtype=torch.double)
-        return self.fit(X, Y, Yvar, context.seed, context.warm_start)
+
+            def fit(told: torch.Tensor) -> BenchmarkMeanModel:
+                return fit_benchmark_mean_gp(X, values, told, warm_start=context.warm_start)
+
+            def fitted(model: BenchmarkMeanModel) -> torch.Tensor:
+                return model.benchmark_means(X)
+
+        else:
+            values = torch.as_tensor(context.Y, dtype=torch.double)
+            variances = None if context.Yvar is None else torch.as_tensor(context.Yvar)
+
+            def fit(told: torch.Tensor | None) -> Model:
+                return self.fit(X, values, told, context.seed, context.warm_start)
+
+            def fitted(model: Model) -> torch.Tensor:
+                with torch.no_grad():
+                    return model.posterior(X).mean
+
+        model = fit(variances)
+        if variances is None or not self.variances_at_fit:
+            return model
+        full = torch.as_tensor(context.fully_evaluated, dtype=torch.bool)
+        return fit(variances_at_fitted(values, variances, fitted(model), full))
 
     def propose(self, context: ProposalContext) -> np.ndarray:
         X = torch.as_tensor(context.X, dtype=torch.double)
@@ -175,6 +202,7 @@ class GPStrategy(BayesianStrategy):
     """
 
     models_benchmarks = True
+    variances_at_fit = True
 
     def fit(self, X, Y, Yvar, seed, warm_start) -> Model:
         return fit_matern_gp(X, Y, Yvar, warm_start=warm_start)

@@ -48,6 +48,10 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 # The floor of a known variance, as a share of the objective's sample variance: BoTorch's
 # own floor of an inferred noise level (``MIN_INFERRED_NOISE_LEVEL``) on standardised data.
 MIN_NOISE_SHARE = MIN_INFERRED_NOISE_LEVEL
+# :func:`variances_at_fitted`: the rows evaluated in full below which a column's
+# variance curve (3 coefficients) is not fitted, and how far it may move one variance.
+MIN_ROWS_FOR_VARIANCE_FIT = 8
+MAX_VARIANCE_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,67 @@ def floored_noise(Y: torch.Tensor, Yvar: torch.Tensor | None) -> torch.Tensor | 
         return None
     scale = Y.var(dim=0) if len(Y) > 1 else torch.ones(Y.shape[-1], dtype=Y.dtype)
     return torch.maximum(Yvar, MIN_NOISE_SHARE * scale.clamp_min(1e-12))
+
+
+def variances_at_fitted(
+    values: torch.Tensor,
+    variances: torch.Tensor,
+    fitted: torch.Tensor,
+    fully_evaluated: torch.Tensor,
+) -> torch.Tensor:
+    r"""Known variances moved from each observed value to the fitted one.
+
+    A told variance is computed from the same answers as its value: an evaluation whose
+    answers came out short is told a smaller variance of its tokens, one whose accuracy
+    came out near 0 or 1 a smaller binomial one. Weighted by those variances a fit
+    leans on the draws that erred one way, and its values are biased that way
+    (``bench/claim_bias.py`` measures it at the fronts a run reports). As in
+    iteratively reweighted least squares, the variance belongs at the fitted value.
+
+    Per column (objective, or objective and benchmark) the told variances of the rows
+    evaluated in full are fitted by least squares as a quadratic :math:`v(y)` of their
+    values (the tool's scoring is: a binomial variance, a length's variance with its
+    square, the anchors' delta-method terms, all quadratic in the normalised value,
+    :mod:`paretomerge.controller.objectives`), floored at the column's smallest told
+    variance; each row's variance is then scaled by :math:`v(\hat y) / v(y)`, clamped
+    to ``[1/MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO]``, which keeps each row's own scale
+    (a screened row asked fewer questions). A column with fewer than
+    ``MIN_ROWS_FOR_VARIANCE_FIT`` full rows keeps its told variances.
+
+    Args:
+        values: ``(n, ...)`` the observed values.
+        variances: ``(n, ...)`` their told variances.
+        fitted: ``(n, ...)`` a fit's posterior mean at each row's point.
+        fully_evaluated: ``(n,)`` which rows asked every question.
+
+    Returns:
+        ``(n, ...)`` the variances at the fitted values.
+
+    References:
+        R. J. Carroll, D. Ruppert. Transformation and Weighting in Regression. Chapman &
+        Hall, 1988 (chapter 3: variance functions, weights from the fitted means).
+    """
+    shape = values.shape
+    y, v, f = (t.reshape(shape[0], -1) for t in (values, variances, fitted))
+    full = torch.as_tensor(fully_evaluated, dtype=torch.bool)
+    if int(full.sum()) < MIN_ROWS_FOR_VARIANCE_FIT:
+        return variances
+    moved = v.clone()
+    for column in range(y.shape[1]):
+        told = v[full, column]
+        curve = torch.linalg.lstsq(_quadratic(y[full, column]), told.unsqueeze(-1)).solution
+        at_fitted, at_told = (
+            (_quadratic(at) @ curve).squeeze(-1).clamp_min(told.min())
+            for at in (f[:, column], y[:, column])
+        )
+        ratio = (at_fitted / at_told).clamp(1 / MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO)
+        moved[:, column] = v[:, column] * ratio
+    return moved.reshape(shape)
+
+
+def _quadratic(values: torch.Tensor) -> torch.Tensor:
+    """``(n, 3)`` the basis ``1, y, y^2`` of values ``(n,)``."""
+    return torch.stack([torch.ones_like(values), values, values**2], dim=-1)
 
 
 def _fit_map(model: Model, warm_start: dict[str, list] | None, prefix: str = "") -> Model:
@@ -384,6 +449,12 @@ class BenchmarkMeanModel(Model):
     @property
     def batch_shape(self) -> torch.Size:
         return torch.Size()
+
+    def benchmark_means(self, X: torch.Tensor) -> torch.Tensor:
+        """``(n, m, S)`` the posterior mean of each objective's figure on each benchmark
+        at ``X`` ``(n, k)``."""
+        with torch.no_grad():
+            return torch.stack([model.posterior(X).mean for model in self.models], dim=1)
 
     def posterior(
         self,

@@ -1,0 +1,237 @@
+"""Where a run's claims come from: the posterior's error at the points it reports.
+
+    python bench/claim_bias.py [--problem hard] [--members 4,5,6,7] [--workers 2]
+                               [--draws 200]
+
+``bench/search_efficiency.py`` measures claimed over true hypervolume of the reported
+front. This takes one search per member by the shipped default, run exactly as that
+bench's ``new`` arm runs it (:func:`search_efficiency.search`: ``optimize()``, budget 88 +
+validation 8, question-level noise, each benchmark told), and asks of its final state
+where the claim's error lies. Everything is in the run's own frame (the merges' true
+scores normalised by the run's measured anchors: what its values estimate, less their
+own noise), so the anchors' common error, which the claim's interval carries, is apart.
+
+Per member:
+
+- ``bias all``, ``bias front``: the mean over the evaluated points, and over the
+  reported front's, of the posterior mean less the truth, per objective (f1, f2), with
+  the mean z (in posterior standard deviations);
+- ``oracle front``: the same after refitting with each evaluation's told variances
+  replaced by the ones the tool's scoring gives at the merge's true scores
+  (``paretomerge.evaluate.scoring``): a told variance is computed from the same answers
+  as its value, so a draw of short answers is told a small variance and weighs more;
+- ``H values / H truth``: the front's hypervolume by its reported values over that of
+  its true values (what the search's values overstate), and ``oracle`` the same after
+  the refit;
+- ``choice``: how much of ``H values - H truth`` choosing the front among the ``n``
+  points explains, by a parametric bootstrap of choosing and valuing under the fitted
+  model: a truth drawn from the posterior at every evaluated point and benchmark,
+  evaluations drawn around it with each evaluation's own variance (told, less the
+  anchors' share), values by the fitted model's smoother (for fixed hyperparameters the
+  posterior mean is linear in the observations, :math:`\\partial \\mu / \\partial y =
+  k(x, X) (K + \\Sigma)^{-1}`), the front by the tool's rule on them; the mean of
+  ``H(values) - H(truth)`` over the draws, as a share of the observed difference. The
+  rest is the model's own misfit, which draws from its posterior cannot show.
+
+References:
+    B. Efron, R. Tibshirani. An Introduction to the Bootstrap. Chapman & Hall, 1993
+    (chapter 10, bias estimation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import warnings
+
+import numpy as np
+import search_efficiency as se
+import torch
+
+from paretomerge.evaluate.scoring import accuracy_stderr, tokens_stderr
+from paretomerge.search.claims import hypervolumes
+from paretomerge.search.front import reported_front
+from paretomerge.search.optimizer import AskTellOptimizer
+
+
+def variances_at_truth(problem, X: np.ndarray) -> np.ndarray:
+    """``(q, 2, S)`` the variances the tool's scoring tells for a full evaluation of the
+    merges ``X`` ``(q, d)`` whose answers came out exactly at their true scores, the
+    anchors' errors included as told."""
+    accuracy, tokens = problem.true_scores(X)
+    questions = np.array([len(ids) for ids in problem.search_ids])
+    cv = np.array(
+        [np.sqrt((1 + b.between_cv**2) * (1 + b.within_cv**2) - 1) for b in problem.benchmarks]
+    )
+    accuracy_var = accuracy_stderr(accuracy * questions, questions) ** 2
+    tokens_var = tokens_stderr(tokens, cv * tokens, questions) ** 2
+    return problem.normalise_by_benchmark(accuracy, accuracy_var, tokens, tokens_var)[1]
+
+
+def anchor_share(problem, values: np.ndarray) -> np.ndarray:
+    """``(n, 2, S)`` the anchors' share of the told variance of normalised values
+    ``(n, 2, S)``: :math:`(g^2 \\sigma_e^2 + (1 - g)^2 \\sigma_b^2) / (e - b)^2`."""
+    a = problem.anchors
+    rows = [
+        (a.accuracy[0], a.accuracy[1], a.accuracy_var[0], a.accuracy_var[1]),
+        (a.tokens[1], a.tokens[0], a.tokens_var[1], a.tokens_var[0]),  # fewer is better
+    ]
+    share = np.empty_like(values)
+    for j, (base, expert, base_var, expert_var) in enumerate(rows):
+        g = values[:, j]
+        share[:, j] = (g**2 * expert_var + (1 - g) ** 2 * base_var) / (expert - base) ** 2
+    return share
+
+
+def front_rows(optimizer: AskTellOptimizer) -> np.ndarray:
+    """The rows of the optimiser's estimates that its reported front lists."""
+    ids = [p.trial_id for p in optimizer.front()]
+    return np.array([int(np.flatnonzero(optimizer.estimates().trial_ids == i)[0]) for i in ids])
+
+
+def errors(optimizer: AskTellOptimizer, problem, ref_point) -> dict:
+    """Bias and z of the estimates, everywhere and on the front, and the front's
+    hypervolume by values over truth (run's frame)."""
+    estimates = optimizer.estimates()
+    truth = problem.true_values_by_measured_anchors(estimates.X)
+    error = estimates.mean - truth
+    front = front_rows(optimizer)
+    return {
+        "bias_all": error.mean(axis=0),
+        "z_all": (error / estimates.std).mean(axis=0),
+        "bias_front": error[front].mean(axis=0),
+        "z_front": (error[front] / estimates.std[front]).mean(axis=0),
+        "h_values": hypervolumes(estimates.mean[front], ref_point),
+        "h_truth": hypervolumes(truth[front], ref_point),
+    }
+
+
+def choice_bias(optimizer: AskTellOptimizer, problem, ref_point, draws: int, seed: int):
+    """Mean ``H(values) - H(truth)`` of the front chosen on bootstrap values (module
+    docstring), under the fitted :class:`~paretomerge.search.surrogates.BenchmarkMeanModel`."""
+    estimates = optimizer.estimates()
+    fit = optimizer._latest_fit()
+    Z = torch.as_tensor(fit.grouping.reduce(estimates.X), dtype=torch.double)
+    point_of = {tuple(z): i for i, z in enumerate(Z.numpy().round(12))}
+    trials = [t for t in optimizer.trials if t.status == "completed" and not t.held_out]
+    told = np.array([t.y_by_benchmark for t in trials])
+    own = np.array([t.yvar_by_benchmark for t in trials]) - anchor_share(problem, told)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    values = np.repeat(estimates.mean[None], draws, axis=0)
+    truth = np.empty_like(values)
+    for j, (model, mean_of_tasks) in enumerate(
+        zip(fit.model.models, fit.model._means, strict=True)
+    ):
+        with torch.no_grad():
+            rows = model.train_inputs[0]
+            point = np.array([point_of[tuple(x)] for x in rows[:, :-1].numpy().round(12)])
+            task = rows[:, -1].long().numpy()
+            observed = (mean_of_tasks.offset + mean_of_tasks.scale * model.train_targets).numpy()
+            merges = torch.cat([Z, torch.zeros(len(Z), 1).to(Z)], dim=-1)
+            cross = (
+                mean_of_tasks.kernel(merges, mean_of_tasks.merges).to_dense()[
+                    :, mean_of_tasks.merge_of_row
+                ]
+                * mean_of_tasks.cross_weights
+            )
+            smoother = (cross @ torch.cholesky_inverse(mean_of_tasks.factor)).numpy()
+            latent = model.posterior(Z).rsample(torch.Size([draws])).numpy()  # (D, n, S)
+        trial_of_row = np.arange(len(rows)) % len(trials)  # rows go benchmark by benchmark
+        noise = rng.standard_normal((draws, len(rows))) * np.sqrt(
+            np.maximum(own[trial_of_row, j, task], 0.0)
+        )
+        values[..., j] += (latent[:, point, task] + noise - observed) @ smoother.T
+        truth[..., j] = latent.mean(axis=2)
+    baselines = np.asarray(optimizer.config.baselines)
+    gaps = []
+    for draw_values, draw_truth in zip(values, truth, strict=True):
+        members = reported_front(draw_values, estimates.fully_evaluated, baselines, estimates.std)
+        chosen = [m.index for m in members]
+        gaps.append(
+            hypervolumes(draw_values[chosen], ref_point)
+            - hypervolumes(draw_truth[chosen], ref_point)
+        )
+    return float(np.mean(gaps))
+
+
+def measure(job: dict) -> dict:
+    """One search of ``job`` and its final state's errors: as shipped, with the told
+    variances kept (``variances_at_fit`` off), and refitted with the variances at the
+    true scores."""
+    warnings.filterwarnings("ignore")
+    problem, ref_point, result, _ = se.search(job)
+    shipped = AskTellOptimizer.from_state_dict(result.state)
+    told = AskTellOptimizer.from_state_dict(result.state)
+    told.strategy.variances_at_fit = False
+    oracle = AskTellOptimizer.from_state_dict(result.state)
+    full = [t for t in oracle.trials if t.status == "completed" and not t.screened]
+    variances = variances_at_truth(problem, np.array([t.x for t in full]))
+    for trial, variance in zip(full, variances, strict=True):
+        trial.yvar_by_benchmark = variance.tolist()
+        trial.yvar = (variance.sum(axis=1) / variance.shape[1] ** 2).tolist()
+    true_front = problem.true_values(result.pareto_X)
+    return {
+        "member": job["run"],
+        "front": len(result.pareto_X),
+        "shipped": errors(shipped, problem, ref_point),
+        "told": errors(told, problem, ref_point),
+        "oracle": errors(oracle, problem, ref_point),
+        "choice": choice_bias(shipped, problem, ref_point, job["draws"], job["run"]),
+        "claim_over_true": float(result.hypervolume[-1]) / hypervolumes(true_front, ref_point),
+    }
+
+
+def _pair(values, digits=3) -> str:
+    return ", ".join(f"{v:+.{digits}f}" for v in values)
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| member | front | bias all (z) | bias front (z) | told: bias front (z) "
+        "| H values / H truth | told | oracle | choice explains | claimed / true |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(rows, key=lambda r: r["member"]):
+        shipped, told, oracle = r["shipped"], r["told"], r["oracle"]
+        gap = shipped["h_values"] - shipped["h_truth"]
+        lines.append(
+            f"| {r['member']} | {r['front']} "
+            f"| {_pair(shipped['bias_all'])} ({_pair(shipped['z_all'], 2)}) "
+            f"| {_pair(shipped['bias_front'])} ({_pair(shipped['z_front'], 2)}) "
+            f"| {_pair(told['bias_front'])} ({_pair(told['z_front'], 2)}) "
+            + " ".join(f"| {e['h_values'] / e['h_truth']:.3f}" for e in (shipped, told, oracle))
+            + f" | {r['choice'] / gap if gap > 0 else float('nan'):.2f} "
+            f"| {r['claim_over_true']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--problem", default="hard", choices=se.QUESTION_LEVEL)
+    parser.add_argument("--members", default="4,5,6,7")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=200)
+    args = parser.parse_args()
+    base = {
+        "strategy": "coarse-to-fine",
+        "problem": args.problem,
+        "behaviour": "new",
+        "validation": 8,
+        "screening": "off",
+        "confidence": None,
+        "stages": list(se.ScreeningSpec().stages),
+        "draws": args.draws,
+    }
+    jobs = [{**base, "run": int(m)} for m in args.members.split(",")]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        rows = pool.map(measure, jobs)
+    print(f"\n{args.problem}, the default, one run per member:\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,7 @@ from paretomerge.search.problems import (
 from paretomerge.search.strategies import STRATEGIES, ProposalContext
 from paretomerge.search.surrogates import (
     BenchmarkMeanModel,
+    NoWarmStart,
     fit_benchmark_mean_gp,
     fit_map_saas_gp,
     fit_matern_gp,
@@ -494,11 +495,28 @@ def test_variances_move_to_the_fitted_value_and_keep_each_rows_scale():
     full[0] = False
     moved_screened = variances_at_fitted(*(torch.tensor(a) for a in (Y, screened, f, full)))
     np.testing.assert_allclose(moved_screened[0].numpy(), 4 * moved[0], rtol=0.05)
+    # A value told exact stays exact, and nothing else turns non-finite.
+    exact = told.copy()
+    exact[5] = 0.0
+    moved_exact = variances_at_fitted(*(torch.tensor(a) for a in (Y, exact, f, full))).numpy()
+    assert moved_exact[5].tolist() == [0.0, 0.0] and np.all(np.isfinite(moved_exact))
     # Too few rows evaluated in full to fit a variance curve: the told variances stay.
     few = np.zeros(60, dtype=bool)
     few[:7] = True
     kept = variances_at_fitted(*(torch.tensor(a) for a in (Y, told, f, few)))
     np.testing.assert_array_equal(kept.numpy(), told)
+
+
+def test_a_model_rebuilt_on_its_warm_start_is_the_fitted_one():
+    X, _, Y, told = draw_dependent_noise(30, seed=1)
+    X, Y, told = (torch.tensor(a) for a in (X, Y, told))
+    warm_start: dict = {}
+    fitted = fit_matern_gp(X, Y, told, warm_start=warm_start)
+    rebuilt = fit_matern_gp(X, Y, told, warm_start=warm_start, optimise=False)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.posterior(X).mean, fitted.posterior(X).mean)
+    with pytest.raises(NoWarmStart, match="no fitted hyperparameters"):
+        fit_matern_gp(X, Y, told, warm_start={}, optimise=False)
 
 
 def test_variances_at_the_fit_take_the_bias_out_of_the_estimates():

@@ -103,7 +103,7 @@ def variances_at_fitted(
     values (the tool's scoring is: a binomial variance, a length's variance with its
     square, the anchors' delta-method terms, all quadratic in the normalised value,
     :mod:`paretomerge.controller.objectives`), floored at the column's smallest told
-    variance; each row's variance is then scaled by :math:`v(\hat y) / v(y)`, clamped
+    variance (a told 0 stays 0); each row's variance is then scaled by :math:`v(\hat y) / v(y)`, clamped
     to ``[1/MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO]``, which keeps each row's own scale
     (a screened row asked fewer questions). A column with fewer than
     ``MIN_ROWS_FOR_VARIANCE_FIT`` full rows keeps its told variances.
@@ -130,8 +130,9 @@ def variances_at_fitted(
     for column in range(y.shape[1]):
         told = v[full, column]
         curve = torch.linalg.lstsq(_quadratic(y[full, column]), told.unsqueeze(-1)).solution
+        floor = told.min().clamp_min(torch.finfo(told.dtype).tiny)  # an exact value: 0
         at_fitted, at_told = (
-            (_quadratic(at) @ curve).squeeze(-1).clamp_min(told.min())
+            (_quadratic(at) @ curve).squeeze(-1).clamp_min(floor)
             for at in (f[:, column], y[:, column])
         )
         ratio = (at_fitted / at_told).clamp(1 / MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO)
@@ -139,29 +140,46 @@ def variances_at_fitted(
     return moved.reshape(shape)
 
 
+class NoWarmStart(ValueError):
+    """A model asked to keep fitted hyperparameters that its warm start does not hold."""
+
+
 def _quadratic(values: torch.Tensor) -> torch.Tensor:
     """``(n, 3)`` the basis ``1, y, y^2`` of values ``(n,)``."""
     return torch.stack([torch.ones_like(values), values, values**2], dim=-1)
 
 
-def _fit_map(model: Model, warm_start: dict[str, list] | None, prefix: str = "") -> Model:
+def _fit_map(
+    model: Model, warm_start: dict[str, list] | None, prefix: str = "", optimise: bool = True
+) -> Model:
     """MAP fit by L-BFGS-B, started from ``warm_start`` when it fits this model.
 
     ``warm_start`` maps raw hyperparameter names, each after ``prefix``, to values
     (nested lists). A fit started from the previous proposal's optimum needs about half
     the iterations of a cold one; the new optimum is written back, so the caller can
-    keep it (as JSON) for the next.
+    keep it (as JSON) for the next. With ``optimise`` false the model keeps
+    ``warm_start``'s hyperparameters as they are (new data or noise, the same fit).
+
+    Raises:
+        NoWarmStart: ``optimise`` false and ``warm_start`` holds no hyperparameters of
+            this model.
     """
+    loaded = False
     if warm_start is not None:
         current = {prefix + name: p for name, p in model.named_parameters()}
         own = {name: values for name, values in warm_start.items() if name.startswith(prefix)}
-        if own and all(
+        loaded = bool(own) and all(
             name in current and tuple(current[name].shape) == np.shape(values)
             for name, values in own.items()
-        ):
+        )
+        if loaded:
             with torch.no_grad():
                 for name, values in own.items():
                     current[name].copy_(torch.as_tensor(values, dtype=current[name].dtype))
+    if not optimise:
+        if not loaded:
+            raise NoWarmStart(f"no fitted hyperparameters {prefix!r} to keep in the warm start")
+        return model.eval()
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     if warm_start is not None:
         for name in [name for name in warm_start if name.startswith(prefix)]:
@@ -178,6 +196,7 @@ def fit_matern_gp(
     Yvar: torch.Tensor | None = None,
     initial_lengthscales: np.ndarray | None = None,
     warm_start: dict[str, list] | None = None,
+    optimise: bool = True,
 ) -> SingleTaskGP:
     """MAP-fitted Matern-5/2 ARD GP, one batch member per objective ("plain BoTorch").
 
@@ -194,6 +213,7 @@ def fit_matern_gp(
             (SIP-BMM's prior); the fit starts there and is free to move.
         warm_start: previous hyperparameters to start from, updated in place (see
             :func:`_fit_map`).
+        optimise: false to keep ``warm_start``'s hyperparameters as they are.
     """
     num_objectives = Y.shape[-1]
     batch_shape = torch.Size([num_objectives]) if num_objectives > 1 else torch.Size()
@@ -211,7 +231,7 @@ def fit_matern_gp(
         model.covar_module.lengthscale = torch.as_tensor(
             initial_lengthscales, dtype=X.dtype
         ).expand_as(model.covar_module.lengthscale)
-    return _fit_map(model, warm_start)
+    return _fit_map(model, warm_start, optimise=optimise)
 
 
 def add_sip_saas_prior(kernel: MaternKernel, prior_scales: np.ndarray | None) -> MaternKernel:
@@ -481,6 +501,7 @@ def fit_benchmark_mean_gp(
     Y_by_benchmark: torch.Tensor,
     Yvar_by_benchmark: torch.Tensor,
     warm_start: dict[str, list] | None = None,
+    optimise: bool = True,
 ) -> BenchmarkMeanModel:
     """A MAP-fitted :class:`BenchmarkMeanModel`: per objective a ``MultiTaskGP`` with
     BoTorch's defaults (an RBF ARD kernel over the merges with the dimension-scaled
@@ -493,6 +514,7 @@ def fit_benchmark_mean_gp(
         Yvar_by_benchmark: ``(n, m, S)`` their known variances (floored as in
             :func:`floored_noise`).
         warm_start: previous hyperparameters, by name (see :func:`_fit_map`).
+        optimise: false to keep ``warm_start``'s hyperparameters as they are.
     """
     n, m, S = Y_by_benchmark.shape
     task = torch.arange(S, dtype=X.dtype).repeat_interleave(n).unsqueeze(-1)
@@ -507,5 +529,5 @@ def fit_benchmark_mean_gp(
             train_Yvar=floored_noise(values, Yvar_by_benchmark[:, j, :].T.reshape(-1, 1)),
             outcome_transform=Standardize(1),
         )
-        models.append(_fit_map(model, warm_start, prefix=f"models.{j}."))
+        models.append(_fit_map(model, warm_start, f"models.{j}.", optimise))
     return BenchmarkMeanModel(models)

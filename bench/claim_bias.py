@@ -15,14 +15,16 @@ Per member:
 
 - ``bias all``, ``bias front``: the mean over the evaluated points, and over the
   reported front's, of the posterior mean less the truth, per objective (f1, f2), with
-  the mean z (in posterior standard deviations);
-- ``oracle front``: the same after refitting with each evaluation's told variances
-  replaced by the ones the tool's scoring gives at the merge's true scores
-  (``paretomerge.evaluate.scoring``): a told variance is computed from the same answers
-  as its value, so a draw of short answers is told a small variance and weighs more;
+  the mean z (in posterior standard deviations), as shipped (the variances moved to the
+  fit, ``GPStrategy.variances_at_fit``);
+- ``told: bias front``: the same, of the front it reports, with the told variances kept (the
+  switch off): a told variance is computed from the same answers as its value, so a
+  draw of short answers is told a small variance and weighs more;
 - ``H values / H truth``: the front's hypervolume by its reported values over that of
-  its true values (what the search's values overstate), and ``oracle`` the same after
-  the refit;
+  its true values (what the search's values overstate), as shipped, with the told
+  variances, and ``oracle``, fitted with each evaluation's variances replaced by the
+  ones the tool's scoring gives at the merge's true scores
+  (``paretomerge.evaluate.scoring``);
 - ``choice``: how much of ``H values - H truth`` choosing the front among the ``n``
   points explains, by a parametric bootstrap of choosing and valuing under the fitted
   model: a truth drawn from the posterior at every evaluated point and benchmark,

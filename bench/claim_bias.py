@@ -159,14 +159,8 @@ def choice_bias(optimizer: AskTellOptimizer, problem, ref_point, draws: int, see
             point = np.array([point_of[tuple(x)] for x in rows[:, :-1].numpy().round(12)])
             task = rows[:, -1].long().numpy()
             observed = (mean_of_tasks.offset + mean_of_tasks.scale * model.train_targets).numpy()
-            merges = torch.cat([Z, torch.zeros(len(Z), 1).to(Z)], dim=-1)
-            cross = (
-                mean_of_tasks.kernel(merges, mean_of_tasks.merges).to_dense()[
-                    :, mean_of_tasks.merge_of_row
-                ]
-                * mean_of_tasks.cross_weights
-            )
-            smoother = (cross @ torch.cholesky_inverse(mean_of_tasks.factor)).numpy()
+            inverse = torch.cholesky_inverse(mean_of_tasks.factor)
+            smoother = (mean_of_tasks.cross(Z) @ inverse).numpy()
             latent = model.posterior(Z).rsample(torch.Size([draws])).numpy()  # (D, n, S)
         trial_of_row = np.arange(len(rows)) % len(trials)  # rows go benchmark by benchmark
         noise = rng.standard_normal((draws, len(rows))) * np.sqrt(

@@ -103,9 +103,9 @@ def variances_at_fitted(
     values (the tool's scoring is: a binomial variance, a length's variance with its
     square, the anchors' delta-method terms, all quadratic in the normalised value,
     :mod:`paretomerge.controller.objectives`), floored at the column's smallest told
-    variance (a told 0 stays 0); each row's variance is then scaled by :math:`v(\hat y) / v(y)`, clamped
-    to ``[1/MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO]``, which keeps each row's own scale
-    (a screened row asked fewer questions). A column with fewer than
+    variance (a told 0 stays 0); each row's variance is then scaled by
+    :math:`v(\hat y) / v(y)`, clamped to ``[1/MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO]``,
+    which keeps each row's own scale (a screened row asked fewer questions). A column with fewer than
     ``MIN_ROWS_FOR_VARIANCE_FIT`` full rows keeps its told variances.
 
     Args:
@@ -426,14 +426,22 @@ class _MeanOfTasks:
             scale=model.outcome_transform.stdvs.squeeze(),
         )
 
-    def __call__(self, X: torch.Tensor) -> MultivariateNormal:
-        """The posterior of ``f`` at ``X`` ``(..., q, k)``, jointly over the ``q``."""
+    def cross(self, X: torch.Tensor) -> torch.Tensor:
+        r"""``(..., q, N)`` the prior covariance of ``f`` at ``X`` ``(..., q, k)`` with each
+        training row's task value, standardised: :math:`(Bw)_t\, k(x, x_i)`."""
         X = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)  # any task: k ignores it
         by_merge = self.kernel(X, self.merges).to_dense()  # (..., q, n): each merge once
-        cross = by_merge[..., self.merge_of_row] * self.cross_weights  # (..., q, N)
+        return by_merge[..., self.merge_of_row] * self.cross_weights
+
+    def __call__(self, X: torch.Tensor) -> MultivariateNormal:
+        """The posterior of ``f`` at ``X`` ``(..., q, k)``, jointly over the ``q``."""
+        cross = self.cross(X)
         mean = self.prior_mean + cross @ self.alpha
         v = torch.linalg.solve_triangular(self.factor, cross.transpose(-1, -2), upper=False)
-        covariance = self.prior_variance * self.kernel(X).to_dense() - v.transpose(-1, -2) @ v
+        with_task = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)
+        covariance = (
+            self.prior_variance * self.kernel(with_task).to_dense() - v.transpose(-1, -2) @ v
+        )
         # Lazy, as GPyTorch's own posteriors are: the difference above can lose definiteness
         # in rounding near the data, and sampling factorises it with jitter.
         return MultivariateNormal(

@@ -624,7 +624,7 @@ def test_values_by_benchmark_must_average_to_the_objectives():
         return [stage]
 
     with pytest.raises(
-        ObjectiveError, match=r"row 1 .* not the means of its Y_by_benchmark"
+        ObjectiveError, match=r"row 1 are not the means of its Y_by_benchmark"
     ) as error:
         run("sobol", objective=objective)
     assert len(error.value.partial.Y) == 4  # the initial design kept
@@ -632,13 +632,24 @@ def test_values_by_benchmark_must_average_to_the_objectives():
     trial = optimizer.ask(1)[0]
     with pytest.raises(ValueError, match="come together"):
         optimizer.tell(trial, [0.1, 0.2], [0.01, 0.01], y_by_benchmark=[[0.1, 0.1], [0.2, 0.2]])
-    with pytest.raises(ValueError, match="2 objectives by 3 benchmarks"):
+    with pytest.raises(ValueError, match=r"yvar_by_benchmark of shape \(1, 2, 2\) .* \(1, 2, 3\)"):
         optimizer.tell(
             trial,
             [0.1, 0.2],
             [0.01, 0.01],
             y_by_benchmark=[[0.1] * 3, [0.2] * 3],
             yvar_by_benchmark=[[0.01] * 2, [0.01] * 2],
+        )
+    two = {"y_by_benchmark": [[0.1] * 2, [0.2] * 2], "yvar_by_benchmark": [[0.01] * 2] * 2}
+    optimizer.tell(trial, [0.1, 0.2], [0.01, 0.01], **two)
+    trial = optimizer.ask(1)[0]
+    with pytest.raises(ValueError, match="y_by_benchmark of 3 benchmarks, expected 2 as before"):
+        optimizer.tell(
+            trial,
+            [0.1, 0.2],
+            [0.01, 0.01],
+            y_by_benchmark=[[0.1] * 3, [0.2] * 3],
+            yvar_by_benchmark=[[0.01] * 3, [0.01] * 3],
         )
 
 

@@ -25,7 +25,7 @@ from paretomerge.search.cost_budget import (
     allows_candidate,
     allows_validation,
 )
-from paretomerge.search.optimizer import AskTellOptimizer
+from paretomerge.search.optimizer import AskTellOptimizer, by_benchmark_problem
 from paretomerge.search.screening import Screener
 from paretomerge.search.surrogates import NutsSettings
 
@@ -472,9 +472,7 @@ def _objective_stages(
     else:
         stages = [ScreeningStage(*_as_values(output))]
     for k, stage in enumerate(stages):
-        problem = _values_problem(stage.Y, stage.Yvar, X, num_objectives) or _by_benchmark_problem(
-            stage, num_objectives
-        )
+        problem = _values_problem(stage.Y, stage.Yvar, X, num_objectives) or _by_benchmark(stage)
         if problem is None and stage.cost is not None and np.shape(stage.cost) != (len(X),):
             problem = f"objective returned cost of shape {np.shape(stage.cost)} for {len(X)} points"
         if problem:
@@ -486,6 +484,16 @@ def _as_values(output) -> tuple[np.ndarray, np.ndarray | None]:
     Y, Yvar = output if isinstance(output, tuple) and len(output) == 2 else (output, None)
     Y = np.asarray(Y, dtype=float)
     return Y, None if Yvar is None else np.asarray(Yvar, dtype=float)
+
+
+def _by_benchmark(stage: ScreeningStage) -> str | None:
+    """What is wrong with ``stage``'s values by benchmark, if it has them."""
+    values, variances = (
+        None if a is None else np.asarray(a, dtype=float)
+        for a in (stage.Y_by_benchmark, stage.Yvar_by_benchmark)
+    )
+    problem = by_benchmark_problem(np.asarray(stage.Y, dtype=float), values, variances)
+    return problem and f"objective returned {problem}"
 
 
 def _values_problem(
@@ -508,37 +516,4 @@ def _values_problem(
                 f"objective returned {kind} {name} {values[i].tolist()} for row {i} of the "
                 f"batch (x={X[i].round(4).tolist()}); {len(bad)} of {len(X)} rows are unusable"
             )
-    return None
-
-
-def _by_benchmark_problem(stage: ScreeningStage, num_objectives: int) -> str | None:
-    """What is wrong with ``stage``'s values by benchmark, if it has them."""
-    values, variances = stage.Y_by_benchmark, stage.Yvar_by_benchmark
-    if values is None and variances is None:
-        return None
-    if values is None or variances is None:
-        return "objective returned Y_by_benchmark and Yvar_by_benchmark, one without the other"
-    values, variances = np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
-    q = len(stage.Y)
-    for name, array in (("Y_by_benchmark", values), ("Yvar_by_benchmark", variances)):
-        if array.ndim != 3 or array.shape[:2] != (q, num_objectives):
-            return (
-                f"objective returned {name} of shape {array.shape} for {q} points, expected "
-                f"({q}, {num_objectives}, benchmarks)"
-            )
-    if values.shape != variances.shape:
-        return f"Y_by_benchmark {values.shape} and Yvar_by_benchmark {variances.shape} differ"
-    if not (
-        np.all(np.isfinite(values)) and np.all(np.isfinite(variances)) and np.all(variances >= 0)
-    ):
-        return "objective returned non-finite values or negative variances by benchmark"
-    off = np.flatnonzero(
-        ~np.all(np.isclose(values.mean(axis=2), stage.Y, rtol=1e-6, atol=1e-9), axis=1)
-    )
-    if len(off):
-        i = int(off[0])
-        return (
-            f"objective returned values {stage.Y[i].tolist()} for row {i} of the batch that "
-            f"are not the means of its Y_by_benchmark {values[i].tolist()}"
-        )
     return None

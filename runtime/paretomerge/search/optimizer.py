@@ -418,25 +418,17 @@ class AskTellOptimizer:
     ) -> tuple[list[list[float]] | None, list[list[float]] | None]:
         if values is None and variances is None:
             return None, None
-        if values is None or variances is None:
-            raise ValueError("y_by_benchmark and yvar_by_benchmark come together")
-        told = [t.y_by_benchmark for t in self.trials if t.y_by_benchmark is not None]
-        m = self.config.num_objectives
-        value_arr, var_arr = np.asarray(values, dtype=float), np.asarray(variances, dtype=float)
-        shape = np.shape(told[0]) if told else (m, value_arr.shape[-1])
-        for name, arr in (("y_by_benchmark", value_arr), ("yvar_by_benchmark", var_arr)):
-            if arr.shape != shape or not np.all(np.isfinite(arr)):
-                raise ValueError(
-                    f"expected {name} of {shape[0]} objectives by {shape[1]} benchmarks, "
-                    f"finite, got {arr.tolist()}"
-                )
-        if np.any(var_arr < 0):
-            raise ValueError(f"yvar_by_benchmark must be non-negative, got {var_arr.tolist()}")
-        if not np.allclose(value_arr.mean(axis=1), y, rtol=1e-6, atol=1e-9):
-            raise ValueError(
-                f"the objectives {y} are not the means of y_by_benchmark {value_arr.tolist()}"
-            )
-        return value_arr.tolist(), var_arr.tolist()
+        told = next((t.y_by_benchmark for t in self.trials if t.y_by_benchmark is not None), None)
+        problem = by_benchmark_problem(
+            np.asarray([y]),
+            None if values is None else np.asarray([values], dtype=float),
+            None if variances is None else np.asarray([variances], dtype=float),
+            benchmarks=None if told is None else np.shape(told)[1],
+            names=("y_by_benchmark", "yvar_by_benchmark"),
+        )
+        if problem:
+            raise ValueError(problem)
+        return np.asarray(values, dtype=float).tolist(), np.asarray(variances, dtype=float).tolist()
 
     # --- estimates ------------------------------------------------------------------
 
@@ -677,6 +669,44 @@ class AskTellOptimizer:
             raise ValueError(f"unsupported optimiser state version {version!r}")
         config = SearchConfig.from_dict(state["config"])
         return cls(config, [Trial(**t) for t in state["trials"]], state.get("warm_start"))
+
+
+def by_benchmark_problem(
+    Y: np.ndarray,
+    values: np.ndarray | None,
+    variances: np.ndarray | None,
+    benchmarks: int | None = None,
+    names: tuple[str, str] = ("Y_by_benchmark", "Yvar_by_benchmark"),
+) -> str | None:
+    """What is wrong with the values ``(q, m, S)`` and variances ``(q, m, S)`` of ``S``
+    benchmarks told with the objectives ``Y`` ``(q, m)``, if anything: both or neither,
+    of that shape (``S`` = ``benchmarks`` when earlier evaluations set it), finite,
+    variances non-negative, and ``Y`` their means over the benchmarks. ``names``: the
+    two as the caller calls them."""
+    if values is None and variances is None:
+        return None
+    if values is None or variances is None:
+        return f"{names[0]} and {names[1]} come together: one was given without the other"
+    q, m = Y.shape
+    count = benchmarks or (values.shape[-1] if values.ndim == 3 else "benchmarks")
+    for name, array in zip(names, (values, variances), strict=True):
+        if array.ndim != 3 or array.shape[:2] != (q, m) or array.shape[2] != values.shape[2]:
+            return f"{name} of shape {array.shape} for {q} points, expected ({q}, {m}, {count})"
+        if benchmarks and array.shape[2] != benchmarks:
+            return f"{name} of {array.shape[2]} benchmarks, expected {benchmarks} as before"
+    bad = np.flatnonzero(
+        ~(np.isfinite(values) & np.isfinite(variances) & (variances >= 0)).all(axis=(1, 2))
+    )
+    if len(bad):
+        return f"non-finite values or negative variances by benchmark in row {int(bad[0])}"
+    off = np.flatnonzero(~np.isclose(values.mean(axis=2), Y, rtol=1e-6, atol=1e-9).all(axis=1))
+    if len(off):
+        i = int(off[0])
+        return (
+            f"values {Y[i].tolist()} of row {i} are not the means of its {names[0]} "
+            f"{values[i].tolist()}"
+        )
+    return None
 
 
 def migrate_state_v1(state: dict[str, Any]) -> dict[str, Any]:

@@ -941,7 +941,8 @@ def test_the_hard_family_switches_into_thinking_mode_and_splits_its_benchmarks()
     """Anchors at (0, 1) and (1, 0); along the model-level line the mode switches within a
     fifth of the weight range; a merge of the knowledge layers alone gains on the
     knowledge benchmark and not on the reasoning one, at almost no tokens; the simulator
-    scores each benchmark by its own values."""
+    scores each benchmark by its own values; called, it adds the Gaussian noise it was
+    made with."""
     landscape = switching_family_member(1)
     ends = landscape.true_values(np.stack([np.zeros(37), np.ones(37)]))
     np.testing.assert_allclose(ends, [[0, 1], [1, 0]], atol=1e-9)
@@ -956,5 +957,9 @@ def test_the_hard_family_switches_into_thinking_mode_and_splits_its_benchmarks()
     accuracy, _ = problem.true_scores(knowledge[None])
     base = np.array([c.accuracy[0] for c in problem.calibrations])
     assert accuracy[0, 0] > base[0] + 0.05 and abs(accuracy[0, 1] - base[1]) < 0.02
+    X = np.random.default_rng(0).random((2000, 37))
+    np.testing.assert_array_equal(landscape(X), landscape.true_values(X))
+    error = switching_family_member(1, noise=0.02)(X) - landscape.true_values(X)
+    assert 0.019 < error.std() < 0.021 and abs(error.mean()) < 0.002
     with pytest.raises(ValueError, match=r"members 0\.\.7"):
         switching_family_member(8)

@@ -182,11 +182,14 @@ class SwitchingMergeLandscape:
       discrepancy of AP-BMM), drawn independently.
 
     f1 is the mean of the two gains and f2 the token objective: what the tool's
-    normalised objectives are, with the base at (0, 1) and the expert at (1, 0).
+    normalised objectives are, with the base at (0, 1) and the expert at (1, 0). Called,
+    it returns them with Gaussian noise of standard deviation ``noise`` on both (the
+    question-level noise is :class:`QuestionLevelMergeProblem`'s).
     """
 
     num_layers: int = 36
     seed: int = 0
+    noise: float = 0.0
     num_mode: int = 6
     num_knowledge: int = 6
     num_reasoning: int = 6
@@ -234,6 +237,7 @@ class SwitchingMergeLandscape:
             self.profile_signal * signal + (1 - self.profile_signal) * noise.random(d)
             for noise in (rng, np.random.default_rng([self.seed, 27]))
         )
+        self._noise_rng = np.random.default_rng([self.seed, 28])
 
     def _far_pairs(self, rng: np.random.Generator) -> np.ndarray:
         """``(couplings, 2)`` layer pairs at least a third of the depth apart, each pair
@@ -286,6 +290,10 @@ class SwitchingMergeLandscape:
         gains, tokens = self.benchmark_values(X)
         return np.stack([gains.mean(axis=1), tokens.mean(axis=1)], axis=-1)
 
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        values = self.true_values(X)
+        return values + self.noise * self._noise_rng.standard_normal(values.shape)
+
     def role_points(self) -> np.ndarray:
         """``(16, d)`` merges that take each combination of the mode, knowledge, reasoning
         and verbosity layers whole (weight 1) and the rest not, the head at 0.5: starts
@@ -314,12 +322,15 @@ SWITCHING_FAMILY: tuple[dict, ...] = (
 )
 
 
-def switching_family_member(member: int, num_layers: int = 36) -> SwitchingMergeLandscape:
+def switching_family_member(
+    member: int, num_layers: int = 36, noise: float = 0.0
+) -> SwitchingMergeLandscape:
     """Member ``member`` of the hard family (structures in ``SWITCHING_FAMILY``, seed
     ``member``)."""
     if not 0 <= member < len(SWITCHING_FAMILY):
         raise ValueError(f"the hard family has members 0..{len(SWITCHING_FAMILY) - 1}")
-    return SwitchingMergeLandscape(num_layers=num_layers, seed=member, **SWITCHING_FAMILY[member])
+    structure = SWITCHING_FAMILY[member]
+    return SwitchingMergeLandscape(num_layers=num_layers, seed=member, noise=noise, **structure)
 
 
 @dataclass

@@ -133,10 +133,11 @@ Under realistic noise 16 blocks lost on 3 of 4 tuning members (true HV with the
 anchors 0.911, 0.985, 0.959, 0.971 with 8 blocks; 0.914, 0.948, 0.949, 0.880 with 16);
 at low noise they won on every reporting member (0.971, 0.964, 0.926, 0.986 with 8;
 1.014, 1.030, 0.990, 1.041 with 16). At low noise the claims are 2-5% high and their
-intervals, as narrow as the noise, covered the truth in 1 run of 8: there the error
-of a reported value is the model's misfit at a steep switch, which its posterior
-standard deviation does not carry (the smooth family at low noise, ``layer``, below:
-1 of 3).
+intervals, as narrow as the noise, covered the truth in 1 run of 8 (the smooth family
+at low noise, ``layer``, below: 1 of 3): the front is chosen on the posterior that
+values it, and the claim's bootstrap perturbs the chosen points alone
+(``bench/claim_bias.py``'s ``choice`` column measures that share on the question-level
+problems).
 
 Against the told variances (below: 0.810, claimed over true 1.068, by the run's anchors
 1.116) the front is the same within the runs' spread (0.817; per member 0.951, 0.914,

@@ -105,8 +105,8 @@ def variances_at_fitted(
     :mod:`paretomerge.controller.objectives`), floored at the column's smallest told
     variance (a told 0 stays 0); each row's variance is then scaled by
     :math:`v(\hat y) / v(y)`, clamped to ``[1/MAX_VARIANCE_RATIO, MAX_VARIANCE_RATIO]``,
-    which keeps each row's own scale (a screened row asked fewer questions). A column with fewer than
-    ``MIN_ROWS_FOR_VARIANCE_FIT`` full rows keeps its told variances.
+    which keeps each row's own scale (a screened row asked fewer questions). A column
+    with fewer than ``MIN_ROWS_FOR_VARIANCE_FIT`` full rows keeps its told variances.
 
     Args:
         values: ``(n, ...)`` the observed values.
@@ -367,6 +367,12 @@ def fit_saas_gp(
     return ModelListGP(*models)
 
 
+def _any_task(X: torch.Tensor) -> torch.Tensor:
+    """``(..., q, k + 1)``: merges ``X`` ``(..., q, k)`` with a task column, which the
+    kernel over merges ignores."""
+    return torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)
+
+
 @dataclass(frozen=True)
 class _MeanOfTasks:
     r"""The posterior of :math:`f = \frac{1}{S} \sum_s g_s` under one fitted
@@ -415,7 +421,7 @@ class _MeanOfTasks:
             merges, merge_of_row = torch.unique(train_X[:, :-1], dim=0, return_inverse=True)
         return cls(
             kernel=data_kernel,
-            merges=torch.cat([merges, torch.zeros(len(merges), 1).to(merges)], -1),
+            merges=_any_task(merges),
             merge_of_row=merge_of_row,
             cross_weights=(B @ weights)[train_task],
             prior_variance=weights @ B @ weights,
@@ -429,8 +435,7 @@ class _MeanOfTasks:
     def cross(self, X: torch.Tensor) -> torch.Tensor:
         r"""``(..., q, N)`` the prior covariance of ``f`` at ``X`` ``(..., q, k)`` with each
         training row's task value, standardised: :math:`(Bw)_t\, k(x, x_i)`."""
-        X = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)  # any task: k ignores it
-        by_merge = self.kernel(X, self.merges).to_dense()  # (..., q, n): each merge once
+        by_merge = self.kernel(_any_task(X), self.merges).to_dense()  # (..., q, n): each merge once
         return by_merge[..., self.merge_of_row] * self.cross_weights
 
     def __call__(self, X: torch.Tensor) -> MultivariateNormal:
@@ -438,9 +443,8 @@ class _MeanOfTasks:
         cross = self.cross(X)
         mean = self.prior_mean + cross @ self.alpha
         v = torch.linalg.solve_triangular(self.factor, cross.transpose(-1, -2), upper=False)
-        with_task = torch.cat([X, torch.zeros(*X.shape[:-1], 1).to(X)], dim=-1)
         covariance = (
-            self.prior_variance * self.kernel(with_task).to_dense() - v.transpose(-1, -2) @ v
+            self.prior_variance * self.kernel(_any_task(X)).to_dense() - v.transpose(-1, -2) @ v
         )
         # Lazy, as GPyTorch's own posteriors are: the difference above can lose definiteness
         # in rounding near the data, and sampling factorises it with jitter.

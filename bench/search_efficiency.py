@@ -57,17 +57,18 @@ Per run: the true (noiseless) hypervolume of the reported front over the best-kn
 found by 32 Chebyshev scalarisations, each maximised with L-BFGS-B from 2 random starts,
 joined with every point any run evaluated on that member; ``--out`` keeps the fronts and
 ``--fronts FILE`` or ``--load`` reads them back, as they take minutes); what the run
-claims of its front (``new``: ``result.hypervolume[-1]``, the estimate of the front's true
-hypervolume that the tool reports, with its 90% interval ``result.hypervolume_interval``)
-over the true hypervolume of that front alone, on ``noisy`` the same with the true values
-normalised by the run's own measured anchors (what the search alone overstates), and how
-many intervals cover the truth; the true hypervolume of every evaluated point; the cost in full-benchmark evaluations
-(search + validation); seconds per proposal (median over the run's model-based batches,
-and one more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the
-median over the runs and [min, max]. On the family every set of points is valued with the
-base and the expert beside it (``w = 0`` and ``w = 1``, true values ``(0, 1)`` and
-``(1, 0)``): a user of the tool always has both, and its front lists only the merges that
-add to them.
+claims of its front (``new``: ``result.hypervolume[-1]``, the estimate of the front's
+true hypervolume that the tool reports, with its 90% interval
+``result.hypervolume_interval``) over the true hypervolume of that front alone, on
+``noisy`` the same with the true values normalised by the run's own measured anchors
+(what the search alone overstates), and how many intervals cover the truth; the true
+hypervolume of every evaluated point; the cost in full-benchmark evaluations (search +
+validation); seconds per proposal (median over the run's model-based batches, and one
+more ``ask(4)`` timed at n = 88 from the run's final state). The table gives the median
+over the runs and [min, max]. On the family every set of points is valued with the base
+and the expert beside it (``w = 0`` and ``w = 1``, true values ``(0, 1)`` and
+``(1, 0)``): a user of the tool always has both, and its front lists only the merges
+that add to them.
 
 Every run is one call of ``optimize()``, the policy the tool ships (no loop of the
 benchmark's own): on ``noisy``/``new`` the objective is staged, each candidate evaluated
@@ -152,10 +153,10 @@ short.
 
 Measured and not kept (12:37-13:23): fitted on the told variances, then fitted again on
 the moved ones: 0.809 [0.793, 0.818], claimed over true 1.019, by the run's anchors
-1.053, two fits in every proposal (12.9 s per proposal against 8.0); fitted on the told variances, then
-rebuilt on the moved ones with the same hyperparameters: 0.800 [0.792, 0.834], 1.051,
-by the run's anchors 1.064 (the rebuild alone takes out a third of the bias at the
-front, ``bench/claim_bias.py``).
+1.053, two fits in every proposal (12.9 s per proposal against 8.0); fitted on the told
+variances, then rebuilt on the moved ones with the same hyperparameters: 0.800 [0.792,
+0.834], 1.051, by the run's anchors 1.064 (the rebuild alone takes out a third of the
+bias at the front, ``bench/claim_bias.py``).
 
 The version before, each benchmark modelled with the told variances (7 Dec 2026,
 10:26-10:50, load ~3 with the test suite beside; ``--problems hard --first-run 4 --runs
@@ -471,6 +472,7 @@ from paretomerge.search.problems import (
     landscape_family_member,
     switching_family_member,
 )
+from paretomerge.search.space import Grouping
 from paretomerge.search.strategies import block_grouping
 from paretomerge.search.surrogates import NutsSettings
 from paretomerge.spec import ScreeningSpec
@@ -511,34 +513,28 @@ def make_problem(name: str, run: int, held_out: float = 0.0, prior: str = "param
 
 
 def landscape_front(
-    landscape, directions: int = 32, starts: int = 2, groups: np.ndarray | None = None
+    landscape, directions: int = 32, starts: int = 2, grouping: Grouping | None = None
 ) -> np.ndarray:
     """Noiseless points near the landscape's Pareto front, by Chebyshev scalarisation:
     ``directions`` weightings, each maximised with L-BFGS-B from ``starts`` random points
     and, on the hard family, from every merge that takes whole roles
     (``SwitchingMergeLandscape.role_points``: its roles are known to the benchmark).
-    ``groups`` (one label per layer): the front of that grouping instead, one weight per
-    group and the head, from random starts alone."""
+    ``grouping``: the front of that grouping's search space instead, from random starts
+    alone."""
     rng = np.random.default_rng(0)
     utopia = np.array([1.2, 1.2])
-    if groups is None:
-        dim, known = landscape.dim, getattr(landscape, "role_points", list)()
-
-        def merge(z):
-            return z
-
+    if grouping is None:
+        known = getattr(landscape, "role_points", list)()
+        grouping = Grouping.identity(landscape.dim)
     else:
-        dim, known = int(groups.max()) + 2, []
-
-        def merge(z):
-            return np.concatenate([z[:-1][groups], z[-1:]])
-
+        known = []
+    dim = grouping.search_dim
     points = []
     for angle in np.linspace(0.01, np.pi / 2 - 0.01, directions):
         weight = np.array([np.cos(angle), np.sin(angle)])
 
         def loss(z, weight=weight):
-            return float(np.max(weight * (utopia - landscape.true_values(merge(z))[0])))
+            return float(np.max(weight * (utopia - landscape.true_values(grouping.expand(z))[0])))
 
         best = min(
             (
@@ -547,7 +543,7 @@ def landscape_front(
             ),
             key=lambda r: r.fun,
         )
-        points.append(landscape.true_values(merge(best.x))[0])
+        points.append(landscape.true_values(grouping.expand(best.x))[0])
     return np.array(points)
 
 
@@ -814,16 +810,17 @@ def grouping_ceilings(member: int, points: int = 20_000) -> dict[str, float]:
     best: the true hypervolume of the grouping's front over the best-known, noiseless,
     the anchors beside; the front is :func:`landscape_front` in the grouping's space
     joined with ``points`` uniform points of it (the switch's flat sides stop L-BFGS-B
-    short of some of the front, and uniform points miss it in many dimensions). Groupings: one weight
-    (model-level), 8 and 16 uniform contiguous blocks, the DP's 8 and 16 blocks of the
-    parameter profile and 8 of the prior combined with the activation guide, 8 groups of
-    layers of similar profile wherever they sit (the profile sorted, then cut), every
-    layer on its own, and the roles themselves (5 groups: known to the benchmark only)."""
+    short of some of the front, and uniform points miss it in many dimensions), the head
+    a group of its own. Groupings: one weight (model-level), 8 and 16 uniform contiguous
+    blocks, the DP's 8 and 16 blocks of the parameter profile and 8 of the prior
+    combined with the activation guide, 8 groups of layers of similar profile wherever
+    they sit (the profile sorted, then cut), every layer on its own, and the roles
+    themselves (5 groups: known to the benchmark only)."""
     landscape = switching_family_member(member, num_layers=DIM - 1)
     layers = DIM - 1
     combined = np.asarray(combined_prior(landscape.profile, landscape.activation_profile, 0.5))
 
-    def dp_blocks(profile: np.ndarray, count: int) -> np.ndarray:
+    def dp_blocks(profile: np.ndarray, count: int) -> Grouping:
         config = SearchConfig(
             dim=DIM,
             num_objectives=2,
@@ -833,7 +830,10 @@ def grouping_ceilings(member: int, points: int = 20_000) -> dict[str, float]:
             initial_points=INITIAL,
             layer_profile=tuple(profile),
         )
-        return np.array(block_grouping(config, count).groups[:layers])
+        return block_grouping(config, count)
+
+    def with_head(labels: np.ndarray) -> Grouping:
+        return Grouping((*labels.tolist(), int(labels.max()) + 1))
 
     ranks = np.empty(layers, dtype=int)
     ranks[np.argsort(landscape.profile[:layers], kind="stable")] = np.arange(layers)
@@ -841,24 +841,23 @@ def grouping_ceilings(member: int, points: int = 20_000) -> dict[str, float]:
     for label, role_layers in enumerate(landscape.roles.values()):
         roles[role_layers] = label
     groupings = {
-        "model-level": np.zeros(layers, dtype=int),
-        "8 uniform blocks": np.arange(layers) * 8 // layers,
+        "model-level": with_head(np.zeros(layers, dtype=int)),
+        "8 uniform blocks": with_head(np.arange(layers) * 8 // layers),
         "8 DP blocks": dp_blocks(landscape.profile, 8),
         "8 DP blocks, activation prior": dp_blocks(combined, 8),
-        "8 groups by profile, anywhere": ranks * 8 // layers,
-        "16 uniform blocks": np.arange(layers) * 16 // layers,
+        "8 groups by profile, anywhere": with_head(ranks * 8 // layers),
+        "16 uniform blocks": with_head(np.arange(layers) * 16 // layers),
         "16 DP blocks": dp_blocks(landscape.profile, 16),
-        "every layer": np.arange(layers),
-        "the roles (5 groups)": roles,
+        "every layer": Grouping.identity(DIM),
+        "the roles (5 groups)": with_head(roles),
     }
     rng = np.random.default_rng(member)
     anchors = anchor_points(landscape)
     best = hypervolume(np.vstack([member_front("hard", member), anchors]), FAMILY_REF)
     ceilings = {}
-    for name, groups in groupings.items():
-        Z = rng.random((points, groups.max() + 2))  # the groups, then the head
-        uniform = landscape.true_values(np.hstack([Z[:, groups], Z[:, -1:]]))
-        scalarised = landscape_front(landscape, 24, 3, groups)
+    for name, grouping in groupings.items():
+        uniform = landscape.true_values(grouping.expand(rng.random((points, grouping.search_dim))))
+        scalarised = landscape_front(landscape, 24, 3, grouping)
         ceilings[name] = hypervolume(np.vstack([uniform, scalarised, anchors]), FAMILY_REF) / best
     return ceilings
 
